@@ -1,0 +1,40 @@
+# Two commands on a fresh Debian machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit system-deps bootstrap clean bench
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+bootstrap: $(STAMP)
+
+system-deps:
+	./scripts/system-deps.sh
+
+demo: bootstrap system-deps
+	$(BIN)/python -m lab.demo
+
+lint: bootstrap
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: bootstrap
+	$(BIN)/mypy
+
+unit: bootstrap
+	GOVNET_STRICT=1 $(BIN)/pytest -q -rfEs
+
+test: bootstrap system-deps lint typecheck unit
+
+bench: bootstrap system-deps
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

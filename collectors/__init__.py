@@ -1,0 +1,1 @@
+"""What is measured: the scheduler and the SNMP, SSH, ICMP, trap, syslog and backup collectors."""

@@ -1,0 +1,7 @@
+"""`govnet lab up|down|status|fault`."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages govnet's demo and tests use (real agents, TSDBs, sshd).
+# Idempotent: does nothing when every package is already installed.
+set -euo pipefail
+PKGS=(
+  snmp snmpd                    # net-snmp tools (snmpbulkwalk, snmptrap) and a real agent
+  prometheus                    # Prometheus 2.42 + promtool: scrapes /metrics in tests
+  victoria-metrics              # InfluxDB v2 write API for the durable export tests
+  prometheus-snmp-exporter      # the side-by-side performance anchor in bench/
+  iproute2 nftables             # network namespaces, veth pairs, packet loss
+  openssh-client openssh-server
+  procps
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "system-deps: missing Debian packages: ${missing[*]}" >&2
+  echo "system-deps: run as root, or: sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "system-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# Packages start their own daemons under systemd elsewhere; here nothing is started for us.
+apt-get install -y -q --no-install-recommends "${missing[@]}"
