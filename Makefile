@@ -19,7 +19,7 @@ system-deps:
 	./scripts/system-deps.sh
 
 demo: bootstrap system-deps
-	$(BIN)/python -m lab.demo
+	$(BIN)/python -m govnet.demo
 
 lint: bootstrap
 	$(BIN)/ruff check .

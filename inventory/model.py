@@ -170,9 +170,7 @@ class Site(_Strict):
     """A place: the network control centre, an aggregation point, a community, a data centre."""
 
     name: Name
-    kind: Literal["control_centre", "aggregation", "access", "unit", "datacentre", "other"] = (
-        "other"
-    )
+    kind: Literal["control_centre", "aggregation", "access", "unit", "datacentre", "other"] = "other"
     parent: str | None = None
     description: str = ""
 
