@@ -1,0 +1,174 @@
+"""SnmpCollector: poll one device with its profile, return normalised samples (the Collector contract)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from gufo.snmp import SnmpError
+from gufo.snmp.aio.client import SnmpSession
+
+from collectors.base import PollResult, device_labels
+from collectors.snmp.counters import CounterTracker
+from collectors.snmp.engine import DeadlineExceeded, Fetcher, WeakCryptoRefused, make_session
+from collectors.snmp.evaluate import Walk, evaluate
+from collectors.snmp.profile import Profile, default_profiles, select_profile
+from govnet.samples import Sample
+from govnet.secrets import SecretError
+from inventory.model import Device, Inventory, SnmpV2c, SnmpV3
+
+SYSTEM_OIDS = ("1.3.6.1.2.1.1.1.0", "1.3.6.1.2.1.1.2.0", "1.3.6.1.2.1.1.3.0", "1.3.6.1.2.1.1.5.0")
+
+
+@dataclass(slots=True)
+class _DeviceState:
+    creds: SnmpV2c | SnmpV3
+    session: SnmpSession
+    counters: CounterTracker
+    profile: Profile | None = None
+    sysobjectid: str | None = None
+    refreshed_at: float | None = None  # last SNMPv3 engine boots/time sync (monotonic)
+
+
+class NoSystemGroup(Exception):
+    """The agent answered but returned none of the SNMPv2-MIB system objects."""
+
+
+# gufo-snmp asks for a v3 time-window refresh when more than ~150 s passed since the last request.
+V3_REFRESH_S = 100.0
+
+
+def plan(profile: Profile) -> tuple[list[str], list[str]]:
+    """What to fetch for a profile: scalar instance OIDs to GET, column OIDs to walk (sorted)."""
+    scalars = sorted({o.oid + ".0" for o in profile.objects() if o.kind == "scalar"})
+    columns = sorted(
+        {o.oid for o in profile.objects() if o.kind == "column"}, key=lambda s: tuple(map(int, s.split(".")))
+    )
+    return scalars, columns
+
+
+class SnmpCollector:
+    """Polls devices over SNMP v2c/v3 with gufo-snmp; keeps per-device sessions and counter state."""
+
+    def __init__(
+        self,
+        *,
+        timeout_s: float = 2.0,
+        retries: int = 1,
+        max_repetitions: int = 25,
+        profiles: dict[str, Profile] | None = None,
+    ) -> None:
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.max_repetitions = max_repetitions
+        self.profiles = profiles if profiles is not None else default_profiles()
+        self._state: dict[str, _DeviceState] = {}
+
+    def _device_state(self, device: Device, creds: SnmpV2c | SnmpV3) -> _DeviceState:
+        st = self._state.get(device.name)
+        if st is None or st.creds != creds:
+            session = make_session(device.address, creds, self.timeout_s, self.max_repetitions)
+            st = _DeviceState(creds, session, CounterTracker())
+            self._state[device.name] = st
+        return st
+
+    async def poll(
+        self, inventory: Inventory, device: Device, now: float, deadline_s: float | None = None
+    ) -> PollResult:
+        """Poll `device` once within `deadline_s` (default: its interval); never raises for device faults."""
+        started = time.monotonic()
+        budget = deadline_s if deadline_s is not None else inventory.interval_of(device)
+        result = PollResult(device=device.name, ok=False)
+        creds = inventory.snmp_of(device)
+        if creds is None:
+            result.error = "no SNMP credentials"
+            return result
+        try:
+            st = self._device_state(device, creds)
+        except (SecretError, WeakCryptoRefused, ValueError) as exc:
+            result.error = f"credentials: {exc}"
+            return result
+        fetch = Fetcher(
+            st.session,
+            deadline=started + budget,
+            timeout_s=self.timeout_s,
+            retries=self.retries,
+            max_repetitions=self.max_repetitions,
+        )
+        try:
+            walk = await self._fetch(fetch, st, device)
+            result.samples = self._samples(st, walk, device, now)
+            result.ok = True
+            if fetch.stats.problems:
+                result.error = "; ".join(fetch.stats.problems)[:500]
+        except DeadlineExceeded:
+            result.error = f"deadline of {budget:g}s exceeded"
+        except NoSystemGroup:
+            result.error = "agent returned no SNMPv2-MIB system group"
+        except TimeoutError:
+            result.error = "timeout"
+        except SnmpError as exc:
+            # gufo error texts carry no secrets (auth failures say only that).
+            result.error = f"snmp error: {type(exc).__name__}: {exc}"[:300]
+        except OSError as exc:
+            result.error = f"network error: {exc.strerror or exc}"
+        except BaseException as exc:
+            # gufo-snmp 0.13's Rust decoder can panic on malformed datagrams; pyo3 raises that as a
+            # BaseException. A device sending garbage must not take the poller down.
+            if type(exc).__name__ != "PanicException":
+                raise
+            result.error = "malformed response from agent (decoder panic)"
+            st.session = make_session(device.address, creds, self.timeout_s, self.max_repetitions)
+        if not result.ok:
+            st.refreshed_at = None  # resynchronise SNMPv3 (agent may have restarted) next time
+        result.varbinds = fetch.stats.varbinds
+        result.timeouts = fetch.stats.timeouts
+        result.duration_s = time.monotonic() - started
+        return result
+
+    async def _fetch(self, fetch: Fetcher, st: _DeviceState, device: Device) -> Walk:
+        if isinstance(st.creds, SnmpV3) and (
+            st.refreshed_at is None or time.monotonic() - st.refreshed_at > V3_REFRESH_S
+        ):
+            await fetch.refresh()
+            st.refreshed_at = time.monotonic()
+        system = await fetch.get_many(SYSTEM_OIDS)
+        if not system:
+            raise NoSystemGroup
+        oid_val = system.get("1.3.6.1.2.1.1.2.0")
+        sysobjectid = oid_val.lstrip(".") if isinstance(oid_val, str) else None
+        if st.profile is None or sysobjectid != st.sysobjectid:
+            st.profile = select_profile(self.profiles, sysobjectid, device.vendor.value, device.role.value)
+            st.sysobjectid = sysobjectid
+        scalars, columns = plan(st.profile)
+        walk: Walk = dict(system)
+        rest = [o for o in scalars if o not in walk]
+        if rest:
+            walk.update(await fetch.get_many(rest))
+        for col in columns:
+            try:
+                walk.update(await fetch.walk(col))
+            except TimeoutError:
+                # One subtree the agent cannot serve must not cost the rest of the poll.
+                fetch.stats.problems.append(f"{col}: gave up after timeouts")
+        return walk
+
+    def _samples(self, st: _DeviceState, walk: Walk, device: Device, now: float) -> list[Sample]:
+        assert st.profile is not None
+        ev = evaluate(st.profile, walk)
+        st.counters.begin(ev.uptime_s, now)
+        base = device_labels(device)
+        out = []
+        for raw in ev.samples:
+            labels = tuple(sorted((*base, *raw.labels)))
+            value = raw.value
+            if raw.type == "counter":
+                value = st.counters.value(
+                    (raw.metric, raw.labels), raw.components, raw.bits, raw.series_source
+                )
+            out.append(
+                Sample(
+                    raw.metric, labels, value, now, "counter" if raw.type == "counter" else "gauge", raw.help
+                )
+            )
+        return out

@@ -1,0 +1,354 @@
+"""Vendor profiles as data: YAML files in profiles/ naming MIB objects, loaded and validated here."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from collectors.snmp.oids import MibObject, resolve
+
+PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
+_METRIC = re.compile(r"^govnet_[a-z0-9_]+$")
+_OPS = {"eq", "ne", "gt", "ge", "lt", "le", "in", "not_in", "regex", "not_regex"}
+
+
+class ProfileError(ValueError):
+    """A profile file is malformed (names the file and the entry)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A value taken from an object, at the row's index or at the index held by another object."""
+
+    obj: MibObject
+    index_from: MibObject | None = None
+    at_index: str | None = None  # a fixed row (net-snmp's hrStorage buffers are always row 6)
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A row filter: compare an object's value (or the row index) with a constant."""
+
+    ref: Ref | None  # None: the row index itself
+    op: str
+    arg: Any
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSpec:
+    """Where a label value comes from: the row index, a literal, or an object."""
+
+    name: str
+    ref: Ref | None = None
+    literal: str | None = None
+    from_index: bool = False
+    regex: re.Pattern[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """One normalised metric produced from a scalar or a table column."""
+
+    name: str
+    type: str
+    alternatives: tuple[tuple[MibObject, ...], ...]  # `prefer`: first complete alternative wins; summed
+    alt_scales: tuple[float, ...] = ()  # per-alternative factor (ifHighSpeed is in Mbit/s, ifSpeed in bit/s)
+    scale: float = 1.0
+    multiply_by: Ref | None = None
+    divide_by: tuple[Ref, ...] = ()
+    subtract: tuple[Ref, ...] = ()  # missing values count as 0
+    precision: Ref | None = None
+    min: float | None = None
+    max: float | None = None
+    labels: tuple[LabelSpec, ...] = ()
+    where: tuple[Condition, ...] = ()
+    value_map: dict[int, float] | None = None
+    states: dict[int, str] | None = None
+    help: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InfoSpec:
+    """One device_info label: first non-empty candidate wins."""
+
+    label: str
+    candidates: tuple[tuple[Ref, tuple[Condition, ...], re.Pattern[str] | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A loaded profile with its parents' metrics merged in."""
+
+    name: str
+    sysobjectid: tuple[str, ...] = ()
+    vendors: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    metrics: tuple[MetricSpec, ...] = ()
+    info: tuple[InfoSpec, ...] = ()
+    lineage: tuple[str, ...] = field(default=())
+
+    def objects(self) -> set[MibObject]:
+        """Every object the profile reads (what the engine must fetch)."""
+        out: set[MibObject] = set()
+
+        def add_ref(r: Ref | None) -> None:
+            if r is not None:
+                out.add(r.obj)
+                if r.index_from is not None:
+                    out.add(r.index_from)
+
+        for m in self.metrics:
+            for alt in m.alternatives:
+                out.update(alt)
+            add_ref(m.multiply_by)
+            add_ref(m.precision)
+            for r in (*m.divide_by, *m.subtract):
+                add_ref(r)
+            for lab in m.labels:
+                add_ref(lab.ref)
+            for c in m.where:
+                add_ref(c.ref)
+        for i in self.info:
+            for ref, conds, _ in i.candidates:
+                add_ref(ref)
+                for c in conds:
+                    add_ref(c.ref)
+        return out
+
+
+def _ref(v: Any, where: str) -> Ref:
+    try:
+        if isinstance(v, str):
+            return Ref(resolve(v))
+        if isinstance(v, dict) and "object" in v:
+            idx = v.get("index_from")
+            at = v.get("at_index")
+            return Ref(
+                resolve(v["object"]), resolve(idx) if idx else None, str(at) if at is not None else None
+            )
+    except KeyError as exc:
+        raise ProfileError(f"{where}: {exc.args[0]}") from None
+    raise ProfileError(f"{where}: expected an object name or {{object:, index_from:}}")
+
+
+def _conditions(items: Any, where: str) -> tuple[Condition, ...]:
+    out = []
+    for c in items or []:
+        if not isinstance(c, dict):
+            raise ProfileError(f"{where}: a condition is a mapping")
+        ops = [k for k in c if k in _OPS]
+        if len(ops) != 1:
+            raise ProfileError(f"{where}: a condition needs exactly one of {sorted(_OPS)}")
+        op = ops[0]
+        arg = c[op]
+        if op in ("regex", "not_regex"):
+            arg = re.compile(str(arg))
+        ref = (
+            None
+            if c.get("index")
+            else _ref({k: c[k] for k in ("object", "index_from", "at_index") if k in c}, where)
+        )
+        out.append(Condition(ref, op, arg))
+    return tuple(out)
+
+
+RESERVED_LABELS = {"device", "site", "role", "vendor"}
+
+
+def _labels(raw: Any, where: str) -> tuple[LabelSpec, ...]:
+    out = []
+    for name, src in sorted((raw or {}).items()):
+        w = f"{where} label {name}"
+        if name in RESERVED_LABELS:
+            raise ProfileError(f"{w}: reserved label (every device series carries it already)")
+        if src == "$index":
+            out.append(LabelSpec(name, from_index=True))
+        elif isinstance(src, dict) and "value" in src:
+            out.append(LabelSpec(name, literal=str(src["value"])))
+        else:
+            rx = re.compile(src["regex"]) if isinstance(src, dict) and "regex" in src else None
+            out.append(LabelSpec(name, ref=_ref(src, w), regex=rx))
+    return tuple(out)
+
+
+def _alternatives(
+    m: dict[str, Any], where: str
+) -> tuple[tuple[tuple[MibObject, ...], ...], tuple[float, ...]]:
+    raw = m.get("prefer", [m["value"]] if "value" in m else None)
+    if not raw:
+        raise ProfileError(f"{where}: needs `value` or `prefer`")
+    alts, scales = [], []
+    for alt in raw:
+        scale = 1.0
+        if isinstance(alt, dict):
+            scale = float(alt.get("scale", 1.0))
+            alt = alt.get("sum", alt.get("object"))
+        names = alt if isinstance(alt, list) else [alt]
+        try:
+            alts.append(tuple(resolve(str(n)) for n in names))
+        except KeyError as exc:
+            raise ProfileError(f"{where}: {exc.args[0]}") from None
+        scales.append(scale)
+    return tuple(alts), tuple(scales)
+
+
+def _metric(m: dict[str, Any], where: str) -> MetricSpec:
+    name = m.get("name", "")
+    if not _METRIC.match(name):
+        raise ProfileError(f"{where}: metric name {name!r} must match govnet_[a-z0-9_]+")
+    mtype = m.get("type", "gauge")
+    if mtype not in ("gauge", "counter"):
+        raise ProfileError(f"{where}: type must be gauge or counter")
+    if mtype == "counter" and not name.endswith("_total"):
+        raise ProfileError(f"{where}: counter names end in _total")
+    known = {
+        "name",
+        "type",
+        "value",
+        "prefer",
+        "scale",
+        "multiply_by",
+        "divide_by",
+        "subtract",
+        "precision",
+        "min",
+        "max",
+        "labels",
+        "where",
+        "map",
+        "states",
+        "help",
+    }
+    unknown = set(m) - known
+    if unknown:
+        raise ProfileError(f"{where}: unknown keys {sorted(unknown)}")
+    divide = m.get("divide_by") or []
+    alternatives, alt_scales = _alternatives(m, where)
+    return MetricSpec(
+        name=name,
+        type=mtype,
+        alternatives=alternatives,
+        alt_scales=alt_scales,
+        scale=float(m.get("scale", 1.0)),
+        multiply_by=_ref(m["multiply_by"], where) if "multiply_by" in m else None,
+        divide_by=tuple(_ref(d, where) for d in (divide if isinstance(divide, list) else [divide])),
+        subtract=tuple(_ref(d, where) for d in m.get("subtract") or []),
+        precision=_ref(m["precision"], where) if "precision" in m else None,
+        min=float(m["min"]) if "min" in m else None,
+        max=float(m["max"]) if "max" in m else None,
+        labels=_labels(m.get("labels"), where),
+        where=_conditions(m.get("where"), where),
+        value_map={int(k): float(v) for k, v in m["map"].items()} if "map" in m else None,
+        states={int(k): str(v) for k, v in m["states"].items()} if "states" in m else None,
+        help=str(m.get("help", "")),
+    )
+
+
+def _info(raw: Any, where: str) -> tuple[InfoSpec, ...]:
+    out = []
+    for label, cands in sorted((raw or {}).items()):
+        parsed = []
+        for c in cands if isinstance(cands, list) else [cands]:
+            w = f"{where} info {label}"
+            spec = c if isinstance(c, dict) else {"object": c}
+            ref = _ref({k: spec[k] for k in ("object", "index_from", "at_index") if k in spec}, w)
+            rx = re.compile(spec["regex"]) if "regex" in spec else None
+            parsed.append((ref, _conditions(spec.get("where"), w), rx))
+        out.append(InfoSpec(label, tuple(parsed)))
+    return tuple(out)
+
+
+def _raw_profiles(directory: Path) -> dict[str, dict[str, Any]]:
+    out = {}
+    for path in sorted(directory.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ProfileError(f"{path.name}: not a mapping")
+        out[path.stem] = data
+    return out
+
+
+def load_profiles(directory: Path = PROFILE_DIR) -> dict[str, Profile]:
+    """Load, validate and flatten (extends) every profile in `directory`."""
+    raw = _raw_profiles(directory)
+    done: dict[str, Profile] = {}
+
+    def build(name: str, stack: tuple[str, ...]) -> Profile:
+        if name in done:
+            return done[name]
+        if name not in raw:
+            raise ProfileError(f"{stack[-1] if stack else name}: extends unknown profile {name!r}")
+        if name in stack:
+            raise ProfileError(f"{name}: extends loop {' -> '.join((*stack, name))}")
+        data = raw[name]
+        parents = [build(p, (*stack, name)) for p in data.get("extends", [])]
+        metrics: list[MetricSpec] = [m for p in parents for m in p.metrics]
+        metrics += [_metric(m, f"{name}.yaml metric {i}") for i, m in enumerate(data.get("metrics") or [])]
+        info: dict[str, InfoSpec] = {}
+        for p in parents:
+            info.update({i.label: i for i in p.info})
+        for i in _info(data.get("info"), f"{name}.yaml"):
+            # A child's candidates come first; the parent's stay as fallbacks.
+            prev = info.get(i.label)
+            info[i.label] = InfoSpec(i.label, i.candidates + (prev.candidates if prev else ()))
+        match = data.get("match") or {}
+        prof = Profile(
+            name=name,
+            sysobjectid=tuple(str(s).lstrip(".") for s in match.get("sysobjectid", [])),
+            vendors=tuple(match.get("vendors", [])),
+            roles=tuple(match.get("roles", [])),
+            metrics=tuple(metrics),
+            info=tuple(sorted(info.values(), key=lambda x: x.label)),
+            lineage=(*[x for p in parents for x in p.lineage], name),
+        )
+        done[name] = prof
+        return prof
+
+    for n in raw:
+        build(n, ())
+    return done
+
+
+@lru_cache(maxsize=1)
+def default_profiles() -> dict[str, Profile]:
+    """The shipped profiles (cached)."""
+    return load_profiles(PROFILE_DIR)
+
+
+def _oid_under(oid: str, prefix: str) -> bool:
+    return oid == prefix or oid.startswith(prefix.rstrip(".") + ".")
+
+
+def select_profile(profiles: dict[str, Profile], sysobjectid: str | None, vendor: str, role: str) -> Profile:
+    """Longest sysObjectID-prefix match (refined by a role child); else vendor+role; vendor; base.
+
+    A child profile without its own sysObjectIDs (huawei_usg extends huawei) refines a sysObjectID
+    match when the inventory's vendor and role name it: a USG answers with Huawei's enterprise prefix.
+    """
+    oid = (sysobjectid or "").lstrip(".")
+    best: tuple[int, Profile] | None = None
+    for p in profiles.values():
+        for pre in p.sysobjectid:
+            if oid and _oid_under(oid, pre) and (best is None or len(pre) > best[0]):
+                best = (len(pre), p)
+    if best:
+        found = best[1]
+        children = [
+            p
+            for p in profiles.values()
+            if not p.sysobjectid and found.name in p.lineage[:-1] and vendor in p.vendors and role in p.roles
+        ]
+        return sorted(children, key=lambda p: p.name)[0] if children else found
+    by_vendor = [p for p in profiles.values() if vendor in p.vendors]
+    for p in sorted(by_vendor, key=lambda p: p.name):
+        if role in p.roles:
+            return p
+    for p in sorted(by_vendor, key=lambda p: p.name):
+        if not p.roles:
+            return p
+    return profiles["base"]

@@ -1,0 +1,148 @@
+"""`/metrics` from the latest samples through a custom prometheus_client collector, and `/healthz`."""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+from wsgiref.simple_server import WSGIServer, make_server
+
+from prometheus_client import make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from exporters.store import LatestStore
+from govnet.samples import Sample
+
+log = logging.getLogger(__name__)
+
+SampleSource = Callable[[], Iterable[Sample]]
+
+_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+EXPORTER_METRICS: dict[str, str] = {
+    "govnet_exporter_invalid_samples_total": "Samples left out of /metrics (bad name/label or duplicate).",
+}
+
+
+class SamplesCollector(Collector):
+    """Turns the latest device samples and internal samples into metric families at scrape time."""
+
+    def __init__(self, store: LatestStore, internal: Iterable[SampleSource] = ()) -> None:
+        self.store = store
+        self.internal: list[SampleSource] = list(internal)
+        self.invalid_total = 0
+        self._lock = threading.Lock()
+
+    def add_source(self, source: SampleSource) -> None:
+        """Add a provider of internal samples (scheduler, Influx writer...)."""
+        self.internal.append(source)
+
+    def _samples(self) -> list[Sample]:
+        out = self.store.snapshot()
+        for source in self.internal:
+            try:
+                out.extend(source())
+            except Exception:
+                log.exception("internal metrics source failed")
+        return out
+
+    def collect(self) -> Iterator[Metric]:
+        """One family per metric name; HELP/TYPE from the first sample of that name; no timestamps."""
+        families: dict[str, Metric] = {}
+        seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+        invalid = 0
+        for s in self._samples():
+            key = (s.metric, s.labels)
+            if key in seen or not _NAME.match(s.metric) or any(not _LABEL.match(k) for k, _ in s.labels):
+                invalid += 1
+                continue
+            seen.add(key)
+            fam = families.get(s.metric)
+            if fam is None:
+                fam = _family(s)
+                families[s.metric] = fam
+            # No timestamp: Prometheus then applies staleness when a series disappears.
+            fam.add_sample(s.metric, dict(s.labels), s.value)
+        with self._lock:
+            self.invalid_total += invalid
+            total = self.invalid_total
+        yield from families.values()
+        own = Metric(
+            "govnet_exporter_invalid_samples",
+            EXPORTER_METRICS["govnet_exporter_invalid_samples_total"],
+            "counter",
+        )
+        own.add_sample("govnet_exporter_invalid_samples_total", {}, float(total))
+        yield own
+
+
+def _family(s: Sample) -> Metric:
+    help_ = s.help or s.metric
+    # prometheus_client writes a counter family as `<name>_total`: the family name drops the suffix.
+    if s.type == "counter" and s.metric.endswith("_total"):
+        return Metric(s.metric[: -len("_total")], help_, "counter")
+    return Metric(s.metric, help_, "gauge" if s.type != "counter" else "unknown")
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """`host:port` or `[v6]:port` to (host, port)."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError("expected HOST:PORT, for example 127.0.0.1:9810 or [::1]:9810")
+    return host.strip("[]"), int(port)
+
+
+class MetricsServer:
+    """A threaded HTTP server: `/metrics` (the registry) and `/healthz` (200 while healthy)."""
+
+    def __init__(
+        self,
+        listen: str,
+        collector: SamplesCollector,
+        healthy: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(collector)
+        self._metrics_app = make_wsgi_app(self.registry)
+        self._healthy = healthy
+        host, port = parse_listen(listen)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+        class _Server(ThreadingWSGIServer):
+            address_family = family
+
+        self._httpd: WSGIServer = make_server(host, port, self._app, _Server, handler_class=_SilentHandler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="metrics-http", daemon=True)
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with port 0)."""
+        return int(self._httpd.server_address[1])
+
+    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/healthz":
+            ok = self._healthy()
+            start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"ok\n" if ok else b"unhealthy\n"]
+        if path in ("/metrics", "/"):
+            result: Iterable[bytes] = self._metrics_app(environ, start_response)
+            return result
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found: try /metrics or /healthz\n"]
+
+    def start(self) -> None:
+        """Serve in a daemon thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
