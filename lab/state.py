@@ -18,6 +18,29 @@ class LabInterface:
     in_bps: float = 0.0  # configured traffic rate, bits per second
     out_bps: float = 0.0
     counter_offset: int = 0  # added to octet counters (counter-wrap fault)
+    out_counter_offset: int = 0  # the same for the out direction
+    # Octet counters are in_base + in_bps/8 * (now - since) while oper up; faults rebase them.
+    in_base: float = 0.0
+    out_base: float = 0.0
+    since: float = 0.0
+    peer: tuple[str, str] | None = None  # (device, interface) at the other end of a link
+    management: bool = False
+
+    def octets(self, now: float) -> tuple[int, int]:
+        """(in, out) octets since boot plus the counter-wrap offset, at time `now`."""
+        if not self.oper_up:
+            return int(self.in_base) + self.counter_offset, int(self.out_base) + self.out_counter_offset
+        dt = max(0.0, now - self.since)
+        return (
+            int(self.in_base + self.in_bps / 8 * dt) + self.counter_offset,
+            int(self.out_base + self.out_bps / 8 * dt) + self.out_counter_offset,
+        )
+
+    def rebase(self, now: float) -> None:
+        """Freeze the counters at their current value (before a state change)."""
+        i, o = self.octets(now)
+        self.in_base, self.out_base = float(i - self.counter_offset), float(o - self.out_counter_offset)
+        self.since = now
 
 
 @dataclass
@@ -42,3 +65,15 @@ class LabDevice:
     config_revision: int = 0  # bumped by the config-change fault
     config_extra: list[str] = field(default_factory=list)  # lines added by config changes
     engine_boots: int = 1  # SNMPv3 snmpEngineBoots, bumped on reboot
+    cpu_base: float = 20.0  # % busy when no fault is active
+    mem_base: float = 40.0  # % memory used
+    sessions_base: int = 0  # firewall sessions
+    faults: dict[str, dict[str, object]] = field(default_factory=dict)  # active faults and their params
+    snmprec: str | None = None  # serve this recording instead of synthetic data (tag `snmprec:NAME`)
+
+    def interface(self, name: str) -> LabInterface:
+        """The interface called `name` (KeyError if none)."""
+        for i in self.interfaces:
+            if i.name == name:
+                return i
+        raise KeyError(name)

@@ -10,6 +10,8 @@ PKGS=(
   iproute2 nftables             # network namespaces, veth pairs, packet loss
   openssh-client openssh-server
   procps
+  rsyslog bsdutils              # rsyslogd: syslog ingest anchor in bench/; logger sends real syslog
+  prometheus-alertmanager       # Alertmanager 0.25: receives alerts forwarded by govnet (tests)
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,0 +1,1 @@
+"""What is wrong: rules, state machine, topology-aware inhibition, silences, incidents, notifications."""

@@ -1,0 +1,75 @@
+"""Evaluate a rule's metric condition over the series store: which label sets are active, with what value."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import operator
+from bisect import bisect_left, bisect_right
+from collections import deque
+from collections.abc import Callable
+from operator import itemgetter
+
+from alerts.rules import Condition
+from alerts.series import Labels, SeriesStore
+
+_time = itemgetter(0)
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+
+def _window(hist: deque[tuple[float, float]], now: float, window: float) -> list[tuple[float, float]]:
+    points = list(hist)  # time-ordered: bisect in C instead of a Python scan
+    return points[bisect_left(points, now - window, key=_time) : bisect_right(points, now, key=_time)]
+
+
+def _increase(points: list[tuple[float, float]]) -> float:
+    # Counter semantics: a drop is a reset, the new value counts from zero.
+    total = 0.0
+    for (_, a), (_, b) in itertools.pairwise(points):
+        total += b - a if b >= a else b
+    return total
+
+
+def apply_func(cond: Condition, hist: deque[tuple[float, float]], now: float) -> float | None:
+    """The condition's function of one series at `now`, or None when there is not enough data."""
+    if cond.func == "value":
+        return hist[-1][1] if hist and hist[-1][0] <= now else None
+    points = _window(hist, now, cond.window)
+    if len(points) < 2:
+        return None
+    if cond.func == "rate":
+        span = points[-1][0] - points[0][0]
+        return _increase(points) / span if span > 0 else None
+    if cond.func == "delta":
+        return points[-1][1] - points[0][1]
+    # changes: how many times the value changed within the window
+    return float(sum(1 for (_, a), (_, b) in itertools.pairwise(points) if a != b))
+
+
+def evaluate(cond: Condition, store: SeriesStore, now: float) -> dict[Labels, float]:
+    """Active label sets of a metric condition and their values (what `{{ value }}` shows)."""
+    assert cond.metric is not None
+    if cond.func == "absent":
+        present = {dict(labels).get("device") for labels, _ in store.series(cond.metric, cond.match)}
+        return {store.device_labels(d): 1.0 for d in store.devices() if d not in present}
+    active: dict[Labels, float] = {}
+    for labels, hist in store.series(cond.metric, cond.match):
+        value = apply_func(cond, hist, now)
+        if value is None:
+            continue
+        value *= cond.scale
+        if cond.per is not None:
+            divisor = store.latest(cond.per, labels)
+            if not divisor:
+                continue  # unknown or zero speed: no ratio
+            value /= divisor
+        if math.isfinite(value) and _OPS[cond.op](value, cond.value):
+            active[labels] = value
+    return active

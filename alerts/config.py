@@ -1,0 +1,191 @@
+"""The `alerts:` configuration (rules, state file, rota, escalation, channels, route) and its pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from alerts.engine import Engine
+from alerts.levels import Level
+from alerts.notify.alertmanager import AlertmanagerNotifier, SmsNotifier
+from alerts.notify.base import Notifier
+from alerts.notify.dispatch import Dispatcher
+from alerts.notify.email import EmailNotifier
+from alerts.notify.robots import DingTalkNotifier, WeComNotifier
+from alerts.notify.webhook import WebhookNotifier
+from alerts.oncall import EscalationPolicy, Rota
+from alerts.persist import StateDB
+from alerts.rules import DEFAULT_RULES, load_rules
+from inventory.model import Duration, SecretRef
+from inventory.topology import Topology
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class RotaConfig(_Strict):
+    """On-call people in order; each holds `shift`, the first from `start` (unix seconds)."""
+
+    people: list[str] = Field(min_length=1)
+    shift: Duration = 7 * 86400.0
+    start: float = 0.0
+
+
+class WebhookChannel(_Strict):
+    """Generic webhook (Alertmanager payload); `url` may be a secret reference."""
+
+    type: Literal["webhook"]
+    name: str
+    url: SecretRef
+
+
+class WeComChannel(_Strict):
+    """企业微信 group robot."""
+
+    type: Literal["wecom"]
+    name: str
+    url: SecretRef
+
+
+class DingTalkChannel(_Strict):
+    """钉钉 group robot with optional 加签 secret."""
+
+    type: Literal["dingtalk"]
+    name: str
+    url: SecretRef
+    secret: SecretRef | None = None
+
+
+class EmailChannel(_Strict):
+    """SMTP mail."""
+
+    type: Literal["email"]
+    name: str
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    sender: str
+    to: list[str] = Field(default_factory=list)
+    starttls: bool = True
+    username: str | None = None
+    password: SecretRef | None = None
+    people: dict[str, str] = Field(default_factory=dict)
+
+
+class AlertmanagerChannel(_Strict):
+    """Forward to an existing Alertmanager."""
+
+    type: Literal["alertmanager"]
+    name: str
+    url: str = Field(pattern=r"^https?://\S+$")
+
+
+class SmsChannel(_Strict):
+    """SMS gateway over HTTP."""
+
+    type: Literal["sms"]
+    name: str
+    url: SecretRef
+    phones: dict[str, str]
+    to_field: str = "to"
+    text_field: str = "text"
+
+
+Channel = Annotated[
+    WebhookChannel | WeComChannel | DingTalkChannel | EmailChannel | AlertmanagerChannel | SmsChannel,
+    Field(discriminator="type"),
+]
+
+
+class AlertingConfig(_Strict):
+    """Everything the alert pipeline needs (relative paths are relative to the config file)."""
+
+    rules: list[Path] = Field(default_factory=lambda: [DEFAULT_RULES])
+    state_db: Path = Path("alerts.db")
+    evaluate_interval: Duration = 15.0
+    lang: Literal["zh", "en"] = "zh"
+    report_category: Literal["cii", "state", "other"] = "other"
+    rota: RotaConfig | None = None
+    escalate_after: dict[Level, Duration] = Field(
+        default_factory=lambda: {Level.I: 300.0, Level.II: 600.0, Level.III: 900.0, Level.IV: 1800.0}
+    )
+    channels: list[Channel] = Field(default_factory=list)
+    route: list[str] = Field(default_factory=list)  # channels every notification goes to
+    fallback: str | None = None
+
+    @model_validator(mode="after")
+    def _names(self) -> AlertingConfig:
+        names = [c.name for c in self.channels]
+        dups = sorted({n for n in names if names.count(n) > 1})
+        if dups:
+            raise ValueError(f"duplicate channel names: {', '.join(dups)}")
+        unknown = [n for n in [*self.route, *([self.fallback] if self.fallback else [])] if n not in names]
+        if unknown:
+            raise ValueError(f"route/fallback name unknown channels: {', '.join(unknown)}")
+        return self
+
+
+def load_alerting(path: Path) -> AlertingConfig:
+    """Read and validate an alerting config; paths become absolute (relative to the file)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        cfg = AlertingConfig.model_validate(data or {})
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: cannot read ({type(exc).__name__})") from None
+    except ValidationError as exc:
+        raise ValueError(
+            "\n".join(f"{path}: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        ) from None
+    base = path.parent
+    return cfg.model_copy(
+        update={
+            "rules": [
+                DEFAULT_RULES if str(p) == "default" else p if p.is_absolute() else base / p
+                for p in cfg.rules
+            ],
+            "state_db": cfg.state_db if cfg.state_db.is_absolute() else base / cfg.state_db,
+        }
+    )
+
+
+def make_notifier(ch: Channel) -> Notifier:
+    """The notifier for one configured channel."""
+    if isinstance(ch, WebhookChannel):
+        return WebhookNotifier(ch.name, ch.url)
+    if isinstance(ch, WeComChannel):
+        return WeComNotifier(ch.name, ch.url)
+    if isinstance(ch, DingTalkChannel):
+        return DingTalkNotifier(ch.name, ch.url, ch.secret)
+    if isinstance(ch, EmailChannel):
+        return EmailNotifier(
+            ch.name,
+            ch.host,
+            ch.port,
+            ch.sender,
+            tuple(ch.to),
+            ch.starttls,
+            ch.username,
+            ch.password,
+            ch.people,
+        )
+    if isinstance(ch, AlertmanagerChannel):
+        return AlertmanagerNotifier(ch.name, ch.url)
+    return SmsNotifier(ch.name, ch.url, ch.phones, ch.to_field, ch.text_field)
+
+
+def build(cfg: AlertingConfig, topology: Topology | None) -> tuple[Engine, Dispatcher]:
+    """The engine (restored from the state file) and the dispatcher for a config."""
+    db = StateDB(cfg.state_db)
+    policy = (
+        EscalationPolicy(
+            Rota(tuple(cfg.rota.people), cfg.rota.shift, cfg.rota.start), dict(cfg.escalate_after)
+        )
+        if cfg.rota
+        else None
+    )
+    engine = Engine(load_rules(*cfg.rules), topology, None, policy, cfg.report_category, cfg.lang, db=db)
+    notifiers = {c.name: make_notifier(c) for c in cfg.channels}
+    return engine, Dispatcher(db, notifiers, cfg.route, cfg.fallback)

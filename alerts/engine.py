@@ -1,0 +1,425 @@
+"""The alert engine: samples in, evaluated at a time passed in, notifications out.
+
+Pipeline per evaluation: rules -> state machine (flapping) -> topology inhibition -> silences ->
+incidents (group) -> acknowledgement / escalation / reporting deadlines -> rendered notifications.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from alerts import conditions
+from alerts.incidents import Incident
+from alerts.inhibit import NetworkState, inhibitor, network_state
+from alerts.levels import REPORT_CATEGORY_ZH, Level
+from alerts.oncall import EscalationPolicy
+from alerts.persist import StateDB, incident_to_json, silence_to_json
+from alerts.render import render_file, render_string
+from alerts.rules import Rule
+from alerts.series import Labels, SeriesStore, matches
+from alerts.silences import Silence, SilenceSet
+from alerts.state import AlertState
+from govnet.samples import Sample
+from inventory.topology import Topology
+
+AlertKey = tuple[str, Labels]
+CST = timezone(timedelta(hours=8), "CST")
+RESOLVED_RETENTION = 3600.0
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One message to send: what kind, about which incident, to whom, and the rendered text."""
+
+    kind: str  # firing | update | flapping | resolved | escalation | report_due | report_overdue
+    incident_id: str
+    level: Level
+    recipients: tuple[str, ...]
+    title: str
+    text: str
+    at: float
+    labels: dict[str, str] = field(default_factory=dict)
+    alerts: tuple[dict[str, object], ...] = ()  # per alert: status, labels, annotations, startsAt, endsAt
+    seq: int = 0  # n-th notification of this incident
+
+    @property
+    def dedup_key(self) -> str:
+        """Identity in the notification log: the same key is never sent twice."""
+        return f"{self.incident_id}#{self.seq}"
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready mapping (the outbox row)."""
+        return {
+            "kind": self.kind, "incident_id": self.incident_id, "level": self.level.value,
+            "recipients": list(self.recipients), "title": self.title, "text": self.text, "at": self.at,
+            "labels": self.labels, "alerts": list(self.alerts), "seq": self.seq,
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Notification:
+        """Inverse of to_json."""
+        return cls(
+            d["kind"], d["incident_id"], Level(d["level"]), tuple(d["recipients"]), d["title"], d["text"],
+            d["at"], dict(d["labels"]), tuple(d["alerts"]), d["seq"],
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AlertView:
+    """An alert as the console shows it."""
+
+    alert: str
+    labels: dict[str, str]
+    state: str
+    value: float
+    since: float | None
+    inhibited_by: str | None
+    silenced_by: str | None
+    flapping: bool
+    summary: str
+
+
+def format_time(ts: float) -> str:
+    """Beijing time, minute precision."""
+    return datetime.fromtimestamp(ts, UTC).astimezone(CST).strftime("%Y-%m-%d %H:%M")
+
+
+def iso_time(ts: float) -> str:
+    """RFC 3339 UTC, as Alertmanager payloads carry it."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Engine:
+    """Evaluates rules over published samples; `evaluate(now)` returns the notifications to send."""
+
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        topology: Topology | None = None,
+        silences: SilenceSet | None = None,
+        escalation: EscalationPolicy | None = None,
+        report_category: str = "other",
+        lang: str = "zh",
+        db: StateDB | None = None,
+    ) -> None:
+        self.rules = {r.alert: r for r in rules}
+        self.topology = topology
+        windows = [r.condition.window for r in rules if r.condition.func != "value"]
+        self.store = SeriesStore(history_seconds=max([60.0, *windows]) + 60.0)
+        self.silences = silences if silences is not None else SilenceSet()
+        self.escalation = escalation
+        self.report_category = report_category
+        self.lang = lang
+        self.states: dict[AlertKey, AlertState] = {}
+        self.incidents: dict[str, Incident] = {}
+        self._open_by_key: dict[tuple[tuple[str, str], ...], str] = {}
+        self.next_incident = 1
+        self.net = NetworkState(frozenset(), frozenset(), None)
+        self._inhibited: dict[AlertKey, str | None] = {}
+        self.db = db
+        self._saved: dict[str, str] = {}
+        if db is not None:
+            self._restore(db)
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def _restore(self, db: StateDB) -> None:
+        self.next_incident = int(db.get_meta("next_incident", "1"))
+        for silence in db.silences():
+            self.silences.items[silence.id] = silence
+        for inc in db.open_incidents():
+            self.incidents[inc.id] = inc
+            self._open_by_key[inc.key] = inc.id
+            for key, st in inc.alerts.items():
+                if key[0] in self.rules:
+                    self.states[key] = st
+            self._saved[inc.id] = json.dumps(incident_to_json(inc), ensure_ascii=False, sort_keys=True)
+
+    def _persist(self, out: Sequence[Notification]) -> None:
+        """Save changed incidents and the new notifications in one durable transaction."""
+        if self.db is None:
+            return
+        changed = {}
+        for inc in self.incidents.values():
+            doc = json.dumps(incident_to_json(inc), ensure_ascii=False, sort_keys=True)
+            if self._saved.get(inc.id) != doc:
+                changed[inc.id] = (inc.open, doc)
+        if not changed and not out:
+            return
+        with self.db.tx() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO incidents (id, open, doc) VALUES (?, ?, ?)",
+                [(i, int(o), d) for i, (o, d) in changed.items()],
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (k, v) VALUES ('next_incident', ?)", (str(self.next_incident),)
+            )
+            conn.executemany(
+                "INSERT OR IGNORE INTO outbox (key, doc, created) VALUES (?, ?, ?)",
+                [(n.dedup_key, json.dumps(n.to_json(), ensure_ascii=False), n.at) for n in out],
+            )
+        self._saved.update({i: d for i, (_, d) in changed.items()})
+
+    def add_silence(self, silence: Silence) -> None:
+        """Add a silence or maintenance window (saved before returning)."""
+        self.silences.add(silence)
+        self._save_silence(silence.id)
+
+    def expire_silence(self, silence_id: str, now: float) -> None:
+        """End a silence now (saved before returning)."""
+        self.silences.expire(silence_id, now)
+        self._save_silence(silence_id)
+
+    def _save_silence(self, silence_id: str) -> None:
+        if self.db is not None:
+            doc = json.dumps(silence_to_json(self.silences.items[silence_id]), ensure_ascii=False)
+            with self.db.tx() as conn:
+                conn.execute("INSERT OR REPLACE INTO silences (id, doc) VALUES (?, ?)", (silence_id, doc))
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def publish(self, device: str, samples: Sequence[Sample]) -> None:
+        """Sink protocol: a device's complete sample set from one poll."""
+        self.store.publish(device, samples)
+
+    # -- evaluation ----------------------------------------------------------------------------
+
+    def _active(self, rule: Rule, now: float) -> dict[Labels, float]:
+        cond = rule.condition
+        if cond.metric is not None:
+            return conditions.evaluate(cond, self.store, now)
+        net = self.net
+        if cond.topology == "down":
+            devices = [d for d in net.failed if net.status(d) == "down"]
+        elif cond.topology == "unreachable":
+            devices = [d for d in net.failed if net.status(d) == "unreachable"]
+        elif cond.topology == "split_brain":
+            devices = self._split_brain()
+        else:
+            devices = sorted(net.assessment.degraded) if net.assessment else []
+        found = (self.store.device_labels(d) for d in devices)
+        return {labels: 1.0 for labels in found if matches(labels, cond.match)}
+
+    def _split_brain(self) -> list[str]:
+        """Members of an HA group where more than one member reports itself active."""
+        if self.topology is None:
+            return []
+        active = {
+            dict(labels).get("device", "")
+            for labels, hist in self.store.series("govnet_ha_role", {"state": "active"})
+            if hist and hist[-1][1] == 1
+        }
+        out: list[str] = []
+        for members in self.topology.ha_groups.values():
+            both = [m for m in members if m in active]
+            if len(both) > 1:
+                out.extend(both)
+        return out
+
+    def _labels(self, rule: Rule, series: Labels) -> Labels:
+        extra = {"alertname": rule.alert, "severity": rule.severity, "level": rule.level.value, **rule.labels}
+        return tuple(sorted({**dict(series), **extra}.items()))
+
+    def evaluate(self, now: float) -> list[Notification]:
+        """Advance every alert to `now` and return the notifications this step produces."""
+        self.net = network_state(self.store, self.topology)
+        for rule in self.rules.values():
+            active = {self._labels(rule, s): v for s, v in self._active(rule, now).items()}
+            keys = {k for k in self.states if k[0] == rule.alert} | {(rule.alert, lab) for lab in active}
+            for key in keys:
+                st = self.states.setdefault(key, AlertState(rule.alert, key[1]))
+                if key[1] in active:
+                    st.value = active[key[1]]
+                st.step(key[1] in active, now, rule.for_seconds, rule.keep_seconds)
+        self._inhibited = {
+            key: inhibitor(self.rules[key[0]], st.label_dict, self.net, self.topology)
+            for key, st in self.states.items()
+            if st.state == "firing"
+        }
+        out: list[Notification] = []
+        self._group(now, out)
+        self._follow_up(now, out)
+        self._gc(now)
+        self._persist(out)
+        return out
+
+    def _pageable(self, key: AlertKey, st: AlertState, now: float) -> bool:
+        rule = self.rules[key[0]]
+        return (
+            st.state == "firing"
+            and rule.page
+            and self._inhibited.get(key) is None
+            and self.silences.muting(st.label_dict, now) is None
+        )
+
+    def _group(self, now: float, out: list[Notification]) -> None:
+        fresh: dict[str, list[AlertState]] = {}
+        for key, st in sorted(self.states.items()):
+            if not self._pageable(key, st, now) or any(key in i.alerts for i in self._open()):
+                continue
+            rule = self.rules[key[0]]
+            labels = st.label_dict
+            gkey = tuple((k, labels.get(k, "")) for k in rule.group_by)
+            inc_id = self._open_by_key.get(gkey)
+            if inc_id is None:
+                inc_id = f"INC-{self.next_incident:06d}"
+                self.next_incident += 1
+                category = labels.get("report_category", self.report_category)
+                self.incidents[inc_id] = Incident(inc_id, gkey, now, rule.level, category)
+                self._open_by_key[gkey] = inc_id
+            inc = self.incidents[inc_id]
+            inc.alerts[key] = st
+            if rule.level.rank < inc.level.rank:
+                inc.level = rule.level
+            fresh.setdefault(inc_id, []).append(st)
+        # Consequences (unreachable children, degraded neighbours) are listed on their cause's incident.
+        for key, cause in self._inhibited.items():
+            if cause is None:
+                continue
+            for inc in self._open():
+                if any(dict(inc.key).get("device") == c for c in cause.split(",")):
+                    inc.affected.add(dict(key[1]).get("device", ""))
+        for inc_id, new in fresh.items():
+            inc = self.incidents[inc_id]
+            kind = "firing" if len(new) == len(inc.alerts) else "update"
+            if any(a.flapping for a in new):
+                if inc.flap_notified:
+                    continue
+                inc.flap_notified, kind = True, "flapping"
+            out.append(self._notify(kind, inc, now, self._first_recipient(inc)))
+
+    def _open(self) -> list[Incident]:
+        return [i for i in self.incidents.values() if i.open]
+
+    def _first_recipient(self, inc: Incident) -> tuple[str, ...]:
+        return (self.escalation.rota.person(inc.opened_at, 0),) if self.escalation else ()
+
+    def _follow_up(self, now: float, out: list[Notification]) -> None:
+        for inc in self._open():
+            if not inc.live():
+                inc.resolved_at = now
+                self._open_by_key.pop(inc.key, None)
+                out.append(self._notify("resolved", inc, now, self._first_recipient(inc)))
+                continue
+            if any(a.flapping for a in inc.alerts.values()) and not inc.flap_notified:
+                inc.flap_notified = True
+                out.append(self._notify("flapping", inc, now, self._first_recipient(inc)))
+            muted = all(self.silences.muting(a.label_dict, now) for a in inc.alerts.values())
+            if self.escalation and inc.acked_by is None and not muted:
+                due = self.escalation.step_at(inc.level, inc.opened_at, now)
+                while inc.escalation_step < due:
+                    inc.escalation_step += 1
+                    person = self.escalation.rota.person(inc.opened_at, inc.escalation_step)
+                    out.append(self._notify("escalation", inc, now, (person,)))
+            for kind in inc.due_reminders(now):
+                out.append(self._notify(kind, inc, now, self._first_recipient(inc)))
+
+    def _gc(self, now: float) -> None:
+        for inc_id in [i for i, inc in self.incidents.items() if inc.resolved_at is not None]:
+            resolved_at = self.incidents[inc_id].resolved_at
+            if resolved_at is not None and now - resolved_at > RESOLVED_RETENTION and inc_id in self._saved:
+                del self.incidents[inc_id]  # the database keeps the record
+        in_open = {k for i in self._open() for k in i.alerts}
+        for key in [k for k, s in self.states.items() if k not in in_open]:
+            st = self.states[key]
+            quiet = st.state == "inactive" and not any(st.history)  # 21 checks without the condition
+            old = (
+                st.state == "resolved"
+                and st.resolved_at is not None
+                and now - st.resolved_at > RESOLVED_RETENTION
+            )
+            if quiet or old:
+                del self.states[key]
+
+    # -- human actions -------------------------------------------------------------------------
+
+    def acknowledge(self, incident_id: str, owner: str, comment: str, now: float) -> None:
+        """Acknowledge an incident (owner + comment): stops escalation; resolved notice still follows."""
+        self.incidents[incident_id].acknowledge(owner, comment, now)
+        self._persist(())
+
+    def mark_reported(self, incident_id: str, by: str, now: float) -> None:
+        """Record that the incident was reported to the authorities."""
+        self.incidents[incident_id].mark_reported(by, now)
+        self._persist(())
+
+    # -- views and text ------------------------------------------------------------------------
+
+    def summary(self, rule: Rule, st: AlertState) -> str:
+        """The rule's summary rendered for this alert (sandboxed, label values escaped)."""
+        return render_string(rule.summary, labels=st.label_dict, value=st.value)
+
+    def alerts(self, now: float) -> list[AlertView]:
+        """Every pending/firing alert with why it is (not) paged."""
+        views = []
+        for key, st in sorted(self.states.items()):
+            if st.state not in ("pending", "firing"):
+                continue
+            silence = self.silences.muting(st.label_dict, now)
+            views.append(
+                AlertView(
+                    st.rule,
+                    st.label_dict,
+                    st.state,
+                    st.value,
+                    st.active_since,
+                    self._inhibited.get(key),
+                    silence.id if silence else None,
+                    st.flapping,
+                    self.summary(self.rules[st.rule], st),
+                )
+            )
+        return views
+
+    def _notify(self, kind: str, inc: Incident, now: float, recipients: tuple[str, ...]) -> Notification:
+        rows = []
+        for st in inc.alerts.values():
+            rule = self.rules[st.rule]
+            labels = st.label_dict
+            rows.append(
+                {
+                    "alert": st.rule,
+                    "device": labels.get("device", ""),
+                    "site": labels.get("site", ""),
+                    "summary": self.summary(rule, st),
+                    "since": format_time(st.fired_at or now),
+                    "state": st.state,
+                    "runbook": [render_string(step, labels=labels, value=st.value) for step in rule.runbook],
+                }
+            )
+        deadline = inc.report_deadline
+        context = {
+            "kind": kind,
+            "inc": inc,
+            "level": inc.level,
+            "alerts": rows,
+            "first": rows[0],
+            "affected": sorted(inc.affected),
+            "now": format_time(now),
+            "opened": format_time(inc.opened_at),
+            "deadline": format_time(deadline) if deadline is not None else None,
+            "category": REPORT_CATEGORY_ZH.get(inc.report_category, inc.report_category),
+            "escalated_to": recipients[0] if kind == "escalation" and recipients else None,
+        }
+        text = render_file(f"notification.{self.lang}.j2", **context).strip()
+        title = text.splitlines()[0]
+        head = next(iter(inc.alerts.values()), None)
+        labels = head.label_dict if head is not None else {}
+        alerts: list[dict[str, object]] = [
+            {
+                "status": "resolved" if kind == "resolved" else "firing",
+                "labels": st.label_dict,
+                "annotations": {"summary": row["summary"], "runbook": row["runbook"][0]},
+                "startsAt": iso_time(st.fired_at or now),
+                "endsAt": iso_time(st.resolved_at) if kind == "resolved" and st.resolved_at else "",
+            }
+            for st, row in zip(inc.alerts.values(), rows, strict=True)
+        ]
+        inc.notices += 1
+        return Notification(
+            kind, inc.id, inc.level, recipients, title, text, now, labels, tuple(alerts), inc.notices
+        )

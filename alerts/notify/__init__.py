@@ -1,0 +1,1 @@
+"""Notifiers: one small class per channel, each with one `send` returning (retry?, error)."""

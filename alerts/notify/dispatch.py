@@ -1,0 +1,126 @@
+"""Delivery of the outbox to every channel: retries with backoff on transient errors, fallback on
+permanent ones.
+
+State lives in SQLite (`deliveries`), so a restart resumes pending retries and never resends what a
+channel accepted. Time is passed in; `run_due(now)` does the attempts that are due.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from alerts.engine import Notification
+from alerts.notify.base import Notifier
+from alerts.persist import StateDB
+
+BACKOFF = (5.0, 10.0, 30.0, 60.0, 120.0, 300.0)  # seconds before attempt 2, 3, ...; the last repeats
+GIVE_UP_AFTER = 3600.0  # a transient failure lasting this long falls back like a permanent one
+
+
+@dataclass
+class Counters:
+    """What happened to deliveries since start (exported as metrics by the caller)."""
+
+    sent: int = 0
+    retried: int = 0
+    rejected: int = 0  # permanent failures (4xx, bad key)
+    gave_up: int = 0
+    fallback: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Dispatcher:
+    """Delivers each outbox notification once to each channel in `channels`; `fallback` takes the failures."""
+
+    def __init__(
+        self,
+        db: StateDB,
+        notifiers: Mapping[str, Notifier],
+        channels: Sequence[str],
+        fallback: str | None = None,
+        backoff: Sequence[float] = BACKOFF,
+        give_up_after: float = GIVE_UP_AFTER,
+    ) -> None:
+        unknown = [c for c in [*channels, *([fallback] if fallback else [])] if c not in notifiers]
+        if unknown:
+            raise ValueError(f"unknown notification channels: {', '.join(unknown)}")
+        self.db, self.notifiers = db, dict(notifiers)
+        self.channels, self.fallback = tuple(channels), fallback
+        self.backoff, self.give_up_after = tuple(backoff), give_up_after
+        self.counters = Counters()
+
+    def _enqueue_new(self, now: float) -> None:
+        rows = self.db.conn.execute(
+            "SELECT key FROM outbox WHERE key NOT IN (SELECT DISTINCT key FROM deliveries) "
+            "ORDER BY created, key"
+        ).fetchall()
+        if not rows:
+            return
+        with self.db.tx() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO deliveries (key, channel, status, attempts, first_at, next_at) "
+                "VALUES (?, ?, 'pending', 0, ?, ?)",
+                [(key, ch, now, now) for (key,) in rows for ch in self.channels],
+            )
+
+    def run_due(self, now: float) -> int:
+        """Attempt every delivery due at `now`; returns how many were delivered."""
+        self._enqueue_new(now)
+        due = self.db.conn.execute(
+            "SELECT d.key, d.channel, d.attempts, d.first_at, o.doc "
+            "FROM deliveries d JOIN outbox o USING (key) WHERE d.status = 'pending' AND d.next_at <= ? "
+            "ORDER BY o.created, d.key, d.channel",
+            (now,),
+        ).fetchall()
+        delivered = 0
+        for key, channel, attempts, first_at, doc in due:
+            n = Notification.from_json(json.loads(doc))
+            retry, error = self.notifiers[channel].send(n, now)
+            attempts += 1
+            if error is None:
+                self._set(key, channel, "sent", attempts, now, None)
+                self.counters.sent += 1
+                delivered += 1
+            elif retry and now - first_at < self.give_up_after:
+                wait = self.backoff[min(attempts - 1, len(self.backoff) - 1)]
+                self._set(key, channel, "pending", attempts, now + wait, error)
+                self.counters.retried += 1
+            else:
+                if retry:
+                    self.counters.gave_up += 1
+                else:
+                    self.counters.rejected += 1
+                self.counters.errors.append(f"{channel}: {error}")
+                self._set(key, channel, "failed", attempts, now, error)
+                self._fall_back(key, channel, now)
+        return delivered
+
+    def _set(
+        self, key: str, channel: str, status: str, attempts: int, next_at: float, error: str | None
+    ) -> None:
+        with self.db.tx() as conn:
+            conn.execute(
+                "UPDATE deliveries SET status = ?, attempts = ?, next_at = ?, last_error = ? "
+                "WHERE key = ? AND channel = ?",
+                (status, attempts, next_at, error, key, channel),
+            )
+
+    def _fall_back(self, key: str, channel: str, now: float) -> None:
+        if self.fallback is None or channel == self.fallback:
+            return
+        with self.db.tx() as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO deliveries (key, channel, status, attempts, first_at, next_at) "
+                "VALUES (?, ?, 'pending', 0, ?, ?)",
+                (key, self.fallback, now, now),
+            )
+        if cur.rowcount:
+            self.counters.fallback += 1
+            self.run_due(now)  # the fallback goes out now, not at the next tick
+
+    def status(self, key: str) -> dict[str, str]:
+        """channel -> status for one notification."""
+        rows = self.db.conn.execute("SELECT channel, status FROM deliveries WHERE key = ?", (key,)).fetchall()
+        return {c: s for c, s in rows}

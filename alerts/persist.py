@@ -1,0 +1,150 @@
+"""SQLite persistence, written synchronously: incidents (with acks), alert states, silences, outbox,
+deliveries.
+
+Every change is committed before the call that made it returns (WAL, synchronous=FULL), so kill -9 at
+any moment loses no acknowledgement or silence, and a notification is either in the outbox (it will
+be sent) or was never produced (the incident state that produced it was not saved either: both are
+written in one transaction).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alerts.incidents import Incident
+from alerts.levels import Level
+from alerts.silences import Matcher, Silence
+from alerts.state import FLAP_WINDOW, AlertState
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS incidents (id TEXT PRIMARY KEY, open INTEGER NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS silences (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (key TEXT PRIMARY KEY, doc TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries (
+  key TEXT NOT NULL, channel TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
+  first_at REAL NOT NULL, next_at REAL NOT NULL, last_error TEXT, PRIMARY KEY (key, channel));
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_at);
+"""
+
+
+def alert_to_json(st: AlertState) -> dict[str, Any]:
+    """An alert state as JSON."""
+    return {
+        "rule": st.rule, "labels": [list(p) for p in st.labels], "state": st.state, "value": st.value,
+        "active_since": st.active_since, "fired_at": st.fired_at, "resolved_at": st.resolved_at,
+        "last_active": st.last_active, "history": list(st.history), "flapping": st.flapping,
+        "flap_percent": st.flap_percent,
+    }  # fmt: skip
+
+
+def alert_from_json(d: dict[str, Any]) -> AlertState:
+    """Inverse of alert_to_json."""
+    return AlertState(
+        d["rule"], tuple((k, v) for k, v in d["labels"]), d["state"], d["value"], d["active_since"],
+        d["fired_at"], d["resolved_at"], d["last_active"], deque(d["history"], maxlen=FLAP_WINDOW),
+        d["flapping"], d["flap_percent"],
+    )  # fmt: skip
+
+
+def incident_to_json(inc: Incident) -> dict[str, Any]:
+    """An incident, its acknowledgement and its alerts as JSON."""
+    return {
+        "id": inc.id, "key": [list(p) for p in inc.key], "opened_at": inc.opened_at, "level": inc.level.value,
+        "report_category": inc.report_category, "alerts": [alert_to_json(a) for a in inc.alerts.values()],
+        "affected": sorted(inc.affected), "acked_by": inc.acked_by, "ack_comment": inc.ack_comment,
+        "acked_at": inc.acked_at, "escalation_step": inc.escalation_step, "reported_by": inc.reported_by,
+        "reported_at": inc.reported_at, "reminders": sorted(inc.reminders),
+        "flap_notified": inc.flap_notified,
+        "resolved_at": inc.resolved_at, "notices": inc.notices,
+    }  # fmt: skip
+
+
+def incident_from_json(d: dict[str, Any]) -> Incident:
+    """Inverse of incident_to_json."""
+    alerts = [alert_from_json(a) for a in d["alerts"]]
+    simple = ("id", "opened_at", "report_category", "acked_by", "ack_comment", "acked_at", "escalation_step",
+              "reported_by", "reported_at", "flap_notified", "resolved_at", "notices")  # fmt: skip
+    return Incident(
+        key=tuple((k, v) for k, v in d["key"]),
+        level=Level(d["level"]),
+        alerts={(a.rule, a.labels): a for a in alerts},
+        affected=set(d["affected"]),
+        reminders=set(d["reminders"]),
+        **{f: d[f] for f in simple},
+    )
+
+
+def silence_to_json(s: Silence) -> dict[str, Any]:
+    """A silence as JSON."""
+    return {
+        "id": s.id, "matchers": [[m.name, m.value, m.op] for m in s.matchers], "starts": s.starts,
+        "ends": s.ends,
+        "created_by": s.created_by, "comment": s.comment, "maintenance": s.maintenance,
+    }  # fmt: skip
+
+
+def silence_from_json(d: dict[str, Any]) -> Silence:
+    """Inverse of silence_to_json."""
+    matchers = tuple(Matcher(n, v, op) for n, v, op in d["matchers"])
+    return Silence(d["id"], matchers, d["starts"], d["ends"], d["created_by"], d["comment"], d["maintenance"])
+
+
+class StateDB:
+    """One SQLite file for the engine and the dispatcher; each write is durable before it returns."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # autocommit mode; transactions are explicit (BEGIN IMMEDIATE ... COMMIT)
+        self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.executescript(SCHEMA)
+        self.lock = threading.RLock()
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction, committed (fsync'd) on exit, rolled back on error."""
+        # One connection serves the engine (event loop) and the dispatcher (worker thread) and API
+        # calls (ack, silence): transactions on it must not interleave.
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    # -- engine --------------------------------------------------------------------------------
+
+    def get_meta(self, key: str, default: str) -> str:
+        """A meta value."""
+        row = self.conn.execute("SELECT v FROM meta WHERE k = ?", (key,)).fetchone()
+        return str(row[0]) if row else default
+
+    def open_incidents(self) -> list[Incident]:
+        """Incidents not resolved yet."""
+        rows = self.conn.execute("SELECT doc FROM incidents WHERE open = 1 ORDER BY id").fetchall()
+        return [incident_from_json(json.loads(r[0])) for r in rows]
+
+    def incident(self, incident_id: str) -> Incident | None:
+        """One incident, open or not."""
+        row = self.conn.execute("SELECT doc FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+        return incident_from_json(json.loads(row[0])) if row else None
+
+    def silences(self) -> list[Silence]:
+        """Every silence and maintenance window."""
+        rows = self.conn.execute("SELECT doc FROM silences ORDER BY id").fetchall()
+        return [silence_from_json(json.loads(r[0])) for r in rows]
