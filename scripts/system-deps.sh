@@ -12,6 +12,9 @@ PKGS=(
   procps
   rsyslog bsdutils              # rsyslogd: syslog ingest anchor in bench/; logger sends real syslog
   prometheus-alertmanager       # Alertmanager 0.25: receives alerts forwarded by govnet (tests)
+  python3-venv                  # install.sh of the offline bundle creates a virtualenv
+  systemd logrotate             # systemd-analyze verify / logrotate -d check deploy/ files (tests)
+  postgresql-15                 # PostgreSQL 15 primary + hot standby and pg_dump files (DB pair, backup tests)
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,0 +1,100 @@
+"""RFC 6587 TCP framing, sans I/O: octet counting ("LEN SP MSG") and LF framing, with bounded memory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class FrameTooLarge(ValueError):
+    """An octet-count prefix announces more than the allowed frame size: the sender must be cut off."""
+
+
+@dataclass(slots=True)
+class Framer:
+    """Feed bytes, get complete frames; buffered bytes never exceed max_frame plus one read."""
+
+    max_frame: int = 64 * 1024
+    buf: bytearray = field(default_factory=bytearray)
+    truncated: int = 0  # LF frames cut at max_frame (the rest of the line is discarded)
+    error: str | None = None
+    _skipping: bool = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Append received bytes; return the frames they complete.
+
+        After an oversized or malformed length prefix, `error` is set (frames before it are still
+        returned) and the connection must be closed: there is no way to resynchronise.
+        """
+        if self.error is not None:
+            return []
+        self.buf += data
+        frames: list[bytes] = []
+        while True:
+            try:
+                frame = self._next()
+            except FrameTooLarge as exc:
+                self.error = str(exc)
+                del self.buf[:]
+                return frames
+            if frame is None:
+                return frames
+            frames.append(frame)
+
+    def _next(self) -> bytes | None:
+        buf = self.buf
+        if self._skipping:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                del buf[:]
+                return None
+            del buf[: nl + 1]
+            self._skipping = False
+        # Separators between frames: stray LF/CR and the NUL some devices append after LF.
+        start = 0
+        while start < len(buf) and buf[start] in b"\n\r\x00":
+            start += 1
+        if start:
+            del buf[:start]
+        if not buf:
+            return None
+        if 0x31 <= buf[0] <= 0x39:  # octet counting starts with a nonzero digit; syslog text with "<"
+            digits = 0
+            while digits < len(buf) and 0x30 <= buf[digits] <= 0x39:
+                digits += 1
+            if digits > 10:
+                raise FrameTooLarge("octet-count prefix too long")
+            if digits == len(buf):
+                return None  # prefix not complete yet
+            if buf[digits] == 0x20:
+                length = int(bytes(buf[:digits]))
+                if length > self.max_frame:
+                    raise FrameTooLarge(f"octet count {length} exceeds the {self.max_frame}-byte limit")
+                if len(buf) < digits + 1 + length:
+                    return None
+                frame = bytes(buf[digits + 1 : digits + 1 + length])
+                del buf[: digits + 1 + length]
+                return frame
+            # digits not followed by a space: an LF-framed message that happens to start with a digit
+        nl = buf.find(b"\n")
+        if nl < 0:
+            if len(buf) > self.max_frame:
+                frame = bytes(buf[: self.max_frame])
+                del buf[:]
+                self._skipping = True
+                self.truncated += 1
+                return frame
+            return None
+        if nl > self.max_frame:
+            frame = bytes(buf[: self.max_frame])
+            del buf[: nl + 1]
+            self.truncated += 1
+            return frame
+        frame = bytes(buf[:nl])
+        del buf[: nl + 1]
+        return frame
+
+    def rest(self) -> bytes:
+        """Bytes left when the connection closes (an unterminated last LF frame)."""
+        data = bytes(self.buf)
+        del self.buf[:]
+        return data

@@ -1,0 +1,1 @@
+"""Append-only, tamper-evident storage of security log records, with verifiable export."""

@@ -1,0 +1,120 @@
+"""One stored log record: its fields, canonical bytes and hashes (leaf, chain)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+# Event types a record can carry; govnet's own actions are "audit", store housekeeping is "store".
+EVENT_TYPES = (
+    "policy_deny",
+    "policy_permit",
+    "attack",
+    "vpn_login",
+    "admin_login",
+    "config_change",
+    "other",
+    "audit",
+    "store",
+)
+
+# Fields every record has (None when unknown); `seq` is assigned by the store.
+FIELDS = (
+    "seq",
+    "recv_ts",
+    "dev_ts",
+    "source",
+    "transport",
+    "device",
+    "flags",
+    "facility",
+    "severity",
+    "format",
+    "event_type",
+    "src_ip",
+    "src_port",
+    "dst_ip",
+    "dst_port",
+    "protocol",
+    "user",
+    "action",
+    "outcome",
+    "rule",
+    "host",
+    "app",
+    "msg",
+    "encoding",
+    "raw",
+)
+
+ZERO_HASH = "0" * 64
+
+Record = dict[str, Any]
+
+
+def new_record(**values: Any) -> Record:
+    """A record with every field present (None for unknown), `flags` a list."""
+    rec: Record = dict.fromkeys(FIELDS)
+    rec["flags"] = []
+    rec["event_type"] = "other"
+    for key, value in values.items():
+        if key not in rec:
+            raise KeyError(f"unknown record field {key!r}")
+        rec[key] = value
+    return rec
+
+
+def canonical(rec: Record) -> bytes:
+    """Deterministic bytes of a record: sorted keys, no spaces, UTF-8 (only str/int/None/list values)."""
+    return json.dumps(rec, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def meta_of(rec: Record) -> list[Any]:
+    """The part of a record an export's proofs reveal for records outside the export's filter."""
+    return [rec["seq"], rec["recv_ts"], rec["device"], rec["event_type"]]
+
+
+def leaf_hash(meta: list[Any], body_hash: str) -> str:
+    """Merkle leaf: commits to the filterable metadata and to the whole record's body hash."""
+    data = b"\x00" + json.dumps(meta, separators=(",", ":"), ensure_ascii=False).encode() + body_hash.encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def body_hash(rec: Record) -> str:
+    """SHA-256 of the record's canonical bytes."""
+    return hashlib.sha256(canonical(rec)).hexdigest()
+
+
+def record_leaf(rec: Record) -> str:
+    """The leaf hash of a full record."""
+    return leaf_hash(meta_of(rec), body_hash(rec))
+
+
+def chain_hash(prev: str, leaf: str) -> str:
+    """Chain link: covers the previous chain hash and this record's leaf hash."""
+    return hashlib.sha256(bytes.fromhex(prev) + bytes.fromhex(leaf)).hexdigest()
+
+
+_second_cache: dict[int, str] = {}
+
+
+def iso_utc(ts: float) -> str:
+    """Seconds since the epoch as ISO-8601 UTC with microseconds (sortable as text)."""
+    micros = round(ts * 1_000_000)
+    sec, frac = divmod(micros, 1_000_000)
+    prefix = _second_cache.get(sec)
+    if prefix is None:  # formatting the date part is the costly bit: once per second
+        if len(_second_cache) > 4096:
+            _second_cache.clear()
+        prefix = _second_cache[sec] = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{prefix}.{frac:06d}Z"
+
+
+def parse_iso(text: str) -> float:
+    """ISO-8601 (naive means UTC) to seconds since the epoch."""
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()

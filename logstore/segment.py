@@ -1,0 +1,132 @@
+"""Segment files: one JSON line per record (`{"h": chain hash, "r": record}`), plain or gzip-compressed."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from logstore.record import Record, canonical, leaf_hash, meta_of, record_leaf
+from logstore.verify import Entry
+
+
+def encode_line(chain: str, rec: Record) -> bytes:
+    """The on-disk line of a record (the record part is its canonical encoding)."""
+    return b'{"h":"' + chain.encode() + b'","r":' + canonical(rec) + b"}\n"
+
+
+def decode_line(line: bytes) -> tuple[str, Record]:
+    """Parse one line; raise ValueError when it is not a well-formed record line."""
+    obj = json.loads(line)
+    if not isinstance(obj, dict) or not isinstance(obj.get("h"), str) or not isinstance(obj.get("r"), dict):
+        raise ValueError("not a record line")
+    return obj["h"], obj["r"]
+
+
+def read_lines(path: Path) -> Iterator[bytes]:
+    """Lines of a segment file (gzip when the name ends in .gz), newline included."""
+    if path.name.endswith(".gz"):
+        with gzip.open(path, "rb") as fh:
+            yield from fh
+    else:
+        with path.open("rb") as fh:
+            yield from fh
+
+
+def entries(path: Path) -> Iterator[tuple[Entry, Record | None]]:
+    """Read records back as chain-check entries (unreadable lines become error entries)."""
+    for line in read_lines(path):
+        try:
+            if line.startswith(b'{"h":"') and line[70:76] == b'","r":' and line.endswith(b"}\n"):
+                # Fast path: hash the stored record bytes as they are (the store wrote them canonical;
+                # any other spelling of the same record hashes differently and is reported).
+                chain, body = line[6:70].decode("ascii"), line[76:-2]
+                rec = json.loads(body)
+                if not isinstance(rec, dict):
+                    raise ValueError("not a record line")
+                leaf = leaf_hash(meta_of(rec), hashlib.sha256(body).hexdigest())
+            else:
+                chain, rec = decode_line(line)
+                leaf = record_leaf(rec)
+            seq = rec.get("seq")
+            if not isinstance(seq, int):
+                raise ValueError("record has no integer seq")
+            yield Entry(seq, chain, leaf), rec
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            yield Entry(None, None, None, error=type(exc).__name__), None
+
+
+@dataclass(slots=True)
+class SegmentIndex:
+    """What a segment holds: sequence and time range, devices, event types, chain ends, Merkle root."""
+
+    name: str
+    first_seq: int = 0
+    last_seq: int = 0
+    count: int = 0
+    prev_hash: str = ""
+    last_hash: str = ""
+    merkle_root: str = ""
+    min_ts: str = ""
+    max_ts: str = ""
+    devices: list[str] = field(default_factory=list)
+    types: dict[str, int] = field(default_factory=dict)
+    file: str = ""
+    bytes: int = 0
+
+    def add(self, rec: Record, chain: str) -> None:
+        """Account for one appended record."""
+        if self.count == 0:
+            self.first_seq = rec["seq"]
+            self.min_ts = rec["recv_ts"]
+        self.count += 1
+        self.last_seq = rec["seq"]
+        self.last_hash = chain
+        self.min_ts = min(self.min_ts, rec["recv_ts"])
+        self.max_ts = max(self.max_ts, rec["recv_ts"])
+        device = rec["device"] or ""
+        if device not in self.devices:
+            self.devices.append(device)
+        self.types[rec["event_type"]] = self.types.get(rec["event_type"], 0) + 1
+
+    def may_hold(self, from_ts: str, to_ts: str, device: str | None, event_type: str | None) -> bool:
+        """False when the index proves no record matches (used to skip whole segments)."""
+        if self.count == 0 or self.max_ts < from_ts or self.min_ts >= to_ts:
+            return False
+        if device is not None and device not in self.devices:
+            return False
+        return event_type is None or event_type in self.types
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain dict for the sidecar file."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SegmentIndex:
+        """Inverse of to_json."""
+        return cls(**data)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a file so that it is either absent, old or complete and durable."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or unlink in `path` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

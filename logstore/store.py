@@ -1,0 +1,398 @@
+"""The append-only store: group-committed segments, hash chain, rotation, compression, retention, budget."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from logstore.merkle import merkle_root
+from logstore.record import ZERO_HASH, Record, canonical, chain_hash, iso_utc, leaf_hash, new_record
+from logstore.segment import SegmentIndex, decode_line, entries, fsync_dir, write_atomic
+from logstore.verify import Problem, check_chain
+
+DAY = 86400.0
+
+
+@dataclass(slots=True)
+class StoreConfig:
+    """Tunables of a store; retention defaults to 180 days (网络安全法 Art. 21: at least six months)."""
+
+    max_segment_bytes: int = 64 * 1024 * 1024
+    retention_days: float = 180.0
+    budget_bytes: int | None = None
+    warn_ratio: float = 0.8
+    compress: bool = True
+
+
+class LogStore:
+    """Append-only log store in one folder; `append_batch` returns only after the batch is fsynced."""
+
+    def __init__(
+        self, root: Path, config: StoreConfig | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.root = Path(root)
+        self.config = config or StoreConfig()
+        self.clock = clock
+        self.seg_dir = self.root / "segments"
+        self.seg_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self.metrics: dict[str, float] = {
+            "appended_total": 0,
+            "batches_total": 0,
+            "fsyncs_total": 0,
+            "segments_sealed_total": 0,
+            "segments_removed_total": 0,
+            "budget_ratio": 0.0,
+            "budget_warning": 0,
+        }
+        self.anchor = self._read_anchor()
+        self.sealed: list[SegmentIndex] = self._read_sealed()
+        self._fh: Any = None
+        self.active: SegmentIndex
+        self._open_active()
+
+    # --- opening -------------------------------------------------------------------------------------
+
+    def _read_anchor(self) -> dict[str, Any]:
+        path = self.root / "anchor.json"
+        if path.exists():
+            data: dict[str, Any] = json.loads(path.read_text())
+            return data
+        return {"seq": 0, "hash": ZERO_HASH, "removed": []}
+
+    def _read_sealed(self) -> list[SegmentIndex]:
+        out = []
+        for meta in sorted(self.seg_dir.glob("seg-*.meta.json")):
+            out.append(SegmentIndex.from_json(json.loads(meta.read_text())))
+        out.sort(key=lambda s: s.first_seq)
+        return out
+
+    def _open_active(self) -> None:
+        sealed_names = {s.name for s in self.sealed}
+        plain = sorted(p for p in self.seg_dir.glob("seg-*.ndjson") if p.stem not in sealed_names)
+        prev_hash = self.sealed[-1].last_hash if self.sealed else self.anchor["hash"]
+        last_seq = self.sealed[-1].last_seq if self.sealed else int(self.anchor["seq"])
+        # A sealed segment whose compression was interrupted: finish compressing it.
+        for seg in self.sealed:
+            if (
+                not (self.seg_dir / seg.file).exists()
+                and (self.seg_dir / seg.file.removesuffix(".gz")).exists()
+            ):
+                self._compress(seg)
+        events: list[Record] = []
+        clean = self.root / "CLEAN"
+        if plain:
+            path = plain[-1]
+            torn = self._repair_tail(path)
+            if torn:
+                events.append(
+                    self._store_event(
+                        "torn_tail",
+                        f"discarded {torn[0]} bytes at offset {torn[1]} of {path.name} (sha256 {torn[2]})",
+                    )
+                )
+            index = SegmentIndex(name=path.stem, file=path.name, prev_hash=prev_hash)
+            for entry, rec in entries(path):
+                if rec is not None and entry.stored_hash is not None:
+                    index.add(rec, entry.stored_hash)
+            index.bytes = path.stat().st_size
+            if index.count == 0:
+                index.first_seq = last_seq + 1
+            self.active = index
+        else:
+            self.active = self._new_active(last_seq + 1, prev_hash)
+        self._fh = (self.seg_dir / self.active.file).open("ab")
+        has_data = bool(self.sealed) or self.active.count > 0
+        if has_data and not clean.exists():
+            events.append(
+                self._store_event(
+                    "unclean_shutdown",
+                    f"store reopened after unclean shutdown; last durable seq {self.last_seq}",
+                )
+            )
+        if clean.exists():
+            clean.unlink()
+            fsync_dir(self.root)
+        if events:
+            self.append_batch(events)
+
+    def _repair_tail(self, path: Path) -> tuple[int, int, str] | None:
+        """Cut an incomplete last line (a write torn by a crash); return (bytes, offset, sha256) cut."""
+        data = path.read_bytes()
+        keep = len(data)
+        while keep > 0:
+            start = data.rfind(b"\n", 0, keep - 1) + 1
+            line = data[start:keep]
+            if line.endswith(b"\n"):
+                try:
+                    decode_line(line)
+                    break
+                except ValueError:
+                    pass
+            keep = start
+        if keep == len(data):
+            return None
+        cut = data[keep:]
+        with path.open("r+b") as fh:
+            fh.truncate(keep)
+            os.fsync(fh.fileno())
+        return len(cut), keep, hashlib.sha256(cut).hexdigest()
+
+    def _new_active(self, first_seq: int, prev_hash: str) -> SegmentIndex:
+        name = f"seg-{first_seq:012d}"
+        path = self.seg_dir / f"{name}.ndjson"
+        path.touch()
+        fsync_dir(self.seg_dir)
+        return SegmentIndex(name=name, file=path.name, prev_hash=prev_hash, first_seq=first_seq)
+
+    def _store_event(self, action: str, msg: str) -> Record:
+        return new_record(
+            event_type="store", action=action, outcome="recorded", msg=msg, app="govnet-logstore"
+        )
+
+    # --- appending -------------------------------------------------------------------------------------
+
+    @property
+    def last_seq(self) -> int:
+        """Sequence number of the last durable record (0 when empty)."""
+        if self.active.count:
+            return self.active.last_seq
+        return self.active.first_seq - 1
+
+    @property
+    def last_hash(self) -> str:
+        """Chain hash of the last durable record."""
+        return self.active.last_hash if self.active.count else self.active.prev_hash
+
+    def append_batch(self, recs: list[Record]) -> list[int]:
+        """Assign sequence numbers, write, fsync once; return the seqs (durable when this returns)."""
+        if not recs:
+            return []
+        with self._lock:
+            prev = self.last_hash
+            seq = self.last_seq
+            now = iso_utc(self.clock())
+            chunks = []
+            hashes = []
+            for rec in recs:
+                seq += 1
+                rec["seq"] = seq
+                for key, value in rec.items():
+                    if value == "":
+                        rec[key] = None  # one spelling of "absent", so CSV exports round-trip exactly
+                if rec.get("recv_ts") is None:
+                    rec["recv_ts"] = now
+                body = canonical(rec)
+                meta = [seq, rec["recv_ts"], rec["device"], rec["event_type"]]
+                prev = chain_hash(prev, leaf_hash(meta, hashlib.sha256(body).hexdigest()))
+                chunks.append(b'{"h":"' + prev.encode() + b'","r":' + body + b"}\n")
+                hashes.append(prev)
+            data = b"".join(chunks)
+            try:
+                self._fh.write(data)
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+            except OSError:
+                # Disk full or I/O error: nothing of this batch counts; cut what may have been written.
+                self._fh = _reopen_truncated(self.seg_dir / self.active.file, self.active.bytes, self._fh)
+                raise
+            for rec, chain in zip(recs, hashes, strict=True):
+                self.active.add(rec, chain)
+            self.active.bytes += len(data)
+            self.metrics["appended_total"] += len(recs)
+            self.metrics["batches_total"] += 1
+            self.metrics["fsyncs_total"] += 1
+            if self.active.bytes >= self.config.max_segment_bytes:
+                self._seal_active()
+            return [r["seq"] for r in recs]
+
+    def append(self, rec: Record) -> int:
+        """Append one record durably (convenience for audit records)."""
+        return self.append_batch([rec])[0]
+
+    def _seal_active(self) -> None:
+        seg = self.active
+        self._fh.close()
+        path = self.seg_dir / seg.file
+        seg.merkle_root = merkle_root([e.leaf for e, _ in entries(path) if e.leaf is not None])
+        if self.config.compress:
+            seg.file = seg.file + ".gz"
+        write_atomic(self.seg_dir / f"{seg.name}.meta.json", json.dumps(seg.to_json(), indent=1).encode())
+        if self.config.compress:
+            self._compress(seg)
+        self.sealed.append(seg)
+        self.metrics["segments_sealed_total"] += 1
+        self.active = self._new_active(seg.last_seq + 1, seg.last_hash)
+        self._fh = (self.seg_dir / self.active.file).open("ab")
+
+    def _compress(self, seg: SegmentIndex) -> None:
+        src = self.seg_dir / seg.file.removesuffix(".gz")
+        dst = self.seg_dir / seg.file
+        tmp = dst.with_name(dst.name + ".tmp")
+        with src.open("rb") as fin, gzip.open(tmp, "wb", compresslevel=6) as fout:
+            shutil.copyfileobj(fin, fout, 1024 * 1024)
+        with tmp.open("rb") as fh:
+            os.fsync(fh.fileno())
+        tmp.replace(dst)
+        src.unlink()
+        fsync_dir(self.seg_dir)
+        seg.bytes = dst.stat().st_size
+
+    def seal(self) -> None:
+        """Close the active segment now (if it holds records) and start a new one."""
+        with self._lock:
+            if self.active.count:
+                self._seal_active()
+
+    def close(self) -> None:
+        """Flush and mark a clean shutdown."""
+        with self._lock:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            (self.root / "CLEAN").touch()
+            fsync_dir(self.root)
+
+    # --- retention ---------------------------------------------------------------------------------
+
+    def disk_bytes(self) -> int:
+        """Bytes used by all segment files."""
+        return sum(p.stat().st_size for p in self.seg_dir.iterdir() if p.is_file())
+
+    def housekeeping(self, now: float) -> list[str]:
+        """Apply retention by age and the disk budget; warn before the budget removes anything."""
+        with self._lock:
+            return self._housekeeping(now)
+
+    def _housekeeping(self, now: float) -> list[str]:
+        notes: list[str] = []
+        cutoff = iso_utc(now - self.config.retention_days * DAY)
+        while self.sealed and self.sealed[0].max_ts < cutoff:
+            notes.append(self._remove_oldest(f"older than {self.config.retention_days:g} days"))
+        budget = self.config.budget_bytes
+        if budget:
+            used = self.disk_bytes()
+            ratio = used / budget
+            self.metrics["budget_ratio"] = ratio
+            warn = ratio >= self.config.warn_ratio
+            if warn and not self.metrics["budget_warning"]:
+                msg = (
+                    f"log store uses {used} of {budget} bytes ({ratio:.0%}); oldest segments will be removed"
+                )
+                self.append(self._store_event("budget_warning", msg))
+                notes.append(msg)
+            self.metrics["budget_warning"] = 1 if warn else 0
+            while self.disk_bytes() > budget and self.sealed:
+                notes.append(self._remove_oldest("disk budget exceeded"))
+        return notes
+
+    def _remove_oldest(self, why: str) -> str:
+        seg = self.sealed.pop(0)
+        self.anchor = {
+            "seq": seg.last_seq,
+            "hash": seg.last_hash,
+            "removed": [*self.anchor.get("removed", []), seg.to_json()],
+        }
+        write_atomic(self.root / "anchor.json", json.dumps(self.anchor, indent=1).encode())
+        for path in (self.seg_dir / seg.file, self.seg_dir / f"{seg.name}.meta.json"):
+            path.unlink(missing_ok=True)
+        fsync_dir(self.seg_dir)
+        self.metrics["segments_removed_total"] += 1
+        msg = (
+            f"removed segment {seg.name} (seq {seg.first_seq}..{seg.last_seq}, {seg.min_ts}..{seg.max_ts}, "
+            f"last hash {seg.last_hash}): {why}"
+        )
+        self.append(self._store_event("segment_removed", msg))
+        return msg
+
+    # --- reading -----------------------------------------------------------------------------------
+
+    def segments(self) -> list[SegmentIndex]:
+        """Sealed segments then the active one, oldest first."""
+        with self._lock:
+            self._fh.flush()
+            return [*self.sealed, self.active]
+
+    def iter_records(
+        self,
+        from_ts: str = "",
+        to_ts: str = "~",
+        device: str | None = None,
+        event_type: str | None = None,
+        whole_segments: bool = False,
+    ) -> Iterator[tuple[Record, str]]:
+        """(record, chain hash) in seq order for segments that may match; filters unless whole_segments."""
+        for seg in self.segments():
+            if not seg.may_hold(
+                from_ts, to_ts, None if whole_segments else device, None if whole_segments else event_type
+            ):
+                continue
+            for entry, rec in entries(self.seg_dir / seg.file):
+                if rec is None or entry.stored_hash is None:
+                    continue
+                if not whole_segments and not (
+                    from_ts <= rec["recv_ts"] < to_ts
+                    and (device is None or rec["device"] == device)
+                    and (event_type is None or rec["event_type"] == event_type)
+                ):
+                    continue
+                yield rec, entry.stored_hash
+
+    def verify(self) -> list[Problem]:
+        """Check every segment: chain, sequence, Merkle root and links between segments."""
+        problems: list[Problem] = []
+        prev_hash, prev_seq = self.anchor["hash"], int(self.anchor["seq"])
+        for seg in self.segments():
+            if seg.prev_hash != prev_hash:
+                problems.append(
+                    Problem(seg.name, 0, seg.first_seq, "segment does not link to the previous one")
+                )
+            path = self.seg_dir / seg.file
+            if not path.exists():
+                problems.append(Problem(seg.name, 0, seg.first_seq, "segment file missing"))
+                continue
+            check = check_chain((e for e, _ in entries(path)), seg.name, prev_hash, prev_seq)
+            problems += check.problems
+            if seg is not self.active:
+                if check.count != seg.count:
+                    problems.append(
+                        Problem(
+                            seg.name,
+                            check.count,
+                            None,
+                            f"segment holds {check.count} records, index says {seg.count}",
+                        )
+                    )
+                if merkle_root(check.leaves) != seg.merkle_root:
+                    problems.append(
+                        Problem(seg.name, 0, seg.first_seq, "Merkle root differs from the sealed one")
+                    )
+                if check.last_hash != seg.last_hash:
+                    problems.append(
+                        Problem(seg.name, check.count, None, "last chain hash differs from the sealed one")
+                    )
+            prev_hash, prev_seq = seg.last_hash, seg.last_seq
+        return problems
+
+
+def _reopen_truncated(path: Path, size: int, fh: Any) -> Any:
+    """Close `fh`, cut `path` back to `size` bytes, reopen for appending (best effort on a failing disk)."""
+    with contextlib.suppress(OSError):
+        fh.close()
+    try:
+        with path.open("r+b") as raw:
+            raw.truncate(size)
+            os.fsync(raw.fileno())
+    except OSError:
+        pass  # the torn-tail repair on the next open handles what remains
+    return path.open("ab")
