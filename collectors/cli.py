@@ -8,13 +8,14 @@ stdout carries only data (samples); progress and errors go to stderr.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 import signal
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -28,6 +29,7 @@ from exporters.store import LatestStore
 from govnet.config import Config, ConfigError, SchedulerConfig, load_config
 from govnet.samples import Sample
 from govnet.secrets import SecretError
+from govnet.service import BUILDERS, MetricsSource, RunContext, SampleSink, Service
 from inventory.model import Device, Inventory
 
 log = logging.getLogger("govnet")
@@ -146,13 +148,20 @@ class Runtime:
     fanout: FanOut
     server: MetricsServer
     writer: InfluxWriter | None
+    services: list[Service] = field(default_factory=list)
 
     @classmethod
     def build(
-        cls, cfg: Config, inventory: Inventory, collector: Collector, devices: Sequence[Device]
+        cls,
+        cfg: Config,
+        inventory: Inventory,
+        collector: Collector,
+        devices: Sequence[Device],
+        services: Sequence[Service] = (),
+        store: LatestStore | None = None,
     ) -> Runtime:
         """Wire the pieces (raises SecretError, SpoolError, OSError for the caller to report)."""
-        store = LatestStore()
+        store = store or LatestStore()
         fanout = FanOut([store])
         writer = None
         if cfg.influx is not None:
@@ -168,13 +177,19 @@ class Runtime:
         samples = SamplesCollector(store, [scheduler.internal_samples])
         if writer is not None:
             samples.add_source(writer.internal_samples)
+        # Each service plugs into the pipeline by what it offers: a sink, internal metrics, or both.
+        for svc in services:
+            if isinstance(svc, SampleSink):
+                fanout.add(svc)
+            if isinstance(svc, MetricsSource):
+                samples.add_source(svc.internal_samples)
         try:
             server = MetricsServer(cfg.prometheus.listen, samples, healthy=scheduler.healthy)
         except BaseException:
             if writer is not None:
                 writer.spool.close()
             raise
-        return cls(scheduler, store, fanout, server, writer)
+        return cls(scheduler, store, fanout, server, writer, list(services))
 
     async def run(self) -> None:
         """Serve and poll until the scheduler is stopped (SIGINT/SIGTERM), then shut down cleanly."""
@@ -184,9 +199,17 @@ class Runtime:
         self.server.start()
         if self.writer is not None:
             self.writer.start()
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(svc.run(stop), name=svc.name) for svc in self.services]
         try:
             await self.scheduler.run()
         finally:
+            stop.set()
+            if tasks:
+                _done, pending = await asyncio.wait(tasks, timeout=10.0)
+                for task in pending:
+                    log.warning("service %s did not stop in time; cancelled", task.get_name())
+                    task.cancel()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             self.close()
@@ -196,6 +219,25 @@ class Runtime:
         self.server.stop()
         if self.writer is not None:
             self.writer.stop(drain_timeout=5.0)
+
+
+def build_services(cfg: Config, ctx: RunContext) -> list[Service]:
+    """Build the services of every subsystem section present in the config (govnet.service.BUILDERS)."""
+    services: list[Service] = []
+    for section, target in BUILDERS.items():
+        data = getattr(cfg, section)
+        if data is None:
+            continue
+        module_name, func = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            raise ValueError(f"{section}: this govnet has no {section} subsystem yet") from None
+        try:
+            services.extend(getattr(module, func)(data, ctx))
+        except ValueError as exc:
+            raise ValueError(f"{section}: {exc}") from None
+    return services
 
 
 def run_command(config: Path) -> int:
@@ -216,12 +258,20 @@ def run_command(config: Path) -> int:
         return 2
     devices = pollable(inventory, [], err)
     assert devices is not None
+    store = LatestStore()
+    ctx = RunContext(cfg.base_dir, inventory, cfg.inventory, store)
+    try:
+        services = build_services(cfg, ctx)
+    except (ValueError, ImportError) as exc:
+        err.write(f"govnet: invalid config {config}\n{exc}\n")
+        return 2
     try:
         collector = snmp_collector(settings_of(cfg.scheduler))
-        runtime = Runtime.build(cfg, inventory, collector, devices)
+        runtime = Runtime.build(cfg, inventory, collector, devices, services, store=store)
     except (SecretError, SpoolError, OSError) as exc:
         err.write(f"govnet: cannot start: {exc}\n")
         return 2
+    ctx.request_poll = runtime.scheduler.poll_now
     err.write(
         f"govnet: polling {len(devices)} device(s); metrics on http://{cfg.prometheus.listen}/metrics\n"
     )

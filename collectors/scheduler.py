@@ -150,6 +150,16 @@ class Schedule:
             out.append((name, due))
         return out
 
+    def expedite(self, name: str, now: float) -> bool:
+        """Make a device due now (a trap asks for its state to be confirmed); False if unknown or running."""
+        st = self.devices.get(name)
+        if st is None or st.running:
+            return False
+        # The old heap entry turns stale (next_due no longer matches it); the grid resumes afterwards.
+        st.next_due = now
+        heapq.heappush(self._heap, (now, name))
+        return True
+
     def _stale(self, entry: tuple[float, str]) -> bool:
         st = self.devices.get(entry[1])
         return st is None or st.running or st.next_due != entry[0]
@@ -357,6 +367,13 @@ class Scheduler:
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+
+    def poll_now(self, name: str) -> bool:
+        """Poll a device as soon as possible, off its grid (trap confirmation); thread-unsafe, loop only."""
+        ok = self.schedule.expedite(name, self.clock())
+        if ok:
+            self._wake.set()
+        return ok
 
     def stop(self) -> None:
         """Ask run() to return after the running polls end."""

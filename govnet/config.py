@@ -66,6 +66,16 @@ class Config(_Strict):
     influx: InfluxConfig | None = None
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Sections owned by subsystems: each is validated by its own builder (govnet.service.BUILDERS),
+    # so a subsystem's settings live next to its code. Absent section = service off.
+    alerts: dict[str, Any] | None = None
+    probes: dict[str, Any] | None = None
+    traps: dict[str, Any] | None = None
+    ssh: dict[str, Any] | None = None
+    backups: dict[str, Any] | None = None
+    syslog: dict[str, Any] | None = None
+    api: dict[str, Any] | None = None
+    base_dir: Path = Field(default=Path("."), exclude=True)
 
 
 class ConfigError(ValueError):
@@ -132,7 +142,7 @@ def load_config(path: Path) -> Config:
 
 def _resolve_paths(cfg: Config, base: Path) -> Config:
     inv = cfg.inventory if cfg.inventory.is_absolute() else base / cfg.inventory
-    update: dict[str, Any] = {"inventory": inv}
+    update: dict[str, Any] = {"inventory": inv, "base_dir": base}
     if cfg.influx is not None:
         ic = cfg.influx
         spool_dir = ic.spool_dir if ic.spool_dir.is_absolute() else base / ic.spool_dir

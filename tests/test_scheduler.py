@@ -244,3 +244,19 @@ def test_driver_healthy_devices_never_miss_while_dead_and_slow_ones_back_off() -
     failed_sets = [v for d, v in rec.sets if d == "dead-1"]
     assert all("govnet_cpu_ratio" not in v and v["govnet_up"] == 0.0 for v in failed_sets)
     assert sched.varbinds_per_second() > 0
+
+
+def test_expedite_polls_now_then_resumes_grid() -> None:
+    """A trap-triggered poll runs at once; afterwards the device is back on its own grid."""
+    sched = Schedule(SchedulerSettings())
+    st = sched.add("sw1", 30.0, now=1000.0)
+    grid = st.next_due
+    assert sched.expedite("sw1", 1000.5)
+    assert sched.pop_due(1000.5) == [("sw1", 1000.5)]
+    assert not sched.expedite("sw1", 1000.6)  # already running
+    assert sched.pop_due(grid + 0.01) == []  # the old slot is stale, not a second poll
+    plan = sched.plan("sw1", 1000.5, 1000.5)
+    assert plan is not None
+    nxt = sched.complete("sw1", plan, PollResult("sw1", ok=True), 1001.0)
+    assert abs(((nxt - st.offset) / 30.0) - round((nxt - st.offset) / 30.0)) < 1e-9
+    assert not sched.expedite("unknown", 1001.0)

@@ -28,6 +28,8 @@ class _DeviceState:
     profile: Profile | None = None
     sysobjectid: str | None = None
     refreshed_at: float | None = None  # last SNMPv3 engine boots/time sync (monotonic)
+    empty_columns: set[str] | None = None  # profile columns the agent returned nothing for
+    polls_since_full: int = 0
 
 
 class NoSystemGroup(Exception):
@@ -36,6 +38,8 @@ class NoSystemGroup(Exception):
 
 # gufo-snmp asks for a v3 time-window refresh when more than ~150 s passed since the last request.
 V3_REFRESH_S = 100.0
+# Re-walk columns that were empty every this many polls (10 min at 30 s): tables can gain rows.
+EMPTY_RECHECK_POLLS = 20
 
 
 def plan(profile: Profile) -> tuple[list[str], list[str]]:
@@ -140,17 +144,32 @@ class SnmpCollector:
         if st.profile is None or sysobjectid != st.sysobjectid:
             st.profile = select_profile(self.profiles, sysobjectid, device.vendor.value, device.role.value)
             st.sysobjectid = sysobjectid
+            st.empty_columns = None
         scalars, columns = plan(st.profile)
         walk: Walk = dict(system)
         rest = [o for o in scalars if o not in walk]
         if rest:
             walk.update(await fetch.get_many(rest))
+        # Columns an agent does not implement cost a request each for nothing; skip them between
+        # full polls (every EMPTY_RECHECK_POLLS polls, and whenever the profile changes).
+        full = st.polls_since_full >= EMPTY_RECHECK_POLLS or st.empty_columns is None
+        skip = set() if full or st.empty_columns is None else st.empty_columns
+        empty: set[str] = set()
         for col in columns:
+            if col in skip:
+                continue
             try:
-                walk.update(await fetch.walk(col))
+                got = await fetch.walk(col)
+                walk.update(got)
+                if not got:
+                    empty.add(col)
             except TimeoutError:
                 # One subtree the agent cannot serve must not cost the rest of the poll.
                 fetch.stats.problems.append(f"{col}: gave up after timeouts")
+        if full:
+            st.empty_columns, st.polls_since_full = empty, 1
+        else:
+            st.polls_since_full += 1
         return walk
 
     def _samples(self, st: _DeviceState, walk: Walk, device: Device, now: float) -> list[Sample]:

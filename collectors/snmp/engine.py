@@ -91,7 +91,7 @@ def make_session(
 
 
 def _oid_key(oid: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in oid.split("."))
+    return tuple(map(int, oid.split(".")))
 
 
 @dataclass(slots=True)
@@ -171,7 +171,9 @@ class Fetcher:
         it = self.session.getbulk(root, max_repetitions=reps) if reps > 1 else self.session.getnext(root)
         out: Walk = {}
         prefix = root + "."
-        last: tuple[int, ...] = _oid_key(root)
+        cut = len(prefix)
+        # Inside the subtree only the suffix decides the order: compare suffixes, not whole OIDs.
+        last: tuple[int, ...] = ()
         tries = 0
         self._check_deadline()
         # One deadline for the whole walk; the per-request timeout is gufo's own (cheap per varbind:
@@ -191,7 +193,7 @@ class Fetcher:
                         continue  # the iterator re-sends the same request
                     if not oid.startswith(prefix):
                         break
-                    key = _oid_key(oid)
+                    key = _oid_key(oid[cut:])
                     if key <= last:
                         # A broken agent that repeats or goes backwards would loop forever.
                         self.stats.problems.append(f"{root}: OID not increasing at {oid}")
