@@ -307,3 +307,22 @@ def test_missing_objects_are_absent_not_errors(agent: NetSnmpd, secrets: None) -
 
     scal, col_walk = run(go())
     assert list(scal) == ["1.3.6.1.2.1.1.5.0"] and col_walk == {}
+
+
+def test_empty_columns_skipped_between_full_polls(agent: NetSnmpd, secrets: None) -> None:
+    """Profile columns the agent lacks are not re-requested every poll, and no data is lost by it."""
+    from collectors.snmp.collector import EMPTY_RECHECK_POLLS
+
+    inv = inventory(HOST, agent.port, V2C)
+    dev = inv.devices[0]
+    col = SnmpCollector(timeout_s=1.0)
+    r1 = run(col.poll(inv, dev, 1000.0))
+    assert r1.ok, r1.error
+    st = col._state[dev.name]
+    assert st.empty_columns, "net-snmp lacks some linux-profile columns (e.g. lm-sensors in a container)"
+    r2 = run(col.poll(inv, dev, 1030.0))
+    assert r2.ok and st.polls_since_full == 2
+    assert {(s.metric, s.labels) for s in r2.samples} == {(s.metric, s.labels) for s in r1.samples}
+    st.polls_since_full = EMPTY_RECHECK_POLLS
+    r3 = run(col.poll(inv, dev, 1060.0))
+    assert r3.ok and st.polls_since_full == 1  # a full poll re-probed the empty columns
