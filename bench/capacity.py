@@ -1,0 +1,216 @@
+"""How many lab devices (48 interfaces each) one govnet poller sustains at a 60 s interval on this machine.
+
+The lab is lab.synth's inventory (4 access-switch vendors, dual uplinks to 2 cores) served by
+lab.runner.LabProcess in its own process on 127.26.1.x, polled over SNMPv3 authPriv (SHA-256/AES-128).
+
+1. Calibrate: poll a synthetic lab of `--calibrate` devices a few rounds with govnet's SnmpCollector in
+   a child process (64 concurrent polls, like the scheduler's default cap) and measure the poller's CPU
+   per device-poll.  The lab's own CPU is read from /proc for information (it shares the machine).
+2. Extrapolate: one poller process is one asyncio loop, so at most one core: sustainable devices =
+   interval / CPU per poll at 100 % of a core (ceiling) and at the recommended 50 % (headroom for the
+   exporter, alert engine, bursts after an outage).
+3. Verify: run the real Scheduler at each `--verify` size for `--cycles` intervals against the lab and
+   check every poll is done within its interval: polls, failures, missed slots, lateness, duration.
+
+Run: `python -m bench.capacity [--verify 500 1000] [--cycles 2] [--interval 60]` (or `--quick`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.snmp_vs_exporter import run_child
+
+INTERFACES = 48
+
+
+@dataclass
+class Calibration:
+    """CPU cost of one device-poll, measured."""
+
+    devices: int
+    polls: int
+    varbinds: int
+    cpu_s: float
+    wall_s: float
+    lab_cpu_s: float
+
+    @property
+    def cpu_per_poll_ms(self) -> float:
+        """Poller CPU milliseconds per device-poll."""
+        return 1000 * self.cpu_s / self.polls
+
+    def sustainable(self, interval: float, core_share: float) -> int:
+        """Devices one poller sustains at `interval` using `core_share` of one core."""
+        return int(interval * core_share / (self.cpu_s / self.polls))
+
+
+def _proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+LAB_BASE = "127.26.1.0"  # this bench's loopback range: 127.26.0.0/16
+
+
+class Lab:
+    """lab.synth's synthetic inventory served by lab.runner.LabProcess (its own process, SNMP only)."""
+
+    def __init__(self, devices: int, interfaces: int = INTERFACES, interval: float = 60.0) -> None:
+        from lab.synth import synth_inventory
+
+        # The lab adds each device's management port to the listed ones.
+        self.source = synth_inventory(devices, interfaces - 1)
+        self.source["defaults"] = {"poll_interval": f"{interval:g}s"}
+        self.inventory: dict[str, Any] = {}
+        self.env: dict[str, str] = {}
+        self._tmp = tempfile.TemporaryDirectory(prefix="gvt6-lab-")
+        self.process: Any = None
+
+    def __enter__(self) -> Lab:
+        from lab.runner import LabProcess
+
+        run_dir = Path(self._tmp.name)
+        src = run_dir / "source.yaml"
+        src.write_text(yaml.safe_dump(self.source))
+        try:
+            self.process = LabProcess(
+                src, run_dir / "run", base=LAB_BASE, snmp_port=free_udp_port(), ssh_port=0, progress=None
+            ).start()
+            self.inventory = yaml.safe_load(self.process.inventory_path.read_text())
+        except BaseException:
+            self._tmp.cleanup()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            self.process.stop()
+        self._tmp.cleanup()
+
+    @property
+    def pid(self) -> int:
+        """The lab process id (for its CPU)."""
+        pid: int = self.process.pid
+        return pid
+
+
+def free_udp_port() -> int:
+    """A UDP port free on the lab's first address right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.26.1.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def calibrate(devices: int, rounds: int, interval: float) -> Calibration:
+    """Measure poller CPU per device-poll against a lab of `devices`."""
+    with Lab(devices, interval=interval) as lab:
+        spec = {"inventory": lab.inventory, "polls": rounds, "warmup": 1, "concurrency": 64}
+        lab0 = _proc_cpu_s(lab.pid)
+        r = run_child("bench._poll_child", spec, lab.env)
+        lab_cpu = _proc_cpu_s(lab.pid) - lab0
+    if r["ok"] != r["polls"]:
+        raise RuntimeError(f"calibration polls failed: {r['ok']}/{r['polls']} ok: {r['errors']}")
+    return Calibration(
+        devices, int(r["polls"]), int(r["varbinds"]), float(r["cpu_s"]), float(r["wall_s"]), lab_cpu
+    )
+
+
+def verify(devices: int, cycles: int, interval: float) -> dict[str, Any]:
+    """Run the real scheduler over `devices` lab devices for `cycles` intervals."""
+    with Lab(devices, interval=interval) as lab:
+        spec = {
+            "inventory": lab.inventory,
+            "duration_s": cycles * interval,
+            "max_concurrency": 64,
+            "grace_s": interval,
+        }
+        lab0 = _proc_cpu_s(lab.pid)
+        r = run_child("bench._capacity_child", spec, lab.env)
+        r["lab_cpu_s"] = _proc_cpu_s(lab.pid) - lab0
+    r["expected_polls"] = devices * cycles
+    return r
+
+
+def format_calibration(c: Calibration, interval: float) -> str:
+    """The calibration table and the extrapolation with its assumptions."""
+    return "\n".join(
+        [
+            f"{'devices':>8} {'polls':>6} {'varbinds':>9} {'poller CPU s':>13} {'wall s':>7} "
+            f"{'CPU ms/poll':>12} {'lab CPU s':>10}",
+            f"{c.devices:>8} {c.polls:>6} {c.varbinds:>9} {c.cpu_s:>13.2f} {c.wall_s:>7.1f} "
+            f"{c.cpu_per_poll_ms:>12.2f} {c.lab_cpu_s:>10.2f}",
+            "",
+            f"sustainable at {interval:g} s, one poller process (one asyncio loop = at most one core):",
+            f"  ceiling (100 % of a core): {c.sustainable(interval, 1.0)} devices",
+            f"  recommended (50 % of a core, headroom for exporter/alerts/bursts): "
+            f"{c.sustainable(interval, 0.5)} devices",
+        ]
+    )
+
+
+def format_verify(rows: list[dict[str, Any]], interval: float) -> str:
+    """The verification table: were all polls done within the interval?"""
+    head = (
+        f"{'devices':>8} {'polls':>6} {'expect':>6} {'fail':>5} {'missed':>6} {'late p50':>9} "
+        f"{'late p99':>9} {'late max':>9} {'dur p99':>8} {'dur max':>8} {'CPU s':>7} {'CPU %':>6} "
+        f"{'lab CPU%':>8} {'load1':>5}"
+    )
+    out = [head]
+    for r in rows:
+        # Sustained: every slot polled, none failed or skipped, each done before its next slot.
+        ok = (
+            r["polls"] == r["expected_polls"]
+            and r["failures"] == 0
+            and r["missed"] == 0
+            and r["lateness_max"] + r["duration_max"] < interval
+        )
+        out.append(
+            f"{r['devices']:>8} {r['polls']:>6} {r['expected_polls']:>6} {r['failures']:>5} {r['missed']:>6} "
+            f"{r['lateness_p50']:>9.3f} {r['lateness_p99']:>9.3f} {r['lateness_max']:>9.3f} "
+            f"{r['duration_p99']:>8.2f} {r['duration_max']:>8.2f} {r['cpu_s']:>7.1f} "
+            f"{100 * r['cpu_s'] / r['wall_s']:>6.1f} {100 * r['lab_cpu_s'] / r['wall_s']:>8.1f} "
+            f"{r['load1']:>5.1f}"
+            f"  {'OK' if ok else 'NOT SUSTAINED'}"
+        )
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--interval", type=float, default=60.0, help="poll interval, seconds")
+    ap.add_argument("--calibrate", type=int, default=200, help="lab devices for the calibration")
+    ap.add_argument("--rounds", type=int, default=3, help="measured calibration rounds")
+    ap.add_argument("--verify", type=int, nargs="*", default=[500, 1000], help="sizes to run for real")
+    ap.add_argument("--cycles", type=int, default=2, help="intervals to run each verification")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes and a 10 s interval")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.interval, args.calibrate, args.rounds, args.verify, args.cycles = 10.0, 30, 2, [50], 1
+    t0 = time.time()
+    cal = calibrate(args.calibrate, args.rounds, args.interval)
+    print(f"# calibration: {INTERFACES} interfaces per device, 64 concurrent polls")
+    print(format_calibration(cal, args.interval))
+    rows = []
+    for n in args.verify:
+        rows.append(verify(n, args.cycles, args.interval))
+        print(f"# verified {n} devices for {args.cycles} x {args.interval:g} s", flush=True)
+    if rows:
+        print(format_verify(rows, args.interval))
+    print(f"# capacity bench took {time.time() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
