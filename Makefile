@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit system-deps bootstrap clean bench
+.PHONY: demo test lint typecheck unit system-deps bootstrap clean bench bundle
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test: bootstrap system-deps lint typecheck unit
 
 bench: bootstrap system-deps
 	$(BIN)/python -m bench
+
+# Offline install bundle: dist/govnet-bundle-VERSION.tar.gz (docs/deployment.md).
+bundle: bootstrap
+	./scripts/bundle.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""govnet API and web console: who may see and do what."""

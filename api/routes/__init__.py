@@ -1,0 +1,1 @@
+"""Route modules: the JSON API and the console pages."""

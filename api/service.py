@@ -1,0 +1,172 @@
+"""`api:` section of `govnet run`: the API and console served by uvicorn inside the asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from api.app import create_app
+from api.audit import AuditSink, LogStoreAudit, SqliteAudit
+from api.auth import AuthDB, LoginLimiter
+from api.state import ApiState
+from collectors.ssh.configrepo import ConfigRepo
+from govnet.service import RunContext, Service
+from inventory.model import SecretRef
+from logstore.signing import KeySpec
+from logstore.store import LogStore
+
+log = logging.getLogger(__name__)
+
+# Keys other builders may set in RunContext.extra so the API acts on the same objects in this process.
+ENGINE_KEY = "alerts_engine"  # alerts.engine.Engine
+LOGSTORE_KEY = "logstore"  # logstore.store.LogStore
+
+
+class ApiSection(BaseModel):
+    """The `api:` section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    listen: str = "127.0.0.1:9820"
+    state_dir: Path  # users.db (users, tokens, sessions), audit.db, exports/
+    session_secret: SecretRef  # signs CSRF tokens; a reference, never a literal
+    export_hmac_key: SecretRef | None = None
+    export_ed25519_key: SecretRef | None = None
+    logstore_dir: Path | None = None  # opened here only when no syslog service shares its store
+    config_repo: Path | None = None
+    backup_dir: Path | None = None
+    session_hours: float = Field(8.0, gt=0, le=24 * 30)
+    secure_cookies: bool = False  # set true behind TLS
+    login_max_failures: int = Field(5, ge=1, le=100)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected HOST:PORT, for example 127.0.0.1:9820 or [::1]:9820")
+        return v
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: `govnet run` owns SIGINT/SIGTERM and sets `stop`."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ApiService:
+    """Serves the app until `stop` is set."""
+
+    name = "api"
+
+    def __init__(self, state: ApiState, host: str, port: int) -> None:
+        self.state, self.host, self.port = state, host, port
+        self.app = create_app(state)
+        self.server: _Server | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run uvicorn as a task of this loop; shut it down gracefully on stop."""
+        config = uvicorn.Config(
+            self.app,
+            host=self.host,
+            port=self.port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            server_header=False,
+            proxy_headers=False,  # X-Forwarded-* never change the client address
+        )
+        self.server = _Server(config)
+        task = asyncio.create_task(self.server.serve())
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            self.server.should_exit = True
+            with contextlib.suppress(SystemExit):  # uvicorn exits on a bind error: logged, not fatal
+                await task
+            if not stop.is_set():
+                log.error("api: server on %s:%s stopped (address in use?)", self.host, self.port)
+        finally:
+            stopper.cancel()
+            for close in self.state.closers:
+                close()
+
+
+def _resolve(base: Path, p: Path | None) -> Path | None:
+    return None if p is None else (p if p.is_absolute() else base / p)
+
+
+def build_state(section: dict[str, Any], ctx: RunContext) -> tuple[ApiState, str, int]:
+    """Validate the section and assemble the ApiState (also used by tests)."""
+    try:
+        cfg = ApiSection.model_validate(section)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"api.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_input=False)
+        )
+        raise ValueError(problems) from None
+    if cfg.export_hmac_key is not None and cfg.export_ed25519_key is not None:
+        raise ValueError("api: give at most one of export_hmac_key and export_ed25519_key")
+    state_dir = _resolve(ctx.base_dir, cfg.state_dir)
+    assert state_dir is not None
+    state_dir.mkdir(parents=True, exist_ok=True)
+    own_store: list[LogStore] = []
+    closers: list[Callable[[], None]] = []
+    logstore_dir = _resolve(ctx.base_dir, cfg.logstore_dir)
+
+    def logstore() -> LogStore | None:
+        shared = ctx.extra.get(LOGSTORE_KEY)
+        if isinstance(shared, LogStore):
+            return shared
+        if logstore_dir is None:
+            return None
+        if not own_store:
+            own_store.append(LogStore(logstore_dir))
+            closers.append(own_store[0].close)
+        return own_store[0]
+
+    store = logstore()
+    audit: AuditSink = LogStoreAudit(store) if store is not None else SqliteAudit(state_dir / "audit.db")
+    key = (
+        KeySpec("hmac-sha256", cfg.export_hmac_key.ref)
+        if cfg.export_hmac_key is not None
+        else KeySpec("ed25519", cfg.export_ed25519_key.ref)
+        if cfg.export_ed25519_key is not None
+        else None
+    )
+    repo_dir = _resolve(ctx.base_dir, cfg.config_repo)
+    state = ApiState(
+        inventory=ctx.inventory,
+        auth=AuthDB(state_dir / "users.db"),
+        audit=audit,
+        session_secret=cfg.session_secret.resolve().encode(),
+        export_dir=state_dir / "exports",
+        latest=ctx.latest,
+        engine=lambda: ctx.extra.get(ENGINE_KEY),
+        logstore=logstore,
+        config_repo=ConfigRepo(repo_dir) if repo_dir is not None else None,
+        backup_dir=_resolve(ctx.base_dir, cfg.backup_dir),
+        export_key=key,
+        limiter=LoginLimiter(per_user=cfg.login_max_failures),
+        secure_cookies=cfg.secure_cookies,
+        session_seconds=cfg.session_hours * 3600.0,
+        closers=closers,
+    )
+    closers.append(state.auth.close)
+    host, _, port = cfg.listen.rpartition(":")
+    return state, host.strip("[]"), int(port)
+
+
+def build_services(section: dict[str, Any], ctx: RunContext) -> list[Service]:
+    """The API service for `govnet run`."""
+    state, host, port = build_state(section, ctx)
+    return [ApiService(state, host, port)]
