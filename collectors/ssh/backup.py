@@ -175,6 +175,10 @@ class ConfigBackupCollector:
         last = self._last.get(device)
         return last is None or not last[1].ok or now - last[0] >= self.every_s
 
+    def last_outcome(self, device: str) -> tuple[float, BackupOutcome] | None:
+        """(time, outcome) of the device's last backup attempt, None before the first."""
+        return self._last.get(device)
+
     async def poll(self, inventory: Inventory, device: Device, now: float) -> PollResult:
         """Back up when due; always return the backup samples."""
         start = time.monotonic()
