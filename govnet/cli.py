@@ -22,9 +22,7 @@ app = typer.Typer(
 
 InventoryPath = Annotated[
     Path,
-    typer.Option(
-        "--inventory", "-i", help="Inventory YAML file (or folder of them).", show_default=False
-    ),
+    typer.Option("--inventory", "-i", help="Inventory YAML file (or folder of them).", show_default=False),
 ]
 
 
@@ -41,9 +39,7 @@ def check_inventory(
 @app.command("poll-once")
 def poll_once(
     inventory: InventoryPath,
-    json_out: Annotated[
-        bool, typer.Option("--json", help="One JSON object per sample on stdout.")
-    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per sample on stdout.")] = False,
     device: Annotated[
         list[str] | None, typer.Option("--device", "-d", help="Only these devices (repeatable).")
     ] = None,
@@ -56,9 +52,7 @@ def poll_once(
 
 @app.command("run")
 def run(
-    config: Annotated[
-        Path, typer.Option("--config", "-c", help="govnet config YAML.", show_default=False)
-    ],
+    config: Annotated[Path, typer.Option("--config", "-c", help="govnet config YAML.", show_default=False)],
 ) -> None:
     """Keep polling on schedule and serve /metrics until interrupted."""
     from collectors.cli import run_command
@@ -130,6 +124,213 @@ def verify_export(
     from logstore.cli import verify_command
 
     raise typer.Exit(verify_command(folder, hmac_key, ed25519_pub))
+
+
+ConfigPath = Annotated[Path, typer.Option("--config", "-c", help="govnet config YAML.", show_default=False)]
+
+
+@app.command("doctor")
+def doctor(
+    config: Annotated[Path, typer.Option("--config", "-c", help="govnet config YAML.")] = Path(
+        "/etc/govnet/govnet.yaml"
+    ),
+) -> None:
+    """Check a deployment (config, inventory, secrets, devices, ports, disk, clock) and say what to fix."""
+    from govnet.doctor import doctor_command
+
+    raise typer.Exit(doctor_command(config))
+
+
+@app.command("test-rules")
+def test_rules(
+    files: Annotated[list[Path], typer.Argument(help="Rule test files (promtool-style YAML).")],
+) -> None:
+    """Run alert rule unit tests: input series, expected alerts at given times."""
+    from alerts.cli import test_rules_command
+
+    raise typer.Exit(test_rules_command(files))
+
+
+@app.command("backups")
+def backups(
+    config: ConfigPath,
+    check: Annotated[bool, typer.Option("--check", help="Verify now before listing.")] = False,
+    job: Annotated[list[str] | None, typer.Option("--job", help="Only these jobs (repeatable).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """List each backup job's last verdict (age, size, checksum); --check verifies now."""
+    from collectors.backup.cli import backups_command
+
+    raise typer.Exit(backups_command(config, check, job or [], json_out))
+
+
+alerts_app = typer.Typer(no_args_is_help=True, help="Incidents: list, acknowledge, silence, report.")
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("list")
+def alerts_list(
+    config: ConfigPath,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+    all_incidents: Annotated[bool, typer.Option("--all", help="Include resolved incidents.")] = False,
+) -> None:
+    """Incidents with their acknowledgement, escalation and affected devices."""
+    from alerts.cli import list_command
+
+    raise typer.Exit(list_command(config, json_out, all_incidents))
+
+
+@alerts_app.command("ack")
+def alerts_ack(
+    config: ConfigPath,
+    incident: Annotated[str, typer.Argument(help="Incident id, e.g. INC-000001.")],
+    owner: Annotated[str, typer.Option("--owner", help="Who takes it.", show_default=False)],
+    comment: Annotated[str, typer.Option("--comment", help="What is being done.")] = "",
+) -> None:
+    """Acknowledge an incident: escalation stops; the resolved notice is still sent."""
+    from alerts.cli import ack_command
+
+    raise typer.Exit(ack_command(config, incident, owner, comment))
+
+
+@alerts_app.command("silence")
+def alerts_silence(
+    config: ConfigPath,
+    matchers: Annotated[list[str], typer.Argument(help="Label matchers, e.g. device=core-1.")],
+    duration: Annotated[str, typer.Option("--for", help="How long, e.g. 2h.", show_default=False)],
+    author: Annotated[str, typer.Option("--author", help="Who silences.", show_default=False)],
+    comment: Annotated[str, typer.Option("--comment", help="Why.")] = "",
+    maintenance: Annotated[bool, typer.Option("--maintenance", help="A maintenance window.")] = False,
+) -> None:
+    """Silence matching alerts for a while (or declare a maintenance window)."""
+    from alerts.cli import silence_command
+
+    raise typer.Exit(silence_command(config, matchers, duration, author, comment, maintenance))
+
+
+@alerts_app.command("expire")
+def alerts_expire(config: ConfigPath, silence_id: Annotated[str, typer.Argument(help="Silence id.")]) -> None:
+    """End a silence now."""
+    from alerts.cli import expire_command
+
+    raise typer.Exit(expire_command(config, silence_id))
+
+
+@alerts_app.command("reported")
+def alerts_reported(
+    config: ConfigPath,
+    incident: Annotated[str, typer.Argument(help="Incident id.")],
+    by: Annotated[str, typer.Option("--by", help="Who reported it.", show_default=False)],
+) -> None:
+    """Record that a reportable incident was reported to the authorities (stops the reminders)."""
+    from alerts.cli import report_command
+
+    raise typer.Exit(report_command(config, incident, by))
+
+
+ssh_app = typer.Typer(no_args_is_help=True, help="SSH: host keys, configuration backups and diffs.")
+app.add_typer(ssh_app, name="ssh")
+StateDir = Annotated[
+    Path, typer.Option("--state-dir", help="govnet state folder (config repository).", show_default=False)
+]
+
+
+@ssh_app.command("trust")
+def ssh_trust(
+    inventory: InventoryPath,
+    device: Annotated[str, typer.Argument(help="Device name.")],
+    known_hosts: Annotated[
+        Path, typer.Option("--known-hosts", help="govnet's known_hosts file.", show_default=False)
+    ],
+    replace: Annotated[bool, typer.Option("--replace", help="Replace a different recorded key.")] = False,
+) -> None:
+    """Record the host key a device presents now (a changed key is refused unless --replace)."""
+    from collectors.ssh.cli import trust_command
+
+    raise typer.Exit(trust_command(inventory, device, known_hosts, replace))
+
+
+@ssh_app.command("backup")
+def ssh_backup(
+    inventory: InventoryPath,
+    state_dir: StateDir,
+    device: Annotated[list[str] | None, typer.Argument(help="Devices (default: all SSH-managed).")] = None,
+) -> None:
+    """Back up running configurations now (unchanged configs make no new version)."""
+    from collectors.ssh.cli import backup_command
+
+    raise typer.Exit(backup_command(inventory, state_dir, device or []))
+
+
+@ssh_app.command("diff")
+def ssh_diff(
+    state_dir: StateDir,
+    device: Annotated[str, typer.Argument(help="Device name.")],
+    back: Annotated[int, typer.Option("--back", help="Compare with this many versions ago.")] = 1,
+) -> None:
+    """Show what changed in a device's configuration."""
+    from collectors.ssh.cli import diff_command
+
+    raise typer.Exit(diff_command(state_dir, device, back))
+
+
+@ssh_app.command("history")
+def ssh_history(state_dir: StateDir, device: Annotated[str, typer.Argument(help="Device name.")]) -> None:
+    """List a device's configuration versions, newest first."""
+    from collectors.ssh.cli import history_command
+
+    raise typer.Exit(history_command(state_dir, device))
+
+
+db_app = typer.Typer(no_args_is_help=True, help="The dual-node database pairs.")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("status")
+def db_status(
+    config: ConfigPath, json_out: Annotated[bool, typer.Option("--json", help="JSON output.")] = False
+) -> None:
+    """Roles, replication lag and the pair verdict of each database pair."""
+    from collectors.db.cli import db_status_command
+
+    raise typer.Exit(db_status_command(config, json_out))
+
+
+ApiStateDir = Annotated[
+    Path, typer.Option("--state-dir", help="The API's state folder (users.db).", show_default=False)
+]
+user_app = typer.Typer(no_args_is_help=True, help="Console and API users.")
+app.add_typer(user_app, name="user")
+token_app = typer.Typer(no_args_is_help=True, help="API tokens.")
+app.add_typer(token_app, name="token")
+
+
+@user_app.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="User name.")],
+    role: Annotated[str, typer.Option("--role", help="admin, engineer, oncall or auditor.")],
+    state_dir: ApiStateDir,
+    password_ref: Annotated[
+        str | None, typer.Option("--password-ref", help="env:NAME or file:PATH; prompts when absent.")
+    ] = None,
+) -> None:
+    """Create a user (the first admin too: govnet has no default password)."""
+    from api.cli import user_add_command
+
+    raise typer.Exit(user_add_command(state_dir, name, role, password_ref))
+
+
+@token_app.command("add")
+def token_add(
+    user: Annotated[str, typer.Argument(help="User the token acts as.")],
+    state_dir: ApiStateDir,
+    days: Annotated[float, typer.Option("--days", help="Validity in days.")] = 30,
+    label: Annotated[str, typer.Option("--label", help="What the token is for.")] = "",
+) -> None:
+    """Create an API token (printed once, stored hashed)."""
+    from api.cli import token_add_command
+
+    raise typer.Exit(token_add_command(state_dir, user, days, label))
 
 
 def _lab_app() -> typer.Typer:
