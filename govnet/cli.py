@@ -129,6 +129,20 @@ def verify_export(
 ConfigPath = Annotated[Path, typer.Option("--config", "-c", help="govnet config YAML.", show_default=False)]
 
 
+@app.command("probe")
+def probe(
+    inventory: InventoryPath,
+    device: Annotated[list[str] | None, typer.Option("--device", "-d", help="Only these devices.")] = None,
+    count: Annotated[int, typer.Option("--count", help="Echoes per device.")] = 5,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for each echo.")] = 1.0,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """ICMP-probe devices now: RTT, loss and jitter (needs root or CAP_NET_RAW)."""
+    from collectors.icmp.cli import probe_command
+
+    raise typer.Exit(probe_command(inventory, device or [], count, timeout, json_out))
+
+
 @app.command("doctor")
 def doctor(
     config: Annotated[Path, typer.Option("--config", "-c", help="govnet config YAML.")] = Path(
