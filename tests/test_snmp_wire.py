@@ -80,3 +80,46 @@ def test_collector_over_the_wire_matches_offline(monkeypatch: pytest.MonkeyPatch
         assert set(on) == set(off), f"{f.stem}: series differ: {sorted(set(on) ^ set(off))[:5]}"
         bad = [k for k in on if abs(on[k] - off[k]) > 1e-9 * max(1.0, abs(off[k]))]
         assert not bad, f"{f.stem}: values differ for {bad[:5]}"
+
+
+def test_walk_past_the_end_of_the_mib_view(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A column after the agent's last OID (reply starts at endOfMibView) is empty, not an error."""
+    rec = tmp_path / "tiny.snmprec"
+    rec.write_text(
+        "1.3.6.1.2.1.1.1.0|4|tiny agent\n"
+        "1.3.6.1.2.1.1.2.0|6|1.3.6.1.4.1.8072.3.2.10\n"
+        "1.3.6.1.2.1.1.3.0|67|12345\n"
+        "1.3.6.1.2.1.1.5.0|4|tiny\n"
+        "1.3.6.1.2.1.31.1.1.1.1.1|4|eth0\n"
+        "1.3.6.1.2.1.31.1.1.1.6.1|70|1000\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("GOVNET_T_TINY", "tiny")
+    port = free_udp_port(HOST)
+    inv = Inventory.model_validate(
+        {
+            "sites": [{"name": "lab"}],
+            "devices": [
+                {
+                    "name": "tiny",
+                    "site": "lab",
+                    "role": "server",
+                    "vendor": "linux",
+                    "address": HOST,
+                    "snmp": {"version": "2c", "community": "env:GOVNET_T_TINY", "port": port},
+                }
+            ],
+        }
+    )
+
+    async def go() -> object:
+        server = await serve({"tiny": rec}, HOST, port)
+        try:
+            return await SnmpCollector(timeout_s=2.0, retries=1).poll(inv, inv.devices[0], 1.0, deadline_s=20)
+        finally:
+            server.close()
+
+    r = asyncio.run(go())
+    assert r.ok, r.error  # type: ignore[attr-defined]
+    octets = [s for s in r.samples if s.metric == "govnet_if_in_octets_total"]  # type: ignore[attr-defined]
+    assert [dict(s.labels)["ifname"] for s in octets] == ["eth0"] and octets[0].value == 1000

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gufo.snmp import SnmpError
 from gufo.snmp.aio.client import SnmpSession
@@ -11,7 +11,7 @@ from gufo.snmp.aio.client import SnmpSession
 from collectors.base import PollResult, device_labels
 from collectors.snmp.counters import CounterTracker
 from collectors.snmp.engine import DeadlineExceeded, Fetcher, WeakCryptoRefused, make_session
-from collectors.snmp.evaluate import Walk, evaluate
+from collectors.snmp.evaluate import EvalCache, Labels, Value, Walk, evaluate
 from collectors.snmp.profile import Profile, default_profiles, select_profile
 from govnet.samples import Sample
 from govnet.secrets import SecretError
@@ -30,6 +30,12 @@ class _DeviceState:
     refreshed_at: float | None = None  # last SNMPv3 engine boots/time sync (monotonic)
     empty_columns: set[str] | None = None  # profile columns the agent returned nothing for
     polls_since_full: int = 0
+    eval_cache: EvalCache = field(default_factory=EvalCache)  # labels/row order reused between polls
+    # Row labels -> row labels merged with the device labels, sorted (valid for `merged_base`).
+    merged: dict[Labels, Labels] = field(default_factory=dict)
+    merged_base: Labels = ()
+    plan: tuple[list[str], list[str]] = field(default_factory=lambda: ([], []))  # set with the profile
+    reps_hint: dict[str, int] = field(default_factory=dict)  # columns that needed a smaller GETBULK
 
 
 class NoSystemGroup(Exception):
@@ -98,10 +104,11 @@ class SnmpCollector:
             timeout_s=self.timeout_s,
             retries=self.retries,
             max_repetitions=self.max_repetitions,
+            reps_hint=st.reps_hint,
         )
         try:
-            walk = await self._fetch(fetch, st, device)
-            result.samples = self._samples(st, walk, device, now)
+            walk, columns = await self._fetch(fetch, st, device)
+            result.samples = self._samples(st, walk, device, now, columns)
             result.ok = True
             if fetch.stats.problems:
                 result.error = "; ".join(fetch.stats.problems)[:500]
@@ -130,7 +137,10 @@ class SnmpCollector:
         result.duration_s = time.monotonic() - started
         return result
 
-    async def _fetch(self, fetch: Fetcher, st: _DeviceState, device: Device) -> Walk:
+    async def _fetch(
+        self, fetch: Fetcher, st: _DeviceState, device: Device
+    ) -> tuple[Walk, dict[str, dict[str, Value]]]:
+        """Scalars as a walk, and each walked column as {row index: value} (grouped while fetching)."""
         if isinstance(st.creds, SnmpV3) and (
             st.refreshed_at is None or time.monotonic() - st.refreshed_at > V3_REFRESH_S
         ):
@@ -145,7 +155,8 @@ class SnmpCollector:
             st.profile = select_profile(self.profiles, sysobjectid, device.vendor.value, device.role.value)
             st.sysobjectid = sysobjectid
             st.empty_columns = None
-        scalars, columns = plan(st.profile)
+            st.plan = plan(st.profile)
+        scalars, columns = st.plan
         walk: Walk = dict(system)
         rest = [o for o in scalars if o not in walk]
         if rest:
@@ -153,14 +164,18 @@ class SnmpCollector:
         # Columns an agent does not implement cost a request each for nothing; skip them between
         # full polls (every EMPTY_RECHECK_POLLS polls, and whenever the profile changes).
         full = st.polls_since_full >= EMPTY_RECHECK_POLLS or st.empty_columns is None
+        if full:
+            st.reps_hint.clear()  # full polls also re-try the full max-repetitions (agents change)
         skip = set() if full or st.empty_columns is None else st.empty_columns
         empty: set[str] = set()
+        grouped: dict[str, dict[str, Value]] = {}
         for col in columns:
             if col in skip:
                 continue
             try:
                 got = await fetch.walk(col)
-                walk.update(got)
+                cut = len(col) + 1
+                grouped[col] = {oid[cut:]: value for oid, value in got.items()}
                 if not got:
                     empty.add(col)
             except TimeoutError:
@@ -170,24 +185,34 @@ class SnmpCollector:
             st.empty_columns, st.polls_since_full = empty, 1
         else:
             st.polls_since_full += 1
-        return walk
+        return walk, grouped
 
-    def _samples(self, st: _DeviceState, walk: Walk, device: Device, now: float) -> list[Sample]:
+    def _samples(
+        self,
+        st: _DeviceState,
+        walk: Walk,
+        device: Device,
+        now: float,
+        columns: dict[str, dict[str, Value]] | None = None,
+    ) -> list[Sample]:
         assert st.profile is not None
-        ev = evaluate(st.profile, walk)
-        st.counters.begin(ev.uptime_s, now)
+        ev = evaluate(st.profile, walk, st.eval_cache, columns)
+        counters = st.counters
+        counters.begin(ev.uptime_s, now)
         base = device_labels(device)
+        if base != st.merged_base:
+            st.merged, st.merged_base = {}, base
+        merged = st.merged
         out = []
         for raw in ev.samples:
-            labels = tuple(sorted((*base, *raw.labels)))
-            value = raw.value
+            labels = merged.get(raw.labels)
+            if labels is None:
+                labels = merged[raw.labels] = tuple(sorted((*base, *raw.labels)))
             if raw.type == "counter":
-                value = st.counters.value(
-                    (raw.metric, raw.labels), raw.components, raw.bits, raw.series_source
-                )
-            out.append(
-                Sample(
-                    raw.metric, labels, value, now, "counter" if raw.type == "counter" else "gauge", raw.help
-                )
-            )
+                value = counters.value((raw.metric, raw.labels), raw.components, raw.bits, raw.series_source)
+                out.append(Sample(raw.metric, labels, value, now, "counter", raw.help))
+            else:
+                out.append(Sample(raw.metric, labels, raw.value, now, "gauge", raw.help))
+        if len(merged) > 4 * len(ev.samples) + 64:
+            st.merged = {}  # rows come and go: keep the cache bounded
         return out

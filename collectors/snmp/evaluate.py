@@ -89,27 +89,52 @@ def index_columns(walk: Walk, objects: Iterable[MibObject]) -> dict[str, dict[st
     """Group a walk by object: object OID -> {row index -> value}; scalars get index "0"."""
     targets = {o.oid for o in objects}
     cols: dict[str, dict[str, Value]] = {t: {} for t in targets}
+    # Walks arrive column by column: try the previous OID's column first. A one-part index under it
+    # is exactly what the search below finds first (it strips one part at a time from the right).
+    last_prefix, last_col, cut = "\x00", cols.get(""), 0
     for oid, value in walk.items():
+        if last_col is not None and oid.startswith(last_prefix) and "." not in oid[cut:]:
+            last_col[oid[cut:]] = value
+            continue
         prefix = oid
         while True:
-            cut = prefix.rfind(".")
-            if cut <= 0:
+            pos = prefix.rfind(".")
+            if pos <= 0:
                 break
-            prefix = prefix[:cut]
+            prefix = prefix[:pos]
             if prefix in targets:
-                cols[prefix][oid[cut + 1 :]] = value
+                cols[prefix][oid[pos + 1 :]] = value
+                last_prefix, last_col, cut = prefix + ".", cols[prefix], pos + 1
                 break
     return cols
+
+
+class EvalCache:
+    """Per-device state carried between evaluations: label tuples and sorted row indexes.
+
+    Both are reused while the columns they are computed from are unchanged (dict equality, done in C),
+    so a stable interface table costs no label work per poll; any change recomputes them.
+    """
+
+    def __init__(self) -> None:
+        self.labels: dict[
+            tuple[LabelSpec, ...], tuple[tuple[dict[str, Value] | None, ...], dict[str, Labels]]
+        ]
+        self.labels = {}
+        self.indexes: dict[tuple[str, ...], tuple[list[dict[str, Value]], list[str]]] = {}
 
 
 class _Rows:
     """Lookups of object values by row index."""
 
-    def __init__(self, cols: dict[str, dict[str, Value]]) -> None:
+    def __init__(self, cols: dict[str, dict[str, Value]], cache: EvalCache | None = None) -> None:
         self.cols = cols
+        self.cache = cache
         # Many metrics share one label spec (every IF-MIB metric: ifindex/ifname/ifalias/ifdescr);
-        # computing it once per row and evaluation halves the profile's CPU on interface tables.
-        self.label_cache: dict[tuple[tuple[LabelSpec, ...], str], Labels] = {}
+        # labels are computed once per row and spec. Keyed by the spec tuple's id within this
+        # evaluation (hashing LabelSpec dataclasses per row cost more than computing the labels).
+        self.label_maps: dict[int, dict[str, Labels]] = {}
+        self.index_lists: dict[tuple[str, ...], list[str]] = {}
 
     def get(self, ref: Ref, index: str) -> Value:
         if ref.at_index is not None:
@@ -126,6 +151,29 @@ class _Rows:
         if obj.kind == "scalar":
             return col.get("0")
         return col.get(index)
+
+    def label_map(self, specs: tuple[LabelSpec, ...]) -> dict[str, Labels]:
+        """{row index: labels} for one label spec tuple (filled lazily, reused across polls if unchanged)."""
+        got = self.label_maps.get(id(specs))
+        if got is not None:
+            return got
+        if self.cache is None:
+            got = {}
+        else:
+            deps = tuple(
+                self.cols.get(oid)
+                for lab in specs
+                if lab.ref is not None
+                for oid in (lab.ref.obj.oid, lab.ref.index_from.oid if lab.ref.index_from else "")
+            )
+            prev = self.cache.labels.get(specs)
+            if prev is not None and prev[0] == deps:
+                got = prev[1]
+            else:
+                got = {}
+                self.cache.labels[specs] = (deps, got)
+        self.label_maps[id(specs)] = got
+        return got
 
 
 def _check(cond: Condition, rows: _Rows, index: str) -> bool:
@@ -150,14 +198,6 @@ def _check(cond: Condition, rows: _Rows, index: str) -> bool:
     return hit if op in ("eq", "in") else not hit
 
 
-def _labels(m: MetricSpec, rows: _Rows, index: str) -> Labels:
-    key = (m.labels, index)
-    cached = rows.label_cache.get(key)
-    if cached is None:
-        cached = rows.label_cache[key] = _compute_labels(m, rows, index)
-    return cached
-
-
 def _compute_labels(m: MetricSpec, rows: _Rows, index: str) -> Labels:
     out = []
     for lab in m.labels:
@@ -175,35 +215,77 @@ def _compute_labels(m: MetricSpec, rows: _Rows, index: str) -> Labels:
     return tuple(sorted(out))
 
 
+def _sorted_indexes(col: Iterable[str]) -> list[str]:
+    return sorted(col, key=lambda i: (_index_key(i), i))
+
+
 def _row_indexes(m: MetricSpec, rows: _Rows) -> list[str]:
+    firsts = tuple(alt[0].oid for alt in m.alternatives)
+    got = rows.index_lists.get(firsts)
+    if got is not None:
+        return got
+    sources: list[dict[str, Value]] = []
     seen: set[str] = set()
     for alt in m.alternatives:
         first = alt[0]
-        seen.update(
-            ["0"] if first.kind == "scalar" and rows.cols.get(first.oid) else rows.cols.get(first.oid, {})
-        )
-    return sorted(seen, key=lambda i: (_index_key(i), i))
+        col = rows.cols.get(first.oid, {})
+        sources.append(col)
+        seen.update(["0"] if first.kind == "scalar" and col else col)
+    cache = rows.cache
+    prev = cache.indexes.get(firsts) if cache is not None else None
+    if (
+        prev is not None
+        and len(prev[0]) == len(sources)
+        and all(a.keys() == b.keys() for a, b in zip(prev[0], sources, strict=True))
+    ):
+        got = prev[1]
+    else:
+        got = _sorted_indexes(seen)
+        if cache is not None:
+            cache.indexes[firsts] = (sources, got)
+    rows.index_lists[firsts] = got
+    return got
 
 
 def _eval_metric(m: MetricSpec, rows: _Rows) -> list[RawSample]:
     out: list[RawSample] = []
+    # Per metric, not per row: each alternative's columns ({index: value}; scalars read row "0").
+    empty: dict[str, Value] = {}
+    alts = [
+        (alt, a_scale, [(rows.cols.get(o.oid, empty), o.kind == "scalar") for o in alt])
+        for alt, a_scale in zip(m.alternatives, m.alt_scales, strict=True)
+    ]
+    # Counter series identity per alternative: its source names and the narrowest counter width.
+    alt_meta = {
+        id(alt): ("+".join(o.name for o in alt), min(o.counter_bits for o in alt)) for alt in m.alternatives
+    }
+    where = m.where
+    label_map = rows.label_map(m.labels)
     for index in _row_indexes(m, rows):
-        if not all(_check(c, rows, index) for c in m.where):
+        if where and not all(_check(c, rows, index) for c in where):
             continue
         chosen: tuple[MibObject, ...] | None = None
         readings: list[float] = []
         alt_scale = 1.0
-        for alt, a_scale in zip(m.alternatives, m.alt_scales, strict=True):
-            vals = [number(rows.at(o, index)) for o in alt]
-            if all(v is not None for v in vals):
-                chosen, readings, alt_scale = alt, [v for v in vals if v is not None], a_scale
+        for alt, a_scale, cols in alts:
+            vals: list[float] = []
+            for col, scalar in cols:
+                v = col.get("0" if scalar else index)
+                n = float(v) if type(v) is int else number(v)
+                if n is None:
+                    break
+                vals.append(n)
+            else:
+                chosen, readings, alt_scale = alt, vals, a_scale
                 break
         if chosen is None:
             continue
         raw = sum(readings)
         if (m.min is not None and raw < m.min) or (m.max is not None and raw > m.max):
             continue
-        labels = _labels(m, rows, index)
+        labels = label_map.get(index)
+        if labels is None:
+            labels = label_map[index] = _compute_labels(m, rows, index)
         first = chosen[0]
         source = f"{first.oid}.{'0' if first.kind == 'scalar' else index}"
         if m.states is not None:
@@ -242,8 +324,8 @@ def _eval_metric(m: MetricSpec, rows: _Rows) -> list[RawSample]:
                 continue
             value /= 10**digits
         if m.type == "counter":
-            comps = tuple(int(r) for r in readings)
-            bits = min(o.counter_bits for o in chosen)
+            comps = tuple(map(int, readings))
+            series_source, bits = alt_meta[id(chosen)]
             out.append(
                 RawSample(
                     m.name,
@@ -254,7 +336,7 @@ def _eval_metric(m: MetricSpec, rows: _Rows) -> list[RawSample]:
                     bits,
                     source,
                     m.help,
-                    "+".join(o.name for o in chosen),
+                    series_source,
                 )
             )
         else:
@@ -286,9 +368,27 @@ def _info(profile: Profile, rows: _Rows) -> dict[str, str]:
 SYS_UPTIME_OID = "1.3.6.1.2.1.1.3.0"
 
 
-def evaluate(profile: Profile, walk: Walk) -> Evaluation:
-    """Evaluate `profile` over `walk`: samples (incl. govnet_device_info) and the agent's uptime."""
-    rows = _Rows(index_columns(walk, profile.objects()))
+def evaluate(
+    profile: Profile,
+    walk: Walk,
+    cache: EvalCache | None = None,
+    columns: dict[str, dict[str, Value]] | None = None,
+) -> Evaluation:
+    """Evaluate `profile` over `walk`: samples (incl. govnet_device_info) and the agent's uptime.
+
+    `cache` (one per device) lets a poll reuse the previous poll's labels and row order while the
+    columns they come from are unchanged; `columns` ({column OID: {row index: value}}, as a column
+    walk returns them) may carry the table part already grouped. The result is the same either way.
+    """
+    cols = index_columns(walk, profile.objects())
+    for oid, col in (columns or {}).items():
+        if oid not in cols:
+            continue
+        if cols[oid]:
+            cols[oid].update(col)
+        else:
+            cols[oid] = col
+    rows = _Rows(cols, cache)
     samples: list[RawSample] = []
     for m in profile.metrics:
         samples.extend(_eval_metric(m, rows))
