@@ -20,9 +20,7 @@ class Secret:
 
     def __init__(self, ref: str, base: Path | None = None) -> None:
         if not isinstance(ref, str) or not _REF.match(ref):
-            raise SecretError(
-                "a secret must be a reference 'env:NAME' or 'file:PATH', not a literal value"
-            )
+            raise SecretError("a secret must be a reference 'env:NAME' or 'file:PATH', not a literal value")
         self.ref = ref
         self._base = base
 
