@@ -140,7 +140,7 @@ def probe(
     """ICMP-probe devices now: RTT, loss and jitter (needs root or CAP_NET_RAW)."""
     from collectors.icmp.cli import probe_command
 
-    raise typer.Exit(probe_command(inventory, device or [], count, timeout, json_out))
+    raise typer.Exit(probe_command(str(inventory), device or [], count, timeout, json_out))
 
 
 @app.command("doctor")
