@@ -41,6 +41,9 @@ def apply_func(cond: Condition, hist: deque[tuple[float, float]], now: float) ->
     """The condition's function of one series at `now`, or None when there is not enough data."""
     if cond.func == "value":
         return hist[-1][1] if hist and hist[-1][0] <= now else None
+    if cond.func == "since":
+        # The series holds a unix timestamp (last change, last message...): seconds elapsed since it.
+        return now - hist[-1][1] if hist and hist[-1][0] <= now else None
     points = _window(hist, now, cond.window)
     if len(points) < 2:
         return None

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from alerts.engine import Engine
 from alerts.levels import Level
+from alerts.maintenance import MaintenanceWindow
 from alerts.notify.alertmanager import AlertmanagerNotifier, SmsNotifier
 from alerts.notify.base import Notifier
-from alerts.notify.dispatch import Dispatcher
+from alerts.notify.dispatch import BACKOFF, GIVE_UP_AFTER, Dispatcher
 from alerts.notify.email import EmailNotifier
 from alerts.notify.robots import DingTalkNotifier, WeComNotifier
 from alerts.notify.webhook import WebhookNotifier
 from alerts.oncall import EscalationPolicy, Rota
 from alerts.persist import StateDB
 from alerts.rules import DEFAULT_RULES, load_rules
+from govnet.secrets import Secret
 from inventory.model import Duration, SecretRef
 from inventory.topology import Topology
 
@@ -100,6 +102,13 @@ Channel = Annotated[
 ]
 
 
+class RetryConfig(_Strict):
+    """Delivery retries on transient failures (5xx, 429, network): waits between attempts, then give up."""
+
+    backoff: list[Duration] = Field(default_factory=lambda: list(BACKOFF), min_length=1)
+    give_up_after: Duration = GIVE_UP_AFTER
+
+
 class AlertingConfig(_Strict):
     """Everything the alert pipeline needs (relative paths are relative to the config file)."""
 
@@ -115,6 +124,8 @@ class AlertingConfig(_Strict):
     channels: list[Channel] = Field(default_factory=list)
     route: list[str] = Field(default_factory=list)  # channels every notification goes to
     fallback: str | None = None
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _names(self) -> AlertingConfig:
@@ -132,14 +143,36 @@ def load_alerting(path: Path) -> AlertingConfig:
     """Read and validate an alerting config; paths become absolute (relative to the file)."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        cfg = AlertingConfig.model_validate(data or {})
     except (OSError, yaml.YAMLError) as exc:
         raise ValueError(f"{path}: cannot read ({type(exc).__name__})") from None
+    return parse_alerting(data or {}, path.parent, str(path))
+
+
+def _rebase(secret: Any, base: Path) -> Any:
+    # `file:` secret references are relative to the config file, as everywhere in govnet.
+    return Secret(secret.ref, base) if isinstance(secret, Secret) else secret
+
+
+def parse_alerting(data: Any, base: Path, source: str = "alerts") -> AlertingConfig:
+    """Validate an `alerts:` mapping; relative paths and `file:` secrets are resolved against `base`.
+
+    Errors name `source: field.path: what is expected`; values are never echoed (they may be secrets).
+    """
+    try:
+        cfg = AlertingConfig.model_validate(data)
     except ValidationError as exc:
         raise ValueError(
-            "\n".join(f"{path}: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            "\n".join(
+                f"{source}: {'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}"
+                for e in exc.errors(include_input=False, include_url=False)
+            )
         ) from None
-    base = path.parent
+    channels = [
+        c.model_copy(
+            update={k: _rebase(getattr(c, k), base) for k in ("url", "secret", "password") if hasattr(c, k)}
+        )
+        for c in cfg.channels
+    ]
     return cfg.model_copy(
         update={
             "rules": [
@@ -147,6 +180,7 @@ def load_alerting(path: Path) -> AlertingConfig:
                 for p in cfg.rules
             ],
             "state_db": cfg.state_db if cfg.state_db.is_absolute() else base / cfg.state_db,
+            "channels": channels,
         }
     )
 
@@ -178,6 +212,7 @@ def make_notifier(ch: Channel) -> Notifier:
 
 def build(cfg: AlertingConfig, topology: Topology | None) -> tuple[Engine, Dispatcher]:
     """The engine (restored from the state file) and the dispatcher for a config."""
+    cfg.state_db.parent.mkdir(parents=True, exist_ok=True)
     db = StateDB(cfg.state_db)
     policy = (
         EscalationPolicy(
@@ -186,6 +221,18 @@ def build(cfg: AlertingConfig, topology: Topology | None) -> tuple[Engine, Dispa
         if cfg.rota
         else None
     )
-    engine = Engine(load_rules(*cfg.rules), topology, None, policy, cfg.report_category, cfg.lang, db=db)
+    engine = Engine(
+        load_rules(*cfg.rules),
+        topology,
+        None,
+        policy,
+        cfg.report_category,
+        cfg.lang,
+        db=db,
+        maintenance=cfg.maintenance,
+    )
     notifiers = {c.name: make_notifier(c) for c in cfg.channels}
-    return engine, Dispatcher(db, notifiers, cfg.route, cfg.fallback)
+    dispatcher = Dispatcher(
+        db, notifiers, cfg.route, cfg.fallback, cfg.retry.backoff, cfg.retry.give_up_after
+    )
+    return engine, dispatcher

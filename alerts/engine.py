@@ -16,8 +16,9 @@ from alerts import conditions
 from alerts.incidents import Incident
 from alerts.inhibit import NetworkState, inhibitor, network_state
 from alerts.levels import REPORT_CATEGORY_ZH, Level
+from alerts.maintenance import MaintenanceWindow
 from alerts.oncall import EscalationPolicy
-from alerts.persist import StateDB, incident_to_json, silence_to_json
+from alerts.persist import StateDB, incident_to_json, silence_from_json, silence_to_json
 from alerts.render import render_file, render_string
 from alerts.rules import Rule
 from alerts.series import Labels, SeriesStore, matches
@@ -29,6 +30,7 @@ from inventory.topology import Topology
 AlertKey = tuple[str, Labels]
 CST = timezone(timedelta(hours=8), "CST")
 RESOLVED_RETENTION = 3600.0
+INTERNAL_PREFIX = "\x00"  # store keys of internal sources: never a device name
 
 
 @dataclass(frozen=True)
@@ -105,8 +107,10 @@ class Engine:
         report_category: str = "other",
         lang: str = "zh",
         db: StateDB | None = None,
+        maintenance: Sequence[MaintenanceWindow] = (),
     ) -> None:
         self.rules = {r.alert: r for r in rules}
+        self.maintenance = tuple(maintenance)
         self.topology = topology
         windows = [r.condition.window for r in rules if r.condition.func != "value"]
         self.store = SeriesStore(history_seconds=max([60.0, *windows]) + 60.0)
@@ -122,6 +126,7 @@ class Engine:
         self._inhibited: dict[AlertKey, str | None] = {}
         self.db = db
         self._saved: dict[str, str] = {}
+        self._saved_snapshot: str | None = None
         if db is not None:
             self._restore(db)
 
@@ -139,7 +144,19 @@ class Engine:
                     self.states[key] = st
             self._saved[inc.id] = json.dumps(incident_to_json(inc), ensure_ascii=False, sort_keys=True)
 
-    def _persist(self, out: Sequence[Notification]) -> None:
+    def _snapshot(self, now: float) -> str:
+        """The current pending/firing alerts as JSON (what the console and `govnet alerts list` show)."""
+        views = [
+            {
+                "alert": v.alert, "labels": v.labels, "state": v.state, "since": v.since,
+                "inhibited_by": v.inhibited_by, "silenced_by": v.silenced_by, "flapping": v.flapping,
+                "summary": v.summary,
+            }
+            for v in self.alerts(now)
+        ]  # fmt: skip
+        return json.dumps(views, ensure_ascii=False, sort_keys=True)
+
+    def _persist(self, out: Sequence[Notification], snapshot: str | None = None) -> None:
         """Save changed incidents and the new notifications in one durable transaction."""
         if self.db is None:
             return
@@ -148,7 +165,9 @@ class Engine:
             doc = json.dumps(incident_to_json(inc), ensure_ascii=False, sort_keys=True)
             if self._saved.get(inc.id) != doc:
                 changed[inc.id] = (inc.open, doc)
-        if not changed and not out:
+        if snapshot == self._saved_snapshot:
+            snapshot = None
+        if not changed and not out and snapshot is None:
             return
         with self.db.tx() as conn:
             conn.executemany(
@@ -162,7 +181,11 @@ class Engine:
                 "INSERT OR IGNORE INTO outbox (key, doc, created) VALUES (?, ?, ?)",
                 [(n.dedup_key, json.dumps(n.to_json(), ensure_ascii=False), n.at) for n in out],
             )
+            if snapshot is not None:
+                conn.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('alerts', ?)", (snapshot,))
         self._saved.update({i: d for i, (_, d) in changed.items()})
+        if snapshot is not None:
+            self._saved_snapshot = snapshot
 
     def add_silence(self, silence: Silence) -> None:
         """Add a silence or maintenance window (saved before returning)."""
@@ -186,12 +209,28 @@ class Engine:
         """Sink protocol: a device's complete sample set from one poll."""
         self.store.publish(device, samples)
 
+    def publish_internal(self, source: str, samples: Sequence[Sample]) -> None:
+        """The complete current sample set of another service (SSH backups, HA, syslog, DB checks...).
+
+        Kept apart from device polls so a device's poll does not erase what another service
+        measured about it; `absent` conditions look at polled devices only.
+        """
+        self.store.publish(INTERNAL_PREFIX + source, samples)
+
     # -- evaluation ----------------------------------------------------------------------------
 
     def _active(self, rule: Rule, now: float) -> dict[Labels, float]:
         cond = rule.condition
         if cond.metric is not None:
-            return conditions.evaluate(cond, self.store, now)
+            found_m = conditions.evaluate(cond, self.store, now)
+            if rule.outside_maintenance:
+                # For `since` the value is the age of the event: it happened at now - value.
+                found_m = {
+                    labels: v
+                    for labels, v in found_m.items()
+                    if not self.in_maintenance(dict(labels), now - v if cond.func == "since" else now)
+                }
+            return found_m
         net = self.net
         if cond.topology == "down":
             devices = [d for d in net.failed if net.status(d) == "down"]
@@ -244,8 +283,19 @@ class Engine:
         self._group(now, out)
         self._follow_up(now, out)
         self._gc(now)
-        self._persist(out)
+        self._persist(out, self._snapshot(now) if self.db is not None else None)
         return out
+
+    def in_maintenance(self, labels: dict[str, str], t: float) -> bool:
+        """True if a configured maintenance window or a maintenance silence covers these labels at `t`."""
+        return any(w.covers(labels, t) for w in self.maintenance) or self.silences.in_maintenance(labels, t)
+
+    def muted_by(self, labels: dict[str, str], now: float) -> str | None:
+        """The silence id or maintenance window name muting these labels at `now`, if any."""
+        silence = self.silences.muting(labels, now)
+        if silence is not None:
+            return silence.id
+        return next((f"maintenance:{w.name}" for w in self.maintenance if w.covers(labels, now)), None)
 
     def _pageable(self, key: AlertKey, st: AlertState, now: float) -> bool:
         rule = self.rules[key[0]]
@@ -253,13 +303,17 @@ class Engine:
             st.state == "firing"
             and rule.page
             and self._inhibited.get(key) is None
-            and self.silences.muting(st.label_dict, now) is None
+            and self.muted_by(st.label_dict, now) is None
         )
 
     def _group(self, now: float, out: list[Notification]) -> None:
         fresh: dict[str, list[AlertState]] = {}
         for key, st in sorted(self.states.items()):
             if not self._pageable(key, st, now) or any(key in i.alerts for i in self._open()):
+                continue
+            if st.last_active != now:
+                # Held only by keep_firing_for: its condition already cleared (e.g. a consequence
+                # whose inhibiting cause just recovered). It may finish an incident, never open one.
                 continue
             rule = self.rules[key[0]]
             labels = st.label_dict
@@ -308,7 +362,7 @@ class Engine:
             if any(a.flapping for a in inc.alerts.values()) and not inc.flap_notified:
                 inc.flap_notified = True
                 out.append(self._notify("flapping", inc, now, self._first_recipient(inc)))
-            muted = all(self.silences.muting(a.label_dict, now) for a in inc.alerts.values())
+            muted = all(self.muted_by(a.label_dict, now) for a in inc.alerts.values())
             if self.escalation and inc.acked_by is None and not muted:
                 due = self.escalation.step_at(inc.level, inc.opened_at, now)
                 while inc.escalation_step < due:
@@ -347,6 +401,53 @@ class Engine:
         self.incidents[incident_id].mark_reported(by, now)
         self._persist(())
 
+    def apply_commands(self, now: float) -> int:
+        """Apply the operator actions other processes queued in the state file (ack, silence, expire,
+        report); each is saved before it is marked applied, so a crash in between re-applies it
+        (all of them are idempotent). Returns how many were applied."""
+        if self.db is None:
+            return 0
+        applied = 0
+        for command_id, doc in self.db.pending_commands():
+            error = self._apply(doc, now)
+            self.db.finish_command(command_id, now, error)
+            applied += error is None
+        return applied
+
+    def _apply(self, doc: dict[str, Any], now: float) -> str | None:
+        kind = doc.get("kind")
+        try:
+            if kind in ("ack", "report"):
+                inc = self.incidents.get(str(doc.get("incident")))
+                if inc is None or not inc.open:
+                    return "no open incident with this id"
+                if kind == "ack":
+                    self.acknowledge(inc.id, str(doc["owner"]), str(doc.get("comment", "")), now)
+                else:
+                    self.mark_reported(inc.id, str(doc["by"]), now)
+            elif kind == "silence":
+                self.add_silence(silence_from_json(doc["silence"]))
+            elif kind == "expire":
+                if str(doc.get("id")) not in self.silences.items:
+                    return "no silence with this id"
+                self.expire_silence(str(doc["id"]), now)
+            else:
+                return "unknown command"
+        except (KeyError, TypeError, ValueError) as exc:
+            return f"invalid command: {type(exc).__name__}: {exc}"[:200]
+        return None
+
+    def stats(self, now: float) -> dict[str, dict[str, int]]:
+        """Counts for /metrics: firing alerts and open incidents per level."""
+        firing = dict.fromkeys((lv.value for lv in Level), 0)
+        incidents = dict(firing)
+        for st in self.states.values():
+            if st.state == "firing" and st.rule in self.rules:
+                firing[self.rules[st.rule].level.value] += 1
+        for inc in self._open():
+            incidents[inc.level.value] += 1
+        return {"firing": firing, "incidents": incidents}
+
     # -- views and text ------------------------------------------------------------------------
 
     def summary(self, rule: Rule, st: AlertState) -> str:
@@ -359,7 +460,7 @@ class Engine:
         for key, st in sorted(self.states.items()):
             if st.state not in ("pending", "firing"):
                 continue
-            silence = self.silences.muting(st.label_dict, now)
+            muted = self.muted_by(st.label_dict, now)
             views.append(
                 AlertView(
                     st.rule,
@@ -368,7 +469,7 @@ class Engine:
                     st.value,
                     st.active_since,
                     self._inhibited.get(key),
-                    silence.id if silence else None,
+                    muted,
                     st.flapping,
                     self.summary(self.rules[st.rule], st),
                 )

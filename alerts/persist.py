@@ -32,6 +32,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
   key TEXT NOT NULL, channel TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
   first_at REAL NOT NULL, next_at REAL NOT NULL, last_error TEXT, PRIMARY KEY (key, channel));
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_at);
+CREATE TABLE IF NOT EXISTS commands (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL, created REAL NOT NULL, applied REAL, error TEXT);
 """
 
 
@@ -143,6 +145,46 @@ class StateDB:
         """One incident, open or not."""
         row = self.conn.execute("SELECT doc FROM incidents WHERE id = ?", (incident_id,)).fetchone()
         return incident_from_json(json.loads(row[0])) if row else None
+
+    # -- operator commands (ack, silence...) queued by other processes -------------------------
+
+    def queue_command(self, doc: dict[str, Any], now: float) -> int:
+        """Queue an operator action for the engine (durable before returning); returns its id."""
+        with self.tx() as conn:
+            cur = conn.execute(
+                "INSERT INTO commands (doc, created) VALUES (?, ?)",
+                (json.dumps(doc, ensure_ascii=False), now),
+            )
+        return int(cur.lastrowid or 0)
+
+    def pending_commands(self) -> list[tuple[int, dict[str, Any]]]:
+        """Queued actions not applied yet, oldest first."""
+        rows = self.conn.execute("SELECT id, doc FROM commands WHERE applied IS NULL ORDER BY id").fetchall()
+        return [(int(i), json.loads(d)) for i, d in rows]
+
+    def finish_command(self, command_id: int, now: float, error: str | None) -> None:
+        """Mark a queued action applied (or refused, with the reason)."""
+        with self.tx() as conn:
+            conn.execute("UPDATE commands SET applied = ?, error = ? WHERE id = ?", (now, error, command_id))
+
+    def command(self, command_id: int) -> tuple[float | None, str | None]:
+        """(applied time, error) of one queued action."""
+        row = self.conn.execute("SELECT applied, error FROM commands WHERE id = ?", (command_id,)).fetchone()
+        return (row[0], row[1]) if row else (None, "unknown command")
+
+    def incidents(self, open_only: bool = True, limit: int = 200) -> list[Incident]:
+        """Incidents, newest first (open ones only by default)."""
+        rows = self.conn.execute(
+            "SELECT doc FROM incidents WHERE open >= ? ORDER BY id DESC LIMIT ?", (int(open_only), limit)
+        )
+        return [incident_from_json(json.loads(r[0])) for r in rows.fetchall()]
+
+    def deliveries(self) -> list[tuple[str, str, str, int]]:
+        """(notification key, channel, status, attempts) of every delivery."""
+        rows = self.conn.execute(
+            "SELECT key, channel, status, attempts FROM deliveries ORDER BY key, channel"
+        )
+        return [(str(k), str(c), str(s), int(a)) for k, c, s, a in rows.fetchall()]
 
     def silences(self) -> list[Silence]:
         """Every silence and maintenance window."""

@@ -85,7 +85,10 @@ def _run_group(group: dict[str, Any], rule_paths: list[Path], base: Path, defaul
         from inventory.load import load_inventory  # only when a test needs a topology
 
         topo = Topology.from_inventory(load_inventory(base / str(inv_path)))
-    engine = Engine(load_rules(*rule_paths), topology=topo)
+    from alerts.maintenance import MaintenanceWindow  # windows (config format) given per test group
+
+    windows = [MaintenanceWindow.model_validate(w) for w in group.get("maintenance", [])]
+    engine = Engine(load_rules(*rule_paths), topology=topo, maintenance=windows)
     series: dict[str, list[tuple[str, tuple[tuple[str, str], ...], list[float | None]]]] = {}
     for item in group.get("input_series", []):
         metric, labels = parse_series(str(item["series"]))

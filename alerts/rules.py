@@ -13,7 +13,7 @@ from alerts.levels import Level
 from inventory.model import Duration
 
 Op = Literal[">", ">=", "<", "<=", "==", "!="]
-Func = Literal["value", "rate", "delta", "changes", "absent"]
+Func = Literal["value", "rate", "delta", "changes", "absent", "since"]
 TopoState = Literal["down", "unreachable", "degraded", "split_brain"]
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
@@ -56,6 +56,9 @@ class Rule(_Strict):
     description: str = ""
     runbook: list[str] = Field(min_length=1)
     page: bool = True  # False: shown on the console, never paged (e.g. unreachable devices)
+    # Only when the event did not happen inside a maintenance window covering the alert's labels
+    # (event time = the metric's value for `func: since`, else the evaluation time).
+    outside_maintenance: bool = False
     group_by: list[str] = Field(default_factory=lambda: ["device"])
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

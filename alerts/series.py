@@ -63,8 +63,8 @@ class SeriesStore:
             self._by_metric.get(key[0], set()).discard(key[1])
 
     def devices(self) -> Iterable[str]:
-        """Devices that have published at least once."""
-        return self._current.keys()
+        """Devices that have published at least once (internal sources, keyed from NUL, excluded)."""
+        return [d for d in self._current if not d.startswith("\x00")]
 
     def series(self, metric: str, match: dict[str, str]) -> list[tuple[Labels, deque[tuple[float, float]]]]:
         """Current series of `metric` whose labels include `match`, with their history."""

@@ -1,4 +1,4 @@
-"""The alert loop for `govnet run`: evaluate and deliver every interval; blocking sends off the event loop."""
+"""The alert engine inside `govnet run`: a sample sink, a loop (evaluate, deliver) and its own metrics."""
 
 from __future__ import annotations
 
@@ -6,12 +6,22 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
 
+from alerts.config import AlertingConfig, build, parse_alerting
 from alerts.engine import Engine
+from alerts.levels import Level
 from alerts.notify.dispatch import Dispatcher
+from alerts.rules import RuleError
+from govnet.samples import Sample, labels_of
+from govnet.service import RunContext, Service
+from inventory.topology import Topology
 
 log = logging.getLogger(__name__)
+
+MetricsSourceFn = Callable[[], list[Sample]]
 
 
 async def run_alerts(
@@ -20,6 +30,8 @@ async def run_alerts(
     interval: float,
     stop: asyncio.Event,
     clock: Callable[[], float] = time.time,
+    before: Callable[[float], None] | None = None,
+    ready: Callable[[float], bool] | None = None,
 ) -> int:
     """Evaluate rules and deliver due notifications until `stop` is set; returns the number of cycles.
 
@@ -31,7 +43,13 @@ async def run_alerts(
     while not stop.is_set():
         now = clock()
         try:
-            engine.evaluate(now)
+            if before is not None:
+                before(now)
+            engine.apply_commands(now)
+            # Until every device has been polled since start, a missing series is not a cleared
+            # condition: evaluating then would resolve restored alerts and page them again.
+            if ready is None or ready(now):
+                engine.evaluate(now)
             await asyncio.to_thread(dispatcher.run_due, now)
         except Exception:  # one bad cycle must not end alerting; the next one retries
             log.exception("alert cycle failed")
@@ -39,3 +57,140 @@ async def run_alerts(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
     return cycles
+
+
+class AlertService:
+    """`govnet run`'s alert service: receives every poll (SampleSink), evaluates, notifies, exports counts.
+
+    Samples other services produce themselves (SSH host keys and config changes, HA verdicts, backup
+    ages, syslog gaps...) are not polls: they reach the engine when `govnet run` lists their
+    `internal_samples` callables in `ctx.extra["metrics_sources"]` (read at every cycle) or through
+    `add_source`.
+    """
+
+    name = "alerts"
+
+    def __init__(
+        self, cfg: AlertingConfig, engine: Engine, dispatcher: Dispatcher, ctx: RunContext | None = None
+    ) -> None:
+        self.cfg, self.engine, self.dispatcher, self.ctx = cfg, engine, dispatcher, ctx
+        self.sources: list[MetricsSourceFn] = []
+        self.cycles = 0
+        self.source_errors = 0
+        self.started = time.time()
+        self.seen: set[str] = set()
+        self.expected: set[str] = set()
+        self.warmup = 0.0
+        if ctx is not None and ctx.inventory is not None:
+            inv = ctx.inventory
+            polled = [d for d in inv.devices if inv.snmp_of(d) is not None]
+            self.expected = {d.name for d in polled}
+            intervals = [inv.interval_of(d) for d in polled] or [0.0]
+            # Long enough for every device's first poll (a dead one times out), bounded.
+            self.warmup = min(300.0, 2 * max(intervals) + 10.0)
+        self._ready = not self.expected
+
+    def add_source(self, source: MetricsSourceFn) -> None:
+        """Feed another service's internal samples to the rules (each cycle)."""
+        self.sources.append(source)
+
+    def publish(self, device: str, samples: Sequence[Sample]) -> None:
+        """SampleSink: one device's complete poll (never raises: the fan-out must go on)."""
+        try:
+            self.engine.publish(device, samples)
+            if not self._ready:
+                self.seen.add(device)
+        except Exception:
+            log.exception("alert engine could not take samples of %s", device)
+
+    def _pull_sources(self, now: float) -> None:
+        sources = list(self.sources)
+        if self.ctx is not None:
+            extra = self.ctx.extra.get("metrics_sources") or []
+            sources.extend(fn for fn in extra if getattr(fn, "__self__", None) is not self)
+        for i, source in enumerate(sources):
+            try:
+                samples = source()
+            except Exception:
+                self.source_errors += 1
+                log.exception("metrics source %d failed", i)
+                continue
+            # One store entry per (source, device): a source's sample set replaces its previous one.
+            by_device: dict[str, list[Sample]] = defaultdict(list)
+            for s in samples:
+                if s.metric.startswith("govnet_alerts_") or s.metric.startswith("govnet_notifications_"):
+                    continue
+                by_device[dict(s.labels).get("device", "")].append(s)
+            for device, batch in by_device.items():
+                self.engine.publish_internal(f"{i}/{device}", batch)
+
+    def ready(self, now: float) -> bool:
+        """True once every polled device has published since start (or the warm-up time has passed)."""
+        if not self._ready and (self.expected <= self.seen or now - self.started >= self.warmup):
+            self._ready = True
+            log.info("alerts: evaluating (%d of %d devices seen)", len(self.seen), len(self.expected))
+        return self._ready
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Evaluate and deliver every `evaluate_interval` until `stop` is set."""
+        self.started = time.time()
+        try:
+            self.cycles = await run_alerts(
+                self.engine,
+                self.dispatcher,
+                self.cfg.evaluate_interval,
+                stop,
+                before=self._pull_sources,
+                ready=self.ready,
+            )
+        finally:
+            if self.engine.db is not None:
+                self.engine.db.close()
+
+    def internal_samples(self) -> list[Sample]:
+        """MetricsSource: firing alerts and open incidents per level; notifications per channel."""
+        now = time.time()
+        stats = self.engine.stats(now)
+        out: list[Sample] = []
+        for level in Level:
+            out.append(
+                Sample(
+                    "govnet_alerts_firing", labels_of(level=level.value), float(stats["firing"][level.value]),
+                    now, help="Alerts firing (including inhibited and silenced ones), per emergency level.",
+                )
+            )  # fmt: skip
+            out.append(
+                Sample(
+                    "govnet_incidents_open", labels_of(level=level.value),
+                    float(stats["incidents"][level.value]), now, help="Open incidents per emergency level.",
+                )
+            )  # fmt: skip
+        c = self.dispatcher.counters
+        for channel in self.dispatcher.notifiers:
+            lab = labels_of(channel=channel)
+            for metric, counts, help_ in (
+                ("govnet_notifications_sent_total", c.sent_by_channel, "Notifications a channel accepted."),
+                (
+                    "govnet_notifications_failed_total",
+                    c.failed_by_channel,
+                    "Notifications refused (4xx) or given up after retries; the fallback takes them.",
+                ),
+                ("govnet_notifications_retries_total", c.retried_by_channel, "Transient failures retried."),
+            ):
+                out.append(Sample(metric, lab, float(counts.get(channel, 0)), now, "counter", help_))
+        return out
+
+
+def build_services(section: dict[str, Any], ctx: RunContext) -> list[Service]:
+    """`govnet run` builder for the `alerts:` section (see govnet.service.BUILDERS)."""
+    cfg = parse_alerting(section, ctx.base_dir, "alerts")
+    topology = Topology.from_inventory(ctx.inventory) if ctx.inventory is not None else None
+    try:
+        engine, dispatcher = build(cfg, topology)
+    except RuleError as exc:
+        raise ValueError(f"rules: {exc}") from None
+    except OSError as exc:
+        raise ValueError(f"state_db: cannot open {cfg.state_db}: {exc.strerror}") from None
+    # The API/console (same process, same loop) acknowledges and silences through this engine.
+    ctx.extra["alerts_engine"] = engine
+    return [AlertService(cfg, engine, dispatcher, ctx)]

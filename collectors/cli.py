@@ -265,6 +265,8 @@ def run_command(config: Path) -> int:
     except (ValueError, ImportError) as exc:
         err.write(f"govnet: invalid config {config}\n{exc}\n")
         return 2
+    # Rules also watch what the services measure themselves (SSH, HA, DB, backups, probes, syslog).
+    ctx.extra["metrics_sources"] = [s.internal_samples for s in services if isinstance(s, MetricsSource)]
     try:
         collector = snmp_collector(settings_of(cfg.scheduler))
         runtime = Runtime.build(cfg, inventory, collector, devices, services, store=store)

@@ -29,6 +29,14 @@ class Counters:
     gave_up: int = 0
     fallback: int = 0
     errors: list[str] = field(default_factory=list)
+    sent_by_channel: dict[str, int] = field(default_factory=dict)
+    failed_by_channel: dict[str, int] = field(default_factory=dict)  # rejected or given up
+    retried_by_channel: dict[str, int] = field(default_factory=dict)
+
+    @staticmethod
+    def bump(counts: dict[str, int], channel: str) -> None:
+        """Add one for a channel."""
+        counts[channel] = counts.get(channel, 0) + 1
 
 
 class Dispatcher:
@@ -82,17 +90,20 @@ class Dispatcher:
             if error is None:
                 self._set(key, channel, "sent", attempts, now, None)
                 self.counters.sent += 1
+                self.counters.bump(self.counters.sent_by_channel, channel)
                 delivered += 1
             elif retry and now - first_at < self.give_up_after:
                 wait = self.backoff[min(attempts - 1, len(self.backoff) - 1)]
                 self._set(key, channel, "pending", attempts, now + wait, error)
                 self.counters.retried += 1
+                self.counters.bump(self.counters.retried_by_channel, channel)
             else:
                 if retry:
                     self.counters.gave_up += 1
                 else:
                     self.counters.rejected += 1
-                self.counters.errors.append(f"{channel}: {error}")
+                self.counters.bump(self.counters.failed_by_channel, channel)
+                self.counters.errors = [*self.counters.errors[-99:], f"{channel}: {error}"]
                 self._set(key, channel, "failed", attempts, now, error)
                 self._fall_back(key, channel, now)
         return delivered
