@@ -19,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-HOST = "127.24.0.1"
+HOST = "127.38.0.1"
 LINE = (
     "<190>Mar 12 2024 10:46:04 USG6600 %%01POLICY/6/POLICYDENY(l):vsys=public, protocol=6, "
     "source-ip=10.1.{a}.{b}, source-port={sp}, destination-ip=203.0.113.5, destination-port=445, "
@@ -40,7 +40,8 @@ async def main():
     def on_durable(n, seq):
         if n >= total:
             done.set()
-    ingest = Ingest(store, load_formats(), {}, batch_max=5000, on_durable=on_durable)
+    ingest = Ingest(store, load_formats(), {}, batch_max=5000, on_durable=on_durable,
+                    parse_workers=int(sys.argv[4]))
     rx = await start_receiver(ingest, sys.argv[2], 0, None)
     print(rx.tcp_port, flush=True)
     await done.wait()
@@ -79,15 +80,16 @@ def child_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bench_govnet(workdir: Path, payloads: list[bytes], lines: int) -> tuple[float, float]:
-    """(seconds from first byte to last fsync, CPU seconds of the receiver)."""
+def bench_govnet(workdir: Path, payloads: list[bytes], lines: int, workers: int) -> tuple[float, float]:
+    """(seconds from first byte to last fsync, CPU seconds of the receiver and its parse workers)."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(workdir / "store"), HOST, str(lines)],
+        [sys.executable, "-c", CHILD, str(workdir / f"store-{workers}"), HOST, str(lines), str(workers)],
         stdout=subprocess.PIPE,
         text=True,
     )
     assert proc.stdout is not None
     port = int(proc.stdout.readline())
+    time.sleep(1.0 if workers else 0)  # let spawned parse workers finish importing before timing
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     send_all(port, payloads)
@@ -212,6 +214,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lines", type=int, default=200_000)
     parser.add_argument("--senders", type=int, default=4)
+    parser.add_argument(
+        "--parse-workers", type=int, default=1, help="also measure govnet with N parse worker processes"
+    )
     parser.add_argument("--tamper-records", type=int, default=0, help="run the tamper benchmark instead")
     args = parser.parse_args()
     if args.tamper_records:
@@ -221,19 +226,23 @@ def main() -> None:
     lines = sum(p.count(b"\n") for p in payloads)
     size = sum(len(p) for p in payloads) / lines
     print(f"{lines} lines of {size:.0f} B over {args.senders} TCP connections to {HOST}")
+    govnet: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="govnet-syslog-bench-") as tmp:
         work = Path(tmp)
-        g_s, g_cpu = bench_govnet(work, payloads, lines)
-        label = "govnet (parse+chain+fsync/batch)"
-        print(f"{label:34s} {lines / g_s:9.0f} lines/s  {g_cpu / lines * 1e6:6.1f} us CPU/line")
+        for workers in sorted({0, args.parse_workers}):
+            g_s, g_cpu = bench_govnet(work, payloads, lines, workers)
+            label = f"govnet parse_workers={workers}"
+            print(f"{label:34s} {lines / g_s:9.0f} lines/s  {g_cpu / lines * 1e6:6.1f} us CPU/line")
+            govnet[label] = g_s
         results = {}
         for label, sync in [("rsyslog sync=on ioBufferSize=256k", 'sync="on" ioBufferSize="256k"'),
                             ("rsyslog buffered", "")]:  # fmt: skip
             r_s, r_cpu = bench_rsyslog(work, payloads, lines, sync)
             results[label] = r_s
             print(f"{label:34s} {lines / r_s:9.0f} lines/s  {r_cpu / lines * 1e6:6.1f} us CPU/line")
-        for label, r_s in results.items():
-            print(f"ratio govnet / {label}: {r_s / g_s:.3f}")
+        for g_label, g_s in govnet.items():
+            for label, r_s in results.items():
+                print(f"ratio {g_label} / {label}: {r_s / g_s:.3f}")
 
 
 if __name__ == "__main__":

@@ -9,9 +9,14 @@ EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
 
 def merkle_root(leaves: list[str]) -> str:
     """Root hash of hex leaf hashes; the empty tree has the hash of the empty string."""
+    return merkle_root_of_digests([bytes.fromhex(leaf) for leaf in leaves])
+
+
+def merkle_root_of_digests(leaves: list[bytes]) -> str:
+    """Same root as `merkle_root`, over raw 32-byte leaf digests."""
     if not leaves:
         return EMPTY_ROOT
-    level = [bytes.fromhex(leaf) for leaf in leaves]
+    level = leaves
     while len(level) > 1:
         nxt = [
             hashlib.sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)

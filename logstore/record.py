@@ -7,6 +7,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 # Event types a record can carry; govnet's own actions are "audit", store housekeeping is "store".
 EVENT_TYPES = (
     "policy_deny",
@@ -54,20 +56,36 @@ ZERO_HASH = "0" * 64
 Record = dict[str, Any]
 
 
+_TEMPLATE: Record = {**dict.fromkeys(FIELDS), "event_type": "other"}
+_FIELD_SET = frozenset(FIELDS)
+
+
 def new_record(**values: Any) -> Record:
     """A record with every field present (None for unknown), `flags` a list."""
-    rec: Record = dict.fromkeys(FIELDS)
-    rec["flags"] = []
-    rec["event_type"] = "other"
-    for key, value in values.items():
-        if key not in rec:
-            raise KeyError(f"unknown record field {key!r}")
-        rec[key] = value
+    if not _FIELD_SET.issuperset(values):
+        bad = sorted(set(values) - _FIELD_SET)
+        raise KeyError(f"unknown record field {bad[0]!r}")
+    rec: Record = {**_TEMPLATE, "flags": [], **values}
     return rec
 
 
 def canonical(rec: Record) -> bytes:
-    """Deterministic bytes of a record: sorted keys, no spaces, UTF-8 (only str/int/None/list values)."""
+    """Deterministic bytes of a record: sorted keys, no spaces, UTF-8 (only str/int/None/list values).
+
+    The bytes are exactly `json.dumps(rec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`
+    encoded as UTF-8 (what an auditor recomputes with the standard library); orjson produces them
+    ~8x faster for these value types (tests/test_logstore.py checks the equality on every control
+    character, non-BMP text and 64-bit integers). Anything orjson cannot encode (integers beyond
+    64 bits) falls back to the standard library.
+    """
+    try:
+        return orjson.dumps(rec, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return canonical_stdlib(rec)
+
+
+def canonical_stdlib(rec: Record) -> bytes:
+    """The reference encoding of `canonical` with the standard library only."""
     return json.dumps(rec, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
@@ -78,8 +96,16 @@ def meta_of(rec: Record) -> list[Any]:
 
 def leaf_hash(meta: list[Any], body_hash: str) -> str:
     """Merkle leaf: commits to the filterable metadata and to the whole record's body hash."""
-    data = b"\x00" + json.dumps(meta, separators=(",", ":"), ensure_ascii=False).encode() + body_hash.encode()
-    return hashlib.sha256(data).hexdigest()
+    return hashlib.sha256(b"\x00" + meta_bytes(meta) + body_hash.encode()).hexdigest()
+
+
+def meta_bytes(meta: list[Any]) -> bytes:
+    """Compact JSON of the leaf metadata (same bytes as `json.dumps(meta, separators=(",", ":"),
+    ensure_ascii=False)` in UTF-8)."""
+    try:
+        return orjson.dumps(meta)
+    except TypeError:
+        return json.dumps(meta, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def body_hash(rec: Record) -> str:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from logstore.merkle import merkle_root
-from logstore.record import ZERO_HASH, Record, canonical, chain_hash, iso_utc, leaf_hash, new_record
+from logstore.merkle import merkle_root, merkle_root_of_digests
+from logstore.record import ZERO_HASH, Record, canonical, iso_utc, meta_bytes, new_record
 from logstore.segment import SegmentIndex, decode_line, entries, fsync_dir, write_atomic
 from logstore.verify import Problem, check_chain
 
@@ -32,6 +32,9 @@ class StoreConfig:
     budget_bytes: int | None = None
     warn_ratio: float = 0.8
     compress: bool = True
+    # gzip level for sealed segments: 1 costs 3.6 us per record, 6 costs 9.1 us (the largest single
+    # cost of ingest after parsing) for files ~19% smaller on firewall lines; sealing is on the write path.
+    compress_level: int = 1
 
 
 class LogStore:
@@ -58,6 +61,9 @@ class LogStore:
         self.anchor = self._read_anchor()
         self.sealed: list[SegmentIndex] = self._read_sealed()
         self._fh: Any = None
+        # Leaf digests of the active segment, kept as they are written so sealing does not re-read
+        # and re-hash 64 MiB (that cost more than parsing); 32 bytes per record.
+        self._leaves: list[bytes] = []
         self.active: SegmentIndex
         self._open_active()
 
@@ -103,6 +109,8 @@ class LogStore:
                 )
             index = SegmentIndex(name=path.stem, file=path.name, prev_hash=prev_hash)
             for entry, rec in entries(path):
+                if entry.leaf is not None:
+                    self._leaves.append(bytes.fromhex(entry.leaf))
                 if rec is not None and entry.stored_hash is not None:
                     index.add(rec, entry.stored_hash)
             index.bytes = path.stat().st_size
@@ -179,24 +187,31 @@ class LogStore:
         if not recs:
             return []
         with self._lock:
-            prev = self.last_hash
+            prev = bytes.fromhex(self.last_hash)
             seq = self.last_seq
             now = iso_utc(self.clock())
             chunks = []
             hashes = []
+            leaves = []
+            sha256 = hashlib.sha256
             for rec in recs:
                 seq += 1
                 rec["seq"] = seq
-                for key, value in rec.items():
-                    if value == "":
-                        rec[key] = None  # one spelling of "absent", so CSV exports round-trip exactly
+                if "" in rec.values():
+                    for key, value in rec.items():
+                        if value == "":
+                            rec[key] = None  # one spelling of "absent", so CSV exports round-trip exactly
                 if rec.get("recv_ts") is None:
                     rec["recv_ts"] = now
                 body = canonical(rec)
-                meta = [seq, rec["recv_ts"], rec["device"], rec["event_type"]]
-                prev = chain_hash(prev, leaf_hash(meta, hashlib.sha256(body).hexdigest()))
-                chunks.append(b'{"h":"' + prev.encode() + b'","r":' + body + b"}\n")
-                hashes.append(prev)
+                meta = meta_bytes([seq, rec["recv_ts"], rec["device"], rec["event_type"]])
+                # Same formulas as record.leaf_hash / chain_hash, on digests instead of hex round trips.
+                leaf = sha256(b"\x00" + meta + sha256(body).hexdigest().encode()).digest()
+                leaves.append(leaf)
+                prev = sha256(prev + leaf).digest()
+                chain = prev.hex()
+                chunks.append(b'{"h":"' + chain.encode() + b'","r":' + body + b"}\n")
+                hashes.append(chain)
             data = b"".join(chunks)
             try:
                 self._fh.write(data)
@@ -208,6 +223,7 @@ class LogStore:
                 raise
             for rec, chain in zip(recs, hashes, strict=True):
                 self.active.add(rec, chain)
+            self._leaves += leaves
             self.active.bytes += len(data)
             self.metrics["appended_total"] += len(recs)
             self.metrics["batches_total"] += 1
@@ -223,8 +239,10 @@ class LogStore:
     def _seal_active(self) -> None:
         seg = self.active
         self._fh.close()
-        path = self.seg_dir / seg.file
-        seg.merkle_root = merkle_root([e.leaf for e, _ in entries(path) if e.leaf is not None])
+        leaves = self._leaves
+        if len(leaves) != seg.count:  # cannot happen; if it does, take the leaves from the file itself
+            leaves = [bytes.fromhex(e.leaf) for e, _ in entries(self.seg_dir / seg.file) if e.leaf]
+        seg.merkle_root = merkle_root_of_digests(leaves)
         if self.config.compress:
             seg.file = seg.file + ".gz"
         write_atomic(self.seg_dir / f"{seg.name}.meta.json", json.dumps(seg.to_json(), indent=1).encode())
@@ -233,13 +251,14 @@ class LogStore:
         self.sealed.append(seg)
         self.metrics["segments_sealed_total"] += 1
         self.active = self._new_active(seg.last_seq + 1, seg.last_hash)
+        self._leaves = []
         self._fh = (self.seg_dir / self.active.file).open("ab")
 
     def _compress(self, seg: SegmentIndex) -> None:
         src = self.seg_dir / seg.file.removesuffix(".gz")
         dst = self.seg_dir / seg.file
         tmp = dst.with_name(dst.name + ".tmp")
-        with src.open("rb") as fin, gzip.open(tmp, "wb", compresslevel=6) as fout:
+        with src.open("rb") as fin, gzip.open(tmp, "wb", compresslevel=self.config.compress_level) as fout:
             shutil.copyfileobj(fin, fout, 1024 * 1024)
         with tmp.open("rb") as fh:
             os.fsync(fh.fileno())

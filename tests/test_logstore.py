@@ -294,3 +294,20 @@ def test_query_by_time_device_type_uses_segment_index(template: Path) -> None:
         assert not any(s.may_hold(start, end, "no-such-device", None) for s in store.segments())
     finally:
         store.close()
+
+
+def test_canonical_bytes_equal_the_standard_library_encoding() -> None:
+    """The store hashes orjson's bytes; an auditor recomputes them with `json.dumps`: they must agree."""
+    from logstore.record import canonical, canonical_stdlib, meta_bytes
+
+    tricky = "".join(chr(c) for c in range(0x80)) + "\u2028\u2029\ufeff\x7f中文\U0001f600\ue000\uffff\\\"'"
+    for i in range(0, len(tricky), 7):
+        rec = new_record(
+            seq=2**63 - 1 - i, recv_ts=iso_utc(1.7e9 + i), msg=tricky[i:] + tricky[:i],
+            user=tricky[i : i + 3], flags=["unknown_source", tricky[i : i + 5]], src_port=i, severity=-i,
+        )  # fmt: skip
+        assert canonical(rec) == canonical_stdlib(rec)
+        meta = [rec["seq"], rec["recv_ts"], rec["msg"], None]
+        assert meta_bytes(meta) == json.dumps(meta, separators=(",", ":"), ensure_ascii=False).encode()
+    huge = new_record(seq=2**70, msg="beyond 64 bits: the standard library encodes it")
+    assert canonical(huge) == canonical_stdlib(huge)

@@ -16,7 +16,7 @@ from collectors.syslog.forward import Forwarder
 from collectors.syslog.receiver import Ingest, start_receiver
 from logstore.store import LogStore
 
-HOST = "127.24.0.1"
+HOST = "127.38.0.1"
 CONF = """
 global(workDirectory="{work}")
 module(load="imtcp")

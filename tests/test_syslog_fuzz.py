@@ -56,3 +56,58 @@ def test_long_hostile_line_is_fast() -> None:
     rec = parse_frame(raw, 1_773_312_000.0, "10.0.0.1:1", "tcp", FORMATS, {})
     assert time.perf_counter() - start < 2.0
     assert base64.b64decode(rec["raw"]) == raw
+
+
+def _frames_one_by_one(framer: Framer, data: bytes) -> list[bytes]:
+    """Reference: the framer's per-frame path only (what `feed` did before its LF fast path)."""
+    if framer.error is not None:
+        return []
+    framer.buf += data
+    out = []
+    while True:
+        try:
+            frame = framer._next()
+        except ValueError as exc:  # FrameTooLarge: feed() keeps the frames before it and sets `error`
+            framer.error = str(exc)
+            del framer.buf[:]
+            return out
+        if frame is None:
+            return out
+        out.append(frame)
+
+
+STREAM_PIECES = [
+    b"\n",
+    b"\r",
+    b"\x00",
+    b"1",
+    b"9",
+    b"0",
+    b" ",
+    b"<13>",
+    b"abc def",
+    b"12 ",
+    b"5 hello",
+    b"\n\x00",
+]
+
+
+@SETTINGS
+@given(
+    st.lists(st.sampled_from(STREAM_PIECES), max_size=60).map(b"".join),
+    st.lists(st.integers(min_value=1, max_value=12), min_size=1, max_size=60),
+    st.sampled_from([4, 8, 16, 64, 1000]),
+)
+def test_framer_fast_path_matches_per_frame_path(data: bytes, cuts: list[int], max_frame: int) -> None:
+    fast, slow = Framer(max_frame=max_frame), Framer(max_frame=max_frame)
+    got: list[bytes] = []
+    want: list[bytes] = []
+    pos = 0
+    for n in cuts * (len(data) // max(1, sum(cuts)) + 1):
+        if pos >= len(data):
+            break
+        chunk = data[pos : pos + n]
+        pos += n
+        got += fast.feed(chunk)
+        want += _frames_one_by_one(slow, chunk)
+    assert (got, fast.error, fast.truncated, fast.rest()) == (want, slow.error, slow.truncated, slow.rest())

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from logstore.store import LogStore
 
-HOST = "127.24.0.1"
+HOST = "127.38.0.1"
 LINES = 100_000
 
 # The receiver runs in its own process so it can be killed for real; it reports after each fsync.

@@ -20,17 +20,18 @@ from collectors.syslog.formats import load_formats
 from collectors.syslog.receiver import Ingest, Receiver, start_receiver
 from logstore.store import LogStore
 
-HOST = "127.24.0.1"
+HOST = "127.38.0.1"
 FORMATS = load_formats()
 
 
 def run(tmp_path: Path, body: Callable[[Receiver], Awaitable[None]], devices: dict[str, str] | None = None,
-        max_frame: int = 64 * 1024) -> list[dict[str, Any]]:  # fmt: skip
+        max_frame: int = 64 * 1024, parse_workers: int = 0,
+        batch_max: int = 500) -> list[dict[str, Any]]:  # fmt: skip
     """Start a receiver on fresh ports, run `body`, stop, return the stored records (store verified)."""
     store = LogStore(tmp_path / "store")
 
     async def main() -> None:
-        ingest = Ingest(store, FORMATS, devices or {}, batch_max=500)
+        ingest = Ingest(store, FORMATS, devices or {}, batch_max=batch_max, parse_workers=parse_workers)
         rx = await start_receiver(ingest, HOST, 0, 0, max_frame=max_frame)
         try:
             await body(rx)
@@ -93,7 +94,7 @@ def test_logger_udp_rfc3164_unknown_source(tmp_path: Path) -> None:
     assert [r["seq"] for r in recs] == [1, 2, 3]
 
 
-def _send(port: int, data: bytes, source: str = "127.24.0.2") -> None:
+def _send(port: int, data: bytes, source: str = "127.38.0.2") -> None:
     with socket.create_connection((HOST, port), timeout=10, source_address=(source, 0)) as sock:
         sock.sendall(data)
 
@@ -110,7 +111,7 @@ def test_gbk_and_hillstone_nul_over_tcp_lf_framing(tmp_path: Path) -> None:
         await asyncio.to_thread(_send, rx.tcp_port, gbk + b"\n" + hill + b"\n\x00" + hill + b"\n\x00")
         await wait_for(lambda: rx.ingest.stats.received_total >= 3)
 
-    recs = run(tmp_path, body, devices={"127.24.0.2": "af-1"})
+    recs = run(tmp_path, body, devices={"127.38.0.2": "af-1"})
     assert len(recs) == 3 and all(r["device"] == "af-1" for r in recs)
     assert base64.b64decode(recs[0]["raw"]) == gbk and recs[0]["encoding"] == "gbk"
     assert recs[0]["user"] == "李四" and recs[0]["event_type"] == "policy_deny"
@@ -159,6 +160,62 @@ def test_many_concurrent_senders_nothing_lost(tmp_path: Path) -> None:
     assert all(v == list(range(lines)) for v in per_sender.values())  # per-connection order kept
 
 
+def test_parse_workers_give_the_same_records_in_order(tmp_path: Path) -> None:
+    """Worker processes parse while the writer commits: same records as parsing in place, in order."""
+    from collectors.syslog.parse import parse_frame
+    from logstore.record import parse_iso
+
+    # (LF framing: the Hillstone examples' trailing LF NUL would end the frame early)
+    examples = [ex["message"].encode().replace(b"\n", b" ") for fmt in FORMATS for ex in fmt.spec.examples]
+    extra = ["<13>Mar 12 10:00:00 h app: 中文 GBK".encode("gbk"), b"no header at all", b"<999>x", b"1bad"]
+    frames = [(examples + extra)[i % (len(examples) + len(extra))] + b" n=%d" % i for i in range(3000)]
+
+    async def body(rx: Receiver) -> None:
+        assert rx.ingest.pool is not None and rx.ingest.pool.workers == 2
+        await asyncio.to_thread(_send, rx.tcp_port, b"".join(f + b"\n" for f in frames))
+        await wait_for(lambda: rx.ingest.stats.received_total >= len(frames), 30)
+        assert not rx.ingest.pool.broken
+
+    recs = run(tmp_path, body, devices={"127.38.0.2": "fw-1"}, parse_workers=2, batch_max=97)
+    assert [r["seq"] for r in recs] == list(range(1, len(frames) + 1))
+    assert [base64.b64decode(r["raw"]) for r in recs] == frames
+    for rec in recs:
+        raw, ts = base64.b64decode(rec["raw"]), parse_iso(rec["recv_ts"])
+        again = parse_frame(raw, ts, rec["source"], "tcp", FORMATS, {"127.38.0.2": "fw-1"})
+        again.update(seq=rec["seq"], **{k: None for k, v in again.items() if v == ""})
+        assert again == rec
+    assert {r["device"] for r in recs} == {"fw-1"}
+
+
+def test_dead_parse_worker_loses_nothing(tmp_path: Path) -> None:
+    """A parse worker that dies is not a lost line: its frames are parsed by the writer instead."""
+    frames = [
+        f"<190>Mar 12 2024 10:46:04 USG %%01POLICY/6/POLICYDENY(l):source-ip=10.0.{i % 250}.1.".encode()
+        for i in range(600)
+    ]
+
+    async def body(rx: Receiver) -> None:
+        pool = rx.ingest.pool
+        assert pool is not None
+        await asyncio.to_thread(_send, rx.tcp_port, b"".join(f + b"\n" for f in frames[:300]))
+        await wait_for(lambda: rx.ingest.stats.durable_total >= 300)
+        for proc in pool._procs:  # the workers this test's receiver started
+            proc.kill()
+            proc.join(5)
+        await asyncio.to_thread(_send, rx.tcp_port, b"".join(f + b"\n" for f in frames[300:]))
+        await wait_for(lambda: rx.ingest.stats.received_total >= len(frames))
+        await rx.ingest.drain()
+        assert pool.broken
+
+    recs = run(tmp_path, body, parse_workers=1, batch_max=50)
+    assert [r["seq"] for r in recs] == list(range(1, len(frames) + 1))
+    assert [base64.b64decode(r["raw"]) for r in recs] == frames
+    bad = [r for r in recs if not (r["event_type"] == "policy_deny" and r["src_ip"])]
+    assert not bad, [(r["seq"], r["event_type"], r["src_ip"], r["format"], r["flags"]) for r in bad[:3]] + [
+        len(bad)
+    ]
+
+
 def test_govnet_syslog_command_end_to_end(tmp_path: Path) -> None:
     """`govnet syslog` as a process: logger sends, SIGTERM commits, the store holds the line."""
     require_cmd("logger")
@@ -201,14 +258,14 @@ def test_sources_mapped_through_a_real_inventory(tmp_path: Path) -> None:
 
     text = (Path(__file__).parent.parent / "examples" / "minimal.yaml").read_text(encoding="utf-8")
     inv_file = tmp_path / "inventory.yaml"
-    inv_file.write_text(text.replace("10.255.0.1\n", "127.24.0.2\n"), encoding="utf-8")
+    inv_file.write_text(text.replace("10.255.0.1\n", "127.38.0.2\n"), encoding="utf-8")
     devices = device_map_from_inventory(load_inventory(inv_file))
-    assert devices["127.24.0.2"] == "core-1"
+    assert devices["127.38.0.2"] == "core-1"
 
     async def body(rx: Receiver) -> None:
         await asyncio.to_thread(_send, rx.tcp_port, b"<13>Mar 12 10:00:00 core-1 a: from a known device\n")
         await asyncio.to_thread(
-            _send, rx.tcp_port, b"<13>Mar 12 10:00:00 x a: from elsewhere\n", "127.24.0.3"
+            _send, rx.tcp_port, b"<13>Mar 12 10:00:00 x a: from elsewhere\n", "127.38.0.3"
         )
         await wait_for(lambda: rx.ingest.stats.received_total >= 2)
 

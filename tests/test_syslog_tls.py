@@ -14,7 +14,7 @@ from collectors.syslog.formats import load_formats
 from collectors.syslog.receiver import Ingest, server_tls_context, start_receiver
 from logstore.store import LogStore
 
-HOST = "127.24.0.1"
+HOST = "127.38.0.1"
 
 
 def make_cert(folder: Path) -> tuple[Path, Path]:

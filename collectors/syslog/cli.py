@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import ssl
 import sys
@@ -28,8 +29,14 @@ def syslog_command(
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
     forward: str | None = None,
+    parse_workers: int | None = None,
 ) -> int:
-    """Receive syslog into the store; SIGINT/SIGTERM commit what was received and stop."""
+    """Receive syslog into the store; SIGINT/SIGTERM commit what was received and stop.
+
+    `parse_workers`: parse processes beside the writer (None: one per core beyond the first, at most 4).
+    """
+    if parse_workers is None:
+        parse_workers = min(4, max(0, (os.cpu_count() or 1) - 1))
     tls_context = None
     if tls_port is not None:
         if tls_cert is None or tls_key is None:
@@ -47,7 +54,9 @@ def syslog_command(
             return 2
     store = LogStore(store_dir, StoreConfig(retention_days=retention_days, budget_bytes=budget_bytes))
     try:
-        asyncio.run(_serve(store, listen, tcp_port, udp_port, devices, tls_port, tls_context, forward))
+        asyncio.run(
+            _serve(store, listen, tcp_port, udp_port, devices, tls_port, tls_context, forward, parse_workers)
+        )
     finally:
         store.close()
     return 0
@@ -62,13 +71,20 @@ async def _serve(
     tls_port: int | None,
     tls_context: ssl.SSLContext | None,
     forward: str | None,
+    parse_workers: int,
 ) -> None:
     forwarder = None
     if forward:
         host, _, port = forward.rpartition(":")
         forwarder = Forwarder(host.strip("[]"), int(port))
         forwarder.start()
-    ingest = Ingest(store, load_formats(), devices, forward=forwarder.push if forwarder else None)
+    ingest = Ingest(
+        store,
+        load_formats(),
+        devices,
+        forward=forwarder.push if forwarder else None,
+        parse_workers=parse_workers,
+    )
     rx = await start_receiver(ingest, listen, tcp_port, udp_port, tls_port=tls_port, tls_context=tls_context)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

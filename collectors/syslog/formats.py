@@ -75,7 +75,7 @@ class CompiledFormat:
     detect: re.Pattern[str]
     extract: list[re.Pattern[str]]
     kv: list[tuple[re.Pattern[str], dict[str, str], str]]
-    rules: list[tuple[re.Pattern[str], Rule]]
+    rules: list[tuple[re.Pattern[str], Rule, dict[str, str]]]  # (match, rule, fields the rule sets)
 
     def apply(self, msg: str) -> dict[str, Any] | None:
         """Fields extracted from `msg`, or None when this format does not apply."""
@@ -86,35 +86,33 @@ class CompiledFormat:
             em = pattern.search(msg)
             if em:
                 for key, value in em.groupdict().items():
-                    if value is not None and key in TARGET_FIELDS:
+                    if value is not None and key in _TARGETS:
                         out.setdefault(key, value)
         for pattern, mapping, strip in self.kv:
             for key, value in pattern.findall(msg):
                 target = mapping.get(key)
                 if target and target not in out:
                     out[target] = value.strip(strip)
-        for pattern, rule in self.rules:
+        for pattern, _rule, fixed in self.rules:
             rm = pattern.search(msg)
             if not rm:
                 continue
             for key, value in rm.groupdict().items():
-                if value is not None and key in TARGET_FIELDS:
+                if value is not None and key in _TARGETS:
                     out[key] = value
-            out["event_type"] = rule.event_type
-            for key in ("action", "outcome"):
-                if getattr(rule, key) is not None:
-                    out[key] = getattr(rule, key)
+            out.update(fixed)
             break
         for key, table in self.spec.values.items():
             value = out.get(key)
             if isinstance(value, str) and value in table:
                 out[key] = table[value]
-        for port in ("src_port", "dst_port"):
-            out[port] = _port(out.get(port))
-        for key, value in list(out.items()):
-            if value in ("", "-", "(null)", None):
-                del out[key]
-        return out
+        out["src_port"] = _port(out.get("src_port"))
+        out["dst_port"] = _port(out.get("dst_port"))
+        return {key: value for key, value in out.items() if value not in _EMPTY}
+
+
+_TARGETS = frozenset(TARGET_FIELDS)
+_EMPTY = ("", "-", "(null)", None)
 
 
 def _port(value: Any) -> int | None:
@@ -130,8 +128,18 @@ def compile_format(spec: VendorFormat) -> CompiledFormat:
         re.compile(spec.detect),
         [re.compile(p) for p in spec.extract],
         [(re.compile(kv.pattern), kv.fields, kv.strip) for kv in spec.kv],
-        [(re.compile(rule.match), rule) for rule in spec.rules],
+        [(re.compile(rule.match), rule, _fixed_fields(rule)) for rule in spec.rules],
     )
+
+
+def _fixed_fields(rule: Rule) -> dict[str, str]:
+    """What a matching rule sets regardless of the message: event type, and action/outcome if given."""
+    fixed: dict[str, str] = {"event_type": rule.event_type}
+    for key in ("action", "outcome"):
+        value = getattr(rule, key)
+        if value is not None:
+            fixed[key] = value
+    return fixed
 
 
 def load_formats(folder: Path = FORMATS_DIR) -> list[CompiledFormat]:

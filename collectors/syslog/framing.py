@@ -28,7 +28,7 @@ class Framer:
         if self.error is not None:
             return []
         self.buf += data
-        frames: list[bytes] = []
+        frames = self._lf_run() if not self._skipping else []
         while True:
             try:
                 frame = self._next()
@@ -39,6 +39,29 @@ class Framer:
             if frame is None:
                 return frames
             frames.append(frame)
+
+    def _lf_run(self) -> list[bytes]:
+        """Fast path: the complete LF-framed frames at the head of the buffer, split in one pass.
+
+        Gives exactly what `_next` would: it stops (leaving the rest to `_next`) at the first frame
+        that could be octet-counted (starts with a digit 1-9) or is longer than `max_frame`.
+        """
+        buf = self.buf
+        end = buf.rfind(b"\n")
+        if end < 0 or 0x31 <= buf[0] <= 0x39:
+            return []
+        frames: list[bytes] = []
+        used = 0
+        limit = self.max_frame
+        for piece in bytes(buf[:end]).split(b"\n"):
+            frame = piece.lstrip(b"\r\x00")  # separators (CR, NUL after LF) before a frame
+            if frame:
+                if 0x31 <= frame[0] <= 0x39 or len(frame) > limit:
+                    break
+                frames.append(frame)
+            used += len(piece) + 1
+        del buf[:used]
+        return frames
 
     def _next(self) -> bytes | None:
         buf = self.buf

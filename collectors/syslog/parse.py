@@ -44,7 +44,7 @@ def parse_frame(
 def _fill(rec: Record, raw: bytes, recv_ts: float, formats: Sequence[CompiledFormat]) -> None:
     text, encoding = decode(strip_trailer(raw)[:MAX_TEXT])
     rec["encoding"] = encoding
-    year = datetime.fromtimestamp(recv_ts, UTC).year
+    year = _year_of(recv_ts)
     hdr = parse_header(text, year)
     if (
         hdr.dev_ts
@@ -73,6 +73,20 @@ def _fill(rec: Record, raw: bytes, recv_ts: float, formats: Sequence[CompiledFor
             break
     if hdr.sd:
         _from_structured_data(rec, hdr.sd)
+
+
+_years: dict[int, int] = {}
+
+
+def _year_of(ts: float) -> int:
+    """UTC year of a receive time (cached per day: a datetime per line is measurable)."""
+    day = int(ts // 86400)
+    year = _years.get(day)
+    if year is None:
+        if len(_years) > 64:
+            _years.clear()
+        year = _years[day] = datetime.fromtimestamp(day * 86400, UTC).year
+    return year
 
 
 _SD_KEYS = {

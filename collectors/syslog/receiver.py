@@ -12,6 +12,7 @@ from typing import Any
 from collectors.syslog.formats import CompiledFormat
 from collectors.syslog.framing import Framer
 from collectors.syslog.parse import parse_frame
+from collectors.syslog.parse_pool import ParsePool, Pending
 from logstore.record import Record, iso_utc, new_record
 from logstore.store import LogStore
 
@@ -46,6 +47,7 @@ class Ingest:
         clock: Callable[[], float] = time.time,
         on_durable: Callable[[int, int], None] | None = None,
         forward: Callable[[list[bytes]], None] | None = None,
+        parse_workers: int = 0,
     ) -> None:
         self.forward = forward  # receives the raw frames of each batch once it is durable
         self.on_durable = on_durable  # (frames durable so far, last durable seq) after each commit
@@ -56,6 +58,8 @@ class Ingest:
         self.max_pending = max_pending
         self.clock = clock
         self.stats = IngestStats()
+        # 0: parse in the writer thread; N: N worker processes parse while the writer commits.
+        self.pool = ParsePool(parse_workers, self.formats, self.devices) if parse_workers > 0 else None
         self._pending: list[Item] = []
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -69,6 +73,15 @@ class Ingest:
         """Queue one frame (receive time taken now)."""
         self._pending.append((raw, self.clock(), source, transport))
         self.stats.received_total += 1
+        self._signal()
+
+    def submit_many(self, frames: list[bytes], source: str, transport: str) -> None:
+        """Queue the frames one read completed (one receive time: they were complete at that moment)."""
+        if not frames:
+            return
+        now = self.clock()
+        self._pending.extend([(frame, now, source, transport) for frame in frames])
+        self.stats.received_total += len(frames)
         self._signal()
 
     def submit_event(self, rec: Record) -> None:
@@ -105,46 +118,92 @@ class Ingest:
         self._wake.set()
         if self._task is not None:
             await self._task
+        elif self.pool is not None:
+            self.pool.close()
+
+    def _take(self, count: int) -> list[Item]:
+        batch = self._pending[:count]
+        del self._pending[:count]
+        if len(self._pending) < self.max_pending:
+            self._room.set()
+        return batch
+
+    def _start(self, batch: list[Item]) -> Pending | None:
+        """Hand a batch's frames to the parse workers (None when parsing happens in the writer thread)."""
+        if self.pool is None or self.pool.broken or not batch:
+            return None
+        return self.pool.submit([item for item in batch if isinstance(item, tuple)])
 
     async def _run(self) -> None:
+        # Two-stage pipeline when there are parse workers: they parse batch N+1 while this process
+        # hashes, writes and fsyncs batch N. Nothing counts as durable before its own fsync.
         while True:
             await self._wake.wait()
             self._wake.clear()
+            parsing: Pending | None = None  # the head batch's frames, already handed to the workers
+            nxt: list[Item] = []
             while self._pending:
-                batch = self._pending[: self.batch_max]
-                del self._pending[: self.batch_max]
-                if len(self._pending) < self.max_pending:
-                    self._room.set()
+                batch = self._take(len(nxt) if parsing is not None else self.batch_max)
+                nxt = self._pending[: self.batch_max] if self.pool is not None else []
                 try:
-                    seqs = await asyncio.to_thread(self._commit, batch)
+                    seqs, parsing = await asyncio.to_thread(self._commit, batch, parsing, nxt)
                 except OSError as exc:
-                    # Not durable: keep the batch at the head of the queue and retry (senders are
-                    # held back by backpressure meanwhile).
+                    # Not durable: keep the batch at the head of the queue and retry (senders are held
+                    # back by backpressure meanwhile); the workers' copy of the next batch was discarded.
+                    parsing = None
                     self._pending[:0] = batch
                     self.stats.errors.append(f"store write failed: {type(exc).__name__}")
                     await asyncio.sleep(1.0)
                     continue
-                self.stats.durable_total += sum(1 for item in batch if isinstance(item, tuple))
+                frames = [item[0] for item in batch if isinstance(item, tuple)]
+                self.stats.durable_total += len(frames)
                 self.stats.batches_total += 1
                 if seqs:
                     self.stats.last_durable_seq = seqs[-1]
                 if self.forward is not None:
-                    self.forward([item[0] for item in batch if isinstance(item, tuple)])
+                    self.forward(frames)
                 if self.on_durable is not None:
                     self.on_durable(self.stats.durable_total, self.stats.last_durable_seq)
+                if parsing is not None and self._pending[: len(nxt)] != nxt:
+                    # Only the writer removes from the head, so this cannot happen; never commit
+                    # records parsed from other frames than the ones at the head.
+                    self._discard(parsing)
+                    parsing = None
+            if parsing is not None:
+                self._discard(parsing)
             self._room.set()
             self._idle.set()
             if self._closing:
+                if self.pool is not None:
+                    self.pool.close()
                 return
 
-    def _commit(self, batch: list[Item]) -> list[int]:
-        recs = [
-            parse_frame(item[0], item[1], item[2], item[3], self.formats, self.devices)
-            if isinstance(item, tuple)
-            else item
-            for item in batch
-        ]
-        return self.store.append_batch(recs)
+    def _discard(self, parsing: Pending) -> None:
+        """Read and drop the workers' results for frames that will be handed to them again."""
+        if self.pool is not None:
+            self.pool.collect(parsing)
+
+    def _commit(
+        self, batch: list[Item], parsing: Pending | None, nxt: list[Item]
+    ) -> tuple[list[int], Pending | None]:
+        """Parse `batch` (or collect the workers' parse), hand `nxt` to the workers, commit `batch`."""
+        if parsing is not None and self.pool is not None:
+            parsed = iter(self.pool.collect(parsing))
+            recs = [next(parsed) if isinstance(item, tuple) else item for item in batch]
+        else:
+            recs = [
+                parse_frame(item[0], item[1], item[2], item[3], self.formats, self.devices)
+                if isinstance(item, tuple)
+                else item
+                for item in batch
+            ]
+        handed = self._start(nxt)  # the workers parse the next batch while this one is hashed and fsynced
+        try:
+            return self.store.append_batch(recs), handed
+        except OSError:
+            if handed is not None:
+                self._discard(handed)
+            raise
 
 
 def receiver_event(action: str, source: str, msg: str, now: float) -> Record:
@@ -222,8 +281,7 @@ class Receiver:
                     if rest:
                         ingest.submit(rest, source, transport)
                     break
-                for frame in framer.feed(data):
-                    ingest.submit(frame, source, transport)
+                ingest.submit_many(framer.feed(data), source, transport)
                 if framer.error is not None:
                     ingest.stats.oversized_closed_total += 1
                     ingest.submit_event(

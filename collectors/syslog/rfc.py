@@ -99,19 +99,35 @@ def _iso_to_utc(ts: str) -> str | None:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_bsd_cache: dict[tuple[str, int], str | None] = {}
+
+
+def _bsd_to_iso(m: re.Match[str], recv_year: int) -> str | None:
+    """Device time of a BSD stamp match, naive ISO-8601 (None when the date does not exist)."""
+    year = int(m.group("year1") or m.group("year2") or recv_year)
+    frac = (m.group("frac") or "0").ljust(6, "0")[:6] if m.group("frac") else None
+    try:
+        hh, mm, ss = (int(x) for x in m.group("time").split(":"))
+        dt = datetime(year, _MONTHS[m.group("mon")], int(m.group("day")), hh, mm, ss)
+    except ValueError:
+        return None
+    # Device-local time without zone: kept naive (the device's zone is not in the message).
+    return dt.isoformat() + (f".{frac}" if frac else "")
+
+
 def _rfc3164(rest: str, hdr: Header, recv_year: int) -> None:
     hdr.rfc = "rfc3164"
     m = _BSD_TS.match(rest)
     if m:
-        year = int(m.group("year1") or m.group("year2") or recv_year)
-        frac = (m.group("frac") or "0").ljust(6, "0")[:6] if m.group("frac") else None
+        key = (m.group(0), recv_year)
         try:
-            hh, mm, ss = (int(x) for x in m.group("time").split(":"))
-            dt = datetime(year, _MONTHS[m.group("mon")], int(m.group("day")), hh, mm, ss)
-            # Device-local time without zone: kept naive (the device's zone is not in the message).
-            hdr.dev_ts = dt.isoformat() + (f".{frac}" if frac else "")
-        except ValueError:
-            hdr.dev_ts = None
+            hdr.dev_ts = _bsd_cache[key]
+        except KeyError:
+            # Converting the stamp costs more than the rest of the header; a sender repeats the same
+            # stamp for every line of a second, so remember the last few thousand.
+            if len(_bsd_cache) > 4096:
+                _bsd_cache.clear()
+            hdr.dev_ts = _bsd_cache[key] = _bsd_to_iso(m, recv_year)
         rest = rest[m.end() :]
     else:
         iso = _ISO_TS.match(rest)
