@@ -32,6 +32,7 @@ class IngestStats:
     connections: int = 0
     last_durable_seq: int = 0
     errors: list[str] = field(default_factory=list)
+    last_seen: dict[str, float] = field(default_factory=dict)  # source host -> last durable receive time
 
 
 class Ingest:
@@ -156,6 +157,11 @@ class Ingest:
                     await asyncio.sleep(1.0)
                     continue
                 frames = [item[0] for item in batch if isinstance(item, tuple)]
+                # Keyed by host, not "host:port": one entry per sender however often it reconnects.
+                seen = self.stats.last_seen
+                for item in batch:
+                    if isinstance(item, tuple):
+                        seen[item[2].rsplit(":", 1)[0].strip("[]")] = item[1]
                 self.stats.durable_total += len(frames)
                 self.stats.batches_total += 1
                 if seqs:

@@ -1,0 +1,198 @@
+"""`govnet run` builder for the `syslog:` section: the receiver and the log store in the same process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from collectors.base import device_labels
+from collectors.syslog.formats import load_formats
+from collectors.syslog.receiver import (
+    Ingest,
+    Receiver,
+    device_map_from_inventory,
+    server_tls_context,
+    start_receiver,
+)
+from govnet.samples import Sample
+from govnet.service import RunContext
+from logstore.store import LogStore, StoreConfig
+
+log = logging.getLogger("govnet.syslog")
+
+COUNTERS = {
+    "govnet_syslog_received_total": ("received_total", "Syslog frames received."),
+    "govnet_syslog_durable_total": ("durable_total", "Syslog frames stored durably (fsynced)."),
+    "govnet_syslog_oversized_closed_total": (
+        "oversized_closed_total",
+        "TCP connections closed for an oversized frame length.",
+    ),
+    "govnet_syslog_truncated_total": ("truncated_total", "Overlong LF-framed lines truncated (kept)."),
+    "govnet_syslog_udp_overflow_total": ("udp_overflow_total", "UDP datagrams dropped on queue overflow."),
+}
+
+
+class SyslogSection(BaseModel):
+    """The `syslog:` section of the run config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    store: Path
+    listen: str = "0.0.0.0"  # noqa: S104 (a receiver for devices on the management network)
+    tcp_port: int | None = Field(1514, ge=0, le=65535)
+    udp_port: int | None = Field(1514, ge=0, le=65535)
+    tls_port: int | None = Field(None, ge=0, le=65535)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    retention_days: float = Field(180.0, ge=180.0)  # 网络安全法 Art. 21: at least six months
+    budget_bytes: int | None = Field(None, gt=0)
+    parse_workers: int = Field(0, ge=0, le=8)
+    verify_every: float = Field(3600.0, gt=0)  # seconds between full chain verifications
+
+
+class SyslogService:
+    """Receives syslog into the tamper-evident store; exports ingest counters and store health."""
+
+    name = "syslog"
+
+    def __init__(self, cfg: SyslogSection, ctx: RunContext, store: LogStore) -> None:
+        self.cfg = cfg
+        self.ctx = ctx
+        self.store = store
+        self.devices = device_map_from_inventory(ctx.inventory)
+        self.ingest = Ingest(store, load_formats(), self.devices, parse_workers=cfg.parse_workers)
+        self.receiver: Receiver | None = None
+        self.verify_ok: float | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Listen until `stop`; housekeeping every minute, a full verification every `verify_every`."""
+        tls = None
+        if self.cfg.tls_port is not None and self.cfg.tls_cert and self.cfg.tls_key:
+            tls = server_tls_context(str(self.cfg.tls_cert), str(self.cfg.tls_key))
+        try:
+            self.receiver = await start_receiver(
+                self.ingest,
+                self.cfg.listen,
+                self.cfg.tcp_port,
+                self.cfg.udp_port,
+                tls_port=self.cfg.tls_port if tls else None,
+                tls_context=tls,
+            )
+        except OSError as exc:
+            log.error("syslog receiver cannot listen on %s: %s", self.cfg.listen, exc.strerror)
+            self.store.close()
+            return
+        next_verify = 0.0
+        try:
+            while not stop.is_set():
+                now = time.time()
+                for note in await asyncio.to_thread(self.store.housekeeping, now):
+                    log.info("log store: %s", note)
+                if now >= next_verify:
+                    problems = await asyncio.to_thread(self.store.verify)
+                    self.verify_ok = 0.0 if problems else 1.0
+                    for p in problems[:5]:
+                        log.error("log store integrity: %s", p)
+                    next_verify = now + self.cfg.verify_every
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 60)
+        finally:
+            await self.receiver.close()
+            self.store.close()
+
+    def internal_samples(self) -> list[Sample]:
+        """Ingest counters, per-device last message time, store health."""
+        now = time.time()
+        st = self.ingest.stats
+        out = [
+            Sample(metric, (), float(getattr(st, attr)), now, "counter", help_)
+            for metric, (attr, help_) in COUNTERS.items()
+        ]
+        out.append(
+            Sample(
+                "govnet_syslog_connections",
+                (),
+                float(st.connections),
+                now,
+                "gauge",
+                "Open TCP/TLS syslog connections.",
+            )
+        )
+        by_name = {d.name: d for d in self.ctx.inventory.devices}
+        unknown = 0
+        for host, ts in list(st.last_seen.items()):
+            name = self.devices.get(host)
+            if name is None or name not in by_name:
+                unknown += 1
+                continue
+            out.append(
+                Sample(
+                    "govnet_syslog_last_message_timestamp_seconds",
+                    device_labels(by_name[name]),
+                    ts,
+                    now,
+                    "gauge",
+                    "Receive time of the device's last durable syslog message.",
+                )
+            )
+        out.append(
+            Sample(
+                "govnet_syslog_unknown_sources",
+                (),
+                float(unknown),
+                now,
+                "gauge",
+                "Syslog sources not in the inventory (kept, flagged).",
+            )
+        )
+        out.append(
+            Sample(
+                "govnet_logstore_disk_bytes",
+                (("store", str(self.store.root)),),
+                float(self.store.disk_bytes()),
+                now,
+                "gauge",
+                "Bytes the log store uses on disk.",
+            )
+        )
+        if self.verify_ok is not None:
+            out.append(
+                Sample(
+                    "govnet_logstore_verify_ok",
+                    (("store", str(self.store.root)),),
+                    self.verify_ok,
+                    now,
+                    "gauge",
+                    "1 when the last full chain verification found nothing wrong.",
+                )
+            )
+        return out
+
+
+def build_services(section: dict[str, Any], ctx: RunContext) -> list[SyslogService]:
+    """Validate the `syslog:` section and open the store (shared with the API through ctx.extra)."""
+    try:
+        cfg = SyslogSection.model_validate(section)
+    except ValidationError as exc:
+        raise ValueError(
+            "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        ) from None
+    base = ctx.base_dir
+    cfg = cfg.model_copy(
+        update={
+            "store": cfg.store if cfg.store.is_absolute() else base / cfg.store,
+            "tls_cert": None if cfg.tls_cert is None or cfg.tls_cert.is_absolute() else base / cfg.tls_cert,
+            "tls_key": None if cfg.tls_key is None or cfg.tls_key.is_absolute() else base / cfg.tls_key,
+        }
+    )
+    if cfg.tls_port is not None and (cfg.tls_cert is None or cfg.tls_key is None):
+        raise ValueError("tls_port needs tls_cert and tls_key")
+    store = LogStore(cfg.store, StoreConfig(retention_days=cfg.retention_days, budget_bytes=cfg.budget_bytes))
+    ctx.extra["logstore"] = store
+    return [SyslogService(cfg, ctx, store)]
