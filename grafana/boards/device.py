@@ -1,0 +1,261 @@
+"""Device detail, templated by device: identity, resources, interfaces, uptime/reboots, poll health."""
+
+from __future__ import annotations
+
+from grafana.boards.promql import REACH_CODES, REACH_MAP, bps, errors, increase_new, rate, stateset
+from grafana.build import (
+    DEVICE_UID,
+    OK,
+    UP_DOWN,
+    Board,
+    Column,
+    Q,
+    Rules,
+    fixed_thresholds,
+    stat_panel,
+    table_panel,
+    ts,
+)
+
+DEV = 'device="$device"'
+
+
+def build(rules: Rules) -> Board:
+    """Everything govnet knows about one device."""
+    b = Board(
+        DEVICE_UID,
+        "govnet / 设备详情 Device detail",
+        "One device: identity, CPU, memory, temperature, interfaces, uptime and reboots, poll health.",
+        ["device"],
+    )
+    b.query_var("site", "站点 Site", "label_values(govnet_up, site)", include_all=True)
+    b.query_var("device", "设备 Device", 'label_values(govnet_up{site=~"$site"}, device)')
+    b.row("状态 Status")
+    b.add(
+        stat_panel(
+            "轮询 Answering",
+            [Q(f"govnet_up{{{DEV}}}", "up", instant=True)],
+            mappings=UP_DOWN,
+            thresholds=fixed_thresholds((None, "red"), (1, OK)),
+        ),
+        stat_panel(
+            "运行时间 Uptime",
+            [Q(f"govnet_uptime_seconds{{{DEV}}}", "uptime", instant=True)],
+            "s",
+            "sysUpTime: restarts at 0 on a reboot.",
+            thresholds=fixed_thresholds((None, "orange"), (3600, OK)),
+        ),
+        stat_panel(
+            "重启次数 Reboots in range",
+            [Q(f"resets(govnet_uptime_seconds{{{DEV}}}[$__range])", "reboots", instant=True)],
+            desc="Times the uptime went backwards in the selected time range.",
+            thresholds=fixed_thresholds((None, OK), (1, "orange")),
+        ),
+        stat_panel(
+            "轮询耗时 Poll duration",
+            [Q(f"govnet_poll_duration_seconds{{{DEV}}}", "duration", instant=True)],
+            "s",
+            graph=True,
+        ),
+        stat_panel(
+            "接口 Interfaces up / total",
+            [
+                Q(f"sum(govnet_if_oper_up{{{DEV}}})", "up", instant=True),
+                Q(f"count(govnet_if_oper_up{{{DEV}}})", "total", instant=True),
+            ],
+            names=True,
+        ),
+        stat_panel(
+            "不可达复查 Unreachable recheck",
+            [Q(f"govnet_device_unreachable{{{DEV}}}", "unreachable", instant=True)],
+            thresholds=fixed_thresholds((None, OK), (1, "red")),
+        ),
+        table_panel(
+            "设备信息 Identity",
+            [Column("", Q(f"govnet_device_info{{{DEV}}}"))],  # labels only
+            ["device", "site", "role", "vendor", "hardware", "version", "serial", "sysname", "sysdescr"],
+            "From SNMP (sysDescr, ENTITY-MIB, vendor MIBs).",
+            h=4,
+        ),
+    )
+    b.row("资源 Resources")
+    b.add(
+        ts(
+            "CPU",
+            [Q(f"govnet_cpu_ratio{{{DEV}}}", "{{entity}}{{cpu}}")],
+            "percentunit",
+            "Dashed line: CpuHigh rule.",
+            thresholds=rules.thresholds("CpuHigh"),
+            w=8,
+            max_val=1,
+        ),
+        ts(
+            "内存 Memory",
+            [Q(f"govnet_memory_used_ratio{{{DEV}}}", "{{entity}}{{pool}}")],
+            "percentunit",
+            "Dashed line: MemoryHigh rule.",
+            thresholds=rules.thresholds("MemoryHigh"),
+            w=8,
+            max_val=1,
+        ),
+        ts(
+            "温度 Temperature",
+            [Q(f"govnet_temperature_celsius{{{DEV}}}", "{{sensor}}")],
+            "celsius",
+            "Dashed line: TemperatureHigh rule.",
+            thresholds=rules.thresholds("TemperatureHigh"),
+            w=8,
+        ),
+    )
+    sel = DEV
+    b.row("接口 Interfaces")
+    b.add(
+        table_panel(
+            "接口一览 Interfaces",
+            [
+                Column(
+                    "运行 Oper",
+                    Q(f"govnet_if_oper_up{{{sel}}}"),
+                    mappings=UP_DOWN,
+                    thresholds=fixed_thresholds((None, "red"), (1, OK)),
+                ),
+                Column("管理 Admin", Q(f"govnet_if_admin_up{{{sel}}}"), mappings=UP_DOWN),
+                Column("速率 Speed", Q(f"govnet_if_speed_bps{{{sel}}}"), "bps"),
+                Column("入 In", Q(bps("in", sel)), "bps"),
+                Column("出 Out", Q(bps("out", sel)), "bps"),
+                Column(
+                    "错包+丢包 Errors+discards", Q(errors(sel)), "pps", rules.thresholds("InterfaceErrors")
+                ),
+            ],
+            ["ifname", "ifalias", "ifindex"],
+            h=12,
+            sort_by="入 In",
+            descending=True,
+        ),
+        ts(
+            "流量 Traffic (top 10 interfaces)",
+            [
+                Q(f"topk(10, {bps('in', sel)})", "{{ifname}} in"),
+                Q(f"-topk(10, {bps('out', sel)})", "{{ifname}} out"),
+            ],
+            "bps",
+            "In above zero, out below.",
+            min_val=None,
+        ),
+        ts(
+            "包速率 Packets (top 10 interfaces)",
+            [
+                Q(f"topk(10, {rate('govnet_if_in_packets_total', sel)})", "{{ifname}} in"),
+                Q(f"-topk(10, {rate('govnet_if_out_packets_total', sel)})", "{{ifname}} out"),
+            ],
+            "pps",
+            "Unicast + multicast + broadcast; in above zero, out below.",
+            min_val=None,
+        ),
+        ts(
+            "错包与丢包 Errors and discards",
+            [Q(f"topk(10, {errors(sel)})", "{{ifname}}")],
+            "pps",
+            "Dashed line: InterfaceErrors rule.",
+            thresholds=rules.thresholds("InterfaceErrors"),
+        ),
+    )
+    b.row("连通性 Reachability (ICMP)")
+    b.add(
+        stat_panel(
+            "可达性 Reachability",
+            [
+                Q(
+                    stateset("govnet_reachability_state", DEV, REACH_CODES, "device"),
+                    "{{device}}",
+                    instant=True,
+                )
+            ],
+            desc="Topology-aware: unreachable when every path to it is down (not paged separately).",
+            mappings=REACH_MAP,
+            w=4,
+            h=6,
+        ),
+        stat_panel(
+            "状态变化 Reachability changes",
+            [
+                Q(
+                    f"increase(govnet_reachability_transitions_total{{{DEV}}}[$__range])",
+                    "changes",
+                    instant=True,
+                )
+            ],
+            desc="Reachability state changes in the selected range: more than a few means flapping.",
+            thresholds=fixed_thresholds((None, OK), (1, "yellow"), (6, "orange")),
+            w=4,
+            h=6,
+        ),
+        ts(
+            "往返时延 ICMP round-trip time",
+            [Q(f"govnet_probe_rtt_seconds{{{DEV}}}", "{{stat}}")],
+            "s",
+            "Min / avg / max over the probe window.",
+            w=8,
+            h=6,
+        ),
+        ts(
+            "丢包 ICMP loss",
+            [
+                Q(f"govnet_probe_loss_ratio{{{DEV}}}", "loss"),
+                Q(f"govnet_probe_jitter_seconds{{{DEV}}}", "jitter (s)"),
+            ],
+            "percentunit",
+            "Share of echoes lost over the probe window.",
+            w=8,
+            h=6,
+            max_val=1,
+        ),
+    )
+    b.add(
+        ts(
+            "陷阱 SNMP traps",
+            [
+                Q(
+                    f"sum by (trap) ({increase_new('govnet_traps_received_total', DEV, '$__interval')})",
+                    "{{trap}}",
+                )
+            ],
+            "short",
+            "Traps and informs from this device by name; each triggers a re-poll.",
+            h=6,
+            links=False,
+        )
+    )
+    b.row("轮询健康 Poll health")
+    b.add(
+        ts(
+            "轮询耗时与期限 Poll duration and deadline",
+            [
+                Q(f"govnet_poll_duration_seconds{{{DEV}}}", "duration"),
+                Q(f"govnet_poll_deadline_seconds{{{DEV}}}", "deadline"),
+                Q(f"govnet_poll_lateness_seconds{{{DEV}}}", "lateness"),
+            ],
+            "s",
+            w=8,
+        ),
+        ts(
+            "轮询失败 Failures, timeouts, missed slots",
+            [
+                Q(rate("govnet_poll_failures_total", DEV), "failures"),
+                Q(rate("govnet_poll_timeouts_total", DEV), "timeouts"),
+                Q(rate("govnet_poll_missed_total", DEV), "missed"),
+            ],
+            "ops",
+            w=8,
+        ),
+        ts(
+            "采集量 Polls and varbinds",
+            [
+                Q(rate("govnet_polls_total", DEV), "polls/s"),
+                Q(rate("govnet_poll_varbinds_total", DEV), "varbinds/s"),
+            ],
+            "ops",
+            w=8,
+        ),
+    )
+    return b
