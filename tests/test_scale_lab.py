@@ -32,10 +32,12 @@ class _Recorder:
 
     def publish(self, device: str, samples: Sequence[Sample]) -> None:
         row = {s.metric: s.value for s in samples if s.metric.startswith("govnet_")}
+        row["_at"] = time.monotonic()
         self.polls[device].append(row)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_500_devices_healthy_never_miss(tmp_path: Path) -> None:
     inv = synth_inventory(N_DEVICES, N_INTERFACES)
     inv["links"] = []  # polling needs no topology; 8-port cores could not carry 500 uplinks anyway
@@ -80,7 +82,8 @@ def test_500_devices_healthy_never_miss(tmp_path: Path) -> None:
         polls = recorder.polls.get(n, [])
         st = scheduler.schedule.devices[n]
         if len(polls) < CYCLES:
-            problems.append(f"{n}: {len(polls)} polls < {CYCLES}")
+            at = [round(p["_at"] - started, 1) for p in polls]
+            problems.append(f"{n}: {len(polls)} polls < {CYCLES} (st.polls={st.polls}, published at {at})")
         if st.missed:
             problems.append(f"{n}: missed {st.missed} polls")
         down = [p for p in polls if p.get("govnet_up") != 1.0]
