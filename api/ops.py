@@ -356,7 +356,7 @@ def backup_jobs(state: ApiState) -> list[dict[str, Any]]:
         for s in state.latest.snapshot():
             if s.metric == "govnet_backup_age_seconds":
                 labels = s.label_dict
-                ages[labels.get("job", labels.get("device", ""))] = s.value
+                ages[labels.get("backup_job", labels.get("device", ""))] = s.value
     rows = []
     for job in state.inventory.backup_jobs:
         age = ages.get(job.name)

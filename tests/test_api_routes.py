@@ -13,6 +13,8 @@ from test_api_world import EXPORT_KEY_ENV, XSS, World, make_world
 
 from alerts.persist import StateDB
 from api.app import create_app
+from collectors.backup.verify import JobResult
+from collectors.backup.verify import samples as backup_samples
 from logstore.export import verify_export
 from logstore.signing import KeySpec
 
@@ -193,6 +195,24 @@ def test_backup_download_and_listing(client: TestClient, world: World) -> None:
         "pgsql/dc-db-1.dump"
     ]  # the symlink is not listed
     assert {j["name"] for j in listing["jobs"]} >= {"dc-db-1-daily", "netconf-daily"}
+
+
+def test_backup_job_age_read_from_backup_job_label(client: TestClient, world: World) -> None:
+    # Real producer samples: the job is named by `backup_job` (the host dc-db-1 has two jobs).
+    inv = world.state.inventory
+    job = next(j for j in inv.backup_jobs if j.name == "dc-db-1-daily")
+    result = JobResult(job.name, job.mode, "ok", age_s=job.max_age + 60.0)
+    world.state.latest.publish("backup-test", backup_samples(inv, job, result, world.clock.now))
+    try:
+        jobs = {
+            j["name"]: j
+            for j in client.get("/api/v1/backups", headers=world.headers("engineer")).json()["jobs"]
+        }
+    finally:
+        world.state.latest.remove("backup-test")
+    assert jobs["dc-db-1-daily"]["age"] == job.max_age + 60.0 and jobs["dc-db-1-daily"]["state"] == "stale"
+    others = [j for name, j in jobs.items() if name != "dc-db-1-daily"]
+    assert others and all(j["age"] is None for j in others)
 
 
 def test_config_versions_and_diff(client: TestClient, world: World) -> None:

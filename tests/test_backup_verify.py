@@ -79,7 +79,7 @@ def test_fresh_backups_ok_with_metrics(tmp_path: Path, daily: Any) -> None:
         "site": "dc",
         "role": "db_server",
         "vendor": "linux",
-        "job": "db-daily",
+        "backup_job": "db-daily",
         "mode": "automatic",
     }
     checker.close()
@@ -332,7 +332,7 @@ def test_govnet_run_serves_backup_metrics(tmp_path: Path, daily: Any) -> None:
             except OSError:
                 continue
         line = next(x for x in body.splitlines() if x.startswith("govnet_backup_ok{"))
-        assert 'job="db-daily"' in line and 'mode="automatic"' in line and line.endswith(" 1.0")
+        assert 'backup_job="db-daily"' in line and 'mode="automatic"' in line and line.endswith(" 1.0")
         assert "govnet_backup_age_seconds{" in body and "govnet_backup_checksum_ok{" in body
     finally:
         proc.terminate()

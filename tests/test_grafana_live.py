@@ -471,7 +471,7 @@ def test_panels_show_the_injected_faults(stack: Stack) -> None:
         "dc-db-2": 2,
     }
     assert stat_values(stack, "datacentre", "数据库双机 Database pair verdict", "group") == {"dc-db": 0}
-    verdicts = stat_values(stack, "datacentre", "备份作业 Backup jobs", "exported_job")
+    verdicts = stat_values(stack, "datacentre", "备份作业 Backup jobs", "backup_job")
     assert verdicts[STALE_BACKUP] == 1 and verdicts["dc-db-1-daily"] == 0  # A = the verdict column
     # agg-chengguan's down uplink carries nothing: its twin carries everything.
     panel = next(p for p in walk_panels(dashboards()["uplinks"]) if p["title"].startswith("承载流量"))

@@ -376,3 +376,48 @@ def test_fuzzed_datagrams_are_counted_and_the_receiver_keeps_working() -> None:
             rcv.close()
 
     asyncio.run(scenario())
+
+
+def test_generic_trap_counters_exist_at_zero_before_the_first_trap() -> None:
+    """increase() needs the series before the first trap: it must exist at 0 for every device."""
+    require_cmd("snmptrap")
+    receiver, agg = "127.44.3.1", "127.44.3.2"
+    base = inventory().model_dump(mode="json", exclude_none=True)
+    base["devices"][0]["address"], base["devices"][1]["address"] = agg, "127.44.3.3"
+    inv = Inventory.model_validate(base)
+
+    def counters(svc: TrapService, metric: str) -> dict[tuple[tuple[str, str], ...], float]:
+        return {s.labels: s.value for s in svc.internal_samples() if s.metric == metric}
+
+    async def scenario() -> None:
+        svc = TrapService(inv, parse_config({**SECTION, "listen": f"{receiver}:0"}, inv), Path("."))
+        rcv = svc.start()
+        stop = asyncio.Event()
+        task = asyncio.create_task(svc.run(stop))
+        try:
+            before = counters(svc, "govnet_traps_received_total")
+            generic = {"coldStart", "warmStart", "linkDown", "linkUp", "authenticationFailure"}
+            for device in ("agg-1", "fw-1"):
+                traps = {dict(k)["trap"] for k in before if dict(k)["device"] == device}
+                assert traps == generic, device
+            assert set(before.values()) == {0.0}
+            repolls = counters(svc, "govnet_traps_repolls_total")
+            assert sorted(dict(k)["device"] for k in repolls) == ["agg-1", "fw-1"]
+            assert set(repolls.values()) == {0.0}
+            # A real linkDown from agg-1: the same series (same labels) goes from 0 to 1.
+            cmd = v2c_trap(rcv.port, agg, *LINKDOWN)
+            cmd[cmd.index(f"{RECEIVER}:{rcv.port}")] = f"{receiver}:{rcv.port}"
+            rc, err = await send(*cmd)
+            assert rc == 0, err
+            assert await wait_for(lambda: rcv.received.get(("agg-1", "linkDown")) == 1)
+            after = counters(svc, "govnet_traps_received_total")
+            assert after.keys() == before.keys()
+            changed = {
+                dict(k)["device"] + "/" + dict(k)["trap"]: v for k, v in after.items() if v != before[k]
+            }
+            assert changed == {"agg-1/linkDown": 1.0}
+        finally:
+            stop.set()
+            await task
+
+    asyncio.run(scenario())

@@ -212,12 +212,12 @@ def _replace(rec: FileRecord, **kw: object) -> FileRecord:
 
 
 def samples(inventory: Inventory, job: BackupJob, r: JobResult, now: float) -> list[Sample]:
-    """The job's metrics, with the host's device labels plus `job` and `mode`."""
+    """The job's metrics, with the host's device labels plus `backup_job` and `mode`."""
     try:
         base = device_labels(inventory.device(job.host))
     except KeyError:
         base = labels_of(device=job.host)
-    labels = tuple(sorted((*base, ("job", job.name), ("mode", job.mode))))
+    labels = tuple(sorted((*base, ("backup_job", job.name), ("mode", job.mode))))
     ok_help = "1 if the newest backup is present, fresh, of normal size and its checksum holds"
     out = [
         Sample("govnet_backup_ok", labels, 1.0 if r.state == "ok" else 0.0, now, help=ok_help),

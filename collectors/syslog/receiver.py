@@ -13,6 +13,7 @@ from collectors.syslog.formats import CompiledFormat
 from collectors.syslog.framing import Framer
 from collectors.syslog.parse import parse_frame
 from collectors.syslog.parse_pool import ParsePool, Pending
+from collectors.syslog.sequence import SequenceGaps, sequence_id
 from logstore.record import Record, iso_utc, new_record
 from logstore.store import LogStore
 
@@ -59,6 +60,7 @@ class Ingest:
         self.max_pending = max_pending
         self.clock = clock
         self.stats = IngestStats()
+        self.sequences = SequenceGaps()  # gaps in the devices' own sequenceId numbering, by source host
         # 0: parse in the writer thread; N: N worker processes parse while the writer commits.
         self.pool = ParsePool(parse_workers, self.formats, self.devices) if parse_workers > 0 else None
         self._pending: list[Item] = []
@@ -161,7 +163,13 @@ class Ingest:
                 seen = self.stats.last_seen
                 for item in batch:
                     if isinstance(item, tuple):
-                        seen[item[2].rsplit(":", 1)[0].strip("[]")] = item[1]
+                        host = item[2].rsplit(":", 1)[0].strip("[]")
+                        seen[host] = item[1]
+                        # Frames arrive here in receive order per connection; the check is a byte search
+                        # unless the frame carries a sequenceId.
+                        seq = sequence_id(item[0])
+                        if seq is not None:
+                            self.sequences.observe(host, seq)
                 self.stats.durable_total += len(frames)
                 self.stats.batches_total += 1
                 if seqs:

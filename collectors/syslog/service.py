@@ -107,7 +107,7 @@ class SyslogService:
             self.store.close()
 
     def internal_samples(self) -> list[Sample]:
-        """Ingest counters, per-device last message time, store health."""
+        """Ingest counters, per-device last message time and sequence gaps, store health."""
         now = time.time()
         st = self.ingest.stats
         out = [
@@ -139,6 +139,20 @@ class SyslogService:
                     now,
                     "gauge",
                     "Receive time of the device's last durable syslog message.",
+                )
+            )
+        for host, gaps in list(self.ingest.sequences.gaps.items()):
+            name = self.devices.get(host)
+            if name is None or name not in by_name:
+                continue
+            out.append(
+                Sample(
+                    "govnet_syslog_sequence_gaps_total",
+                    device_labels(by_name[name]),
+                    float(gaps),
+                    now,
+                    "counter",
+                    "Messages missing from the device's RFC 5424 sequenceId numbering (restarts excluded).",
                 )
             )
         out.append(

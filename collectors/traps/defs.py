@@ -68,6 +68,16 @@ def builtin_files() -> list[Path]:
     return sorted(BUILTIN_DIR.glob("*.yaml"))
 
 
+# The generic traps every agent may send (SNMPv2-MIB/IF-MIB): their counters start at 0 for each device.
+GENERIC_KINDS: tuple[Kind, ...] = ("link", "restart", "auth")
+
+
+def generic_trap_names() -> list[str]:
+    """Names of the shipped standard traps of the generic kinds (coldStart, linkDown, ...)."""
+    defs = load_files([BUILTIN_DIR / "standard.yaml"])
+    return sorted({d.name for d in defs if d.kind in GENERIC_KINDS})
+
+
 @dataclass(frozen=True, slots=True)
 class Classified:
     """What a received trap is."""

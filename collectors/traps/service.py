@@ -29,7 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from collectors.base import device_labels
-from collectors.traps.defs import Classified, DefinitionError, TrapCatalog
+from collectors.traps.defs import Classified, DefinitionError, TrapCatalog, generic_trap_names
 from collectors.traps.receiver import TrapEvent, TrapReceiver, V3User
 from govnet.samples import Sample
 from govnet.secrets import SecretError
@@ -179,6 +179,7 @@ class TrapService:
         except DefinitionError as exc:
             raise ValueError(f"definitions: {exc}") from None
         self._devices = {d.name: d for d in inventory.devices}
+        self._zero_traps = generic_trap_names()
         self.repolls_total: dict[str, int] = {}
         self._pending: dict[str, tuple[float, float]] = {}  # device -> (not before, give up) (monotonic)
         self._confirm: dict[str, Confirmation] = {}
@@ -335,7 +336,10 @@ class TrapService:
         ]
         for reason, count in sorted(rcv.rejected().items()):
             out.append(s("govnet_traps_rejected_total", (("reason", reason),), float(count)))
-        for (device, trap), count in sorted(rcv.received.items()):
+        # Generic traps start at 0 for every inventory device, so increase() sees the first one.
+        received = {(device, trap): 0 for device in self._devices for trap in self._zero_traps}
+        received.update(rcv.received)
+        for (device, trap), count in sorted(received.items()):
             d = self._devices.get(device)
             if d is not None:
                 out.append(
@@ -345,7 +349,7 @@ class TrapService:
                         float(count),
                     )
                 )
-        for device, count in sorted(self.repolls_total.items()):
+        for device, count in sorted({**dict.fromkeys(self._devices, 0), **self.repolls_total}.items()):
             d = self._devices.get(device)
             if d is not None:
                 out.append(s("govnet_traps_repolls_total", device_labels(d), float(count)))

@@ -175,8 +175,8 @@ def build(rules: Rules) -> Board:
             min_val=None,
         ),
     )
-    # The backup series carry a `job` label (the inventory's backup job); Prometheus renames it to
-    # `exported_job` because `job` is its own target label, so the panels group by `exported_job`.
+    # The backup series name the inventory's backup job in `backup_job` (not `job`, which Prometheus
+    # owns as its target label and would rename to `backup_job`).
     b.row("备份 Backups")
     b.add(
         table_panel(
@@ -184,7 +184,7 @@ def build(rules: Rules) -> Board:
             [
                 Column(
                     "结论 Verdict",
-                    Q(stateset("govnet_backup_state", "", BACKUP_CODES, "exported_job, device, mode")),
+                    Q(stateset("govnet_backup_state", "", BACKUP_CODES, "backup_job, device, mode")),
                     mappings=BACKUP_MAP,
                 ),
                 Column("距今 Age", Q("govnet_backup_age_seconds"), "s", rules.thresholds("BackupStale")),
@@ -202,7 +202,7 @@ def build(rules: Rules) -> Board:
                 ),
                 Column("文件数 Files", Q("govnet_backup_files")),
             ],
-            ["exported_job", "device", "mode"],
+            ["backup_job", "device", "mode"],
             "Every backup job of the inventory (daily automatic and manual): newest file's age against the "
             "BackupStale rule, size against its baseline, checksum re-verified.",
             h=8,
@@ -219,14 +219,14 @@ def build(rules: Rules) -> Board:
         ),
         ts(
             "备份距今 Backup age",
-            [Q("govnet_backup_age_seconds", "{{exported_job}}")],
+            [Q("govnet_backup_age_seconds", "{{backup_job}}")],
             "s",
             "Dashed line: BackupStale rule.",
             thresholds=rules.thresholds("BackupStale"),
         ),
         bar_gauge(
             "备份正常 Backups OK",
-            [Q("govnet_backup_ok", "{{exported_job}}", instant=True)],
+            [Q("govnet_backup_ok", "{{backup_job}}", instant=True)],
             "none",
             "1 if the newest backup is present, fresh, of normal size and its checksum holds.",
             thresholds=fixed_thresholds((None, "red"), (1, OK)),
