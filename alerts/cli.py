@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from alerts.persist import StateDB, incident_to_json, silence_to_json
+from alerts.persist import AlertStore, incident_to_json, silence_to_json
 from alerts.promtest import TestFileError, run_test_file
 from alerts.rules import RuleError
 from alerts.silences import Silence, parse_matcher
@@ -47,20 +47,24 @@ test_rules_command.__test__ = False  # type: ignore[attr-defined]  # not a pytes
 # overwritten by the running process.
 
 
-def _state(config: Path) -> StateDB:
-    from alerts.config import parse_alerting
+def _state(config: Path) -> AlertStore:
+    from alerts.config import open_store, parse_alerting
     from govnet.config import load_config
 
     cfg = load_config(config)
     if cfg.alerts is None:
         raise ValueError(f"{config}: no alerts: section")
     alerting = parse_alerting(cfg.alerts, cfg.base_dir, "alerts")
-    if not alerting.state_db.exists():
+    if alerting.state is None and not alerting.state_db.exists():
         raise ValueError(f"{alerting.state_db}: no alert state yet (has govnet run started?)")
-    return StateDB(alerting.state_db)
+    try:
+        # HA pair: the shared PostgreSQL store; the leader applies the command, whichever node it is.
+        return open_store(alerting, create=False)
+    except ConnectionError as exc:
+        raise ValueError(f"state.postgres: {exc}") from None
 
 
-def _wait_applied(db: StateDB, command_id: int, wait: float) -> tuple[float | None, str | None]:
+def _wait_applied(db: AlertStore, command_id: int, wait: float) -> tuple[float | None, str | None]:
     deadline = time.monotonic() + wait
     applied, error = db.command(command_id)
     while applied is None and time.monotonic() < deadline:

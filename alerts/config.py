@@ -18,7 +18,7 @@ from alerts.notify.email import EmailNotifier
 from alerts.notify.robots import DingTalkNotifier, WeComNotifier
 from alerts.notify.webhook import WebhookNotifier
 from alerts.oncall import EscalationPolicy, Rota
-from alerts.persist import StateDB
+from alerts.persist import AlertStore, StateDB
 from alerts.rules import DEFAULT_RULES, load_rules
 from govnet.secrets import Secret
 from inventory.model import Duration, SecretRef
@@ -109,11 +109,25 @@ class RetryConfig(_Strict):
     give_up_after: Duration = GIVE_UP_AFTER
 
 
+class SharedStateConfig(_Strict):
+    """HA pair: alert state in PostgreSQL instead of SQLite, and leader election by advisory lock.
+
+    `postgres` is a secret reference to a libpq DSN (`file:secrets/alerts_dsn` holding e.g.
+    `host=10.1.1.5 port=5432 dbname=govnet user=govnet password=...`); it is never printed.
+    Nodes with the same `cluster` name elect one leader; `node` names this node in logs and claims.
+    """
+
+    postgres: SecretRef
+    cluster: str = Field("default", min_length=1, max_length=64)
+    node: str | None = Field(None, min_length=1, max_length=64)
+
+
 class AlertingConfig(_Strict):
     """Everything the alert pipeline needs (relative paths are relative to the config file)."""
 
     rules: list[Path] = Field(default_factory=lambda: [DEFAULT_RULES])
     state_db: Path = Path("alerts.db")
+    state: SharedStateConfig | None = None  # set: PostgreSQL (HA pair); state_db is then unused
     evaluate_interval: Duration = 15.0
     lang: Literal["zh", "en"] = "zh"
     report_category: Literal["cii", "state", "other"] = "other"
@@ -181,6 +195,9 @@ def parse_alerting(data: Any, base: Path, source: str = "alerts") -> AlertingCon
             ],
             "state_db": cfg.state_db if cfg.state_db.is_absolute() else base / cfg.state_db,
             "channels": channels,
+            "state": cfg.state.model_copy(update={"postgres": _rebase(cfg.state.postgres, base)})
+            if cfg.state
+            else None,
         }
     )
 
@@ -210,10 +227,32 @@ def make_notifier(ch: Channel) -> Notifier:
     return SmsNotifier(ch.name, ch.url, ch.phones, ch.to_field, ch.text_field)
 
 
+def node_name(cfg: AlertingConfig) -> str:
+    """This node's name in an HA pair: configured, else host name and pid."""
+    import os
+    import socket
+
+    return cfg.state.node if cfg.state and cfg.state.node else f"{socket.gethostname()}:{os.getpid()}"
+
+
+def open_store(cfg: AlertingConfig, create: bool = True) -> AlertStore:
+    """The configured alert store: PostgreSQL (`state.postgres`) or the SQLite file `state_db`."""
+    if cfg.state is not None:
+        from alerts.persist_pg import PgStateDB
+
+        return PgStateDB(cfg.state.postgres.resolve(), node_name(cfg), create=create)
+    if create:
+        cfg.state_db.parent.mkdir(parents=True, exist_ok=True)
+    return StateDB(cfg.state_db)
+
+
 def build(cfg: AlertingConfig, topology: Topology | None) -> tuple[Engine, Dispatcher]:
-    """The engine (restored from the state file) and the dispatcher for a config."""
-    cfg.state_db.parent.mkdir(parents=True, exist_ok=True)
-    db = StateDB(cfg.state_db)
+    """The engine (restored from the state store) and the dispatcher for a config.
+
+    With a shared PostgreSQL store, in-flight deliveries are not taken back here: only the node that
+    wins the leader lock may do that (AlertService on takeover).
+    """
+    db = open_store(cfg)
     policy = (
         EscalationPolicy(
             Rota(tuple(cfg.rota.people), cfg.rota.shift, cfg.rota.start), dict(cfg.escalate_after)
@@ -233,6 +272,7 @@ def build(cfg: AlertingConfig, topology: Topology | None) -> tuple[Engine, Dispa
     )
     notifiers = {c.name: make_notifier(c) for c in cfg.channels}
     dispatcher = Dispatcher(
-        db, notifiers, cfg.route, cfg.fallback, cfg.retry.backoff, cfg.retry.give_up_after
-    )
+        db, notifiers, cfg.route, cfg.fallback, cfg.retry.backoff, cfg.retry.give_up_after,
+        recover=cfg.state is None,
+    )  # fmt: skip
     return engine, dispatcher

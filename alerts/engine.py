@@ -18,7 +18,7 @@ from alerts.inhibit import NetworkState, inhibitor, network_state
 from alerts.levels import REPORT_CATEGORY_ZH, Level
 from alerts.maintenance import MaintenanceWindow
 from alerts.oncall import EscalationPolicy
-from alerts.persist import StateDB, incident_to_json, silence_from_json, silence_to_json
+from alerts.persist import AlertStore, incident_to_json, silence_from_json, silence_to_json
 from alerts.render import render_file, render_string
 from alerts.rules import Rule
 from alerts.series import Labels, SeriesStore, matches
@@ -106,7 +106,7 @@ class Engine:
         escalation: EscalationPolicy | None = None,
         report_category: str = "other",
         lang: str = "zh",
-        db: StateDB | None = None,
+        db: AlertStore | None = None,
         maintenance: Sequence[MaintenanceWindow] = (),
     ) -> None:
         self.rules = {r.alert: r for r in rules}
@@ -127,12 +127,13 @@ class Engine:
         self.db = db
         self._saved: dict[str, str] = {}
         self._saved_snapshot: str | None = None
+        self._stale = False  # a save failed (database down, HA leadership lost): reload before going on
         if db is not None:
             self._restore(db)
 
     # -- persistence ---------------------------------------------------------------------------
 
-    def _restore(self, db: StateDB) -> None:
+    def _restore(self, db: AlertStore) -> None:
         self.next_incident = int(db.get_meta("next_incident", "1"))
         for silence in db.silences():
             self.silences.items[silence.id] = silence
@@ -143,6 +144,28 @@ class Engine:
                 if key[0] in self.rules:
                     self.states[key] = st
             self._saved[inc.id] = json.dumps(incident_to_json(inc), ensure_ascii=False, sort_keys=True)
+
+    def reload(self) -> None:
+        """Forget the in-memory incidents, alert states and silences and read them again from the store.
+
+        An HA standby calls this when it becomes the leader: the previous leader's incidents, acks,
+        silences and notification counter are the truth, not what this node had at its start.
+        """
+        if self.db is None:
+            return
+        self.states.clear()
+        self.incidents.clear()
+        self._open_by_key.clear()
+        self._inhibited.clear()
+        self._saved.clear()
+        self._saved_snapshot = None
+        self.silences.items.clear()
+        self._restore(self.db)
+        self._stale = False
+
+    def _refresh(self) -> None:
+        if self._stale:
+            self.reload()
 
     def _snapshot(self, now: float) -> str:
         """The current pending/firing alerts as JSON (what the console and `govnet alerts list` show)."""
@@ -169,20 +192,14 @@ class Engine:
             snapshot = None
         if not changed and not out and snapshot is None:
             return
-        with self.db.tx() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO incidents (id, open, doc) VALUES (?, ?, ?)",
-                [(i, int(o), d) for i, (o, d) in changed.items()],
-            )
-            conn.execute(
-                "INSERT OR REPLACE INTO meta (k, v) VALUES ('next_incident', ?)", (str(self.next_incident),)
-            )
-            conn.executemany(
-                "INSERT OR IGNORE INTO outbox (key, doc, created) VALUES (?, ?, ?)",
-                [(n.dedup_key, json.dumps(n.to_json(), ensure_ascii=False), n.at) for n in out],
-            )
-            if snapshot is not None:
-                conn.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('alerts', ?)", (snapshot,))
+        outbox = [(n.dedup_key, json.dumps(n.to_json(), ensure_ascii=False), n.at) for n in out]
+        try:
+            self.db.save_evaluation(changed, self.next_incident, outbox, snapshot)
+        except BaseException:
+            # What was not saved did not happen: the next evaluation starts from the saved state
+            # again and derives the same transitions and notifications (same dedup keys).
+            self._stale = True
+            raise
         self._saved.update({i: d for i, (_, d) in changed.items()})
         if snapshot is not None:
             self._saved_snapshot = snapshot
@@ -200,8 +217,7 @@ class Engine:
     def _save_silence(self, silence_id: str) -> None:
         if self.db is not None:
             doc = json.dumps(silence_to_json(self.silences.items[silence_id]), ensure_ascii=False)
-            with self.db.tx() as conn:
-                conn.execute("INSERT OR REPLACE INTO silences (id, doc) VALUES (?, ?)", (silence_id, doc))
+            self.db.save_silence(silence_id, doc)
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -265,6 +281,7 @@ class Engine:
 
     def evaluate(self, now: float) -> list[Notification]:
         """Advance every alert to `now` and return the notifications this step produces."""
+        self._refresh()
         self.net = network_state(self.store, self.topology)
         for rule in self.rules.values():
             active = {self._labels(rule, s): v for s, v in self._active(rule, now).items()}
@@ -407,6 +424,7 @@ class Engine:
         (all of them are idempotent). Returns how many were applied."""
         if self.db is None:
             return 0
+        self._refresh()
         applied = 0
         for command_id, doc in self.db.pending_commands():
             error = self._apply(doc, now)

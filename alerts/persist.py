@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from alerts.incidents import Incident
 from alerts.levels import Level
@@ -97,6 +97,48 @@ def silence_from_json(d: dict[str, Any]) -> Silence:
     """Inverse of silence_to_json."""
     matchers = tuple(Matcher(n, v, op) for n, v, op in d["matchers"])
     return Silence(d["id"], matchers, d["starts"], d["ends"], d["created_by"], d["comment"], d["maintenance"])
+
+
+OutboxRow = tuple[str, str, float]  # (dedup key, notification JSON, created)
+DueRow = tuple[str, str, int, float, str]  # (key, channel, attempts, first_at, notification JSON)
+
+
+class NotLeader(RuntimeError):
+    """A leader-only write was refused: this node no longer holds the leader lock (fencing)."""
+
+
+class AlertStore(Protocol):
+    """What the engine, the dispatcher and the operator commands need from the alert state store.
+
+    Two implementations: `StateDB` (SQLite, one node, the default) and `alerts.persist_pg.PgStateDB`
+    (PostgreSQL, shared by an HA pair). Every write is durable before the method returns.
+    """
+
+    def close(self) -> None: ...
+    def get_meta(self, key: str, default: str) -> str: ...
+    def open_incidents(self) -> list[Incident]: ...
+    def incident(self, incident_id: str) -> Incident | None: ...
+    def incidents(self, open_only: bool = True, limit: int = 200) -> list[Incident]: ...
+    def silences(self) -> list[Silence]: ...
+    def deliveries(self) -> list[tuple[str, str, str, int]]: ...
+    def queue_command(self, doc: dict[str, Any], now: float) -> int: ...
+    def pending_commands(self) -> list[tuple[int, dict[str, Any]]]: ...
+    def finish_command(self, command_id: int, now: float, error: str | None) -> None: ...
+    def command(self, command_id: int) -> tuple[float | None, str | None]: ...
+    def save_evaluation(
+        self, changed: dict[str, tuple[bool, str]], next_incident: int, outbox: list[OutboxRow],
+        snapshot: str | None,
+    ) -> None: ...  # fmt: skip
+    def save_silence(self, silence_id: str, doc: str) -> None: ...
+    def enqueue_deliveries(self, channels: tuple[str, ...], now: float) -> int: ...
+    def due_deliveries(self, now: float) -> list[DueRow]: ...
+    def claim_delivery(self, key: str, channel: str, now: float) -> bool: ...
+    def set_delivery(
+        self, key: str, channel: str, status: str, attempts: int, next_at: float, error: str | None
+    ) -> None: ...
+    def add_fallback(self, key: str, channel: str, now: float) -> bool: ...
+    def delivery_status(self, key: str) -> dict[str, str]: ...
+    def recover_in_flight(self) -> int: ...
 
 
 class StateDB:
@@ -190,3 +232,96 @@ class StateDB:
         """Every silence and maintenance window."""
         rows = self.conn.execute("SELECT doc FROM silences ORDER BY id").fetchall()
         return [silence_from_json(json.loads(r[0])) for r in rows]
+
+    # -- writes of the engine and the dispatcher (the AlertStore interface) --------------------
+
+    def save_evaluation(
+        self, changed: dict[str, tuple[bool, str]], next_incident: int, outbox: list[OutboxRow],
+        snapshot: str | None,
+    ) -> None:  # fmt: skip
+        """Changed incidents, the incident counter, new notifications and the console snapshot, in one
+        transaction."""
+        with self.tx() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO incidents (id, open, doc) VALUES (?, ?, ?)",
+                [(i, int(o), d) for i, (o, d) in changed.items()],
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (k, v) VALUES ('next_incident', ?)", (str(next_incident),)
+            )
+            conn.executemany("INSERT OR IGNORE INTO outbox (key, doc, created) VALUES (?, ?, ?)", outbox)
+            if snapshot is not None:
+                conn.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('alerts', ?)", (snapshot,))
+
+    def save_silence(self, silence_id: str, doc: str) -> None:
+        """Insert or replace one silence."""
+        with self.tx() as conn:
+            conn.execute("INSERT OR REPLACE INTO silences (id, doc) VALUES (?, ?)", (silence_id, doc))
+
+    def enqueue_deliveries(self, channels: tuple[str, ...], now: float) -> int:
+        """One pending delivery per channel for every outbox notification that has none yet."""
+        with self.tx() as conn:
+            rows = conn.execute(
+                "SELECT key FROM outbox WHERE key NOT IN (SELECT DISTINCT key FROM deliveries) "
+                "ORDER BY created, key"
+            ).fetchall()
+            conn.executemany(
+                "INSERT OR IGNORE INTO deliveries (key, channel, status, attempts, first_at, next_at) "
+                "VALUES (?, ?, 'pending', 0, ?, ?)",
+                [(key, ch, now, now) for (key,) in rows for ch in channels],
+            )
+        return len(rows)
+
+    def due_deliveries(self, now: float) -> list[DueRow]:
+        """Pending deliveries due at `now`, oldest notification first."""
+        rows = self.conn.execute(
+            "SELECT d.key, d.channel, d.attempts, d.first_at, o.doc "
+            "FROM deliveries d JOIN outbox o USING (key) WHERE d.status = 'pending' AND d.next_at <= ? "
+            "ORDER BY o.created, d.key, d.channel",
+            (now,),
+        ).fetchall()
+        return [(str(k), str(c), int(a), float(f), str(d)) for k, c, a, f, d in rows]
+
+    def claim_delivery(self, key: str, channel: str, now: float) -> bool:
+        """Write-ahead: mark a pending delivery `sending` before the attempt; False if it is not pending."""
+        with self.tx() as conn:
+            cur = conn.execute(
+                "UPDATE deliveries SET status = 'sending' "
+                "WHERE key = ? AND channel = ? AND status = 'pending'",
+                (key, channel),
+            )
+        return cur.rowcount == 1
+
+    def set_delivery(
+        self, key: str, channel: str, status: str, attempts: int, next_at: float, error: str | None
+    ) -> None:
+        """Record an attempt's outcome (`sent`, `pending` for a retry, `failed`)."""
+        with self.tx() as conn:
+            conn.execute(
+                "UPDATE deliveries SET status = ?, attempts = ?, next_at = ?, last_error = ? "
+                "WHERE key = ? AND channel = ?",
+                (status, attempts, next_at, error, key, channel),
+            )
+
+    def add_fallback(self, key: str, channel: str, now: float) -> bool:
+        """A pending delivery of `key` on the fallback `channel`; False if it already has one."""
+        with self.tx() as conn:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO deliveries (key, channel, status, attempts, first_at, next_at) "
+                "VALUES (?, ?, 'pending', 0, ?, ?)",
+                (key, channel, now, now),
+            )
+        return cur.rowcount == 1
+
+    def delivery_status(self, key: str) -> dict[str, str]:
+        """channel -> status for one notification."""
+        rows = self.conn.execute("SELECT channel, status FROM deliveries WHERE key = ?", (key,)).fetchall()
+        return {str(c): str(s) for c, s in rows}
+
+    def recover_in_flight(self) -> int:
+        """Deliveries left `sending` by a process killed during the attempt go back to pending: the
+        channel may or may not have accepted them, and a page sent twice beats a page lost
+        (at-least-once, as Alertmanager). Returns how many."""
+        with self.tx() as conn:
+            cur = conn.execute("UPDATE deliveries SET status = 'pending' WHERE status = 'sending'")
+        return cur.rowcount

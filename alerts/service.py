@@ -7,11 +7,12 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from alerts.config import AlertingConfig, build, parse_alerting
+from alerts.config import AlertingConfig, build, node_name, parse_alerting
 from alerts.engine import Engine
+from alerts.ha import PgLeaderElector
 from alerts.levels import Level
 from alerts.notify.dispatch import Dispatcher
 from alerts.rules import RuleError
@@ -32,12 +33,15 @@ async def run_alerts(
     clock: Callable[[], float] = time.time,
     before: Callable[[float], None] | None = None,
     ready: Callable[[float], bool] | None = None,
+    leading: Callable[[], Awaitable[bool]] | None = None,
 ) -> int:
     """Evaluate rules and deliver due notifications until `stop` is set; returns the number of cycles.
 
     Samples reach the engine through the fan-out (`engine.publish`) on the event loop thread; the
     evaluation runs there too (it is CPU work on shared state), while delivery, which blocks on
-    HTTP/SMTP, runs in a worker thread so a slow receiver never stalls polling.
+    HTTP/SMTP, runs in a worker thread so a slow receiver never stalls polling. With `leading` (an HA
+    pair), a cycle in which this node is not the leader only pulls samples (`before`): the standby
+    neither applies commands nor evaluates nor notifies.
     """
     cycles = 0
     while not stop.is_set():
@@ -45,6 +49,13 @@ async def run_alerts(
         try:
             if before is not None:
                 before(now)
+            if leading is not None and not await leading():
+                cycles += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=interval)
+                continue
+            if leading is not None:
+                now = clock()  # the leader check may have waited on the network
             engine.apply_commands(now)
             # Until every device has been polled since start, a missing series is not a cleared
             # condition: evaluating then would resolve restored alerts and page them again.
@@ -71,9 +82,18 @@ class AlertService:
     name = "alerts"
 
     def __init__(
-        self, cfg: AlertingConfig, engine: Engine, dispatcher: Dispatcher, ctx: RunContext | None = None
+        self,
+        cfg: AlertingConfig,
+        engine: Engine,
+        dispatcher: Dispatcher,
+        ctx: RunContext | None = None,
+        elector: PgLeaderElector | None = None,
     ) -> None:
         self.cfg, self.engine, self.dispatcher, self.ctx = cfg, engine, dispatcher, ctx
+        self.elector = elector
+        self.takeovers: list[float] = []  # when this node became the leader (state reloaded)
+        if elector is not None:
+            self._fence(None)
         self.sources: list[MetricsSourceFn] = []
         self.cycles = 0
         self.source_errors = 0
@@ -124,6 +144,40 @@ class AlertService:
             for device, batch in by_device.items():
                 self.engine.publish_internal(f"{i}/{device}", batch)
 
+    def _fence(self, pid: int | None) -> None:
+        # The store refuses leader writes unless the lock session `pid` holds the lock; a standby
+        # gets an impossible pid, so even an API call on it cannot write incidents.
+        store = self.engine.db
+        if self.elector is not None and store is not None and hasattr(store, "fence"):
+            store.fence = (pid if pid is not None else -1, self.elector.key)
+
+    async def leading(self) -> bool:
+        """HA: keep or try the leader lock; on winning it, reload the shared state before evaluating."""
+        assert self.elector is not None
+        was = self.elector.leader
+        pid = self.elector.backend_pid
+        lead = await asyncio.to_thread(self.elector.check)
+        if lead and (not was or pid != self.elector.backend_pid):
+            self._fence(self.elector.backend_pid)
+            try:
+                # On the event loop: engine state is not thread-safe. A few reads of open incidents.
+                self.engine.reload()
+                resent = self.dispatcher.recover()
+            except Exception:
+                log.exception("alerts HA: could not load the shared state; giving the lock back")
+                self.elector.release()
+                self._fence(None)
+                return False
+            self.takeovers.append(time.time())
+            log.warning(
+                "alerts HA: %s leads: %d open incidents loaded, %d in-flight deliveries to retry",
+                self.elector.node, len([i for i in self.engine.incidents.values() if i.open]), resent,
+            )  # fmt: skip
+        elif not lead and was:
+            self._fence(None)
+            log.error("alerts HA: %s is no longer the leader", self.elector.node)
+        return lead
+
     def ready(self, now: float) -> bool:
         """True once every polled device has published since start (or the warm-up time has passed)."""
         if not self._ready and (self.expected <= self.seen or now - self.started >= self.warmup):
@@ -142,8 +196,11 @@ class AlertService:
                 stop,
                 before=self._pull_sources,
                 ready=self.ready,
+                leading=self.leading if self.elector is not None else None,
             )
         finally:
+            if self.elector is not None:
+                self.elector.release()
             if self.engine.db is not None:
                 self.engine.db.close()
 
@@ -164,6 +221,16 @@ class AlertService:
                     "govnet_incidents_open", labels_of(level=level.value),
                     float(stats["incidents"][level.value]), now, help="Open incidents per emergency level.",
                 )
+            )  # fmt: skip
+        if self.elector is not None:
+            lab = labels_of(cluster=self.cfg.state.cluster if self.cfg.state else "", node=self.elector.node)
+            out.append(
+                Sample("govnet_ha_leader", lab, float(self.elector.leader), now,
+                       help="1 on the HA node that evaluates alerts and notifies, 0 on the standby.")
+            )  # fmt: skip
+            out.append(
+                Sample("govnet_ha_leader_changes_total", lab, float(self.elector.changes), now, "counter",
+                       "Times this node became the alert leader.")
             )  # fmt: skip
         c = self.dispatcher.counters
         for channel in self.dispatcher.notifiers:
@@ -189,8 +256,13 @@ def build_services(section: dict[str, Any], ctx: RunContext) -> list[Service]:
         engine, dispatcher = build(cfg, topology)
     except RuleError as exc:
         raise ValueError(f"rules: {exc}") from None
+    except ConnectionError as exc:
+        raise ValueError(f"state.postgres: {exc}") from None
     except OSError as exc:
         raise ValueError(f"state_db: cannot open {cfg.state_db}: {exc.strerror}") from None
+    elector = None
+    if cfg.state is not None:
+        elector = PgLeaderElector(cfg.state.postgres.resolve(), cfg.state.cluster, node_name(cfg))
     # The API/console (same process, same loop) acknowledges and silences through this engine.
     ctx.extra["alerts_engine"] = engine
-    return [AlertService(cfg, engine, dispatcher, ctx)]
+    return [AlertService(cfg, engine, dispatcher, ctx, elector)]

@@ -1,8 +1,10 @@
 """Delivery of the outbox to every channel: retries with backoff on transient errors, fallback on
 permanent ones.
 
-State lives in SQLite (`deliveries`), so a restart resumes pending retries and never resends what a
-channel accepted. Time is passed in; `run_due(now)` does the attempts that are due.
+State lives in the alert store (`deliveries`: SQLite, or PostgreSQL for an HA pair), so a restart or a
+takeover resumes pending retries and never resends what a channel accepted. Each attempt is
+written ahead (`sending`) and its outcome committed (`sent`) around the call to the channel.
+Time is passed in; `run_due(now)` does the attempts that are due.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 
 from alerts.engine import Notification
 from alerts.notify.base import Notifier
-from alerts.persist import StateDB
+from alerts.persist import AlertStore
 
 BACKOFF = (5.0, 10.0, 30.0, 60.0, 120.0, 300.0)  # seconds before attempt 2, 3, ...; the last repeats
 GIVE_UP_AFTER = 3600.0  # a transient failure lasting this long falls back like a permanent one
@@ -44,12 +46,13 @@ class Dispatcher:
 
     def __init__(
         self,
-        db: StateDB,
+        db: AlertStore,
         notifiers: Mapping[str, Notifier],
         channels: Sequence[str],
         fallback: str | None = None,
         backoff: Sequence[float] = BACKOFF,
         give_up_after: float = GIVE_UP_AFTER,
+        recover: bool = True,
     ) -> None:
         unknown = [c for c in [*channels, *([fallback] if fallback else [])] if c not in notifiers]
         if unknown:
@@ -58,34 +61,31 @@ class Dispatcher:
         self.channels, self.fallback = tuple(channels), fallback
         self.backoff, self.give_up_after = tuple(backoff), give_up_after
         self.counters = Counters()
+        self.uncertain = 0  # attempts a killed process left `sending`, sent again (at-least-once)
+        if recover:
+            self.recover()
 
-    def _enqueue_new(self, now: float) -> None:
-        rows = self.db.conn.execute(
-            "SELECT key FROM outbox WHERE key NOT IN (SELECT DISTINCT key FROM deliveries) "
-            "ORDER BY created, key"
-        ).fetchall()
-        if not rows:
-            return
-        with self.db.tx() as conn:
-            conn.executemany(
-                "INSERT OR IGNORE INTO deliveries (key, channel, status, attempts, first_at, next_at) "
-                "VALUES (?, ?, 'pending', 0, ?, ?)",
-                [(key, ch, now, now) for (key,) in rows for ch in self.channels],
-            )
+    def recover(self) -> int:
+        """Take back attempts a killed process (or a dead HA leader) left in flight; call when this
+        process becomes the only sender (at start on one node, on takeover in an HA pair)."""
+        n = self.db.recover_in_flight()
+        self.uncertain += n
+        return n
 
     def run_due(self, now: float) -> int:
         """Attempt every delivery due at `now`; returns how many were delivered."""
-        self._enqueue_new(now)
-        due = self.db.conn.execute(
-            "SELECT d.key, d.channel, d.attempts, d.first_at, o.doc "
-            "FROM deliveries d JOIN outbox o USING (key) WHERE d.status = 'pending' AND d.next_at <= ? "
-            "ORDER BY o.created, d.key, d.channel",
-            (now,),
-        ).fetchall()
+        self.db.enqueue_deliveries(self.channels, now)
         delivered = 0
-        for key, channel, attempts, first_at, doc in due:
+        for key, channel, attempts, first_at, doc in self.db.due_deliveries(now):
+            # Write-ahead: on PostgreSQL the claim is atomic and fenced by the leader lock, so two
+            # nodes never both send one message; a kill after it leaves `sending` for recover().
+            if not self.db.claim_delivery(key, channel, now):
+                continue
             n = Notification.from_json(json.loads(doc))
-            retry, error = self.notifiers[channel].send(n, now)
+            try:
+                retry, error = self.notifiers[channel].send(n, now)
+            except Exception as exc:  # a notifier bug must not leave the claim `sending` forever
+                retry, error = True, f"{type(exc).__name__}"
             attempts += 1
             if error is None:
                 self._set(key, channel, "sent", attempts, now, None)
@@ -111,27 +111,15 @@ class Dispatcher:
     def _set(
         self, key: str, channel: str, status: str, attempts: int, next_at: float, error: str | None
     ) -> None:
-        with self.db.tx() as conn:
-            conn.execute(
-                "UPDATE deliveries SET status = ?, attempts = ?, next_at = ?, last_error = ? "
-                "WHERE key = ? AND channel = ?",
-                (status, attempts, next_at, error, key, channel),
-            )
+        self.db.set_delivery(key, channel, status, attempts, next_at, error)
 
     def _fall_back(self, key: str, channel: str, now: float) -> None:
         if self.fallback is None or channel == self.fallback:
             return
-        with self.db.tx() as conn:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO deliveries (key, channel, status, attempts, first_at, next_at) "
-                "VALUES (?, ?, 'pending', 0, ?, ?)",
-                (key, self.fallback, now, now),
-            )
-        if cur.rowcount:
+        if self.db.add_fallback(key, self.fallback, now):
             self.counters.fallback += 1
             self.run_due(now)  # the fallback goes out now, not at the next tick
 
     def status(self, key: str) -> dict[str, str]:
         """channel -> status for one notification."""
-        rows = self.db.conn.execute("SELECT channel, status FROM deliveries WHERE key = ?", (key,)).fetchall()
-        return {c: s for c, s in rows}
+        return self.db.delivery_status(key)
