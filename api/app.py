@@ -17,6 +17,7 @@ from markupsafe import Markup
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from alerts.persist import NotLeader
 from api.auth import Principal
 from api.i18n import translator
 from api.ops import OpError
@@ -217,6 +218,13 @@ def create_app(state: ApiState) -> FastAPI:
         if _is_api(request):
             return JSONResponse({"detail": exc.message}, status_code=exc.status)
         return render(request, "error.html", http_status=exc.status, message=exc.message, code=exc.status)
+
+    @app.exception_handler(NotLeader)
+    async def not_leader(request: Request, exc: NotLeader) -> Response:
+        # A govnet HA standby must not change alert state: say where to act instead of a 500.
+        return await op_error(
+            request, OpError(503, "this govnet node is the HA standby: act on the active node")
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -284,3 +284,18 @@ def test_audit_into_logstore_when_shared(tmp_path: Path) -> None:
     recs = [r for r, _ in w.store.iter_records(event_type="audit")]
     assert any(r["action"] == "incident_ack" and r["user"] == "u-oncall" for r in recs)
     assert rows[0]["action"] == "incident_ack" and w.store.verify() == []
+
+
+def test_standby_node_answers_503_not_500(
+    client: TestClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a govnet HA standby the store fences writes (NotLeader): the API says where to act."""
+    from alerts.persist import NotLeader
+
+    def fenced(*_a: object, **_k: object) -> None:
+        raise NotLeader("standby")
+
+    monkeypatch.setattr(world.engine, "acknowledge", fenced)
+    h = world.headers("oncall")
+    r = client.post("/api/v1/incidents/INC-000001/ack", json={"comment": "x"}, headers=h)
+    assert r.status_code == 503 and "standby" in r.json()["detail"]
