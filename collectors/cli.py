@@ -274,6 +274,7 @@ def run_command(config: Path) -> int:
         err.write(f"govnet: cannot start: {exc}\n")
         return 2
     ctx.request_poll = runtime.scheduler.poll_now
+    ctx.extra["scheduler"] = runtime.scheduler  # the cluster service narrows it to its shard
     err.write(
         f"govnet: polling {len(devices)} device(s); metrics on http://{cfg.prometheus.listen}/metrics\n"
     )

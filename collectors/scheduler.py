@@ -133,6 +133,10 @@ class Schedule:
         heapq.heappush(self._heap, (st.next_due, name))
         return st
 
+    def remove(self, name: str) -> bool:
+        """Stop scheduling a device (its heap entries turn stale); False if it was not scheduled."""
+        return self.devices.pop(name, None) is not None
+
     def next_wakeup(self) -> float | None:
         """When the earliest device is due (None when nothing is scheduled)."""
         while self._heap and self._stale(self._heap[0]):
@@ -336,9 +340,13 @@ class Scheduler:
 
     async def run(self) -> None:
         """Poll until stop() is called; then wait for running polls (each ends by its hard stop)."""
+        # One loop step first: services started with the scheduler (the cluster shard service) may
+        # narrow the devices with set_devices() before the first poll is due.
+        await asyncio.sleep(0)
         now = self.clock()
         for d in self._devices.values():
-            self.schedule.add(d.name, self.inventory.interval_of(d), now)
+            if d.name not in self.schedule.devices:
+                self.schedule.add(d.name, self.inventory.interval_of(d), now)
         try:
             while not self._stopping:
                 now = self.clock()
@@ -375,6 +383,30 @@ class Scheduler:
             self._wake.set()
         return ok
 
+    def set_devices(
+        self, devices: Sequence[Device], now: float, poll_new_now: bool = False
+    ) -> tuple[list[str], list[str]]:
+        """Poll exactly `devices` from now on: new ones join on their own phase, dropped ones stop.
+
+        With `poll_new_now` the new ones are polled at once (a device taken over from a failed node
+        has gone unpolled already), then follow their grid. Returns (added, removed) names. A poll of a
+        dropped device still running is not published. Loop only (not thread-safe), like poll_now().
+        """
+        wanted = {d.name: d for d in devices}
+        removed = [n for n in self._devices if n not in wanted]
+        added = [n for n in wanted if n not in self._devices]
+        for name in removed:
+            self.schedule.remove(name)
+        self._devices = wanted
+        for name, device in wanted.items():
+            if name not in self.schedule.devices:  # before run() nothing is scheduled yet
+                self.schedule.add(name, self.inventory.interval_of(device), now)
+        if poll_new_now:
+            for name in added:
+                self.schedule.expedite(name, now)
+        self._wake.set()
+        return added, removed
+
     def stop(self) -> None:
         """Ask run() to return after the running polls end."""
         self._stopping = True
@@ -382,7 +414,10 @@ class Scheduler:
 
     async def _poll(self, name: str, scheduled: float) -> None:
         device = self._devices[name]
+        state = self.schedule.devices[name]
         async with self._sem:
+            if self.schedule.devices.get(name) is not state:
+                return  # dropped by set_devices() while waiting for a slot
             started = self.clock()
             plan = self.schedule.plan(name, scheduled, started)
             if plan is None:
@@ -394,6 +429,8 @@ class Scheduler:
                 self.collector, self.inventory, device, plan, wall_start, self.clock, self._keywords
             )
         finished = self.clock()
+        if self.schedule.devices.get(name) is not state:
+            return  # dropped (or dropped and re-added) while polling: another node owns it now
         self.schedule.complete(name, plan, result, finished)
         self.polls_total += 1
         if not result.ok:

@@ -75,6 +75,7 @@ class Config(_Strict):
     backups: dict[str, Any] | None = None
     syslog: dict[str, Any] | None = None
     api: dict[str, Any] | None = None
+    cluster: dict[str, Any] | None = None
     base_dir: Path = Field(default=Path("."), exclude=True)
 
 

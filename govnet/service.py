@@ -67,4 +67,5 @@ BUILDERS: dict[str, str] = {
     "backups": "collectors.backup.service:build_services",
     "syslog": "collectors.syslog.service:build_services",
     "api": "api.service:build_services",
+    "cluster": "collectors.cluster.service:build_services",
 }
