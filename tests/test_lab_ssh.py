@@ -442,10 +442,10 @@ def test_openssh_client_accepts_known_hosts_and_key(lab: Lab) -> None:
         [
             "ssh", "-F", "/dev/null", "-p", str(dev.ssh_port), "-i", str(key),
             "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-            "-o", f"UserKnownHostsFile={lab.run_dir / 'known_hosts'}", "-o", "ConnectTimeout=5",
+            "-o", f"UserKnownHostsFile={lab.run_dir / 'known_hosts'}", "-n", "-o", "ConnectTimeout=5",
             f"govnet@{dev.address}", "show ip interface brief",
         ],
-        capture_output=True, text=True, timeout=20, check=False,
+        capture_output=True, text=True, timeout=20, check=False, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "GigabitEthernet0/0/1" in out.stdout

@@ -81,7 +81,9 @@ class _Session(asyncssh.SSHServerSession[bytes]):
 
     def eof_received(self) -> bool:
         self._queue.put_nowait(None)
-        return False
+        # An exec request answers after the client's EOF (`ssh -n host cmd`): keep the channel open
+        # until the answer and exit status are sent; an interactive shell hangs up on EOF.
+        return self._exec is not None
 
     def break_received(self, msec: int) -> bool:
         self._queue.put_nowait("\x03")
