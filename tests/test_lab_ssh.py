@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import stat
 import subprocess
-import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncssh
 import paramiko  # type: ignore[import-untyped]
 import pytest
 from conftest import require_cmd
+from loopthread import LoopThread
 from netmiko import ConnectHandler
 from netmiko.exceptions import (
     NetmikoAuthenticationException,
@@ -26,25 +25,7 @@ from netmiko.exceptions import (
 from lab.ssh import start_ssh_servers
 from lab.state import LabDevice, LabInterface
 
-T = TypeVar("T")
 DEVICE_TYPES = {"huawei": "huawei", "h3c": "hp_comware", "cisco": "cisco_ios"}
-
-
-class LoopThread:
-    """An asyncio loop in a background thread, so blocking netmiko can run in the test thread."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
 
 
 def _device(name: str, vendor: str, last_octet: int, role: str = "core_switch", **kw: Any) -> LabDevice:

@@ -8,16 +8,17 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncssh
 import paramiko  # type: ignore[import-untyped]
 import pytest
 import yaml
 from conftest import require_cmd
+from loopthread import LoopThread
 
 from collectors.ssh.backup import ConfigBackup, ConfigBackupCollector, StatePaths
 from collectors.ssh.cli import backup_command, diff_command, history_command, trust_command
@@ -30,29 +31,11 @@ from lab.ssh import start_ssh_servers
 from lab.ssh.server import DeviceServer
 from lab.state import LabDevice, LabInterface
 
-T = TypeVar("T")
 FAST = SshSettings(
     max_workers=8, conn_timeout_s=3, banner_timeout_s=2, auth_timeout_s=3, read_timeout_s=10, deadline_s=20
 )
 # Secrets as the lab renders them: Huawei irreversible-cipher/%^%# ciphers, H3C $c$3$/$h$6$, Cisco $9$.
 SECRET_RE = re.compile(r"(\$1a\$\S+|%\^%#\S+|\$c\$3\$\S+|\$h\$6\$\S+|\$9\$\S+|snmp-server community (\S+))")
-
-
-class LoopThread:
-    """The lab's asyncio loop in a background thread (govnet runs its own loop in the test thread)."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
 
 
 def _device(name: str, vendor: str, octet: int, role: str = "core_switch", **kw: Any) -> LabDevice:

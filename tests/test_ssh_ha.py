@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from test_ssh_backup import LoopThread
+from loopthread import LoopThread
 
 from collectors.ssh.cli import trust_command
 from collectors.ssh.client import SshRunner, SshSettings

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
+from loopthread import LoopThread
 from test_db_support import PgPair, Sshd, make_pg_pair, sshd  # noqa: F401  (fixture)
-from test_ssh_backup import LoopThread
 
 from collectors.ssh.cli import trust_command
 from collectors.ssh.service import SshService, build_services
