@@ -112,7 +112,7 @@ def derived_inventory(
 
 SNMPREC_DIRS = [
     Path(os.environ.get("GOVNET_SNMPREC", "/nonexistent")),
-    Path(__file__).resolve().parents[2] / "shared" / "snmprec",
+    Path(__file__).resolve().parents[1] / "tests" / "data" / "snmprec",
 ]
 
 

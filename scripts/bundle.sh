@@ -42,10 +42,11 @@ unset PIP_FIND_LINKS PIP_EXTRA_INDEX_URL PIP_NO_INDEX
 # stale build/ leftovers and local caches never end up in it.
 say "building govnet $VERSION wheel"
 if git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
-  (cd "$ROOT" && git ls-files -z -co --exclude-standard) \
+  # tests/data holds third-party test recordings (GPL data): never part of the wheel or the bundle.
+  (cd "$ROOT" && git ls-files -z -co --exclude-standard) | grep -zv '^tests/data/' \
     | tar -C "$ROOT" --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -C "$STAGE/src" -xf -
 else
-  tar -C "$ROOT" --exclude=./.venv --exclude=./.cache --exclude=./dist -cf - . | tar -C "$STAGE/src" -xf -
+  tar -C "$ROOT" --exclude=./tests/data --exclude=./.venv --exclude=./.cache --exclude=./dist -cf - . | tar -C "$STAGE/src" -xf -
 fi
 # The build backend (setuptools from pyproject's build-system) lives in a cached build venv, so a
 # rebuild needs no registry and no per-build isolated environment.

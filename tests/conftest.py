@@ -30,3 +30,13 @@ def require_cmd(*names: str) -> None:
 def require_root() -> None:
     """Require root (network namespaces, raw sockets)."""
     require(os.geteuid() == 0, "root privileges (network namespaces)")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Under `make test` a skipped test is a failed test: nothing is silently left out."""
+    outcome = yield
+    report = outcome.get_result()
+    if STRICT and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"SKIPPED UNDER make test (GOVNET_STRICT=1) is a failure: {report.longrepr}"

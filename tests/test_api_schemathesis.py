@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
+import schemathesis
 import uvicorn
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -23,7 +24,6 @@ from test_api_world import World, make_world
 from api.app import create_app
 from api.policy import POLICY, Role
 
-schemathesis = pytest.importorskip("schemathesis")
 HOST = "127.34.0.31"
 MAX_EXAMPLES = 8
 # Operations that end the caller's own token or disable users: run them, but with a throwaway token.

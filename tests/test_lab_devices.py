@@ -14,7 +14,7 @@ from lab.profiles import DATA_DIR, vendor_profile
 from lab.snmp import ber
 from lab.snmp.snmprec import load_snmprec
 
-SNMPREC = Path(__file__).resolve().parents[2] / "shared" / "snmprec"
+SNMPREC = Path(__file__).resolve().parent / "data" / "snmprec"
 
 # vendor, role, model, recording, minimum number of vendor-object OIDs found in the recording
 CASES = [

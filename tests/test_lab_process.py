@@ -50,7 +50,7 @@ INVENTORY = {
     ],
 }  # fmt: skip
 
-SNMPREC = Path(__file__).resolve().parents[2] / "shared" / "snmprec"
+SNMPREC = Path(__file__).resolve().parent / "data" / "snmprec"
 if (SNMPREC / "stoneos.snmprec").exists():
     INVENTORY["devices"].append(  # type: ignore[attr-defined]
         {"name": "rec1", "site": "ncc", "role": "firewall", "vendor": "hillstone", "address": "10.1.0.7",

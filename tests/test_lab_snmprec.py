@@ -15,7 +15,7 @@ from conftest import require, require_cmd
 from lab.snmp import ber
 from lab.snmp.snmprec import load_snmprec
 
-SNMPREC = Path(os.environ.get("GOVNET_SNMPREC", Path(__file__).resolve().parents[2] / "shared" / "snmprec"))
+SNMPREC = Path(os.environ.get("GOVNET_SNMPREC", Path(__file__).resolve().parent / "data" / "snmprec"))
 FILES = ["vrp_5720", "stoneos", "asa", "linux_powermon", "generex-ups_cs141"]
 ADDR, PORT = "127.20.200.1", 16161
 

@@ -1,6 +1,6 @@
 """Profiles against real device recordings: one generic test per recording, driven by the data.
 
-Each `.snmprec` under GOVNET_SNMPREC_DIR (default ../shared/snmprec) is evaluated with the profile
+Each `.snmprec` under GOVNET_SNMPREC_DIR (default tests/data/snmprec) is evaluated with the profile
 its sysObjectID selects and compared with LibreNMS's expected JSON when one exists. Adding a
 recording (and its expected JSON) needs no new test code.
 """
@@ -22,7 +22,7 @@ from collectors.snmp.profile import ProfileError, default_profiles, load_profile
 from collectors.snmp.snmprec import load_snmprec
 
 ROOT = Path(__file__).resolve().parents[1]
-SNMPREC = Path(os.environ.get("GOVNET_SNMPREC_DIR", ROOT.parent / "shared" / "snmprec"))
+SNMPREC = Path(os.environ.get("GOVNET_SNMPREC_DIR", ROOT / "tests" / "data" / "snmprec"))
 RECORDINGS = sorted(SNMPREC.glob("*.snmprec")) if SNMPREC.is_dir() else []
 BAD = sorted((ROOT / "tests" / "testdata" / "snmp" / "bad_profiles").glob("*.yaml"))
 

@@ -15,13 +15,12 @@ from collectors.snmp.netsnmpd import free_udp_port
 from collectors.snmp.profile import default_profiles, select_profile
 from collectors.snmp.snmprec import load_snmprec
 from inventory.model import Inventory
+from lab.snmp.snmprec import serve_snmprec as serve
 
 ROOT = Path(__file__).resolve().parents[1]
-SNMPREC = Path(os.environ.get("GOVNET_SNMPREC_DIR", ROOT.parent / "shared" / "snmprec"))
+SNMPREC = Path(os.environ.get("GOVNET_SNMPREC_DIR", ROOT / "tests" / "data" / "snmprec"))
 PICK = ["vrp_5720", "asa", "fortigate_60f", "linux_powermon", "generex-ups_cs141", "comware"]
 HOST = "127.22.0.5"
-
-serve = pytest.importorskip("lab.snmp.snmprec").serve_snmprec
 
 
 def _files() -> list[Path]:
