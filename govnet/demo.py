@@ -177,6 +177,21 @@ def _wait_http(url: str, timeout: float) -> bool:
     return False
 
 
+def _wait_polled(url: str, devices: int, timeout: float) -> bool:
+    """True once /metrics has a govnet_up series for `devices` devices."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (a loopback URL we built)
+                text = resp.read().decode("utf-8", "replace")
+            if text.count("\ngovnet_up{") >= devices:
+                return True
+        except OSError:
+            pass
+        time.sleep(1.0)
+    return False
+
+
 class Children:
     """Child processes we started, stopped in reverse order, each by PID."""
 
@@ -574,6 +589,12 @@ def main(argv: list[str] | None = None) -> int:
         if not ok:
             say(f"! govnet run did not answer; see {run_dir / 'logs' / 'govnet.log'}")
             return 1
+        # Ready means every device was polled once and alerting has left its warm-up: a fault injected
+        # earlier would already be in the first poll, and a change nobody saw happen is not a change.
+        total = len(yaml.safe_load(inventory.read_text(encoding="utf-8"))["devices"])
+        if not _wait_polled(f"http://{host}:{ports.metrics}/metrics", total, 120):
+            say("! not every device was polled within 120 s (a busy machine?); carrying on")
+        stopping.wait(6)  # one alert evaluation (evaluate_interval 5 s) after the last first poll
         prom = None if "prometheus" in opts.without else shutil.which("prometheus")
         if prom:
             pdir = run_dir / "prometheus"
