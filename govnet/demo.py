@@ -25,13 +25,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
 from dataclasses import dataclass, fields
-from email import message_from_bytes, policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -78,75 +75,6 @@ class Ports:
         if base is None:
             return cls()
         return cls(*(base + i for i, _ in enumerate(fields(cls))))
-
-
-# --- notification sink ------------------------------------------------------------------------------
-
-
-class Sinks:
-    """A webhook receiver and an SMTP server that print every notification they get."""
-
-    def __init__(self, host: str, hook_port: int, smtp_port: int) -> None:
-        self.host = host
-        self.received = 0
-        sinks = self
-
-        class Hook(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                try:
-                    body = self.rfile.read(min(int(self.headers.get("Content-Length", "0")), 1 << 20))
-                    doc = json.loads(body)
-                    g = doc.get("govnet") or {}
-                    sinks.show(
-                        "webhook",
-                        str(g.get("kind", "")),
-                        str(doc.get("groupKey", "")),
-                        str(g.get("text", "")),
-                    )
-                    status = 200
-                except (ValueError, OSError):
-                    status = 400
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.http = ThreadingHTTPServer((host, hook_port), Hook)
-        self.http.daemon_threads = True
-        self.thread = threading.Thread(target=self.http.serve_forever, name="demo-webhook", daemon=True)
-        from aiosmtpd.controller import Controller
-
-        class Mail:
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-                msg = message_from_bytes(envelope.content, policy=policy.default)
-                part = msg.get_body(preferencelist=("plain",)) if hasattr(msg, "get_body") else None
-                text = part.get_content() if part is not None else ""
-                sinks.show("email", "", str(msg.get("Subject", "")), str(text))
-                return "250 OK"
-
-        self.smtp = Controller(Mail(), hostname=host, port=smtp_port)
-
-    def start(self) -> None:
-        """Listen."""
-        self.thread.start()
-        self.smtp.start()
-
-    def show(self, channel: str, kind: str, key: str, text: str) -> None:
-        """Print one notification."""
-        self.received += 1
-        stamp = time.strftime("%H:%M:%S")
-        say(f"\n━━ 通知 #{self.received} {stamp} via {channel} {kind} {key}\n{text.strip()}\n━━")
-
-    def stop(self) -> None:
-        """Close both servers."""
-        with contextlib.suppress(Exception):
-            self.smtp.stop()
-        self.http.shutdown()
-        self.http.server_close()
-        self.thread.join(5)
 
 
 # --- helpers -----------------------------------------------------------------------------------------
@@ -203,9 +131,13 @@ class Children:
         """Start `cmd` in its own session (a terminal's Ctrl-C reaches only us; we stop it ourselves)."""
         with (self.log_dir / f"{name}.log").open("ab") as log:
             proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
                 env={**os.environ, **(env or {})},
-            )  # fmt: skip
+            )
         self.procs.append((name, proc))
         return proc
 
@@ -242,8 +174,10 @@ def _demo_inventory(lab_inventory: Path, run_dir: Path) -> tuple[Path, list[str]
     for job in doc.get("backup_jobs") or []:
         job["path"] = str(run_dir / "backups" / job["name"])
         hosts.append(job["host"])
-    by_role = {r: [d["name"] for d in doc["devices"] if d["role"] == r and d.get("ssh")] for r in
-               ("core_switch", "aggregation_switch")}  # fmt: skip
+    by_role = {
+        r: [d["name"] for d in doc["devices"] if d["role"] == r and d.get("ssh")]
+        for r in ("core_switch", "aggregation_switch")
+    }
     backed = (by_role["core_switch"] + by_role["aggregation_switch"])[:BACKUP_DEVICES_MAX]
     out = run_dir / "inventory.yaml"
     out.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
@@ -265,7 +199,7 @@ def _demo_backups(inventory: Path, now: float) -> int:
             path = folder / name
             if not path.exists():
                 body = "".join(
-                    f"INSERT INTO audit_log VALUES ({i}, '{job['host']}', 'demo row {i}');\n"
+                    f"INSERT INTO audit_log VALUES ({i}, '{job['host']}', 'demo row {i}');\n"  # noqa: S608 (file text)
                     for i in range(3000)
                 )
                 path.write_bytes(gzip.compress(f"-- govnet demo backup of {job['host']}\n{body}".encode(), 6))
@@ -304,78 +238,19 @@ def _users(state_dir: Path) -> dict[str, tuple[str, str]]:
     return out
 
 
-# --- optional components ----------------------------------------------------------------------------
-
-
-def _postgres_bin() -> Path | None:
-    for version in ("17", "16", "15", "14", "13"):
-        d = Path(f"/usr/lib/postgresql/{version}/bin")
-        if (d / "initdb").exists() and (d / "pg_basebackup").exists():
-            return d
-    return None
-
-
-class PgPair:
-    """A PostgreSQL primary and hot standby on the database servers' lab addresses (the 双机热备 pair)."""
-
-    def __init__(self, bindir: Path, primary: tuple[str, int], standby: tuple[str, int]) -> None:
-        self.bin, self.primary, self.standby = bindir, primary, standby
-        # Under /tmp, world-traversable: the postgres user cannot enter a root-only checkout or test dir.
-        self.root = Path(tempfile.mkdtemp(prefix="govnet-demo-pg-", dir="/tmp"))
-        self.started: list[Path] = []
-        self.password = ""
-
-    def _run(self, *cmd: str, input_: str | None = None) -> None:
-        user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        subprocess.run([*user, *cmd], check=True, capture_output=True, timeout=120, input=input_, text=True)
-
-    def start(self) -> None:
-        """initdb, start the primary, base-backup the standby with a slot, start it; a monitor role."""
-        os.chmod(self.root, 0o755)
-        if os.geteuid() == 0:
-            shutil.chown(self.root, "postgres", "postgres")
-        p, s = self.root / "primary", self.root / "standby"
-        self._run(str(self.bin / "initdb"), "-D", str(p), "-A", "trust", "-U", "postgres", "--no-sync")
-        with (p / "postgresql.conf").open("a") as f:
-            f.write(f"listen_addresses = '{self.primary[0]}'\nport = {self.primary[1]}\n"
-                    f"unix_socket_directories = '{self.root}'\nwal_level = replica\nfsync = off\n")  # fmt: skip
-        with (p / "pg_hba.conf").open("a") as f:
-            f.write(f"host replication postgres {self.standby[0]}/32 trust\n"
-                    f"host replication postgres {self.primary[0]}/32 trust\n"
-                    "host all govnet_monitor 127.0.0.0/8 scram-sha-256\n")  # fmt: skip
-        self._pg_ctl(p, self.primary[1])
-        self.password = secrets.token_urlsafe(18)
-        self._run(str(self.bin / "psql"), "-h", str(self.root), "-p", str(self.primary[1]), "-U", "postgres",
-                  "-v", "ON_ERROR_STOP=1", "-q", "-f", "-",
-                  input_=f"SET password_encryption = 'scram-sha-256';\n"
-                         f"CREATE ROLE govnet_monitor LOGIN IN ROLE pg_monitor PASSWORD '{self.password}';\n")  # fmt: skip
-        self._run(str(self.bin / "pg_basebackup"), "-h", self.primary[0], "-p", str(self.primary[1]),
-                  "-U", "postgres", "-D", str(s), "-R", "-X", "stream", "-C", "-S", "govnet_demo")  # fmt: skip
-        with (s / "postgresql.conf").open("a") as f:
-            f.write(f"listen_addresses = '{self.standby[0]}'\nport = {self.standby[1]}\nhot_standby = on\n")
-        self._pg_ctl(s, self.standby[1])
-
-    def _pg_ctl(self, data: Path, port: int) -> None:
-        self._run(str(self.bin / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"), "-w", "-t", "60",
-                  "-o", f"-p {port}", "start")  # fmt: skip
-        self.started.append(data)
-
-    def stop(self) -> None:
-        """Fast shutdown of both (standby first)."""
-        for data in reversed(self.started):
-            with contextlib.suppress(Exception):
-                self._run(str(self.bin / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "-t", "30", "stop")
-        self.started.clear()
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
 def _grafana(children: Children, run_dir: Path, host: str, ports: Ports) -> str | None:
     """Provision and start grafana-server when it is installed (it is in no registry here)."""
     binary = shutil.which("grafana-server") or shutil.which("grafana")
     if binary is None:
         return None
-    home = next((p for p in (Path(binary).resolve().parent.parent / "share" / "grafana", Path("/usr/share/grafana"))
-                 if (p / "conf" / "defaults.ini").exists()), None)  # fmt: skip
+    home = next(
+        (
+            p
+            for p in (Path(binary).resolve().parent.parent / "share" / "grafana", Path("/usr/share/grafana"))
+            if (p / "conf" / "defaults.ini").exists()
+        ),
+        None,
+    )
     if home is None:
         return None
     gdir = run_dir / "grafana"
@@ -421,8 +296,12 @@ def parse_args(argv: list[str] | None) -> Options:
     p.add_argument(
         "--host", default=env.get("GOVNET_DEMO_HOST", "127.0.0.1"), help="address every listener binds"
     )
-    p.add_argument("--port-base", type=int, default=int(env["GOVNET_DEMO_PORT_BASE"]) if env.get("GOVNET_DEMO_PORT_BASE") else None,
-                   help="every port = base + offset (default: the well-known ports)")  # fmt: skip
+    p.add_argument(
+        "--port-base",
+        type=int,
+        default=int(env["GOVNET_DEMO_PORT_BASE"]) if env.get("GOVNET_DEMO_PORT_BASE") else None,
+        help="every port = base + offset (default: the well-known ports)",
+    )
     p.add_argument(
         "--lab-base",
         default=env.get("GOVNET_DEMO_LAB_BASE", "127.77.0.0"),
@@ -431,8 +310,11 @@ def parse_args(argv: list[str] | None) -> Options:
     p.add_argument(
         "--run-dir", type=Path, default=Path(env.get("GOVNET_DEMO_DIR", ROOT / ".govnet-lab" / "demo"))
     )
-    p.add_argument("--without", default=env.get("GOVNET_DEMO_WITHOUT", ""),
-                   help=f"comma list of optional parts to leave out: {', '.join(OPTIONAL)}")  # fmt: skip
+    p.add_argument(
+        "--without",
+        default=env.get("GOVNET_DEMO_WITHOUT", ""),
+        help=f"comma list of optional parts to leave out: {', '.join(OPTIONAL)}",
+    )
     p.add_argument("--inventory", type=Path, default=INVENTORY)
     a = p.parse_args(argv)
     without = frozenset(x.strip() for x in a.without.split(",") if x.strip())
@@ -449,7 +331,9 @@ def parse_args(argv: list[str] | None) -> Options:
 def main(argv: list[str] | None = None) -> int:
     """Run the demo until interrupted."""
     opts = parse_args(argv)
+    from govnet.demo_sink import Sinks
     from inventory.cli import load_or_exit
+    from lab.pgpair import PgPair, postgres_bin
     from lab.runner import LabError, LabProcess, running_pid
     from lab.tour import menu
 
@@ -473,11 +357,16 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(run_dir / sub, ignore_errors=True)
     (run_dir / "logs").mkdir(exist_ok=True)
     children = Children(run_dir / "logs")
-    sinks = Sinks(host, ports.hook, ports.smtp)
+    sinks = Sinks(host, ports.hook, ports.smtp, say)
     lab = LabProcess(
-        opts.inventory, run_dir / "lab", base=opts.lab_base, snmp_port=ports.lab_snmp, ssh_port=ports.lab_ssh,
-        syslog=f"{host}:{ports.syslog}", traps=f"{host}:{ports.traps}",
-    )  # fmt: skip
+        opts.inventory,
+        run_dir / "lab",
+        base=opts.lab_base,
+        snmp_port=ports.lab_snmp,
+        ssh_port=ports.lab_ssh,
+        syslog=f"{host}:{ports.syslog}",
+        traps=f"{host}:{ports.traps}",
+    )
     pg: PgPair | None = None
     console = f"http://{host}:{ports.api}"
     try:
@@ -500,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         secrets_dir = run_dir / "secrets"
 
         pg_note = "PostgreSQL not installed: the database pair (dc-db) is not simulated"
-        pg_bin = _postgres_bin()
+        pg_bin = postgres_bin()
         db_section: dict[str, Any] = {"enabled": False}
         if pg_bin is not None and "postgres" not in opts.without:
             doc = yaml.safe_load(inventory.read_text(encoding="utf-8"))
@@ -512,11 +401,22 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     pg.start()
                     _write_secret(secrets_dir / "pg_monitor", pg.password)
-                    access = {"transport": "sql", "dbname": "postgres", "user": "govnet_monitor",
-                              "password": f"file:{secrets_dir / 'pg_monitor'}", "sslmode": "disable"}  # fmt: skip
-                    db_section = {"interval": "15s", "groups": [group["name"]],
-                                  "access": {a: {**access, "port": ports.pg}, b: {**access, "port": ports.pg + 1}}}  # fmt: skip
-                    pg_note = f"PostgreSQL primary {a} {addr[a]}:{ports.pg}, hot standby {b} {addr[b]}:{ports.pg + 1}"
+                    access = {
+                        "transport": "sql",
+                        "dbname": "postgres",
+                        "user": "govnet_monitor",
+                        "password": f"file:{secrets_dir / 'pg_monitor'}",
+                        "sslmode": "disable",
+                    }
+                    db_section = {
+                        "interval": "15s",
+                        "groups": [group["name"]],
+                        "access": {a: {**access, "port": ports.pg}, b: {**access, "port": ports.pg + 1}},
+                    }
+                    pg_note = (
+                        f"PostgreSQL primary {a} {addr[a]}:{ports.pg}, "
+                        f"hot standby {b} {addr[b]}:{ports.pg + 1}"
+                    )
                 except (subprocess.SubprocessError, OSError) as exc:
                     pg.stop()
                     pg = None
@@ -539,17 +439,32 @@ def main(argv: list[str] | None = None) -> int:
                 # The rota starts with this run, so the first person is on call now, whatever the date.
                 "rota": {"people": ["王工", "刘工", "陈科长"], "shift": "1d", "start": int(now) - 3600},
                 "channels": [
-                    {"type": "webhook", "name": "demo-webhook", "url": _url_secret(secrets_dir / "hook_url", f"http://{host}:{ports.hook}/hook")},
-                    {"type": "email", "name": "demo-mail", "host": host, "port": ports.smtp, "starttls": False,
-                     "sender": "govnet@demo.gov.cn", "to": ["noc@demo.gov.cn"]},
-                ],  # fmt: skip
+                    {
+                        "type": "webhook",
+                        "name": "demo-webhook",
+                        "url": _url_secret(secrets_dir / "hook_url", f"http://{host}:{ports.hook}/hook"),
+                    },
+                    {
+                        "type": "email",
+                        "name": "demo-mail",
+                        "host": host,
+                        "port": ports.smtp,
+                        "starttls": False,
+                        "sender": "govnet@demo.gov.cn",
+                        "to": ["noc@demo.gov.cn"],
+                    },
+                ],
                 "route": ["demo-webhook"],
                 "fallback": "demo-mail",
                 # The first configuration backups are stored right after start: expected, not a change.
                 "maintenance": [
-                    {"name": "演示启动：首次配置备份", "match": [f'device=~"{"|".join(backed) or "none"}"'],
-                     "start": _iso(now - 60), "end": _iso(now + 180)}
-                ],  # fmt: skip
+                    {
+                        "name": "演示启动：首次配置备份",
+                        "match": [f'device=~"{"|".join(backed) or "none"}"'],
+                        "start": _iso(now - 60),
+                        "end": _iso(now + 180),
+                    }
+                ],
             },
             "api": {
                 "listen": f"{host}:{ports.api}",
@@ -559,8 +474,16 @@ def main(argv: list[str] | None = None) -> int:
                 "config_repo": str(state / "ssh" / "configs"),
                 "backup_dir": str(run_dir / "backups"),
             },
-            "syslog": {"store": str(state / "logs"), "listen": host, "tcp_port": ports.syslog, "udp_port": ports.syslog},
-            "traps": {"listen": f"{host}:{ports.traps}", "communities": [f"file:{lab.run_dir.resolve() / 'secrets' / 'snmp_community'}"]},
+            "syslog": {
+                "store": str(state / "logs"),
+                "listen": host,
+                "tcp_port": ports.syslog,
+                "udp_port": ports.syslog,
+            },
+            "traps": {
+                "listen": f"{host}:{ports.traps}",
+                "communities": [f"file:{lab.run_dir.resolve() / 'secrets' / 'snmp_community'}"],
+            },
             "probes": {"interval": "10s", "timeout": "1s"},
             "ssh": {
                 "state_dir": str(state / "ssh"),
@@ -569,18 +492,33 @@ def main(argv: list[str] | None = None) -> int:
                 "ha": {"enabled": False},  # the lab's firewalls (Hillstone) report HA over SNMP
                 "db": db_section,
             },
-            "backups": {"state_dir": str(state / "backups"), "known_hosts": str(known_hosts), "interval": "1m",
-                        "local_hosts": backup_hosts},  # fmt: skip
-        }  # fmt: skip
+            "backups": {
+                "state_dir": str(state / "backups"),
+                "known_hosts": str(known_hosts),
+                "interval": "1m",
+                "local_hosts": backup_hosts,
+            },
+        }
         influx = not ({"victoria-metrics"} & opts.without) and shutil.which("victoria-metrics")
         if influx:
-            config["influx"] = {"url": f"http://{host}:{ports.vm}", "org": "govnet", "bucket": "govnet",
-                                "token": _secret_file(secrets_dir / "influx_token"),
-                                "spool_dir": str(state / "spool")}  # fmt: skip
+            config["influx"] = {
+                "url": f"http://{host}:{ports.vm}",
+                "org": "govnet",
+                "bucket": "govnet",
+                "token": _secret_file(secrets_dir / "influx_token"),
+                "spool_dir": str(state / "spool"),
+            }
             vm_dir = run_dir / "victoria-metrics"
             vm_dir.mkdir(exist_ok=True)
-            children.start("victoria-metrics", [str(influx), f"-storageDataPath={vm_dir}",
-                           f"-httpListenAddr={host}:{ports.vm}", "-search.latencyOffset=0s"])  # fmt: skip
+            children.start(
+                "victoria-metrics",
+                [
+                    str(influx),
+                    f"-storageDataPath={vm_dir}",
+                    f"-httpListenAddr={host}:{ports.vm}",
+                    "-search.latencyOffset=0s",
+                ],
+            )
         cfg_path = run_dir / "govnet.yaml"
         cfg_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
         children.start("govnet", [sys.executable, "-m", "govnet", "run", "--config", str(cfg_path)])
@@ -599,12 +537,29 @@ def main(argv: list[str] | None = None) -> int:
         if prom:
             pdir = run_dir / "prometheus"
             pdir.mkdir(exist_ok=True)
-            (pdir / "prometheus.yml").write_text(yaml.safe_dump({
-                "global": {"scrape_interval": "15s"},
-                "scrape_configs": [{"job_name": "govnet", "static_configs": [{"targets": [f"{host}:{ports.metrics}"]}]}],
-            }), encoding="utf-8")  # fmt: skip
-            children.start("prometheus", [prom, f"--config.file={pdir / 'prometheus.yml'}",
-                           f"--storage.tsdb.path={pdir / 'data'}", f"--web.listen-address={host}:{ports.prometheus}"])  # fmt: skip
+            (pdir / "prometheus.yml").write_text(
+                yaml.safe_dump(
+                    {
+                        "global": {"scrape_interval": "15s"},
+                        "scrape_configs": [
+                            {
+                                "job_name": "govnet",
+                                "static_configs": [{"targets": [f"{host}:{ports.metrics}"]}],
+                            }
+                        ],
+                    }
+                ),
+                encoding="utf-8",
+            )
+            children.start(
+                "prometheus",
+                [
+                    prom,
+                    f"--config.file={pdir / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={pdir / 'data'}",
+                    f"--web.listen-address={host}:{ports.prometheus}",
+                ],
+            )
         grafana_pw = None if "grafana" in opts.without else _grafana(children, run_dir, host, ports)
 
         gv = f"{ROOT / '.venv' / 'bin' / 'govnet'}"
@@ -624,11 +579,11 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"  Grafana                 http://{host}:{ports.grafana}  (admin / {grafana_pw})")
         else:
             lines.append(
-                "  Grafana                 grafana-server is not installed: dashboards are in grafana/dashboards"
+                "  Grafana                 grafana-server is not installed (dashboards: grafana/dashboards)"
             )
         lines += [
-            f"  syslog                  {host}:{ports.syslog} UDP+TCP (lab firewalls, gateways, switches send continually)",
-            f"  traps                   {host}:{ports.traps} (lab devices send linkDown/linkUp, VRRP on faults)",
+            f"  syslog                  {host}:{ports.syslog} UDP+TCP (lab firewalls, gateways, switches)",
+            f"  traps                   {host}:{ports.traps} (lab devices: linkDown/Up, VRRP on faults)",
             f"  notifications           printed here (webhook {host}:{ports.hook}, mail {host}:{ports.smtp})",
             f"  config backups          {', '.join(backed)} over SSH"
             + (f" (host key not trusted: {', '.join(untrusted)})" if untrusted else ""),

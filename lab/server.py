@@ -1,7 +1,8 @@
 """The lab process: SNMP agents (and SSH CLIs) for every inventory device, driven by a control socket.
 
 Run as `python -m lab.server --inventory F --run-dir D [--base 127.77.0.0] [--snmp-port 16161]
-[--ssh-port 2222] [--syslog HOST:PORT] [--traps HOST:PORT]`; prints `READY` when every socket is bound; stops cleanly on SIGTERM/SIGINT.
+[--ssh-port 2222] [--syslog HOST:PORT] [--traps HOST:PORT]`; prints `READY` when every socket is
+bound; stops cleanly on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations

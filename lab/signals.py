@@ -30,8 +30,14 @@ def parse_target(text: str) -> tuple[str, int]:
 class LabSignals:
     """Syslog emitter and trap sender of one lab (either may be absent)."""
 
-    def __init__(self, faults: Faults, syslog: str | None, traps: str | None, community: bytes,
-                 syslog_rate: float = 6.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        faults: Faults,
+        syslog: str | None,
+        traps: str | None,
+        community: bytes,
+        syslog_rate: float = 6.0,
+    ) -> None:
         self.faults = faults
         devices = list(faults.devices.values())
         self.emitter = SyslogEmitter(devices, *parse_target(syslog), rate=syslog_rate) if syslog else None
@@ -122,9 +128,12 @@ class LabSignals:
         dev = self.faults.device(str(req["device"]))
         count = max(1, min(int(req.get("count") or 10), 1000))
         sent = await self.emitter.burst(
-            dev, str(req.get("kind") or "login_failed"), count, str(req.get("src") or "203.0.113.66"),
+            dev,
+            str(req.get("kind") or "login_failed"),
+            count,
+            str(req.get("src") or "203.0.113.66"),
             str(req.get("user") or "admin"),
-        )  # fmt: skip
+        )
         return {"ok": True, "sent": sent}
 
     async def close(self) -> None:

@@ -5,13 +5,13 @@ send them (shapes taken from the vendors' log references):
 
 | vendor | shape | encoding | transport |
 |---|---|---|---|
-| hillstone (StoneOS) | `<PRI>Mmm dd hh:mm:ss SERIAL(root) ID Category@MODULE: ...` | UTF-8 | TCP, LF + NUL after each message |
+| hillstone (StoneOS) | `<PRI>Mmm dd hh:mm:ss SERIAL(root) ID Category@MODULE: ...` | UTF-8 | TCP, LF + NUL |
 | huawei (VRP, USG) | `<PRI>Mmm dd yyyy hh:mm:ss HOST %%01MOD/sev/NAME(l):...` | UTF-8 | UDP |
 | h3c (Comware 7) | `<PRI>Mmm dd hh:mm:ss yyyy HOST %%10MOD/sev/NAME: ...` | UTF-8 | UDP |
 | cisco (IOS) | `<PRI>seq: *Mmm dd hh:mm:ss.mmm: %FAC-sev-MNEMONIC: ...` | ASCII | UDP |
 | ruijie (RGOS) | `<PRI>seq: *Mmm dd hh:mm:ss: %FAC-sev-MNEMONIC: ...` | ASCII | UDP |
 | sangfor (AF/VPN/AD) | `<PRI>Mmm dd hh:mm:ss HOST fwlog: 日志类型:..., 源IP:..., 系统动作:...` | GBK | UDP |
-| topsec (NGTOS) | `<PRI>id="NGTOS" ... time="..." dev="..." type="..." ...` key="value" | GBK | TCP, octet counting |
+| topsec (NGTOS) | `<PRI>id="NGTOS" time=".." dev=".." type=".." ...` | GBK | TCP (octets) |
 
 Nothing here reads recorded samples: the generators build the shapes from scratch, so the lab does not
 depend on test data. Times are Beijing time, as the devices of a Chinese district are set.
@@ -112,23 +112,32 @@ def _hillstone(kind: str, c: _Ctx) -> Emitted:
                 f"close time {t:%Y-%m-%d %H:%M:%S},session end,TCP FIN"
             )
         )
-        msg = (f"{_pri(6 if kind == 'permit' else 4)}{head} Traffic@FLOW: SESSION: {src}:{sport}->{dst}:"
-               f"{dport}({proto}), interface ethernet0/1, vr trust-vr, policy {r.randint(1, 40)}, "
-               f"user -@-, host -, {tail}")  # fmt: skip
+        msg = (
+            f"{_pri(6 if kind == 'permit' else 4)}{head} Traffic@FLOW: SESSION: {src}:{sport}->{dst}:"
+            f"{dport}({proto}), interface ethernet0/1, vr trust-vr, policy {r.randint(1, 40)}, "
+            f"user -@-, host -, {tail}"
+        )
     elif kind == "ips":
         name, typ = r.choice(THREATS)
-        msg = (f"{_pri(2)}{head} Threat@IPS: CRITICAL! From {r.choice(ATTACKERS)}(UNKNOWN:-@-):"
-               f"{r.randint(1024, 65535)}(ethernet0/0) to {_inside(r)}(UNKNOWN:-@-):80(ethernet0/1), "
-               f"threat name: {name}, threat type: {typ}, action: DROP")  # fmt: skip
+        msg = (
+            f"{_pri(2)}{head} Threat@IPS: CRITICAL! From {r.choice(ATTACKERS)}(UNKNOWN:-@-):"
+            f"{r.randint(1024, 65535)}(ethernet0/0) to {_inside(r)}(UNKNOWN:-@-):80(ethernet0/1), "
+            f"threat name: {name}, threat type: {typ}, action: DROP"
+        )
     elif kind == "login":
-        msg = (f"{_pri(5)}{head} Event@MGMT: Admin user \"{c.user}\" logged in through SSH, "
-               f"and the IP is {c.src}.")  # fmt: skip
+        msg = (
+            f'{_pri(5)}{head} Event@MGMT: Admin user "{c.user}" logged in through SSH, and the IP is {c.src}.'
+        )
     elif kind == "login_failed":
-        msg = (f"{_pri(4)}{head} Event@MGMT: Admin user \"{c.user}\" failed to log in through SSH, "
-               f"and the IP is {c.src}.")  # fmt: skip
+        msg = (
+            f'{_pri(4)}{head} Event@MGMT: Admin user "{c.user}" failed to log in through SSH, '
+            f"and the IP is {c.src}."
+        )
     else:  # config
-        msg = (f"{_pri(6)}{head} Configuration@MGMT: \"{c.user}\"@ssh, policy {r.randint(1, 40)}: "
-               f"action permit -> deny, set, event: config changed")  # fmt: skip
+        msg = (
+            f'{_pri(6)}{head} Configuration@MGMT: "{c.user}"@ssh, policy {r.randint(1, 40)}: '
+            f"action permit -> deny, set, event: config changed"
+        )
     # StoneOS ends each message with LF and a NUL byte over TCP.
     return Emitted(msg.encode() + b"\n\x00", "tcp-lf-nul", kind)
 
@@ -139,22 +148,32 @@ def _huawei(kind: str, c: _Ctx) -> Emitted:
     r = c.rng
     if kind in ("permit", "deny"):
         name = "POLICYPERMIT" if kind == "permit" else "POLICYDENY"
-        msg = (f"{_pri(6)}{head} %%01POLICY/6/{name}(l):vsys=public, protocol=6, source-ip={_inside(r)}, "
-               f"source-port={r.randint(1024, 65535)}, destination-ip={_outside(r)}, destination-port="
-               f"{r.choice((80, 443, 22))}, time={t:%Y/%m/%d %H:%M:%S}, source-zone=trust, "
-               f"destination-zone=untrust, rule-name=rule_{r.randint(1, 30)}.")  # fmt: skip
+        msg = (
+            f"{_pri(6)}{head} %%01POLICY/6/{name}(l):vsys=public, protocol=6, source-ip={_inside(r)}, "
+            f"source-port={r.randint(1024, 65535)}, destination-ip={_outside(r)}, destination-port="
+            f"{r.choice((80, 443, 22))}, time={t:%Y/%m/%d %H:%M:%S}, source-zone=trust, "
+            f"destination-zone=untrust, rule-name=rule_{r.randint(1, 30)}."
+        )
     elif kind == "login":
-        msg = (f"{_pri(5)}{head} %%01SSH/5/SSH_USER_LOGIN(s):The SSH user succeeded in logging in. "
-               f"(ServiceType=stelnet, UserName={c.user}, IPAddress={c.src}, VPNInstanceName=)")  # fmt: skip
+        msg = (
+            f"{_pri(5)}{head} %%01SSH/5/SSH_USER_LOGIN(s):The SSH user succeeded in logging in. "
+            f"(ServiceType=stelnet, UserName={c.user}, IPAddress={c.src}, VPNInstanceName=)"
+        )
     elif kind == "login_failed":
-        msg = (f"{_pri(4)}{head} %%01SHELL/4/LOGINFAILED(s):Failed to login. (Ip={c.src}, "
-               f"UserName={c.user}, Times=1, AccessType=SSH, VpnName=)")  # fmt: skip
+        msg = (
+            f"{_pri(4)}{head} %%01SHELL/4/LOGINFAILED(s):Failed to login. (Ip={c.src}, "
+            f"UserName={c.user}, Times=1, AccessType=SSH, VpnName=)"
+        )
     elif kind == "config":
-        msg = (f"{_pri(5)}{head} %%01CFG/5/CFG_CHANGE(l):The configuration changed. (User={c.user}, "
-               f"IpAddress={c.src}, Command=\"interface GigabitEthernet0/0/{r.randint(1, 24)}\")")  # fmt: skip
+        msg = (
+            f"{_pri(5)}{head} %%01CFG/5/CFG_CHANGE(l):The configuration changed. (User={c.user}, "
+            f'IpAddress={c.src}, Command="interface GigabitEthernet0/0/{r.randint(1, 24)}")'
+        )
     else:  # link / ips fallback
-        msg = (f"{_pri(4)}{head} %%01IFNET/4/IF_STATE(l):Interface GigabitEthernet0/0/{r.randint(1, 24)} "
-               f"has turned into UP state.")  # fmt: skip
+        msg = (
+            f"{_pri(4)}{head} %%01IFNET/4/IF_STATE(l):Interface GigabitEthernet0/0/{r.randint(1, 24)} "
+            f"has turned into UP state."
+        )
     return Emitted(msg.encode(), "udp", kind)
 
 
@@ -164,14 +183,20 @@ def _h3c(kind: str, c: _Ctx) -> Emitted:
     if kind == "login":
         msg = f"{_pri(6)}{head} %%10SSHS/6/SSHS_LOG: Accepted password for {c.user} from {c.src} port 52427."
     elif kind == "login_failed":
-        msg = (f"{_pri(6)}{head} %%10SSHS/6/SSHS_LOG: Authentication failed for {c.user} from {c.src} "
-               f"port {c.rng.randint(1024, 65535)} ssh2.")  # fmt: skip
+        msg = (
+            f"{_pri(6)}{head} %%10SSHS/6/SSHS_LOG: Authentication failed for {c.user} from {c.src} "
+            f"port {c.rng.randint(1024, 65535)} ssh2."
+        )
     elif kind == "config":
-        msg = (f"{_pri(6)}{head} %%10SHELL/6/SHELL_CMD: -Line=vty0-IPAddr={c.src}-User={c.user}; "
-               f"Command is interface GigabitEthernet1/0/{c.rng.randint(1, 48)}")  # fmt: skip
+        msg = (
+            f"{_pri(6)}{head} %%10SHELL/6/SHELL_CMD: -Line=vty0-IPAddr={c.src}-User={c.user}; "
+            f"Command is interface GigabitEthernet1/0/{c.rng.randint(1, 48)}"
+        )
     else:
-        msg = (f"{_pri(5)}{head} %%10IFNET/5/LINK_UPDOWN: Line protocol state on the interface "
-               f"GigabitEthernet1/0/{c.rng.randint(1, 48)} changed to up.")  # fmt: skip
+        msg = (
+            f"{_pri(5)}{head} %%10IFNET/5/LINK_UPDOWN: Line protocol state on the interface "
+            f"GigabitEthernet1/0/{c.rng.randint(1, 48)} changed to up."
+        )
     return Emitted(msg.encode(), "udp", kind)
 
 
@@ -180,11 +205,15 @@ def _cisco_like(kind: str, c: _Ctx, ruijie: bool) -> Emitted:
     stamp = f"*{_bsd(t)}" + ("" if ruijie else f".{int(c.now * 1000) % 1000:03d}")
     head = f"{_pri(5)}{c.seq:06d}: {stamp}:"
     if kind == "login":
-        msg = (f"{head} %SEC_LOGIN-5-LOGIN_SUCCESS: Login Success [user: {c.user}] [Source: {c.src}] "
-               f"[localport: 22] at {t:%H:%M:%S} CST {t:%a %b %d %Y}")  # fmt: skip
+        msg = (
+            f"{head} %SEC_LOGIN-5-LOGIN_SUCCESS: Login Success [user: {c.user}] [Source: {c.src}] "
+            f"[localport: 22] at {t:%H:%M:%S} CST {t:%a %b %d %Y}"
+        )
     elif kind == "login_failed":
-        msg = (f"{head} %SEC_LOGIN-4-LOGIN_FAILED: Login failed [user: {c.user}] [Source: {c.src}] "
-               f"[localport: 22] [Reason: Login Authentication Failed] at {t:%H:%M:%S} CST {t:%a %b %d %Y}")  # fmt: skip
+        msg = (
+            f"{head} %SEC_LOGIN-4-LOGIN_FAILED: Login failed [user: {c.user}] [Source: {c.src}] "
+            f"[localport: 22] [Reason: Login Authentication Failed] at {t:%H:%M:%S} CST {t:%a %b %d %Y}"
+        )
     elif kind == "config":
         msg = f"{head} %SYS-5-CONFIG_I: Configured from console by {c.user} on vty0 ({c.src})"
     else:
@@ -199,13 +228,17 @@ def _sangfor(kind: str, c: _Ctx) -> Emitted:
     head = f"{_pri(6, 16)}{_bsd(t)} {c.dev.name} fwlog:"
     if kind in ("permit", "deny"):
         action = "允许" if kind == "permit" else "拒绝"
-        msg = (f"{head} 日志类型:服务控制或应用控制, 策略名称:外网访问控制, 用户:(null), 源IP:{_inside(r)}, "
-               f"源端口:{r.randint(1024, 65535)}, 目的IP:{_outside(r)}, 目的端口:{r.choice((80, 443, 8080))}, "
-               f"应用类型:网站浏览, 应用名称:HTTP, 系统动作:{action}")  # fmt: skip
+        msg = (
+            f"{head} 日志类型:服务控制或应用控制, 策略名称:外网访问控制, 用户:(null), 源IP:{_inside(r)}, "
+            f"源端口:{r.randint(1024, 65535)}, 目的IP:{_outside(r)}, 目的端口:{r.choice((80, 443, 8080))}, "
+            f"应用类型:网站浏览, 应用名称:HTTP, 系统动作:{action}"
+        )
     elif kind == "ips":
-        msg = (f"{head} 日志类型:IPS防护日志, 源IP:{r.choice(ATTACKERS)}, 源端口:{r.randint(1024, 65535)}, "
-               f"目的IP:{_inside(r)}, 目的端口:80, 协议:tcp, 攻击类型:web漏洞攻击, "
-               f"漏洞名称:Apache Struts 远程代码执行漏洞, 严重等级:高, 动作:拒绝")  # fmt: skip
+        msg = (
+            f"{head} 日志类型:IPS防护日志, 源IP:{r.choice(ATTACKERS)}, 源端口:{r.randint(1024, 65535)}, "
+            f"目的IP:{_inside(r)}, 目的端口:80, 协议:tcp, 攻击类型:web漏洞攻击, "
+            f"漏洞名称:Apache Struts 远程代码执行漏洞, 严重等级:高, 动作:拒绝"
+        )
     elif kind in ("login", "login_failed"):
         result = "成功" if kind == "login" else "失败"
         msg = f"{head} 日志类型:管理员登录, 用户:{c.user}, 源IP:{c.src}, 登录方式:WEB, 结果:{result}"
@@ -218,26 +251,36 @@ def _sangfor(kind: str, c: _Ctx) -> Emitted:
 def _topsec(kind: str, c: _Ctx) -> Emitted:
     t = _bj(c.now)
     r = c.rng
-    head = (f'{_pri(6)}id="NGTOS" version="V3.2294.23040_NGFW.1_R" time="{t:%Y-%m-%d %H:%M:%S}" '
-            f'dev="{c.dev.name}"')  # fmt: skip
+    head = (
+        f'{_pri(6)}id="NGTOS" version="V3.2294.23040_NGFW.1_R" time="{t:%Y-%m-%d %H:%M:%S}" '
+        f'dev="{c.dev.name}"'
+    )
     if kind in ("permit", "deny"):
         rule = "accept" if kind == "permit" else "deny"
-        msg = (f'{head} pri="6" type="ac" recorder="ac" index="1050" vsid="0" policyid="{r.randint(1, 99)}" '
-               f'protoname="TCP" src="{_inside(r)}" sport="{r.randint(1024, 65535)}" dst="{_outside(r)}" '
-               f'dport="{r.choice((80, 443, 21))}" rule="{rule}" msg="null"')  # fmt: skip
+        msg = (
+            f'{head} pri="6" type="ac" recorder="ac" index="1050" vsid="0" policyid="{r.randint(1, 99)}" '
+            f'protoname="TCP" src="{_inside(r)}" sport="{r.randint(1024, 65535)}" dst="{_outside(r)}" '
+            f'dport="{r.choice((80, 443, 21))}" rule="{rule}" msg="null"'
+        )
     elif kind == "ips":
         name, _ = r.choice(THREATS)
-        msg = (f'{head} pri="2" type="入侵防御日志" recorder="IPSEVENT" index="2120" vsid="0" protoname="tcp" '
-               f'src="{r.choice(ATTACKERS)}" sport="{r.randint(1024, 65535)}" dst="{_inside(r)}" dport="80" '
-               f'event="{name}" action="drop"')  # fmt: skip
+        msg = (
+            f'{head} pri="2" type="入侵防御日志" recorder="IPSEVENT" index="2120" vsid="0" protoname="tcp" '
+            f'src="{r.choice(ATTACKERS)}" sport="{r.randint(1024, 65535)}" dst="{_inside(r)}" dport="80" '
+            f'event="{name}" action="drop"'
+        )
     elif kind in ("login", "login_failed"):
         ok = kind == "login"
-        msg = (f'{head} pri="{6 if ok else 4}" type="admin" recorder="admin" index="2010" vsid="0" '
-               f'user="{c.user}" src="{c.src}" op="login" method="SSH" result="{"success" if ok else "failed"}" '
-               f'description="{"login success" if ok else "login failed"}"')  # fmt: skip
+        msg = (
+            f'{head} pri="{6 if ok else 4}" type="admin" recorder="admin" index="2010" vsid="0" '
+            f'user="{c.user}" src="{c.src}" op="login" method="SSH" result="{"success" if ok else "failed"}" '
+            f'description="{"login success" if ok else "login failed"}"'
+        )
     else:
-        msg = (f'{head} pri="6" type="mgmt" recorder="config" index="2000" vsid="0" user="{c.user}" '
-               f'src="{c.src}" result="success" command="firewall policy modify id {r.randint(1, 99)}"')  # fmt: skip
+        msg = (
+            f'{head} pri="6" type="mgmt" recorder="config" index="2000" vsid="0" user="{c.user}" '
+            f'src="{c.src}" result="success" command="firewall policy modify id {r.randint(1, 99)}"'
+        )
     return Emitted(msg.encode("gbk"), "tcp-octet", kind)
 
 
@@ -263,14 +306,27 @@ MIX: dict[str, list[tuple[str, int]]] = {
 }
 
 
-def message(dev: LabDevice, kind: str, now: float, rng: random.Random, seq: int,
-            user: str | None = None, src: str | None = None) -> Emitted | None:  # fmt: skip
+def message(
+    dev: LabDevice,
+    kind: str,
+    now: float,
+    rng: random.Random,
+    seq: int,
+    user: str | None = None,
+    src: str | None = None,
+) -> Emitted | None:
     """One message of `kind` (permit, deny, ips, login, login_failed, config, link) in the device's shape."""
     shape = SHAPES.get(dev.vendor)
     if shape is None:
         return None
-    ctx = _Ctx(dev, now, rng, seq, src or f"10.255.{rng.randint(0, 3)}.{rng.randint(2, 254)}",
-               user or rng.choice(ADMINS))  # fmt: skip
+    ctx = _Ctx(
+        dev,
+        now,
+        rng,
+        seq,
+        src or f"10.255.{rng.randint(0, 3)}.{rng.randint(2, 254)}",
+        user or rng.choice(ADMINS),
+    )
     return shape(kind, ctx)
 
 
@@ -330,9 +386,9 @@ class SyslogEmitter:
         return True
 
     async def _tcp(self, dev: LabDevice) -> asyncio.StreamWriter:
-        writer = self.tcp.get(dev.name)
-        if writer is not None and not writer.is_closing():
-            return writer
+        old = self.tcp.get(dev.name)
+        if old is not None and not old.is_closing():
+            return old
         _, writer = await asyncio.wait_for(
             asyncio.open_connection(self.host, self.port, local_addr=(dev.address, 0)), 3.0
         )

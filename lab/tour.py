@@ -30,22 +30,39 @@ class Step:
 
 
 STEPS = (
-    Step("uplink", "汇聚点丢失一条上联 (uplink lost at an aggregation point)",
-         "一次 IV 级告警 UplinkRedundancyLost（另一条上联仍在，不是断网）；设备发出 linkDown trap 和接口日志",
-         "/incidents"),
-    Step("core", "核心交换机宕机 (core switch down)",
-         "只有一条 II 级 CoreDeviceDown 告警；只挂在它下面的设备列为受影响（不可达），双上联的汇聚点只算降级，都不单独告警",
-         "/incidents 与 /topology"),
-    Step("failover", "防火墙主备切换 (firewall failover)",
-         "新主用发出 VRRP trap；HAFailover / HAGroupFailedOver 告警，设备页显示新角色",
-         "/incidents 与 /devices/{device}"),
-    Step("bruteforce", "防火墙暴力破解登录 (brute-force logins on the firewall)",
-         "防火墙发出 30 条登录失败日志（同一外网地址），随后一次成功登录：全部进入防篡改安全日志",
-         "/logs?device={device}&event_type=admin_login"),
-    Step("config", "配置变更 (a config change)",
-         "设备发出配置变更日志；下一次 SSH 配置备份保存新版本，备份页显示差异；ConfigChangedOutsideMaintenance 告警",
-         "/backups/{device}"),
-)  # fmt: skip
+    Step(
+        "uplink",
+        "汇聚点丢失一条上联 (uplink lost at an aggregation point)",
+        "一次 IV 级告警 UplinkRedundancyLost（另一条上联仍在，不是断网）；设备发出 linkDown trap 和接口日志",
+        "/incidents",
+    ),
+    Step(
+        "core",
+        "核心交换机宕机 (core switch down)",
+        "只有一条 II 级 CoreDeviceDown 告警；只挂在它下面的设备列为受影响（不可达），"
+        "双上联的汇聚点只算降级，都不单独告警",
+        "/incidents 与 /topology",
+    ),
+    Step(
+        "failover",
+        "防火墙主备切换 (firewall failover)",
+        "新主用发出 VRRP trap；HAFailover / HAGroupFailedOver 告警，设备页显示新角色",
+        "/incidents 与 /devices/{device}",
+    ),
+    Step(
+        "bruteforce",
+        "防火墙暴力破解登录 (brute-force logins on the firewall)",
+        "防火墙发出 30 条登录失败日志（同一外网地址），随后一次成功登录：全部进入防篡改安全日志",
+        "/logs?device={device}&event_type=admin_login",
+    ),
+    Step(
+        "config",
+        "配置变更 (a config change)",
+        "设备发出配置变更日志；下一次 SSH 配置备份保存新版本，备份页显示差异；"
+        "ConfigChangedOutsideMaintenance 告警",
+        "/backups/{device}",
+    ),
+)
 STEP_KEYS = tuple(s.key for s in STEPS)
 
 
@@ -83,13 +100,25 @@ def plan(run_dir: Path, key: str) -> tuple[Step, str, list[dict[str, Any]]]:
         return step, fw, [_fault(fw, "ha_failover")]
     if key == "bruteforce":
         fw = _first(inv, "firewall")
-        burst = {"op": "syslog_burst", "device": fw, "kind": "login_failed", "count": 30,
-                 "src": "203.0.113.66", "user": "admin"}  # fmt: skip
-        ok = {"op": "syslog_burst", "device": fw, "kind": "login", "count": 1, "src": "203.0.113.66",
-              "user": "admin"}  # fmt: skip
+        burst = {
+            "op": "syslog_burst",
+            "device": fw,
+            "kind": "login_failed",
+            "count": 30,
+            "src": "203.0.113.66",
+            "user": "admin",
+        }
+        ok = {
+            "op": "syslog_burst",
+            "device": fw,
+            "kind": "login",
+            "count": 1,
+            "src": "203.0.113.66",
+            "user": "admin",
+        }
         return step, fw, [burst, ok]
-    dev = next((d.name for d in inv.devices if d.role.value == "aggregation_switch" and inv.ssh_of(d)), None)
-    dev = dev or _first(inv, "core_switch", ssh=True)
+    agg = next((d.name for d in inv.devices if d.role.value == "aggregation_switch" and inv.ssh_of(d)), None)
+    dev = agg or _first(inv, "core_switch", ssh=True)
     return (
         step,
         dev,
