@@ -54,7 +54,7 @@ class LabSignals:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    def _log(self, dev: LabDevice, kind: str, **kw: str) -> None:
+    def _log(self, dev: LabDevice, kind: str, **kw: Any) -> None:
         if self.emitter is not None:
             self._spawn(self.emitter.send(dev, kind, **kw))
 
@@ -65,7 +65,7 @@ class LabSignals:
             for end, name in zip(self._ends(dev, result), result.get("interfaces", []), strict=False):
                 if self.traps is not None:
                     self.traps.link(end, name, up=False)
-                self._log(end, "link")
+                self._log(end, "link", iface=name, up=False)
         elif kind == "ha_failover":
             for member in self._ha_members(dev):
                 if member.ha_role in ("active", "primary") and self.traps is not None:
@@ -91,9 +91,10 @@ class LabSignals:
 
     def on_clear(self, device: str, cleared: list[str], ups: list[tuple[LabDevice, str]]) -> None:
         """A fault was cleared: linkUp for links back up, a new master for a swapped-back pair."""
-        if self.traps is not None:
-            for dev, name in ups:
+        for dev, name in ups:
+            if self.traps is not None:
                 self.traps.link(dev, name, up=True)
+            self._log(dev, "link", iface=name, up=True)
         if "ha_failover" in cleared:
             for member in self._ha_members(self.faults.device(device)):
                 if member.ha_role in ("active", "primary") and self.traps is not None:

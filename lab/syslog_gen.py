@@ -79,6 +79,14 @@ class _Ctx:
     seq: int
     src: str = field(default="")
     user: str = field(default="")
+    iface: str = field(default="")  # link messages: the interface (a random port when empty)
+    up: bool = True
+
+    def port(self, fallback: str) -> str:
+        return self.iface or fallback
+
+    def updown(self, up: str = "up", down: str = "down") -> str:
+        return up if self.up else down
 
 
 def _inside(rng: random.Random) -> str:
@@ -133,6 +141,11 @@ def _hillstone(kind: str, c: _Ctx) -> Emitted:
             f'{_pri(4)}{head} Event@MGMT: Admin user "{c.user}" failed to log in through SSH, '
             f"and the IP is {c.src}."
         )
+    elif kind == "link":
+        msg = (
+            f"{_pri(5 if c.up else 3)}{head} Event@NET: Interface {c.port('ethernet0/1')} link status "
+            f"changes to {c.updown()}."
+        )
     else:  # config
         msg = (
             f'{_pri(6)}{head} Configuration@MGMT: "{c.user}"@ssh, policy {r.randint(1, 40)}: '
@@ -169,11 +182,19 @@ def _huawei(kind: str, c: _Ctx) -> Emitted:
             f"{_pri(5)}{head} %%01CFG/5/CFG_CHANGE(l):The configuration changed. (User={c.user}, "
             f'IpAddress={c.src}, Command="interface GigabitEthernet0/0/{r.randint(1, 24)}")'
         )
-    else:  # link / ips fallback
+    elif kind == "ips":
+        name, _ = r.choice(THREATS)
         msg = (
-            f"{_pri(4)}{head} %%01IFNET/4/IF_STATE(l):Interface GigabitEthernet0/0/{r.randint(1, 24)} "
-            f"has turned into UP state."
+            f"{_pri(4)}{head} %%01IPS/4/DETECT(l):An intrusion was detected. "
+            f"(SyslogId={r.randint(1, 10**6)}, "
+            f'VSys="public", Policy="ips-inbound", SrcIp={r.choice(ATTACKERS)}, DstIp={_inside(r)}, '
+            f"SrcPort={r.randint(1024, 65535)}, DstPort=80, SrcZone=untrust, DstZone=dmz, "
+            f'Protocol=TCP, SignName="{name}", Action=Block)'
         )
+    else:  # link
+        port = c.port(f"GigabitEthernet0/0/{r.randint(1, 24)}")
+        state = c.updown("UP", "DOWN")
+        msg = f"{_pri(4)}{head} %%01IFNET/4/IF_STATE(l):Interface {port} has turned into {state} state."
     return Emitted(msg.encode(), "udp", kind)
 
 
@@ -195,7 +216,7 @@ def _h3c(kind: str, c: _Ctx) -> Emitted:
     else:
         msg = (
             f"{_pri(5)}{head} %%10IFNET/5/LINK_UPDOWN: Line protocol state on the interface "
-            f"GigabitEthernet1/0/{c.rng.randint(1, 48)} changed to up."
+            f"{c.port(f'GigabitEthernet1/0/{c.rng.randint(1, 48)}')} changed to {c.updown()}."
         )
     return Emitted(msg.encode(), "udp", kind)
 
@@ -217,8 +238,8 @@ def _cisco_like(kind: str, c: _Ctx, ruijie: bool) -> Emitted:
     elif kind == "config":
         msg = f"{head} %SYS-5-CONFIG_I: Configured from console by {c.user} on vty0 ({c.src})"
     else:
-        port = "GigabitEthernet 0/" if ruijie else "GigabitEthernet1/0/"
-        msg = f"{head} %LINK-3-UPDOWN: Interface {port}{c.rng.randint(1, 24)}, changed state to up"
+        port = c.port(("GigabitEthernet 0/" if ruijie else "GigabitEthernet1/0/") + str(c.rng.randint(1, 24)))
+        msg = f"{head} %LINK-3-UPDOWN: Interface {port}, changed state to {c.updown()}"
     return Emitted(msg.encode("ascii", "replace"), "udp", kind)
 
 
@@ -242,6 +263,9 @@ def _sangfor(kind: str, c: _Ctx) -> Emitted:
     elif kind in ("login", "login_failed"):
         result = "成功" if kind == "login" else "失败"
         msg = f"{head} 日志类型:管理员登录, 用户:{c.user}, 源IP:{c.src}, 登录方式:WEB, 结果:{result}"
+    elif kind == "link":
+        state = "恢复正常" if c.up else "离线，原因是链路断开"
+        msg = f"{_pri(4, 16)}{_bsd(t)} {c.dev.name} LINKD: [ {c.port('eth0')} ]{state}"
     else:
         msg = f"{head} 日志类型:配置变更, 用户:{c.user}, 源IP:{c.src}, 操作:修改策略 外网访问控制"
     # Sangfor's Chinese-locale firmware sends GBK.
@@ -275,6 +299,11 @@ def _topsec(kind: str, c: _Ctx) -> Emitted:
             f'{head} pri="{6 if ok else 4}" type="admin" recorder="admin" index="2010" vsid="0" '
             f'user="{c.user}" src="{c.src}" op="login" method="SSH" result="{"success" if ok else "failed"}" '
             f'description="{"login success" if ok else "login failed"}"'
+        )
+    elif kind == "link":
+        msg = (
+            f'{head} pri="{5 if c.up else 1}" type="接口日志" recorder="interface" index="2280" vsid="0" '
+            f'interface="{c.port("feth1")}" op="{c.updown()}"'
         )
     else:
         msg = (
@@ -314,6 +343,8 @@ def message(
     seq: int,
     user: str | None = None,
     src: str | None = None,
+    iface: str = "",
+    up: bool = True,
 ) -> Emitted | None:
     """One message of `kind` (permit, deny, ips, login, login_failed, config, link) in the device's shape."""
     shape = SHAPES.get(dev.vendor)
@@ -326,6 +357,8 @@ def message(
         seq,
         src or f"10.255.{rng.randint(0, 3)}.{rng.randint(2, 254)}",
         user or rng.choice(ADMINS),
+        iface,
+        up,
     )
     return shape(kind, ctx)
 
@@ -352,12 +385,20 @@ class SyslogEmitter:
         self.dropped = 0
         self._lock = asyncio.Lock()
 
-    async def send(self, dev: LabDevice, kind: str, user: str | None = None, src: str | None = None) -> bool:
+    async def send(
+        self,
+        dev: LabDevice,
+        kind: str,
+        user: str | None = None,
+        src: str | None = None,
+        iface: str = "",
+        up: bool = True,
+    ) -> bool:
         """Send one message of `kind` from `dev` now (False when it could not be sent)."""
         if dev.dead:
             return False
         n = self.seq[dev.name] = self.seq.get(dev.name, 0) + 1
-        msg = message(dev, kind, time.time(), self.rng, n, user, src)
+        msg = message(dev, kind, time.time(), self.rng, n, user, src, iface, up)
         if msg is None:
             return False
         try:

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -275,6 +276,12 @@ def _drive(demo: Demo, browser: Any) -> None:
         "the notification",
     )
     assert "主备切换" in demo.out()
+    # The new active firewall's VRRP trap reached govnet (it made govnet re-poll at once).
+    metrics = urllib.request.urlopen(f"http://{HOST}:{demo.base}/metrics", timeout=10).read().decode()
+    vrrp = r'^govnet_traps_received_total\{device="nc-fw-\d".*trap="vrrpTrapNewMaster".*\} (\S+)$'
+    traps = re.findall(vrrp, metrics, re.M)
+    assert traps and sum(float(v) for v in traps) >= 1
+    assert re.search(r"^govnet_syslog_received_total (\S+)$", metrics, re.M)
     oncall.goto(link.group(1))
     assert oncall.locator(f"article#{inc_id}").count() == 1
     width = oncall.evaluate("document.documentElement.scrollWidth")
