@@ -152,7 +152,7 @@ def _ours(run_dir: Path, pg_ports: tuple[int, int]) -> set[int]:
 
 def _listening() -> list[str]:
     res = subprocess.run(["ss", "-H", "-l", "-n", "-t", "-u"], capture_output=True, text=True, check=True)
-    return [ln for ln in res.stdout.splitlines() if "127.36." in ln]
+    return [ln for ln in res.stdout.splitlines() if "127.36.0." in ln or "127.36.1." in ln]
 
 
 def _alive(pids: set[int]) -> list[str]:
