@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import require, require_cmd
 
-ROOT = Path(__file__).resolve().parents[1]
-GOVNET = ROOT / ".venv" / "bin" / "govnet"
+from tests.support.paths import GOVNET, ROOT, TESTS
+from tests.support.require import require, require_cmd
+
 HOST = "127.36.0.1"
 LAB_BASE = "127.36.1.0"
-ARTIFACTS = Path(__file__).parent / "artifacts"
+ARTIFACTS = TESTS / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from test_api_world import PASSWORD, World, make_world
 
 from alerts.config import parse_alerting
 from alerts.engine import Engine
 from alerts.rules import load_rules
 from api.app import create_app
-from govnet.samples import Sample, labels_of
+from core.samples import Sample, labels_of
+from tests.support.api_world import PASSWORD, World, make_world
 
 RULE = """
 rules:
