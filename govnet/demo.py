@@ -93,9 +93,9 @@ def _secret_file(path: Path) -> str:
     return f"file:{path}"
 
 
-def _wait_http(url: str, timeout: float) -> bool:
+def _wait_http(url: str, timeout: float, stop: threading.Event) -> bool:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stop.is_set():
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 (a loopback URL we built)
                 if resp.status < 500:
@@ -105,10 +105,10 @@ def _wait_http(url: str, timeout: float) -> bool:
     return False
 
 
-def _wait_polled(url: str, devices: int, timeout: float) -> bool:
-    """True once /metrics has a govnet_up series for `devices` devices."""
+def _wait_polled(url: str, devices: int, timeout: float, stop: threading.Event) -> bool:
+    """True once /metrics has a govnet_up series for `devices` devices (False on timeout or stop)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stop.is_set():
         try:
             with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (a loopback URL we built)
                 text = resp.read().decode("utf-8", "replace")
@@ -536,14 +536,17 @@ def main(argv: list[str] | None = None) -> int:
         cfg_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
         children.start("govnet", [sys.executable, "-m", "govnet", "run", "--config", str(cfg_path)])
         say("waiting for govnet run (first polls, console)...")
-        ok = _wait_http(f"http://{host}:{ports.metrics}/metrics", 60) and _wait_http(f"{console}/login", 30)
+        metrics_url = f"http://{host}:{ports.metrics}/metrics"
+        ok = _wait_http(metrics_url, 60, stopping) and _wait_http(f"{console}/login", 30, stopping)
+        if stopping.is_set():
+            return 0
         if not ok:
             say(f"! govnet run did not answer; see {run_dir / 'logs' / 'govnet.log'}")
             return 1
         # Ready means every device was polled once and alerting has left its warm-up: a fault injected
         # earlier would already be in the first poll, and a change nobody saw happen is not a change.
         total = len(yaml.safe_load(inventory.read_text(encoding="utf-8"))["devices"])
-        if not _wait_polled(f"http://{host}:{ports.metrics}/metrics", total, 120):
+        if not _wait_polled(metrics_url, total, 120, stopping) and not stopping.is_set():
             say("! not every device was polled within 120 s (a busy machine?); carrying on")
         stopping.wait(6)  # one alert evaluation (evaluate_interval 5 s) after the last first poll
         prom = None if "prometheus" in opts.without else shutil.which("prometheus")

@@ -97,9 +97,9 @@ class Demo:
         return {role: (user, pw) for role, user, pw in found}
 
     def stop(self) -> int:
-        """SIGINT (Ctrl-C), as a user stops it; the exit status."""
+        """Ctrl-C as a terminal sends it: SIGINT to the demo's whole process group; the exit status."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            os.killpg(self.proc.pid, signal.SIGINT)
             try:
                 return self.proc.wait(120)
             except subprocess.TimeoutExpired:
@@ -176,7 +176,7 @@ def start_demo(run_dir: Path, *extra: str) -> Demo:
          "--lab-base", LAB_BASE,
          "--run-dir", str(run_dir), *extra],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True,  # a group, as in a terminal
     )  # fmt: skip
     d = Demo(proc, run_dir, base)
     threading.Thread(target=d.read, daemon=True).start()
