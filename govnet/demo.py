@@ -368,7 +368,11 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(run_dir / sub, ignore_errors=True)
     (run_dir / "logs").mkdir(exist_ok=True)
     children = Children(run_dir / "logs")
-    sinks = Sinks(host, ports.hook, ports.smtp, say)
+    try:
+        sinks = Sinks(host, ports.hook, ports.smtp, say)
+    except OSError as exc:
+        say(f"! cannot listen on {host}:{ports.hook} ({exc.strerror}): is a demo running? try --port-base")
+        return 1
     lab = LabProcess(
         opts.inventory,
         run_dir / "lab",
@@ -381,7 +385,11 @@ def main(argv: list[str] | None = None) -> int:
     pg: PgPair | None = None
     console = f"http://{host}:{ports.api}"
     try:
-        sinks.start()
+        try:
+            sinks.start()
+        except (OSError, RuntimeError) as exc:
+            say(f"! cannot listen on {host}:{ports.smtp} ({exc}): is a demo running? try --port-base")
+            return 1
         say(f"govnet demo: simulating {opts.inventory.name} on loopback ({run_dir})")
         try:
             lab.start()
