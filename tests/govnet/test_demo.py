@@ -268,6 +268,8 @@ def _drive(demo: Demo, browser: Any) -> None:
     print(f"\n[demo] failover incident on the board {time.monotonic() - started:.1f} s after the tour step")
     inc_id = card.get_attribute("id")
     assert inc_id and inc_id.startswith("INC-")
+    board_width = oncall.evaluate("document.documentElement.scrollWidth")
+    assert board_width <= PHONE["width"], f"the board is {board_width} px wide on a {PHONE['width']} px phone"
 
     # The notification printed by the demo's sink is in Chinese and links to the incident page.
     link = wait_for(
@@ -301,7 +303,13 @@ def _drive(demo: Demo, browser: Any) -> None:
     auditor = login(browser, demo, "auditor", {"width": 1400, "height": 900})
 
     def firewall_rows(query: str) -> list[list[str]]:
-        auditor.goto(f"{demo.console}/logs?{query}")
+        # The auditor's search form, as a person fills it in.
+        fields = dict(pair.split("=", 1) for pair in query.split("&"))
+        auditor.goto(f"{demo.console}/logs")
+        auditor.fill("#search input[name=device]", fields.get("device", ""))
+        auditor.fill("#search input[name=event_type]", fields.get("event_type", ""))
+        auditor.click("#search button")
+        auditor.wait_for_load_state()
         rows = auditor.locator("table.logs tr").all()[1:]
         return [r.locator("td").all_inner_texts() for r in rows]
 
