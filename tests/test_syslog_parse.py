@@ -65,7 +65,7 @@ def test_rfc5424_structured_data_and_bom() -> None:
 
 def test_rfc3164_without_year_takes_receive_year() -> None:
     rec = parse(b"<38>Mar  2 01:02:03 host1 sshd[99]: Accepted password for root")
-    assert rec["dev_ts"] == "2026-03-02T01:02:03"
+    assert rec["dev_ts"] == "2026-03-01T17:02:03.000000Z"  # zone-less: Asia/Shanghai, the default
     assert rec["host"] == "host1" and rec["app"] == "sshd"
     assert rec["msg"] == "Accepted password for root"
     assert rec["facility"] == 4 and rec["severity"] == 6
@@ -73,7 +73,7 @@ def test_rfc3164_without_year_takes_receive_year() -> None:
 
 def test_december_stamp_received_in_january_is_last_year() -> None:
     rec = parse_frame(b"<38>Dec 31 23:59:59 h a: x", 1_767_225_700.0, "1.1.1.1:1", "udp", FORMATS, {})
-    assert rec["dev_ts"] == "2025-12-31T23:59:59"
+    assert rec["dev_ts"] == "2025-12-31T15:59:59.000000Z"
 
 
 def test_gbk_text_is_decoded_and_raw_kept() -> None:

@@ -63,7 +63,10 @@ def expected_value(field: str, exp: dict[str, Any]) -> tuple[bool, Any]:
     if field == "time":
         if "time" not in exp:
             return False, None
-        return True, expected_instant(exp["time"])
+        text = exp["time"]
+        if "timezone" in exp and "date=" in text:  # FortiOS tz= next to date= time=
+            text = f"{text} {exp['timezone']}"
+        return True, expected_instant(text)
     if field == "severity":
         sev = exp.get("severity")
         if not sev:
@@ -103,11 +106,12 @@ def got_value(field: str, rec: dict[str, Any]) -> Any:
     return rec[field]
 
 
-def score() -> tuple[dict[str, Counter[str]], dict[str, Counter[str]], list[str], list[str]]:
+def score() -> tuple[dict[str, Counter[str]], dict[str, Counter[str]], list[str], list[str], list[str]]:
     fam: dict[str, Counter[str]] = defaultdict(Counter)
     per_field: dict[str, Counter[str]] = defaultdict(Counter)
     wrong: list[str] = []
     bad_outcomes: list[str] = []
+    missing: list[str] = []
     for s in load():
         rec = parse_frame(s["raw"].encode("utf-8"), RECV, "192.0.2.1:514", "udp", FORMATS, {})
         f = fam[s["family"]]
@@ -131,6 +135,7 @@ def score() -> tuple[dict[str, Counter[str]], dict[str, Counter[str]], list[str]
                 verdict = "right"
             elif got is None:
                 verdict = "missing"
+                missing.append(f"{s['id']}: {field} want {want!r}")
             else:
                 verdict = "wrong"
                 wrong.append(f"{s['id']}: {field} got {got!r} want {want!r}")
@@ -138,7 +143,7 @@ def score() -> tuple[dict[str, Counter[str]], dict[str, Counter[str]], list[str]
                     bad_outcomes.append(f"{s['id']}: outcome {got!r} want {want!r}")
             f[verdict] += 1
             per_field[field][verdict] += 1
-    return fam, per_field, wrong, bad_outcomes
+    return fam, per_field, wrong, bad_outcomes, missing
 
 
 def table(rows: dict[str, Counter[str]], cols: tuple[str, ...], first: str) -> str:
@@ -155,10 +160,11 @@ def table(rows: dict[str, Counter[str]], cols: tuple[str, ...], first: str) -> s
 
 
 def test_samples_fields_right_or_absent() -> None:
-    fam, per_field, wrong, bad_outcomes = score()
+    fam, per_field, wrong, bad_outcomes, missing = score()
     print("\n" + table(fam, ("lines", "recognised", "expected", "right", "wrong", "missing"), "family"))
     print("\n" + table(per_field, ("expected", "right", "wrong", "missing"), "field"))
     print("\nwrong values:\n  " + "\n  ".join(wrong))
+    print("\nmissing values:\n  " + "\n  ".join(missing))
     total: Counter[str] = Counter()
     for c in fam.values():
         total.update(c)

@@ -151,7 +151,9 @@ _SD_KEYS = {
 def _from_structured_data(rec: Record, sd: dict[str, dict[str, str]]) -> None:
     """Fill empty fields from RFC 5424 structured data with common parameter names."""
     raw: dict[str, Any] = {}
-    for params in sd.values():
+    for sd_id, params in sd.items():
+        if sd_id in ("origin", "meta", "timeQuality"):  # RFC 5424's own elements describe the sender
+            continue
         for key, value in params.items():
             target = _SD_KEYS.get(key.lower())
             if target and target not in raw:

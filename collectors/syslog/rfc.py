@@ -43,7 +43,7 @@ _ISO = re.compile(
     r"(?: (?P<zone>" + _ZONE_ALT + r")(?=[\s:]))?[,:]?(?= |$)"
 )
 _YEAR_ONLY = re.compile(r"(?P<y>\d{4}) (?=\S+ +%%)")  # old VRP behind a relay: "2015 HOST %% 01 ..."
-_HOST = re.compile(r'(?P<host>"[^"\s]{1,255}"|[^\s"]{1,255})(?P<colon> ?:)?(?: +|$)')
+_HOST = re.compile(r'(?P<host>"[^"\s]{1,255}"|[^\s"]{1,255}?)(?P<colon> ?:)?(?: +|$)')
 _VSYS = re.compile(r"(?P<host>.+?)\((?P<vsys>[^()\s]{1,64})\)")
 _TAG = re.compile(r"(?P<tag>[A-Za-z0-9_./()-]{1,48}?)(?:\[(?P<pid>\d{1,10})\])?:(?: +|$)")
 _SD_PARAM = re.compile(r'\s*([^\s=\]"]{1,32})="((?:[^"\\]|\\.)*)"')
