@@ -116,19 +116,31 @@ def test_unknown_source_flagged_known_mapped() -> None:
 
 def test_framer_octet_counting_and_lf_mixed() -> None:
     f = Framer(max_frame=100)
-    frames = f.feed(b"5 hello10 <13>world\n<14>lf line\n\x00")
-    frames += f.feed(b"3 ab")
-    frames += f.feed(b"c")
-    assert frames == [b"hello", b"<13>world\n", b"<14>lf line", b"abc"]
+    frames = f.feed(b"5 <1>hi10 <13>world\n<14>lf line\n\x00")
+    frames += f.feed(b"5 <1>a")
+    frames += f.feed(b"b")
+    assert frames == [b"<1>hi", b"<13>world\n", b"<14>lf line", b"<1>ab"]
+
+
+def test_framer_lf_line_starting_with_digits_is_a_line_not_a_length() -> None:
+    # StoneOS sends body-only records over LF framing: "48088401 IPS@IPS: ..." is not an octet count.
+    f = Framer(max_frame=1000)
+    lines = [b"48088401 IPS@IPS: From 10.0.0.1:1 to 10.0.0.2:80, threat name: x", b"7 days", b"<13>next"]
+    frames = []
+    data = b"\n".join(lines) + b"\n"
+    for i in range(0, len(data), 7):
+        frames += f.feed(data[i : i + 7])
+    assert frames == lines and f.error is None
 
 
 def test_framer_oversized_length_prefix_raises() -> None:
     f = Framer(max_frame=1000)
-    assert f.feed(b"3 abc99999999 " + b"x" * 5000) == [b"abc"]
+    assert f.feed(b"5 <1>ab99999999 <" + b"x" * 5000) == [b"<1>ab"]
     assert f.error and "exceeds" in f.error and not f.buf
-    assert f.feed(b"3 abc") == []  # nothing more is accepted on this connection
+    assert f.feed(b"5 <1>ab") == []  # nothing more is accepted on this connection
     g = Framer(max_frame=1000)
-    assert g.feed(b"123456789012345") == [] and g.error
+    assert g.feed(b"123456789012345") == [] and not g.error  # no count has 15 digits: a line
+    assert g.feed(b" x\n") == [b"123456789012345 x"]
     assert Framer().feed(b"2026-03-12 no pri but LF framed\n") == [b"2026-03-12 no pri but LF framed"]
 
 

@@ -122,14 +122,14 @@ def test_gbk_and_hillstone_nul_over_tcp_lf_framing(tmp_path: Path) -> None:
 def test_oversized_length_prefix_closes_connection(tmp_path: Path) -> None:
     async def body(rx: Receiver) -> None:
         reader, writer = await asyncio.open_connection(HOST, rx.tcp_port)
-        writer.write(b"5 hello" + b"999999999 " + b"x" * 10_000)
+        writer.write(b"5 <1>ab" + b"999999999 <" + b"x" * 10_000)
         await writer.drain()
         assert await asyncio.wait_for(reader.read(), 10) == b""  # server closed the connection
         writer.close()
         await wait_for(lambda: rx.ingest.stats.oversized_closed_total == 1)
 
     recs = run(tmp_path, body, max_frame=4096)
-    assert base64.b64decode(recs[0]["raw"]) == b"hello"
+    assert base64.b64decode(recs[0]["raw"]) == b"<1>ab"
     assert recs[1]["action"] == "connection_closed" and "exceeds" in recs[1]["msg"]
 
 
