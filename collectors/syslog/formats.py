@@ -39,6 +39,7 @@ HEADER_FIELDS = (
 
 _OPTS = re2.Options()
 _OPTS.max_mem = 8 << 20  # RE2's DFA memory per pattern; beyond it RE2 falls back to its (still linear) NFA
+_OPTS.log_errors = False  # a bad pattern is reported as a ValueError naming it, not on stderr
 
 
 def compile_re(pattern: str) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import importlib
 import multiprocessing
 import time
 from collections.abc import Mapping, Sequence
@@ -60,9 +61,12 @@ def _worker(
     devices: dict[str, str],
     zones: dict[str, str],
     progress: Any,
+    parser: str,
 ) -> None:
     """Worker loop: (job, frames) in, field tuples out; `progress[0:2]` = (job, line) being parsed."""
     formats = [compile_format(VendorFormat.model_validate(spec)) for spec in specs]
+    module, _, name = parser.partition(":")
+    parse_frame = getattr(importlib.import_module(module), name)
     while True:
         try:
             job, frames = inbox.recv()
@@ -89,13 +93,13 @@ class _Slot:
     """One worker process with its pipes and its shared progress cells."""
 
     def __init__(self, ctx: Any, n: int, specs: list[dict[str, Any]], devices: dict[str, str],
-                 zones: dict[str, str]) -> None:  # fmt: skip
+                 zones: dict[str, str], parser: str) -> None:  # fmt: skip
         self.progress = ctx.RawArray("q", 2)
         self.progress[0] = -1
         child_in, self.to = ctx.Pipe(duplex=False)
         self.frm, child_out = ctx.Pipe(duplex=False)
         self.proc = ctx.Process(
-            target=_worker, args=(child_in, child_out, specs, devices, zones, self.progress), daemon=True,
+            target=_worker, args=(child_in, child_out, specs, devices, zones, self.progress, parser), daemon=True,
             name=f"govnet-syslog-parse-{n}",
         )  # fmt: skip
         self.proc.start()
@@ -122,8 +126,10 @@ class ParsePool:
         devices: Mapping[str, str],
         zones: Mapping[str, str] | None = None,
         line_budget: float = LINE_BUDGET,
+        parser: str = "collectors.syslog.parse:parse_frame",
     ) -> None:
         self.formats = list(formats)
+        self.parser = parser  # "module:function" the workers parse with (tests substitute a hostile one)
         self.devices = dict(devices)
         self.zones = dict(zones or {})
         self.line_budget = line_budget
@@ -139,7 +145,7 @@ class ParsePool:
         self._slots = [self._spawn(n) for n in range(workers)]
 
     def _spawn(self, n: int) -> _Slot:
-        return _Slot(self._ctx, n, self._specs, self.devices, self.zones)
+        return _Slot(self._ctx, n, self._specs, self.devices, self.zones, self.parser)
 
     @property
     def workers(self) -> int:
