@@ -9,7 +9,7 @@ from collectors.syslog.parse import parse_frame
 
 
 def parse_or_hang(raw: bytes, *args: Any, **kwargs: Any) -> Any:
-    """Parse like the real parser; spin forever on b"HANG" (CPU-bound, like C code holding the GIL), exit on b"DIE"."""
+    """Parse like the real parser; spin on b"HANG" (CPU-bound, like a C regex), exit on b"DIE"."""
     if b"HANG" in raw:
         while True:
             pass

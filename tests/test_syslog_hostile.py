@@ -94,10 +94,10 @@ def test_hostile_64k_lines_parse_in_bounded_time() -> None:
             spent = cpu_parse(raw)
             if spent > worst.get(name, (0.0, 0))[0]:
                 worst[name] = (spent, len(raw))
-    for raw in (b"<1>" + b"Mar 1 " * 10000, b"1" * MAX, b"<13>1 " + b"[a b=\"" * 10000, b"%" * MAX):
+    for raw in (b"<1>" + b"Mar 1 " * 10000, b"1" * MAX, b"<13>1 " + b'[a b="' * 10000, b"%" * MAX):
         spent = cpu_parse(raw)  # the header parser on its own
         worst["header"] = max(worst.get("header", (0.0, 0)), (spent, len(raw)))
-    print("\nformat        worst CPU ms   line bytes   (budget %d ms)" % (BUDGET_S * 1000))
+    print(f"\nformat        worst CPU ms   line bytes   (budget {BUDGET_S * 1000:.0f} ms)")
     for name, (spent, size) in sorted(worst.items()):
         print(f"{name:<12}{spent * 1000:>14.1f}{size:>13}")
     over = {n: s for n, (s, _) in worst.items() if s > BUDGET_S}
@@ -145,9 +145,18 @@ def test_govnet_run_answers_metrics_while_hostile_datagrams_arrive(tmp_path: Pat
     host = "127.38.21.1"
     (tmp_path / "inv.yaml").write_text(
         yaml.safe_dump(
-            {"sites": [{"name": "s"}],
-             "devices": [{"name": "fw-1", "site": "s", "role": "firewall", "vendor": "hillstone",
-                          "address": "127.0.0.1"}]}  # fmt: skip
+            {
+                "sites": [{"name": "s"}],
+                "devices": [
+                    {
+                        "name": "fw-1",
+                        "site": "s",
+                        "role": "firewall",
+                        "vendor": "hillstone",
+                        "address": "127.0.0.1",
+                    }
+                ],
+            }
         )
     )
     udp_port = _free_port(host, socket.SOCK_DGRAM)
@@ -185,7 +194,7 @@ def test_govnet_run_answers_metrics_while_hostile_datagrams_arrive(tmp_path: Pat
             time.sleep(0.3)
         latencies = []
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
-            for rnd in range(3):
+            for _ in range(3):
                 for raw in hostile:
                     tx.sendto(raw, (host, udp_port))
                     time.sleep(0.005)
@@ -201,8 +210,11 @@ def test_govnet_run_answers_metrics_while_hostile_datagrams_arrive(tmp_path: Pat
             if durable >= 3 * len(hostile):
                 break
             time.sleep(0.2)
-        print(f"\n{3 * len(hostile)} hostile datagrams of up to 64 KiB; /metrics latency max "
-              f"{max(latencies) * 1000:.0f} ms over {len(latencies)} scrapes; durable {durable:.0f}")  # fmt: skip
+        worst_ms = max(latencies) * 1000
+        print(
+            f"\n{3 * len(hostile)} hostile datagrams of up to 64 KiB; /metrics latency max {worst_ms:.0f} ms"
+        )
+        print(f"over {len(latencies)} scrapes; durable {durable:.0f}")
         assert max(latencies) < 1.0, latencies
         assert durable >= 0.9 * 3 * len(hostile)  # UDP on loopback: the kernel may drop a few under load
     finally:

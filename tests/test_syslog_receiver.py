@@ -4,8 +4,8 @@ and raw sockets (GBK bytes, Hillstone LF+NUL, oversized frames, many concurrent 
 from __future__ import annotations
 
 import asyncio
-import os
 import base64
+import os
 import signal
 import socket
 import subprocess

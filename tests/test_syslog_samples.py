@@ -12,7 +12,7 @@ import ipaddress
 import json
 import re
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -76,7 +76,11 @@ def expected_value(field: str, exp: dict[str, Any]) -> tuple[bool, Any]:
         if "pri" in sev:  # PRI above 191: no level can be derived, none may be invented
             return True, None
         vendor, where = str(sev.get("vendor", "")), str(sev.get("vendor_field", ""))
-        if vendor.isdigit() and int(vendor) <= 7 and (where.startswith("%") or "/" in where or "pri" in where.lower()):
+        if (
+            vendor.isdigit()
+            and int(vendor) <= 7
+            and (where.startswith("%") or "/" in where or "pri" in where.lower())
+        ):
             return True, int(vendor)
         if vendor.lower() in SEVERITY_WORDS and ("=" in where or "@" in where or "." not in vendor):
             return True, SEVERITY_WORDS[vendor.lower()]
@@ -102,7 +106,9 @@ def expected_value(field: str, exp: dict[str, Any]) -> tuple[bool, Any]:
 def got_value(field: str, rec: dict[str, Any]) -> Any:
     if field == "time":
         ts = rec["dev_ts"]
-        return None if ts is None else datetime.fromisoformat(ts.replace("Z", "+00:00")).replace(microsecond=0)
+        return (
+            None if ts is None else datetime.fromisoformat(ts.replace("Z", "+00:00")).replace(microsecond=0)
+        )
     return rec[field]
 
 
@@ -188,4 +194,4 @@ def test_zone_less_time_uses_the_device_zone_from_the_inventory() -> None:
     utc = parse_frame(raw, RECV, "192.0.2.1:514", "udp", FORMATS, {}, zones={"192.0.2.1": "UTC"})
     assert default["dev_ts"] == "2022-06-10T22:46:20.000000Z"  # Asia/Shanghai
     assert utc["dev_ts"] == "2022-06-11T06:46:20.000000Z"
-    assert datetime.fromisoformat(utc["dev_ts"].replace("Z", "+00:00")).tzinfo == timezone.utc
+    assert datetime.fromisoformat(utc["dev_ts"].replace("Z", "+00:00")).tzinfo == UTC

@@ -65,7 +65,16 @@ def syslog_command(
     try:
         asyncio.run(
             _serve(
-                store, listen, tcp_port, udp_port, devices, tls_port, tls_context, forward, parse_workers, zones
+                store,
+                listen,
+                tcp_port,
+                udp_port,
+                devices,
+                tls_port,
+                tls_context,
+                forward,
+                parse_workers,
+                zones,
             )
         )
     finally:

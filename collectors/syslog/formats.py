@@ -174,8 +174,8 @@ def normalise(fields: dict[str, Any]) -> dict[str, Any]:
             out[f"{side}_port"] = p
     proto = fields.get("protocol")
     if isinstance(proto, str) and proto.strip():
-        p = proto.strip().lower()
-        out["protocol"] = _PROTOCOLS.get(p, p)[:32]
+        name = proto.strip().lower()
+        out["protocol"] = _PROTOCOLS.get(name, name)[:32]
     action = fields.get("action")
     if isinstance(action, str) and action.strip():
         a = action.strip().lower()
@@ -200,7 +200,8 @@ ACTIONS = {
     "permit": "permit", "permitted": "permit", "accept": "permit", "accepted": "permit", "allow": "permit",
     "allowed": "permit", "policy_permit": "permit", "允许": "permit", "放行": "permit", "通过": "permit",
     "deny": "deny", "denied": "deny", "reject": "deny", "rejected": "deny", "policy_deny": "deny",
-    "拒绝": "deny", "联动拒绝": "deny", "阻止": "block", "阻断": "block", "block": "block", "blocked": "block",
+    "拒绝": "deny", "联动拒绝": "deny", "阻止": "block", "阻断": "block", "block": "block",
+    "blocked": "block",
     "drop": "drop", "dropped": "drop", "丢弃": "drop", "discard": "drop", "reset": "reset",
     "重置连接": "reset", "重置": "reset", "alert": "alert", "告警": "alert", "报警": "alert", "log": "log",
     "记录": "log", "被记录": "log", "仅记录": "log-only", "log-only": "log-only", "pass": "pass",

@@ -51,9 +51,7 @@ def parse_frame(
     return rec
 
 
-def _fill(
-    rec: Record, raw: bytes, recv_ts: float, formats: Sequence[CompiledFormat], tz: str | None
-) -> None:
+def _fill(rec: Record, raw: bytes, recv_ts: float, formats: Sequence[CompiledFormat], tz: str | None) -> None:
     text, encoding = decode(strip_trailer(raw)[:MAX_TEXT])
     rec["encoding"] = encoding
     hdr = parse_header(text, recv_ts, tz)

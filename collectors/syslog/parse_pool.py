@@ -99,7 +99,8 @@ class _Slot:
         child_in, self.to = ctx.Pipe(duplex=False)
         self.frm, child_out = ctx.Pipe(duplex=False)
         self.proc = ctx.Process(
-            target=_worker, args=(child_in, child_out, specs, devices, zones, self.progress, parser), daemon=True,
+            target=_worker, args=(child_in, child_out, specs, devices, zones, self.progress, parser),
+            daemon=True,
             name=f"govnet-syslog-parse-{n}",
         )  # fmt: skip
         self.proc.start()

@@ -20,7 +20,12 @@ DEFAULT_TZ = "Asia/Shanghai"
 
 _PRI = re.compile(r"<(\d{1,3})> ?")
 _SEQ = re.compile(r"\d{1,10}: +")
-_MONTHS = {m: i for i, m in enumerate(("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec").split(), 1)}
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1
+    )
+}
 _ZONE_WORDS = {  # zone names devices print after the time (CST is China Standard Time on this network)
     "UTC": 0, "GMT": 0, "Z": 0, "CST": 480, "HKT": 480, "JST": 540, "KST": 540, "SGT": 480, "CET": 60,
     "CEST": 120, "EST": -300, "EDT": -240, "CDT": -300, "MST": -420, "MDT": -360, "PST": -480, "PDT": -420,
@@ -220,9 +225,11 @@ def _host(text: str, pos: int, hdr: Header) -> int:
         return pos
     token = m.group("host")
     if (
-        token[0] in "%<[" and token != "<IP>"
+        (token[0] in "%<[" and token != "<IP>")  # noqa: S105 (a sanitised host, not a password)
         or "=" in token
-        or ("@" in token and m.group("colon") and token.split("@", 1)[0].isupper())  # StoneOS "WARNING@LOGIN:"
+        or (
+            "@" in token and m.group("colon") and token.split("@", 1)[0].isupper()
+        )  # StoneOS "WARNING@LOGIN:"
         or (m.group("colon") is not None and "[" in token)  # "prog[pid]:" right after the time
     ):
         return pos
@@ -236,7 +243,12 @@ def _host(text: str, pos: int, hdr: Header) -> int:
     end = m.end()
     # H3C/Huawei sysnames may contain a space: everything up to the "%%vv" tag is the sysname.
     pct = text.find(" %%", end - 1, end + 64)
-    if pct >= end - 1 and " " not in text[end:pct].strip() and text[end:pct].strip() and "=" not in text[end:pct]:
+    if (
+        pct >= end - 1
+        and " " not in text[end:pct].strip()
+        and text[end:pct].strip()
+        and "=" not in text[end:pct]
+    ):
         hdr.host = f"{token} {text[end:pct].strip()}"
         end = pct + 1
     return end
