@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from collectors.syslog.decode import decode, strip_trailer
-from collectors.syslog.formats import CompiledFormat, normalise, to_port
+from collectors.syslog.formats import CompiledFormat, FormatSet, normalise, to_port
 from collectors.syslog.rfc import Header, parse_header, read_time
 from logstore.record import Record, iso_utc, new_record
 
@@ -68,15 +68,23 @@ def _fill(rec: Record, raw: bytes, recv_ts: float, formats: Sequence[CompiledFor
         rec["flags"].append("unparsed")
     # RFC 5424: formats also see MSGID and structured data ("APP PROCID MSGID [SD] MSG").
     body = hdr.body if hdr.rfc != "rfc5424" else text
-    for fmt in formats:
-        fields = fmt.apply(body)
-        if fields is not None:
-            rec["format"] = fmt.spec.name
-            rec.update(normalise(fields))
-            _header_fields(rec, hdr, fields, recv_ts, tz)
-            break
+    found = formats.first(body) if isinstance(formats, FormatSet) else _first(formats, body)
+    if found is not None:
+        fmt, fields = found
+        rec["format"] = fmt.spec.name
+        rec.update(normalise(fields))
+        _header_fields(rec, hdr, fields, recv_ts, tz)
     if hdr.sd:
         _from_structured_data(rec, hdr.sd)
+
+
+def _first(formats: Sequence[CompiledFormat], body: str) -> tuple[CompiledFormat, dict[str, Any]] | None:
+    data = body.encode("utf-8", "surrogateescape")
+    for fmt in formats:
+        fields = fmt.apply(body, data)
+        if fields is not None:
+            return fmt, fields
+    return None
 
 
 def _header_fields(rec: Record, hdr: Header, fields: dict[str, Any], recv_ts: float, tz: str | None) -> None:

@@ -21,7 +21,7 @@ from multiprocessing.connection import Connection
 from operator import itemgetter
 from typing import Any
 
-from collectors.syslog.formats import CompiledFormat, VendorFormat, compile_format
+from collectors.syslog.formats import CompiledFormat, FormatSet, VendorFormat, compile_format
 from collectors.syslog.parse import parse_frame
 from logstore.record import FIELDS, Record, iso_utc, new_record
 
@@ -64,7 +64,7 @@ def _worker(
     parser: str,
 ) -> None:
     """Worker loop: (job, frames) in, field tuples out; `progress[0:2]` = (job, line) being parsed."""
-    formats = [compile_format(VendorFormat.model_validate(spec)) for spec in specs]
+    formats = FormatSet([compile_format(VendorFormat.model_validate(spec)) for spec in specs])
     module, _, name = parser.partition(":")
     parse_frame = getattr(importlib.import_module(module), name)
     while True:

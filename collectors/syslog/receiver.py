@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from collectors.syslog.formats import CompiledFormat
+from collectors.syslog.formats import CompiledFormat, FormatSet
 from collectors.syslog.framing import Framer
 from collectors.syslog.parse import parse_frame
 from collectors.syslog.parse_pool import LINE_BUDGET, ParsePool, Pending
@@ -56,7 +56,7 @@ class Ingest:
         self.forward = forward  # receives the raw frames of each batch once it is durable
         self.on_durable = on_durable  # (frames durable so far, last durable seq) after each commit
         self.store = store
-        self.formats = list(formats)
+        self.formats = formats if isinstance(formats, FormatSet) else FormatSet(list(formats))
         self.devices = dict(devices)
         self.zones = dict(zones or {})  # source address -> the device clock's time zone
         self.batch_max = batch_max

@@ -55,6 +55,9 @@ _SD_PARAM = re.compile(r'\s*([^\s=\]"]{1,32})="((?:[^"\\]|\\.)*)"')
 _SD_UNESCAPE = re.compile(r"\\([\"\\\]])")
 
 
+_ts_cache: dict[tuple[str, str | None, int], tuple[str | None, str]] = {}
+
+
 @dataclass(slots=True)
 class Header:
     """What the header says: priority, device time, host, app, structured data, message."""
@@ -142,6 +145,18 @@ def _timestamp(
     text: str, pos: int, hdr: Header, recv_ts: float, tz: str | None, relayed: bool = False
 ) -> int:
     """Parse a timestamp at `pos`; set dev_ts/time_text/time_kind and return the position after it."""
+    m = _BSD.match(text, pos) or _ISO.match(text, pos)
+    if m:
+        # A sender repeats the same stamp for every line of a second: convert each one once.
+        key = (m.group(0), tz, int(recv_ts // 86400))
+        cached = _ts_cache.get(key)
+        if cached is not None:
+            hdr.dev_ts, hdr.time_kind = cached
+            hdr.time_text = m.group(0).rstrip(",: ")
+            end = m.end()
+            while end < len(text) and text[end] == " ":
+                end += 1
+            return end
     m = _BSD.match(text, pos)
     if m:
         year = m.group("y1") or m.group("y2")
@@ -161,6 +176,9 @@ def _timestamp(
     hdr.time_kind = kind
     hdr.time_text = m.group(0).rstrip(",: ")
     hdr.dev_ts = to_utc(dt, m.group("zone"), tz, recv_ts, has_year=bool(year)) if dt else None
+    if len(_ts_cache) > 4096:
+        _ts_cache.clear()
+    _ts_cache[(m.group(0), tz, int(recv_ts // 86400))] = (hdr.dev_ts, kind)
     end = m.end()
     while end < len(text) and text[end] == " ":
         end += 1
