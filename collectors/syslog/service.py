@@ -21,7 +21,7 @@ from collectors.syslog.receiver import (
     start_receiver,
     zone_map_from_inventory,
 )
-from govnet.samples import Sample
+from core.samples import Sample
 from govnet.service import RunContext
 from logstore.store import LogStore, StoreConfig
 
