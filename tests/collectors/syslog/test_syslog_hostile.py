@@ -115,7 +115,7 @@ def test_line_over_budget_is_stored_raw_counted_and_the_worker_replaced() -> Non
         (b"<86>Mar 12 10:46:04 h sshd[1]: Accepted password for root from 10.2.2.3 port 22 ssh2", NOW,
          "10.0.0.1:5", "udp"),
     ]  # fmt: skip
-    pool = ParsePool(1, FORMATS, {"10.0.0.1": "fw-1"}, line_budget=0.5,
+    pool = ParsePool(1, FORMATS, {"10.0.0.1": "fw-1"}, line_budget=1.0,
                      parser="tests.support.syslog_hostile_parser:parse_or_hang")  # fmt: skip
     try:
         first = pool.pids()
