@@ -31,6 +31,7 @@ from govnet.samples import Sample
 from govnet.secrets import SecretError
 from govnet.service import BUILDERS, MetricsSource, RunContext, SampleSink, Service
 from inventory.model import Device, Inventory
+from reports.service import build as build_reports
 
 log = logging.getLogger("govnet")
 
@@ -262,6 +263,7 @@ def run_command(config: Path) -> int:
     ctx = RunContext(cfg.base_dir, inventory, cfg.inventory, store)
     try:
         services = build_services(cfg, ctx)
+        services.extend(build_reports(cfg, config))
     except (ValueError, ImportError) as exc:
         err.write(f"govnet: invalid config {config}\n{exc}\n")
         return 2
