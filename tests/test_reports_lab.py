@@ -134,7 +134,7 @@ class Govnet:
 
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    require_cmd("prometheus")
+    require_cmd("prometheus", "pdftoppm")
     tmp = tmp_path_factory.mktemp("reports_lab")
     (tmp / "inventory.yaml").write_text(yaml.safe_dump(_inventory()), encoding="utf-8")
 
@@ -269,6 +269,14 @@ def test_report_figures_equal_the_truth(scenario: dict[str, Any]) -> None:
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert (out / "report.pdf").read_bytes().startswith(b"%PDF")
+    # The PDF renders: its first page as PNG, kept with the test's artifacts.
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1", str(out / "report.pdf"), str(out / "page")],
+        check=True, timeout=60,
+    )  # fmt: skip
+    pages = list(out.glob("page*.png"))
+    assert len(pages) == 1 and pages[0].stat().st_size > 10_000, pages
+    print(f"\n[report] first PDF page: {pages[0]}")
     wb = openpyxl.load_workbook(out / "report.xlsx")
     assert wb.sheetnames[:4] == ["概览", "各单位可用性", "设备可用性", "中断明细"]
     outages = {row[0]: row for row in _sheet(wb, "中断明细")[1:]}
