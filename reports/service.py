@@ -15,8 +15,8 @@ from typing import Any
 
 from alerts.maintenance import CST, _minutes
 from govnet.config import Config
-from govnet.samples import Sample, labels_of
-from govnet.service import Service
+from core.samples import Sample, labels_of
+from core.pipeline import Service
 from reports.config import ReportsSection, parse_reports
 
 log = logging.getLogger(__name__)
