@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -358,16 +358,25 @@ def report_monthly(
     from_: Annotated[str | None, typer.Option("--from", help="Start, ISO 8601 (instead of --month).")] = None,
     to: Annotated[str | None, typer.Option("--to", help="End, ISO 8601, exclusive.")] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Folder for report.pdf and report.xlsx (default reports.dir)."),
+        Path | None, typer.Option("--out", help="Folder for the PDF and XLSX (default: reports.dir)")
     ] = None,
     lang: Annotated[str | None, typer.Option("--lang", help="zh (default) or en.")] = None,
 ) -> None:
     """Availability per unit and device, uplink 95th percentiles, incidents, security logs, backups."""
+    from govnet.config import ConfigError
+    from govnet.reporting import load_for_report
     from reports.cli import monthly_command
 
     if lang not in (None, "zh", "en"):
         raise typer.BadParameter("--lang must be zh or en")
-    raise typer.Exit(monthly_command(config, month, from_, to, out, lang))
+
+    def load() -> Any:
+        try:
+            return load_for_report(config)
+        except ConfigError as exc:
+            raise ValueError(f"invalid config {config}\n{exc}") from None
+
+    raise typer.Exit(monthly_command(load, month, from_, to, out, lang))
 
 
 def _lab_app() -> typer.Typer:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
 
 from alerts.maintenance import CST
-from reports.collect import collect, month_bounds
-from reports.config import ReportsSection, parse_reports
+from inventory.model import Inventory
+from reports.collect import ReportSources, collect, month_bounds
+from reports.config import ReportsSection
 from reports.model import MonthlyReport
 from reports.render import write_pdf, write_xlsx
 
@@ -51,31 +53,36 @@ def write_report(report: MonthlyReport, out: Path) -> tuple[Path, Path]:
 
 
 def build_report(
-    config: Path, start: float, end: float, title: str, lang: str | None, err: Console
-) -> tuple[MonthlyReport, ReportsSection]:
-    """Load the config and inventory and collect the report's figures (progress on `err`)."""
-    from govnet.config import load_config
-    from inventory.load import load_inventory
-
-    cfg = load_config(config)
-    reports = parse_reports(cfg.model_extra.get("reports") if cfg.model_extra else cfg.reports, cfg.base_dir)
-    inventory = load_inventory(cfg.inventory)
-    language = lang or reports.lang
-    report = collect(
-        cfg, inventory, reports, start, end, title=title, lang=language, now=time.time(),
+    sources: ReportSources,
+    inventory: Inventory,
+    section: ReportsSection,
+    start: float,
+    end: float,
+    title: str,
+    lang: str | None,
+    err: Console,
+) -> MonthlyReport:
+    """Collect the report's figures (progress on `err`)."""
+    return collect(
+        sources, inventory, section, start, end, title=title, lang=lang or section.lang, now=time.time(),
         progress=lambda what: err.print(f"[dim]… {what}[/]"),
     )  # fmt: skip
-    return report, reports
 
 
 def monthly_command(
-    config: Path, month: str | None, from_: str | None, to: str | None, out: Path | None, lang: str | None
+    load: Callable[[], tuple[ReportSources, Inventory, ReportsSection]],
+    month: str | None,
+    from_: str | None,
+    to: str | None,
+    out: Path | None,
+    lang: str | None,
 ) -> int:
-    """The CLI: 0 written, 2 bad input or config (with the reason on stderr)."""
+    """The CLI: 0 written, 2 bad input or config (with the reason on stderr). `load` reads the config."""
     err = Console(stderr=True, highlight=False)
     try:
         start, end, title = period_of(month, from_, to)
-        report, reports = build_report(config, start, end, title, lang, err)
+        sources, inventory, reports = load()
+        report = build_report(sources, inventory, reports, start, end, title, lang, err)
     except (ValueError, OSError) as exc:
         err.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
         return 2

@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from alerts.config import AlertingConfig, open_store, parse_alerting
+from alerts.config import AlertingConfig, open_store
 from alerts.incidents import Incident
 from alerts.journal import Journal
 from alerts.maintenance import MaintenanceWindow
 from collectors.base import device_labels
-from govnet.config import Config
 from inventory.model import Inventory
 from reports.availability import Availability, device_availability, normalise, subtract
 from reports.config import ReportsSection
@@ -35,6 +35,16 @@ log = logging.getLogger(__name__)
 SECURITY_ROLES = frozenset({"firewall", "ips", "vpn_gateway", "isolation_gateway", "load_balancer"})
 
 Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ReportSources:
+    """Where a report reads from: the parts of the run config it needs, resolved by the caller."""
+
+    alerting: AlertingConfig | None  # the `alerts:` section: journal, incidents, maintenance windows
+    log_store: Path | None = None  # the `syslog:` section's store folder
+    backup_db: Path | None = None  # the `backups:` section's backups.sqlite
+    config_repo: Path | None = None  # the `ssh:` section's configuration repository
 
 
 def _quiet(_: str) -> None:
@@ -191,41 +201,33 @@ def security_stats(
 
 
 def backup_stats(
-    cfg: Config, inventory: Inventory, windows: list[MaintenanceWindow], start: float, end: float
+    sources: ReportSources, inventory: Inventory, windows: list[MaintenanceWindow], start: float, end: float
 ) -> BackupStats:
     """Backup files first seen in the period and their verification; config versions captured."""
     stats = BackupStats()
-    base = cfg.base_dir
-    if cfg.backups is not None:
-        from collectors.backup.service import parse_section as parse_backups
+    if sources.backup_db is not None and sources.backup_db.exists():
         from collectors.backup.store import BackupStore
 
-        bcfg = parse_backups(cfg.backups, base)
-        path = bcfg.state_dir / "backups.sqlite"
-        if path.exists():
-            stats.configured = True
-            store = BackupStore(path)
-            try:
-                for job in inventory.backup_jobs:
-                    files = [f for f in store.files(job.name) if start <= f.first_seen < end]
-                    stats.runs_by_job[job.name] = len(files)
-                    stats.verified_ok += sum(1 for f in files if f.verify_ok)
-                    stats.verified_failed += sum(1 for f in files if not f.verify_ok)
-            finally:
-                store.close()
-    if cfg.ssh is not None:
+        stats.configured = True
+        store = BackupStore(sources.backup_db)
+        try:
+            for job in inventory.backup_jobs:
+                files = [f for f in store.files(job.name) if start <= f.first_seen < end]
+                stats.runs_by_job[job.name] = len(files)
+                stats.verified_ok += sum(1 for f in files if f.verify_ok)
+                stats.verified_failed += sum(1 for f in files if not f.verify_ok)
+        finally:
+            store.close()
+    if sources.config_repo is not None:
         from collectors.ssh.configrepo import ConfigRepo
-        from collectors.ssh.service import parse_section as parse_ssh
 
-        scfg = parse_ssh(cfg.ssh, base)
-        repo = ConfigRepo(scfg.state_dir / "configs")
+        repo = ConfigRepo(sources.config_repo)
         stats.configured = True
         for dev in inventory.devices:
-            versions = [v for v in repo.history(dev.name) if start <= v.timestamp < end]
-            # The first version of a device is its first backup, not a change.
             all_versions = repo.history(dev.name)
+            # The first version of a device is its first backup, not a change.
             first = all_versions[-1].commit if all_versions else None
-            changes = [v for v in versions if v.commit != first]
+            changes = [v for v in all_versions if start <= v.timestamp < end and v.commit != first]
             if not changes:
                 continue
             stats.config_changes[dev.name] = len(changes)
@@ -237,7 +239,7 @@ def backup_stats(
 
 
 def collect(
-    cfg: Config,
+    sources: ReportSources,
     inventory: Inventory,
     reports: ReportsSection,
     start: float,
@@ -249,9 +251,9 @@ def collect(
     progress: Progress = _quiet,
 ) -> MonthlyReport:
     """The whole report for [start, end); every store is opened read only."""
-    if cfg.alerts is None:
+    acfg = sources.alerting
+    if acfg is None:
         raise ValueError("the config has no `alerts:` section: the report reads its state journal")
-    acfg = parse_alerting(cfg.alerts, cfg.base_dir, "alerts")
     if not acfg.state_db.exists():
         raise ValueError(f"no state journal at {acfg.state_db}: has `govnet run` run with this config?")
     report = MonthlyReport(title=title, start=start, end=end, generated=now, lang=lang)
@@ -307,13 +309,9 @@ def collect(
             report.uplinks = []
             report.tsdb_note = f"TSDB ({reports.tsdb.kind}) could not be queried: {exc}"
     progress("security logs")
-    store_root = None
-    if cfg.syslog is not None and cfg.syslog.get("store"):
-        root = Path(str(cfg.syslog["store"]))
-        store_root = root if root.is_absolute() else cfg.base_dir / root
-    report.security = security_stats(store_root, inventory, start, end)
+    report.security = security_stats(sources.log_store, inventory, start, end)
     progress("backups")
-    report.backups = backup_stats(cfg, inventory, windows, start, end)
+    report.backups = backup_stats(sources, inventory, windows, start, end)
     return report
 
 

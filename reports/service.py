@@ -11,13 +11,14 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
-from typing import Any
 
 from alerts.maintenance import CST, _minutes
-from govnet.config import Config
-from core.samples import Sample, labels_of
+from alerts.notify.email import EmailNotifier
 from core.pipeline import Service
-from reports.config import ReportsSection, parse_reports
+from core.samples import Sample, labels_of
+from inventory.model import Inventory
+from reports.collect import ReportSources
+from reports.config import ReportsSection
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +50,13 @@ class ReportService:
     def __init__(
         self,
         section: ReportsSection,
-        config_path: Path,
+        sources: ReportSources,
+        inventory: Inventory,
         clock: Callable[[], float] = time.time,
-        mailer: Any = None,
+        mailer: EmailNotifier | None = None,
     ) -> None:
-        self.section, self.config_path, self.clock, self.mailer = section, config_path, clock, mailer
+        self.section, self.sources, self.inventory = section, sources, inventory
+        self.clock, self.mailer = clock, mailer
         self.written = 0
         self.failed = 0
         self.last_success = 0.0
@@ -69,16 +72,18 @@ class ReportService:
         if (folder / "report.pdf").exists() and (folder / "report.xlsx").exists():
             return None
         start, end = month_bounds(month)
-        report, _ = build_report(self.config_path, start, end, month, self.section.lang, Console(quiet=True))
+        report = build_report(
+            self.sources, self.inventory, self.section, start, end, month, None, Console(quiet=True)
+        )
         _, pdf = write_report(report, folder)
         if self.mailer is not None:
-            self._mail(month, folder)
+            self._mail(self.mailer, month, folder)
         return pdf
 
-    def _mail(self, month: str, folder: Path) -> None:
+    def _mail(self, mailer: EmailNotifier, month: str, folder: Path) -> None:
         msg = EmailMessage()
-        msg["From"] = self.mailer.sender
-        msg["To"] = ", ".join(self.section.recipients or self.mailer.to)
+        msg["From"] = mailer.sender
+        msg["To"] = ", ".join(self.section.recipients or mailer.to)
         msg["Subject"] = f"电子政务外网运行月报 {month}"
         msg["Date"] = formatdate(self.clock())
         msg["Message-ID"] = make_msgid(domain="govnet")
@@ -93,7 +98,7 @@ class ReportService:
                 subtype=subtype,
                 filename=f"govnet-{month}-{name}",
             )
-        _, error = self.mailer.deliver(msg)
+        _, error = mailer.deliver(msg)
         if error:
             log.error("reports: mailing the %s report failed: %s", month, error)
 
@@ -127,19 +132,8 @@ class ReportService:
         ]  # fmt: skip
 
 
-def build(cfg: Config, config_path: Path) -> list[Service]:
-    """The report service of a run config with a `reports:` section (none without one)."""
-    if cfg.reports is None:
-        return []
-    section = parse_reports(cfg.reports, cfg.base_dir)
-    mailer = None
-    if section.email_channel is not None:
-        from alerts.config import EmailChannel, make_notifier, parse_alerting
-
-        alerts = parse_alerting(cfg.alerts or {}, cfg.base_dir, "alerts")
-        found = [c for c in alerts.channels if c.name == section.email_channel]
-        if not found or not isinstance(found[0], EmailChannel):
-            name = section.email_channel
-            raise ValueError(f"reports.email_channel: no email channel {name!r} in alerts.channels")
-        mailer = make_notifier(found[0])
-    return [ReportService(section, config_path, mailer=mailer)]
+def build(
+    section: ReportsSection, sources: ReportSources, inventory: Inventory, mailer: EmailNotifier | None
+) -> list[Service]:
+    """`govnet run`'s report service for a `reports:` section."""
+    return [ReportService(section, sources, inventory, mailer=mailer)]

@@ -25,12 +25,11 @@ from typing import Any
 import openpyxl
 import pytest
 import yaml
-from conftest import require_cmd
 
 from lab.runner import LabProcess
+from tests.support.paths import GOVNET
+from tests.support.require import require_cmd
 
-ROOT = Path(__file__).resolve().parents[1]
-GOVNET = ROOT / ".venv" / "bin" / "govnet"
 HOST = "127.34.0.1"
 LAB_BASE = "127.34.1.0"
 POLL_S, TIMEOUT_S, EVAL_S = 2.0, 0.5, 1.0
