@@ -280,11 +280,12 @@ def _topsec(kind: str, c: _Ctx) -> Emitted:
         f'dev="{c.dev.name}"'
     )
     if kind in ("permit", "deny"):
-        rule = "accept" if kind == "permit" else "deny"
+        action = "accept" if kind == "permit" else "deny"
         msg = (
-            f'{head} pri="6" type="ac" recorder="ac" index="1050" vsid="0" policyid="{r.randint(1, 99)}" '
-            f'protoname="TCP" src="{_inside(r)}" sport="{r.randint(1024, 65535)}" dst="{_outside(r)}" '
-            f'dport="{r.choice((80, 443, 21))}" rule="{rule}" msg="null"'
+            f'{head} pri="6" type="ac" recorder="ac" index="1050" vsid="0" vsys_name="root_vsys" '
+            f'policyid="{r.randint(1, 99)}" policyname="out-{r.randint(1, 9)}" protoname="TCP" '
+            f'src="{_inside(r)}" sport="{r.randint(1024, 65535)}" dst="{_outside(r)}" '
+            f'dport="{r.choice((80, 443, 21))}" action="{action}" appname="unknown" user="unknown"'
         )
     elif kind == "ips":
         name, _ = r.choice(THREATS)

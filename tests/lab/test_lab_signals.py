@@ -30,19 +30,24 @@ LAB_BASE = "127.36.9.0"
 FORMATS = load_formats()
 KINDS = ("permit", "deny", "ips", "login", "login_failed", "config", "link")
 # What govnet's shipped vendor formats must make of the lab's lines (the demo's security-log pages
-# rely on it). Vendors whose format is not shipped yet are checked for shape only.
+# rely on it).
+_FIREWALL = {"permit": "policy_permit", "deny": "policy_deny", "ips": "attack_detected"}
+_ADMIN = {"login": "admin_login", "login_failed": "admin_login", "config": "config_change"}
+_LINK = {"link": "interface_state"}
 EXPECTED = {
-    "hillstone": {"permit": "policy_permit", "deny": "policy_deny", "ips": "attack", "login": "admin_login",
-                  "login_failed": "admin_login", "config": "config_change"},
-    "huawei": {"permit": "policy_permit", "deny": "policy_deny", "login": "admin_login",
-               "login_failed": "admin_login", "config": "config_change"},
-    "sangfor": {"permit": "policy_permit", "deny": "policy_deny", "ips": "attack", "login": "admin_login",
-                "login_failed": "admin_login", "config": "config_change"},
-}  # fmt: skip
+    "hillstone": {**_FIREWALL, **_ADMIN},
+    "huawei": {**_FIREWALL, **_ADMIN, **_LINK},
+    "sangfor": {**_FIREWALL, **_ADMIN, **_LINK},
+    "topsec": {**_FIREWALL, **_ADMIN, **_LINK},
+    # Switches log no policy decisions: only logins, configuration and links.
+    "h3c": {**_ADMIN, **_LINK},
+    "cisco": {**_ADMIN, **_LINK},
+    "ruijie": {**_ADMIN, **_LINK},
+}
 OUTCOME = {"login": "success", "login_failed": "failure"}
-# The shipped huawei_usg format does not take the address from VRP's `SSH_USER_LOGIN (..., IPAddress=...)`
-# yet (the syslog parsers are being reworked, issue 14); the line still carries it (checked below).
-SOURCE_PARSED = {"hillstone", "sangfor"}
+# The shipped huawei format does not take the address from VRP's `SSH_USER_LOGIN (..., IPAddress=...)`
+# yet; the line still carries it (checked below).
+SOURCE_PARSED = {"hillstone", "sangfor", "topsec", "h3c", "cisco", "ruijie"}
 ENCODING = {"sangfor": "gbk", "topsec": "gbk"}
 
 
