@@ -283,7 +283,17 @@ def _drive(demo: Demo, browser: Any) -> None:
     vrrp = r'^govnet_traps_received_total\{device="nc-fw-\d".*trap="vrrpTrapNewMaster".*\} (\S+)$'
     traps = re.findall(vrrp, metrics, re.M)
     assert traps and sum(float(v) for v in traps) >= 1
-    assert re.search(r"^govnet_syslog_received_total (\S+)$", metrics, re.M)
+    # Every other section of `govnet run` is at work on the lab: syslog, ICMP probes, backup verification
+    # of the demo files, SSH config backups, and the PostgreSQL pair over SQL.
+    syslog = re.search(r"^govnet_syslog_received_total (\S+)$", metrics, re.M)
+    assert syslog and float(syslog.group(1)) > 0
+    assert re.search(r'^govnet_probe_up\{.*device="nc-core-2".*\} 1', metrics, re.M)
+    backups = re.findall(r"^govnet_backup_ok\{(.*)\} (\S+)$", metrics, re.M)
+    assert len(backups) == 5 and all(float(v) == 1 for _, v in backups), backups
+    assert re.search(r'^govnet_config_backup_ok\{device="nc-core-1".*\} 1', metrics, re.M)
+    if "PostgreSQL primary dc-db-1" in out:
+        assert re.search(r'^govnet_db_role\{device="dc-db-1",.*state="primary".*\} 1', metrics, re.M)
+        assert re.search(r'^govnet_ha_group_state\{group="dc-db",.*state="normal"\} 1', metrics, re.M)
     oncall.goto(link.group(1))
     assert oncall.locator(f"article#{inc_id}").count() == 1
     width = oncall.evaluate("document.documentElement.scrollWidth")
