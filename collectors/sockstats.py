@@ -1,0 +1,31 @@
+"""Kernel counters of one socket: datagrams the kernel dropped before the process could read them."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+PROC_NET = Path("/proc/net")
+
+
+def udp_kernel_drops(sock: socket.socket | None) -> int | None:
+    """The `drops` column of /proc/net/udp{,6} for this socket (receive buffer full), None if unknown.
+
+    Read by inode at scrape time rather than with SO_RXQ_OVFL, which needs recvmsg() and ancillary
+    data on every datagram (asyncio's datagram transport uses recvfrom()).
+    """
+    if sock is None or sock.fileno() < 0:
+        return None
+    inode = str(os.fstat(sock.fileno()).st_ino)
+    table = "udp6" if sock.family == socket.AF_INET6 else "udp"
+    try:
+        lines = (PROC_NET / table).read_text().splitlines()[1:]
+    except OSError:
+        return None
+    for line in lines:
+        cols = line.split()
+        # sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
+        if len(cols) >= 13 and cols[9] == inode:
+            return int(cols[12])
+    return None
