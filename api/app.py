@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -16,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alerts.persist import NotLeader
 from api.auth import Principal
@@ -28,11 +31,105 @@ SESSION_COOKIE = "govnet_session"
 LANG_COOKIE = "govnet_lang"
 CST = timezone(timedelta(hours=8), "CST")
 TEMPLATES = Path(__file__).parent / "templates"
+# Bodies per route (bytes); every other route gets ApiState.max_body_bytes. No route takes uploads.
+BODY_LIMITS = {"/api/v1/auth/login": 4096, "/login": 4096}
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+class BodyLimit:
+    """ASGI wrapper: a request body larger than its route's limit, or too slow to arrive, is refused.
+
+    The body (bounded by the limit) is read here before the app runs, so the app never holds more; a
+    Content-Length over the limit is refused before a byte is read.
+    """
+
+    def __init__(self, app: ASGIApp, state: ApiState) -> None:
+        self.app, self.state = app, state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        state = self.state
+        limit = BODY_LIMITS.get(scope["path"], state.max_body_bytes)
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > limit:
+            await self._refuse(send, 413, "request body too large", "too_large")
+            return
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with asyncio.timeout(state.body_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > limit:
+                        await self._refuse(send, 413, "request body too large", "too_large")
+                        return
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            await self._refuse(send, 408, "request body too slow", "too_slow")
+            return
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()  # after the body: wait for the disconnect as usual
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Send, code: int, detail: str, reason: str) -> None:
+        self.state.refused[reason] = self.state.refused.get(reason, 0) + 1
+        await JSONResponse({"detail": detail}, status_code=code, headers={"Connection": "close"})(
+            {"type": "http"}, _no_body, send
+        )
+
+
+async def _no_body() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def cross_site(request: Request) -> bool:
+    """True for a state-changing request a browser sent from another site (login CSRF included)."""
+    if request.method in SAFE_METHODS:
+        return False
+    if request.headers.get("sec-fetch-site", "") == "cross-site":
+        return True
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False  # not a browser, or a same-origin navigation of an old one: cookies are SameSite
+    host = request.headers.get("host", "")
+    return origin == "null" or origin.split("://", 1)[-1] != host
 
 
 def client_of(request: Request) -> str:
     """The TCP peer address; X-Forwarded-For and similar headers are never trusted."""
     return request.client.host if request.client else ""
+
+
+def login_wait(state: ApiState, user: str, client: str, now: float, channel: str) -> int:
+    """Seconds before this client may try this user name again (0: go ahead).
+
+    Refused attempts are audited as one `rate_limited` record per pair and window, with their count.
+    """
+    wait = state.limiter.blocked(user, client, now)
+    if not wait:
+        return 0
+    count = state.limiter.throttled(user, client, now)
+    if count is not None:
+        every = state.limiter.audit_every
+        detail = f"{count} attempt(s) refused, retry in {math.ceil(wait)} s (one record per {every:g} s)"
+        state.audit.record(user[:64], "login", channel, "rate_limited", client, detail)
+    return max(1, math.ceil(wait))
 
 
 def api_state(request: Request) -> ApiState:
@@ -232,7 +329,16 @@ def create_app(state: ApiState) -> FastAPI:
 
     @app.middleware("http")
     async def policy(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        denied = check_access(request)
-        return denied if denied is not None else await call_next(request)
+        if cross_site(request):
+            state.refused["cross_site"] = state.refused.get("cross_site", 0) + 1
+            resp: Response = JSONResponse({"detail": "cross-site request refused"}, status_code=403)
+        else:
+            denied = check_access(request)
+            resp = denied if denied is not None else await call_next(request)
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        if not request.url.path.startswith("/static/"):
+            resp.headers["Cache-Control"] = "no-store"  # pages and answers may carry what a role may see
+        return resp
 
+    app.add_middleware(BodyLimit, state=state)
     return app
