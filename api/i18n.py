@@ -60,7 +60,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "next_page": ("下一页", "Next page"),
     "search_partial": (
         "本次搜索已达到检查上限（{n} 条记录），结果可能不完整：点击下一页继续。",
-        "This search stopped after examining {n} records; results may be incomplete: go to the next page to go on.",
+        "This search stopped after examining {n} records; results may be incomplete: the next page goes on.",
     ),
     "time": ("时间", "Time"),
     "user": ("用户", "User"),
