@@ -234,7 +234,7 @@ class AuthDB:
             # administrator made for a script are not sessions and only expire.
             if last_used is not None and now - last_used > self.idle_seconds:
                 return None
-            if last_used is None or now - last_used > TOUCH_EVERY:
+            if last_used is None or now - last_used > min(TOUCH_EVERY, self.idle_seconds / 4):
                 with self.lock:
                     self.conn.execute("UPDATE tokens SET last_used = ? WHERE id = ?", (now, parts[1]))
         return Principal(user, Role(role), parts[1], kind)

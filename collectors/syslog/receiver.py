@@ -57,7 +57,9 @@ class Ingest:
         forward: Callable[[list[bytes]], None] | None = None,
         parse_workers: int = 0,
         max_pending_bytes: int = 64 * 1024 * 1024,
+        batch_max_bytes: int = 4 * 1024 * 1024,
     ) -> None:
+        self.batch_max_bytes = batch_max_bytes  # large frames make smaller batches (memory per commit)
         self.max_pending_bytes = max_pending_bytes
         self.pending_bytes = 0  # bytes of the frames waiting for the writer
         self.forward = forward  # receives the raw frames of each batch once it is durable
@@ -135,6 +137,16 @@ class Ingest:
         elif self.pool is not None:
             self.pool.close()
 
+    def _head(self, count: int) -> int:
+        """How many items at the head make one batch: at most `count` and about `batch_max_bytes`."""
+        size = 0
+        for i, item in enumerate(self._pending[:count]):
+            if isinstance(item, tuple):
+                size += len(item[0])
+                if size > self.batch_max_bytes and i:
+                    return i
+        return min(count, len(self._pending))
+
     def _take(self, count: int) -> list[Item]:
         batch = self._pending[:count]
         del self._pending[:count]
@@ -158,8 +170,8 @@ class Ingest:
             parsing: Pending | None = None  # the head batch's frames, already handed to the workers
             nxt: list[Item] = []
             while self._pending:
-                batch = self._take(len(nxt) if parsing is not None else self.batch_max)
-                nxt = self._pending[: self.batch_max] if self.pool is not None else []
+                batch = self._take(len(nxt) if parsing is not None else self._head(self.batch_max))
+                nxt = self._pending[: self._head(self.batch_max)] if self.pool is not None else []
                 try:
                     seqs, parsing = await asyncio.to_thread(self._commit, batch, parsing, nxt)
                 except OSError as exc:

@@ -115,7 +115,9 @@ class SyslogService:
         if self.cfg.tls_port is not None and self.cfg.tls_cert and self.cfg.tls_key:
             ca = str(self.cfg.tls_client_ca) if self.cfg.tls_client_ca else None
             tls = server_tls_context(str(self.cfg.tls_cert), str(self.cfg.tls_key), ca)
-        allow = {t: None if v == "inventory" else v for t, v in self.cfg.allow.items()}
+        allow: dict[str, list[str] | None] = {
+            t: None if v == "inventory" else v for t, v in self.cfg.allow.items()
+        }
         policy = SourcePolicy.build(self.devices, allow, self.cfg.unknown_sources == "refuse")
         try:
             self.receiver = await start_receiver(
