@@ -5,15 +5,23 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Protocol
 
 PROC_NET = Path("/proc/net")
 
 
-def udp_kernel_drops(sock: socket.socket | None) -> int | None:
+class _Socket(Protocol):
+    family: int
+
+    def fileno(self) -> int: ...
+
+
+def udp_kernel_drops(sock: _Socket | None) -> int | None:
     """The `drops` column of /proc/net/udp{,6} for this socket (receive buffer full), None if unknown.
 
-    Read by inode at scrape time rather than with SO_RXQ_OVFL, which needs recvmsg() and ancillary
-    data on every datagram (asyncio's datagram transport uses recvfrom()).
+    `sock` is a socket or asyncio's TransportSocket wrapper. Read by inode at scrape time rather
+    than with SO_RXQ_OVFL, which needs recvmsg() and ancillary data on every datagram (asyncio's
+    datagram transport uses recvfrom()).
     """
     if sock is None or sock.fileno() < 0:
         return None

@@ -17,6 +17,7 @@ class Limits:
     max_connections: int = 1024  # open TCP/TLS connections per listener
     max_per_source: int = 64  # open TCP/TLS connections per sender address (all listeners)
     tls_handshake_timeout: float = 10.0  # seconds for a TLS client to finish its handshake
+    max_handshakes: int = 64  # TLS handshakes in progress at once (asyncio holds ~0.5 MiB for each)
     idle_timeout: float = 600.0  # seconds without a byte before a stream connection is closed
     frame_timeout: float = 60.0  # seconds a started frame may take to complete (slowloris)
     buffer_bytes: int = 32 * 1024 * 1024  # partial frames held across all connections

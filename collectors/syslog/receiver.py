@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -291,6 +290,7 @@ class Receiver:
     policy: SourcePolicy = field(default_factory=lambda: SourcePolicy(refuse_unknown=False))
     tls_context: ssl.SSLContext | None = None
     buffered: int = 0  # bytes of partial frames held for all stream connections
+    handshaking: int = 0  # TLS handshakes in progress
     _per_listener: dict[str, int] = field(default_factory=dict)
     _per_source: dict[str, int] = field(default_factory=dict)
 
@@ -317,8 +317,7 @@ class Receiver:
 
     def udp_kernel_drops(self) -> int | None:
         """Datagrams the kernel dropped on the UDP socket (receive buffer full), None if unknown."""
-        sock = self.udp.get_extra_info("socket") if self.udp is not None else None
-        return udp_kernel_drops(sock) if isinstance(sock, socket.socket) else None
+        return udp_kernel_drops(self.udp.get_extra_info("socket") if self.udp is not None else None)
 
     async def handle_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Plain TCP sender (RFC 6587)."""
@@ -365,17 +364,27 @@ class Receiver:
         try:
             if transport == "tls":
                 assert self.tls_context is not None
+                if self.handshaking >= self.limits.max_handshakes:
+                    self._count(self.ingest.stats.refused, "handshakes_full")
+                    writer.transport.abort()
+                    return
+                loop = asyncio.get_running_loop()
+                began = loop.time()
+                self.handshaking += 1
                 try:
                     await writer.start_tls(
                         self.tls_context, ssl_handshake_timeout=self.limits.tls_handshake_timeout
                     )
-                except (TimeoutError, ssl.SSLError, ConnectionError, OSError) as exc:
-                    reason = (
-                        "tls_handshake_timeout" if isinstance(exc, TimeoutError) else "tls_handshake_failed"
+                except (ssl.SSLError, ConnectionError, OSError, TimeoutError):
+                    # asyncio reports an expired handshake as ConnectionAbortedError: tell it by the clock.
+                    slow = loop.time() - began >= self.limits.tls_handshake_timeout * 0.99
+                    self._count(
+                        self.ingest.stats.refused, "tls_handshake_timeout" if slow else "tls_handshake_failed"
                     )
-                    self._count(self.ingest.stats.refused, reason)
                     writer.transport.abort()
                     return
+                finally:
+                    self.handshaking -= 1
             await self._read_frames(reader, writer, source, transport)
         finally:
             self.ingest.stats.connections -= 1

@@ -55,6 +55,7 @@ class SyslogLimits(BaseModel):
     max_connections: int = Field(Limits.max_connections, ge=1, le=100_000)
     max_connections_per_source: int = Field(Limits.max_per_source, ge=1, le=100_000)
     tls_handshake_timeout: float = Field(Limits.tls_handshake_timeout, gt=0, le=300)
+    max_tls_handshakes: int = Field(Limits.max_handshakes, ge=1, le=100_000)
     idle_timeout: float = Field(Limits.idle_timeout, gt=0, le=86400)
     frame_timeout: float = Field(Limits.frame_timeout, gt=0, le=3600)
     buffer_bytes: int = Field(Limits.buffer_bytes, ge=1024 * 1024)
@@ -66,6 +67,7 @@ class SyslogLimits(BaseModel):
             max_connections=self.max_connections,
             max_per_source=self.max_connections_per_source,
             tls_handshake_timeout=self.tls_handshake_timeout,
+            max_handshakes=self.max_tls_handshakes,
             idle_timeout=self.idle_timeout,
             frame_timeout=self.frame_timeout,
             buffer_bytes=self.buffer_bytes,
@@ -278,6 +280,11 @@ class SyslogService:
         return out
 
 
+def _rebase(base: Path, path: Path | None) -> Path | None:
+    # Relative paths are relative to the config file; absolute ones are kept as they are.
+    return None if path is None else path if path.is_absolute() else base / path
+
+
 def build_services(section: dict[str, Any], ctx: RunContext) -> list[SyslogService]:
     """Validate the `syslog:` section and open the store (shared with the API through ctx.extra)."""
     try:
@@ -290,11 +297,9 @@ def build_services(section: dict[str, Any], ctx: RunContext) -> list[SyslogServi
     cfg = cfg.model_copy(
         update={
             "store": cfg.store if cfg.store.is_absolute() else base / cfg.store,
-            "tls_cert": None if cfg.tls_cert is None or cfg.tls_cert.is_absolute() else base / cfg.tls_cert,
-            "tls_key": None if cfg.tls_key is None or cfg.tls_key.is_absolute() else base / cfg.tls_key,
-            "tls_client_ca": None
-            if cfg.tls_client_ca is None or cfg.tls_client_ca.is_absolute()
-            else base / cfg.tls_client_ca,
+            "tls_cert": _rebase(base, cfg.tls_cert),
+            "tls_key": _rebase(base, cfg.tls_key),
+            "tls_client_ca": _rebase(base, cfg.tls_client_ca),
         }
     )
     if cfg.tls_port is not None and (cfg.tls_cert is None or cfg.tls_key is None):
