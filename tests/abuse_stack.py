@@ -22,6 +22,7 @@ from api.auth import AuthDB
 
 PASSWORD = "correct horse battery 9"
 ROLES = ("admin", "auditor", "oncall", "engineer")
+LONG_NAME = "sw-" + "x" * 40
 
 
 def free_port(host: str, kind: int) -> int:
@@ -142,7 +143,8 @@ class Stack:
 def start_stack(tmp: Path, net: int, **overrides: Any) -> Iterator[Stack]:
     """Start `govnet run` with every input section on 127.<net>.0.0/16; yield; stop it (SIGTERM)."""
     host = f"127.{net}.0.1"
-    devices = {"fw-1": f"127.{net}.0.21", "sw-1": f"127.{net}.0.22"}
+    # The third name is adversarial input for backtracking regexes: "(x+x+)+y" never ends on it in `re`.
+    devices = {"fw-1": f"127.{net}.0.21", "sw-1": f"127.{net}.0.22", LONG_NAME: f"127.{net}.0.23"}
     inv = {
         "sites": [{"name": "ncc"}],
         "devices": [
