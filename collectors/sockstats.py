@@ -11,7 +11,8 @@ PROC_NET = Path("/proc/net")
 
 
 class _Socket(Protocol):
-    family: int
+    @property
+    def family(self) -> int: ...
 
     def fileno(self) -> int: ...
 
@@ -37,3 +38,19 @@ def udp_kernel_drops(sock: _Socket | None) -> int | None:
         if len(cols) >= 13 and cols[9] == inode:
             return int(cols[12])
     return None
+
+
+def grow_receive_buffer(sock: socket.socket, size: int) -> int:
+    """Ask for a `size`-byte receive buffer (past net.core.rmem_max when running as root); the size got.
+
+    A bigger buffer absorbs bursts while the event loop is busy; what still overflows is counted by
+    the kernel (udp_kernel_drops).
+    """
+    force = getattr(socket, "SO_RCVBUFFORCE", None)
+    try:
+        if force is None:
+            raise PermissionError
+        sock.setsockopt(socket.SOL_SOCKET, force, size)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))

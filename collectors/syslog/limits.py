@@ -14,6 +14,7 @@ class Limits:
     """Per-listener caps and timeouts (defaults documented in docs/security-logs.md)."""
 
     queue_bytes: int = 64 * 1024 * 1024  # frames waiting for the writer; UDP beyond it is dropped
+    udp_receive_buffer: int = 4 * 1024 * 1024  # kernel socket buffer asked for (absorbs bursts)
     max_connections: int = 1024  # open TCP/TLS connections per listener
     max_per_source: int = 64  # open TCP/TLS connections per sender address (all listeners)
     tls_handshake_timeout: float = 10.0  # seconds for a TLS client to finish its handshake

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from collectors.sockstats import udp_kernel_drops
+from collectors.sockstats import grow_receive_buffer, udp_kernel_drops
 from collectors.syslog.formats import CompiledFormat
 from collectors.syslog.framing import Framer
 from collectors.syslog.limits import Limits, SourcePolicy
@@ -508,6 +509,10 @@ async def start_receiver(
             lambda: _Udp(ingest, rx.policy), local_addr=(host, udp_port)
         )
         rx.udp = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                grow_receive_buffer(sock, rx.limits.udp_receive_buffer)
     return rx
 
 

@@ -22,7 +22,7 @@ from pysnmp.entity.rfc3413 import ntfrcv
 from pysnmp.proto import api as snmp_api
 from pysnmp.proto.api import v2c
 
-from collectors.sockstats import udp_kernel_drops
+from collectors.sockstats import grow_receive_buffer, udp_kernel_drops
 from collectors.traps.defs import Classified, TrapCatalog, if_index_of
 from collectors.traps.flood import TrapGate
 from inventory.model import Inventory
@@ -192,7 +192,7 @@ class TrapReceiver:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            grow_receive_buffer(sock, 4 << 20)
             sock.bind((self.host, self.port))
             sock.setblocking(False)
         except OSError:
