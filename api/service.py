@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from api.app import create_app
 from api.audit import AuditSink, LogStoreAudit, SqliteAudit
 from api.auth import AuthDB, LoginLimiter
+from api.connguard import ConnectionGuard
 from api.state import ApiState
 from collectors.ssh.configrepo import ConfigRepo
 from govnet.samples import Sample
@@ -51,6 +52,8 @@ class ApiSection(BaseModel):
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)  # login routes: 4 KiB
     body_timeout: float = Field(30.0, gt=0, le=600)  # seconds a request body may take
     max_connections: int = Field(256, ge=1, le=100_000)  # open HTTP connections; beyond: 503
+    max_connections_per_source: int = Field(32, ge=1, le=100_000)  # per client address; beyond: cut
+    header_timeout: float = Field(10.0, gt=0, le=600)  # seconds to send a request's headers
     max_log_scan: int = Field(100_000, ge=1000, le=100_000_000)  # records one log search examines
 
     @field_validator("listen")
@@ -93,6 +96,9 @@ class ApiService:
             proxy_headers=False,  # X-Forwarded-* never change the client address
             limit_concurrency=self.state.max_connections,
             timeout_keep_alive=5,
+            http=ConnectionGuard(
+                self.state.max_connections_per_source, self.state.header_timeout, self.state.refused
+            ).protocol(),
         )
         self.server = _Server(config)
         task = asyncio.create_task(self.server.serve())
@@ -189,6 +195,8 @@ def build_state(section: dict[str, Any], ctx: RunContext) -> tuple[ApiState, str
         max_body_bytes=cfg.max_body_bytes,
         body_timeout=cfg.body_timeout,
         max_connections=cfg.max_connections,
+        max_connections_per_source=cfg.max_connections_per_source,
+        header_timeout=cfg.header_timeout,
         max_log_scan=cfg.max_log_scan,
         closers=closers,
     )

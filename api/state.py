@@ -41,6 +41,8 @@ class ApiState:
     body_timeout: float = 30.0  # seconds a request body may take to arrive
     max_log_scan: int = 100_000  # records one log search examines at most (the answer says when it stopped)
     max_connections: int = 256  # open HTTP connections (uvicorn limit_concurrency); beyond: 503
+    max_connections_per_source: int = 32  # open HTTP connections per client address (api.connguard)
+    header_timeout: float = 10.0  # seconds a connection has to send a request's headers
     refused: dict[str, int] = field(default_factory=dict)  # requests refused by reason (too_large ...)
     closers: list[Callable[[], None]] = field(default_factory=list)  # run when the service stops
     topology: Topology = field(init=False)

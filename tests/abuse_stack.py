@@ -200,6 +200,8 @@ def start_stack(tmp: Path, net: int, **overrides: Any) -> Iterator[Stack]:
             "session_secret": "env:ABUSE_SESSION_SECRET",
             "session_idle_minutes": 0.05,  # 3 s
             "max_log_scan": 1000,
+            "max_connections_per_source": 20,
+            "header_timeout": 2,
         },
     }
     for section, values in overrides.items():

@@ -4,6 +4,7 @@ sessions, weak passwords, bounded log search)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -63,6 +64,39 @@ def test_large_http_bodies_are_refused_without_reading_them(stack: Stack) -> Non
         r = c.post("/api/v1/auth/login", json={"username": "u-engineer", "password": PASSWORD},
                    headers={"X-Test": "x"})  # fmt: skip
         assert r.status_code == 200
+
+
+def _closed_by_server(s: socket.socket) -> bool:
+    try:
+        return s.recv(1) == b""  # FIN
+    except ConnectionResetError:
+        return True  # refused at once (reset)
+
+
+def test_slow_headers_and_many_connections_from_one_source_do_not_take_the_api(stack: Stack) -> None:
+    # Finding 2: slowloris on the API. uvicorn held unfinished requests forever and, once
+    # limit_concurrency was reached, answered 503 to everyone. 20 per source, 2 s for the headers here.
+    refused0 = {
+        r: stack.metric("govnet_api_refused_total", reason=r) for r in ("source_full", "header_timeout")
+    }
+    socks = []
+    try:
+        for _ in range(30):
+            s = socket.create_connection((stack.host, stack.ports["api"]), timeout=10,
+                                         source_address=(f"127.{NET}.8.1", 0))  # fmt: skip
+            with contextlib.suppress(OSError):
+                s.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n")  # never the blank line
+            socks.append(s)
+        with stack.client(f"127.{NET}.8.2") as c:  # another client is served meanwhile
+            assert c.get("/api/v1/health", headers=stack.headers("admin")).status_code == 200
+        assert all(_closed_by_server(s) for s in socks)  # none answered, none left open
+    finally:
+        for s in socks:
+            s.close()
+    assert stack.metric("govnet_api_refused_total", reason="source_full") - refused0["source_full"] == 10
+    assert (
+        stack.metric("govnet_api_refused_total", reason="header_timeout") - refused0["header_timeout"] == 20
+    )
 
 
 def test_admin_cannot_mint_a_token_for_the_auditor(stack: Stack) -> None:
