@@ -30,7 +30,9 @@ def compile_linear(pattern: str) -> Any:
     try:
         return re2.compile(pattern, _OPTIONS)
     except re2.error as exc:
-        raise RegexError(f"not a linear-time (RE2) pattern: {exc}") from None
+        why = exc.args[0] if exc.args else ""
+        why = why.decode(errors="replace") if isinstance(why, bytes) else str(why)
+        raise RegexError(f"not a linear-time (RE2) pattern: {why}") from None
 
 
 def full_match(pattern: str, text: str) -> bool:

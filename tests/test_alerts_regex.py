@@ -9,6 +9,7 @@ import re
 import pytest
 
 from alerts.regex import RegexError, compile_linear, full_match
+from alerts.rules import Condition
 from alerts.series import matches
 from alerts.silences import parse_matcher
 
@@ -55,3 +56,9 @@ def test_patterns_without_a_linear_engine_are_refused(pattern: str) -> None:
         compile_linear(pattern)
     with pytest.raises(ValueError, match=r"RE2|longer"):
         parse_matcher(f'device=~"{pattern}"')
+
+
+def test_rule_patterns_are_checked_when_rules_load() -> None:
+    with pytest.raises(ValueError, match="RE2"):
+        Condition(metric="govnet_up", match={"device": "(a)\\1"})
+    assert Condition(metric="govnet_up", match={"device": "(x+x+)+y"}).match
