@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from alerts.regex import compile_linear
-from govnet.samples import Sample
+from core.samples import Sample
 
 Labels = tuple[tuple[str, str], ...]
 SeriesKey = tuple[str, Labels]

@@ -19,8 +19,9 @@ from api.auth import AuthDB, LoginLimiter
 from api.connguard import ConnectionGuard
 from api.state import ApiState
 from collectors.ssh.configrepo import ConfigRepo
-from govnet.samples import Sample
-from govnet.service import RunContext, Service
+from core.pipeline import Service
+from core.samples import Sample
+from govnet.service import RunContext
 from inventory.model import SecretRef
 from logstore.signing import KeySpec
 from logstore.store import LogStore

@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from govnet.secrets import Secret, SecretError
+from core.secrets import Secret, SecretError
 
 
 class Role(StrEnum):
