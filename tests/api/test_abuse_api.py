@@ -11,8 +11,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from abuse_stack import LONG_NAME, PASSWORD, Stack, rss_kib, start_stack
-from conftest import require_cmd
+
+from tests.support.abuse_stack import LONG_NAME, PASSWORD, Stack, rss_kib, start_stack
+from tests.support.require import require_cmd
 
 NET = 64
 MIB = 1024

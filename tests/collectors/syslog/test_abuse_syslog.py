@@ -14,8 +14,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from abuse_stack import Stack, rss_kib, start_stack
-from conftest import require_cmd
+
+from tests.support.abuse_stack import Stack, rss_kib, start_stack
+from tests.support.require import require_cmd
 
 NET = 61
 MIB = 1024
