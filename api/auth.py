@@ -346,6 +346,8 @@ class LoginLimiter:
             pair = self._pairs.get((user, client))
             if pair is None:  # refused by the per-client cap: aggregate under the client
                 pair = self._pairs.setdefault(("", client), _Pair())
+                while len(self._pairs) > self.max_keys:
+                    self._pairs.popitem(last=False)
             pair.throttled += 1
             if now - pair.audited < self.audit_every:
                 return None
