@@ -101,6 +101,7 @@ async def _serve(
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 60)
+        rx.report_drops()
         for note in await asyncio.to_thread(store.housekeeping, time.time()):
             print(f"store: {note}", flush=True)
     await rx.close()

@@ -294,6 +294,7 @@ class Receiver:
     handshaking: int = 0  # TLS handshakes in progress
     _per_listener: dict[str, int] = field(default_factory=dict)
     _per_source: dict[str, int] = field(default_factory=dict)
+    _reported: dict[str, int] = field(default_factory=dict)  # drop counters at the last report
 
     @property
     def tcp_port(self) -> int:
@@ -460,6 +461,26 @@ class Receiver:
             self.buffered -= held
             ingest.stats.truncated_total += framer.truncated
             writer.close()
+
+    def report_drops(self) -> None:
+        """Store one record of the UDP datagrams dropped since the last report (none if nothing was).
+
+        Called once a minute: the store says when and how much was lost, and a flood costs one
+        record per minute however large it is.
+        """
+        st = self.ingest.stats
+        now = {
+            "queue full": st.udp_overflow_total,
+            "kernel buffer full": self.udp_kernel_drops() or 0,
+            "sender not allowed": st.udp_refused_total,
+        }
+        parts = [
+            f"{n - self._reported.get(k, 0)} ({k})" for k, n in now.items() if n > self._reported.get(k, 0)
+        ]
+        self._reported = now
+        if parts:
+            msg = "UDP datagrams dropped since the last report: " + ", ".join(parts)
+            self.ingest.submit_event(receiver_event("udp_dropped", "", msg, self.ingest.clock()))
 
     async def close(self) -> None:
         """Stop listening and commit everything received."""

@@ -140,6 +140,7 @@ class SyslogService:
         try:
             while not stop.is_set():
                 now = time.time()
+                self.receiver.report_drops()
                 for note in await asyncio.to_thread(self.store.housekeeping, now):
                     log.info("log store: %s", note)
                 if now >= next_verify:

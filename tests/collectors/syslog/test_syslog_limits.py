@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from collectors.syslog.limits import SourcePolicy
-from collectors.syslog.receiver import Ingest, _Udp
+from collectors.syslog.receiver import Ingest, Receiver, _Udp
 from logstore.store import LogStore
 
 
@@ -43,3 +43,23 @@ def test_source_policy_per_listener() -> None:
     assert not policy.allowed("not-an-address", "udp")
     flag_only = SourcePolicy.build(["10.0.0.1"], {}, refuse_unknown=False)
     assert not flag_only.refused("203.0.113.9", "udp")  # kept; the parser flags it unknown_source
+
+
+def test_dropped_datagrams_are_recorded_in_the_store_once_per_report(tmp_path: Path) -> None:
+    store = LogStore(tmp_path / "store")
+
+    async def scenario() -> None:
+        ingest = Ingest(store, [], {})
+        rx = Receiver(ingest)
+        rx.report_drops()  # nothing dropped: no record
+        ingest.stats.udp_overflow_total, ingest.stats.udp_refused_total = 82, 3
+        rx.report_drops()
+        rx.report_drops()  # nothing new since: no second record
+        ingest.start()
+        await ingest.close()
+
+    asyncio.run(scenario())
+    recs = [rec for rec, _ in store.iter_records()]
+    store.close()
+    assert [r["action"] for r in recs] == ["udp_dropped"]
+    assert "82 (queue full)" in recs[0]["msg"] and "3 (sender not allowed)" in recs[0]["msg"]
