@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from collectors.base import device_labels
 from collectors.syslog.formats import load_formats
@@ -91,6 +91,20 @@ class SyslogSection(BaseModel):
     allow: dict[Literal["udp", "tcp", "tls"], list[str] | Literal["inventory"]] = Field(default_factory=dict)
     unknown_sources: Literal["flag", "refuse"] = "flag"  # senders off the allow-list: kept+flagged or refused
     limits: SyslogLimits = Field(default_factory=SyslogLimits)
+
+    @field_validator("allow")
+    @classmethod
+    def _networks(
+        cls, v: dict[str, list[str] | Literal["inventory"]]
+    ) -> dict[str, list[str] | Literal["inventory"]]:
+        for transport, cidrs in v.items():
+            for cidr in [] if cidrs == "inventory" else cidrs:
+                try:
+                    SourcePolicy.build((), {transport: [cidr]})
+                except ValueError:
+                    raise ValueError(f"{transport}: {cidr!r} is not an address or network") from None
+        return v
+
     retention_days: float = Field(180.0, ge=180.0)  # 网络安全法 Art. 21: at least six months
     budget_bytes: int | None = Field(None, gt=0)
     parse_workers: int = Field(0, ge=0, le=8)
@@ -305,12 +319,6 @@ def build_services(section: dict[str, Any], ctx: RunContext) -> list[SyslogServi
     )
     if cfg.tls_port is not None and (cfg.tls_cert is None or cfg.tls_key is None):
         raise ValueError("tls_port needs tls_cert and tls_key")
-    for transport, cidrs in cfg.allow.items():
-        for cidr in [] if cidrs == "inventory" else cidrs:
-            try:
-                SourcePolicy.build((), {transport: [cidr]})
-            except ValueError:
-                raise ValueError(f"allow.{transport}: {cidr!r} is not an address or network") from None
     store = LogStore(cfg.store, StoreConfig(retention_days=cfg.retention_days, budget_bytes=cfg.budget_bytes))
     ctx.extra["logstore"] = store
     return [SyslogService(cfg, ctx, store)]
