@@ -32,6 +32,7 @@ class ApiState:
     logstore: Callable[[], LogStore | None] = lambda: None
     config_repo: ConfigRepo | None = None
     backup_dir: Path | None = None
+    report_dir: Path | None = None
     export_key: KeySpec | None = None
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
     clock: Callable[[], float] = time.time
