@@ -8,14 +8,19 @@ The receiver runs with the limits of tests/abuse_stack.py (queue 16 MiB, 200 con
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.support.abuse_stack import Stack, rss_kib, start_stack
+from logstore.store import LogStore
+from tests.support.abuse_stack import Stack, free_port, make_certs, rss_kib, start_stack
 from tests.support.require import require_cmd
 
 NET = 61
@@ -172,7 +177,7 @@ def test_partial_frames_of_all_connections_share_one_memory_budget(stack: Stack)
             s.close()
 
 
-def _tls_send(stack: Stack, line: bytes, client_cert: bool) -> None:
+def _tls_send(stack: Stack, line: bytes, client_cert: bool, wait: bool = True) -> None:
     ctx = ssl.create_default_context(cafile=str(stack.certs["ca"]))
     if client_cert:
         ctx.load_cert_chain(str(stack.certs["client"]), str(stack.certs["client_key"]))
@@ -181,7 +186,13 @@ def _tls_send(stack: Stack, line: bytes, client_cert: bool) -> None:
         ctx.wrap_socket(raw, server_hostname=stack.host) as tls,
     ):
         tls.sendall(str(len(line)).encode() + b" " + line)
-        tls.recv(1)  # wait for the receiver's close (or an alert) so the line is read first
+        if wait:
+            tls.recv(1)  # wait for the receiver's close (or an alert) so the line is read first
+        else:
+            time.sleep(0.5)  # a refusal (TLS 1.3 alert) arrives here; the line is read meanwhile
+            with contextlib.suppress(TimeoutError):
+                tls.settimeout(0.5)
+                tls.recv(1)
 
 
 def test_sender_trust_allow_list_mutual_tls_and_transport(stack: Stack) -> None:
@@ -210,3 +221,38 @@ def test_sender_trust_allow_list_mutual_tls_and_transport(stack: Stack) -> None:
     assert stack.metric("govnet_syslog_connections_refused_total", reason="tls_handshake_failed") > failed0
     (rec,) = stack.syslog_lines("with-client-cert")
     assert rec["transport"] == "tls"
+
+
+def test_govnet_syslog_command_requires_client_certificates(tmp_path: Path) -> None:
+    # Finding 7 through `govnet syslog --tls-client-ca` (the standalone receiver).
+    require_cmd("openssl")
+    host = f"127.{NET}.6.1"
+    certs = make_certs(tmp_path, host)
+    port = free_port(host, socket.SOCK_STREAM)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "govnet", "syslog", "--store", str(tmp_path / "logs"), "--listen", host,
+         "--tcp-port", str(free_port(host, socket.SOCK_STREAM)),
+         "--udp-port", str(free_port(host, socket.SOCK_DGRAM)), "--tls-port", str(port),
+         "--tls-cert", str(certs["server"]), "--tls-key", str(certs["server_key"]),
+         "--tls-client-ca", str(certs["ca"])],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert "syslog receiver on" in proc.stdout.readline()
+        stack = Stack(tmp_path, host, {}, {"tls": port}, certs)
+        with contextlib.suppress(ssl.SSLError, OSError):
+            _tls_send(
+                stack, b"<134>Mar 12 10:00:00 fw-1 app: cli-without-cert", client_cert=False, wait=False
+            )
+        _tls_send(stack, b"<134>Mar 12 10:00:00 fw-1 app: cli-with-cert", client_cert=True, wait=False)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    store = LogStore(tmp_path / "logs")
+    try:
+        texts = [rec["msg"] or "" for rec, _ in store.iter_records()]
+    finally:
+        store.close()
+    assert any("cli-with-cert" in t for t in texts)
+    assert not any("cli-no-cert" in t for t in texts)
