@@ -34,6 +34,8 @@ from typing import Any
 
 import yaml
 
+from lab.pgpair import PgPair, postgres_bin
+
 ROOT = Path(__file__).resolve().parent.parent
 INVENTORY = ROOT / "examples" / "district.yaml"
 ROLES = ("admin", "engineer", "oncall", "auditor")
@@ -285,6 +287,151 @@ def _grafana(children: Children, run_dir: Path, host: str, ports: Ports) -> str 
     return password
 
 
+@dataclass
+class _Setup:
+    """What the start-up prepared for `govnet run`: files, devices, secrets."""
+
+    inventory: Path
+    backed: list[str]  # devices whose configuration is backed up over SSH
+    backup_hosts: list[str]  # hosts of the backup jobs (their files are local demo files)
+    state: Path
+    secrets: Path
+    known_hosts: Path
+    first_backup: tuple[float, float]  # when the first config backups began and ended
+
+
+def _db_pair(
+    inventory: Path, ports: Ports, secrets_dir: Path, without: frozenset[str]
+) -> tuple[PgPair | None, dict[str, Any], str]:
+    """The database pair on the lab's database servers when PostgreSQL is installed.
+
+    Returns the running pair (or None), the `ssh.db` section reading it over SQL, and a note saying
+    what runs (or why nothing does).
+    """
+    pair: PgPair | None = None
+    pg_note = "PostgreSQL not installed: the database pair (dc-db) is not simulated"
+    pg_bin = postgres_bin()
+    db_section: dict[str, Any] = {"enabled": False}
+    if pg_bin is not None and "postgres" not in without:
+        doc = yaml.safe_load(inventory.read_text(encoding="utf-8"))
+        group = next((g for g in doc.get("ha_groups") or [] if g["kind"] == "database"), None)
+        addr = {d["name"]: d["address"] for d in doc["devices"]}
+        if group is not None:
+            a, b = (m["device"] for m in group["members"][:2])
+            pair = PgPair(pg_bin, (addr[a], ports.pg), (addr[b], ports.pg + 1))
+            try:
+                pair.start()
+                _write_secret(secrets_dir / "pg_monitor", pair.password)
+                access = {
+                    "transport": "sql",
+                    "dbname": "postgres",
+                    "user": "govnet_monitor",
+                    "password": f"file:{secrets_dir / 'pg_monitor'}",
+                    "sslmode": "disable",
+                }
+                db_section = {
+                    "interval": "15s",
+                    "groups": [group["name"]],
+                    "access": {a: {**access, "port": ports.pg}, b: {**access, "port": ports.pg + 1}},
+                }
+                pg_note = (
+                    f"PostgreSQL primary {a} {addr[a]}:{ports.pg}, hot standby {b} {addr[b]}:{ports.pg + 1}"
+                )
+            except (subprocess.SubprocessError, OSError) as exc:
+                pair.stop()
+                pair = None
+                pg_note = f"PostgreSQL pair did not start: {type(exc).__name__}: {str(exc)[:200]}"
+    elif "postgres" in without:
+        pg_note = "database pair left out (--without postgres)"
+
+    return pair, db_section, pg_note
+
+
+def _run_config(
+    opts: Options, setup: _Setup, console: str, lab_secrets: Path, db_section: dict[str, Any]
+) -> dict[str, Any]:
+    """The `govnet run` config of the demo: every section, on the demo's addresses and files."""
+    host, ports, run_dir = opts.host, opts.ports, opts.run_dir
+    state, secrets_dir, backed = setup.state, setup.secrets, setup.backed
+    now = time.time()
+    config: dict[str, Any] = {
+        "inventory": str(setup.inventory),
+        "prometheus": {"listen": f"{host}:{ports.metrics}"},
+        "scheduler": {"timeout": "2s", "retries": 1},
+        "log_level": "warning",
+        "alerts": {
+            "rules": ["default"],
+            "state_db": str(state / "alerts" / "alerts.db"),
+            "evaluate_interval": "5s",
+            "report_category": "state",
+            "console_url": console,
+            # The rota starts with this run, so the first person is on call now, whatever the date.
+            "rota": {"people": ["王工", "刘工", "陈科长"], "shift": "1d", "start": int(now) - 3600},
+            "channels": [
+                {
+                    "type": "webhook",
+                    "name": "demo-webhook",
+                    "url": _url_secret(secrets_dir / "hook_url", f"http://{host}:{ports.hook}/hook"),
+                },
+                {
+                    "type": "email",
+                    "name": "demo-mail",
+                    "host": host,
+                    "port": ports.smtp,
+                    "starttls": False,
+                    "sender": "govnet@demo.gov.cn",
+                    "to": ["noc@demo.gov.cn"],
+                },
+            ],
+            "route": ["demo-webhook"],
+            "fallback": "demo-mail",
+            # The first configuration backups, taken before monitoring starts, are planned work:
+            # storing a device's first version is not a change made outside maintenance.
+            "maintenance": [
+                {
+                    "name": "演示准备：首次配置备份",
+                    "match": [f'device=~"{"|".join(backed) or "none"}"'],
+                    "start": _iso(setup.first_backup[0] - 5),
+                    "end": _iso(setup.first_backup[1] + 1),
+                }
+            ],
+        },
+        "api": {
+            "listen": f"{host}:{ports.api}",
+            "state_dir": str(state / "api"),
+            "session_secret": _secret_file(secrets_dir / "session_secret"),
+            "export_hmac_key": _secret_file(secrets_dir / "export_hmac_key"),
+            "config_repo": str(state / "ssh" / "configs"),
+            "backup_dir": str(run_dir / "backups"),
+        },
+        "syslog": {
+            "store": str(state / "logs"),
+            "listen": host,
+            "tcp_port": ports.syslog,
+            "udp_port": ports.syslog,
+        },
+        "traps": {
+            "listen": f"{host}:{ports.traps}",
+            "communities": [f"file:{lab_secrets / 'snmp_community'}"],
+        },
+        "probes": {"interval": "10s", "timeout": "1s"},
+        "ssh": {
+            "state_dir": str(state / "ssh"),
+            "settings": {"max_workers": 4, "banner_timeout": 5, "deadline": 60},
+            "config_backup": {"every": "45s", "retry": "15s", "devices": backed},
+            "ha": {"enabled": False},  # the lab's firewalls (Hillstone) report HA over SNMP
+            "db": db_section,
+        },
+        "backups": {
+            "state_dir": str(state / "backups"),
+            "known_hosts": str(setup.known_hosts),
+            "interval": "1m",
+            "local_hosts": setup.backup_hosts,
+        },
+    }
+    return config
+
+
 # --- the demo ----------------------------------------------------------------------------------------
 
 
@@ -344,7 +491,6 @@ def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     from govnet.demo_sink import Sinks
     from inventory.cli import load_or_exit
-    from lab.pgpair import PgPair, postgres_bin
     from lab.runner import LabError, LabProcess, running_pid
     from lab.tour import menu
 
@@ -408,118 +554,10 @@ def main(argv: list[str] | None = None) -> int:
         users = _users(state / "api")
         secrets_dir = run_dir / "secrets"
 
-        pg_note = "PostgreSQL not installed: the database pair (dc-db) is not simulated"
-        pg_bin = postgres_bin()
-        db_section: dict[str, Any] = {"enabled": False}
-        if pg_bin is not None and "postgres" not in opts.without:
-            doc = yaml.safe_load(inventory.read_text(encoding="utf-8"))
-            group = next((g for g in doc.get("ha_groups") or [] if g["kind"] == "database"), None)
-            addr = {d["name"]: d["address"] for d in doc["devices"]}
-            if group is not None:
-                a, b = (m["device"] for m in group["members"][:2])
-                pg = PgPair(pg_bin, (addr[a], ports.pg), (addr[b], ports.pg + 1))
-                try:
-                    pg.start()
-                    _write_secret(secrets_dir / "pg_monitor", pg.password)
-                    access = {
-                        "transport": "sql",
-                        "dbname": "postgres",
-                        "user": "govnet_monitor",
-                        "password": f"file:{secrets_dir / 'pg_monitor'}",
-                        "sslmode": "disable",
-                    }
-                    db_section = {
-                        "interval": "15s",
-                        "groups": [group["name"]],
-                        "access": {a: {**access, "port": ports.pg}, b: {**access, "port": ports.pg + 1}},
-                    }
-                    pg_note = (
-                        f"PostgreSQL primary {a} {addr[a]}:{ports.pg}, "
-                        f"hot standby {b} {addr[b]}:{ports.pg + 1}"
-                    )
-                except (subprocess.SubprocessError, OSError) as exc:
-                    pg.stop()
-                    pg = None
-                    pg_note = f"PostgreSQL pair did not start: {type(exc).__name__}: {str(exc)[:200]}"
-        elif "postgres" in opts.without:
-            pg_note = "database pair left out (--without postgres)"
+        pg, db_section, pg_note = _db_pair(inventory, ports, secrets_dir, opts.without)
 
-        now = time.time()
-        config: dict[str, Any] = {
-            "inventory": str(inventory),
-            "prometheus": {"listen": f"{host}:{ports.metrics}"},
-            "scheduler": {"timeout": "2s", "retries": 1},
-            "log_level": "warning",
-            "alerts": {
-                "rules": ["default"],
-                "state_db": str(state / "alerts" / "alerts.db"),
-                "evaluate_interval": "5s",
-                "report_category": "state",
-                "console_url": console,
-                # The rota starts with this run, so the first person is on call now, whatever the date.
-                "rota": {"people": ["王工", "刘工", "陈科长"], "shift": "1d", "start": int(now) - 3600},
-                "channels": [
-                    {
-                        "type": "webhook",
-                        "name": "demo-webhook",
-                        "url": _url_secret(secrets_dir / "hook_url", f"http://{host}:{ports.hook}/hook"),
-                    },
-                    {
-                        "type": "email",
-                        "name": "demo-mail",
-                        "host": host,
-                        "port": ports.smtp,
-                        "starttls": False,
-                        "sender": "govnet@demo.gov.cn",
-                        "to": ["noc@demo.gov.cn"],
-                    },
-                ],
-                "route": ["demo-webhook"],
-                "fallback": "demo-mail",
-                # The first configuration backups, taken before monitoring starts, are planned work:
-                # storing a device's first version is not a change made outside maintenance.
-                "maintenance": [
-                    {
-                        "name": "演示准备：首次配置备份",
-                        "match": [f'device=~"{"|".join(backed) or "none"}"'],
-                        "start": _iso(first_backup[0] - 5),
-                        "end": _iso(first_backup[1] + 1),
-                    }
-                ],
-            },
-            "api": {
-                "listen": f"{host}:{ports.api}",
-                "state_dir": str(state / "api"),
-                "session_secret": _secret_file(secrets_dir / "session_secret"),
-                "export_hmac_key": _secret_file(secrets_dir / "export_hmac_key"),
-                "config_repo": str(state / "ssh" / "configs"),
-                "backup_dir": str(run_dir / "backups"),
-            },
-            "syslog": {
-                "store": str(state / "logs"),
-                "listen": host,
-                "tcp_port": ports.syslog,
-                "udp_port": ports.syslog,
-            },
-            "traps": {
-                "listen": f"{host}:{ports.traps}",
-                "communities": [f"file:{lab.run_dir.resolve() / 'secrets' / 'snmp_community'}"],
-            },
-            "probes": {"interval": "10s", "timeout": "1s"},
-            "ssh": {
-                "state_dir": str(state / "ssh"),
-                "settings": {"max_workers": 4, "banner_timeout": 5, "deadline": 60},
-                "config_backup": {"every": "45s", "retry": "15s", "devices": backed},
-                "ha": {"enabled": False},  # the lab's firewalls (Hillstone) report HA over SNMP
-                "db": db_section,
-            },
-            "backups": {
-                "state_dir": str(state / "backups"),
-                "known_hosts": str(known_hosts),
-                "interval": "1m",
-                "local_hosts": backup_hosts,
-            },
-        }
+        setup = _Setup(inventory, backed, backup_hosts, state, secrets_dir, known_hosts, first_backup)
+        config = _run_config(opts, setup, console, lab.run_dir.resolve() / "secrets", db_section)
         influx = not ({"victoria-metrics"} & opts.without) and shutil.which("victoria-metrics")
         if influx:
             config["influx"] = {
