@@ -250,6 +250,10 @@ class Defaults(_Strict):
     ssh: SshCredentials | None = None
 
 
+# Service checks need Duration and Name from above: imported here, not at the top (no import cycle).
+from inventory.services import ServiceCheck  # noqa: E402
+
+
 class Inventory(_Strict):
     """Everything govnet watches."""
 
@@ -259,6 +263,7 @@ class Inventory(_Strict):
     ha_groups: list[HaGroup] = Field(default_factory=list)
     links: list[Link] = Field(default_factory=list)
     backup_jobs: list[BackupJob] = Field(default_factory=list)
+    services: list[Annotated[ServiceCheck, Field(discriminator="type")]] = Field(default_factory=list)
 
     def device(self, name: str) -> Device:
         """The device called `name` (KeyError if none)."""
