@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from inventory.model import BackupJob, Defaults, Device, HaGroup, Link, Site
-from inventory.services import ServiceEntry
 from inventory.problems import Problem, safe_text
+from inventory.services import ServiceEntry
 from inventory.source import Collected, Item
 
 ACTIVE_ROLES = frozenset({"active", "primary"})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -19,6 +18,7 @@ from pydantic import (
 )
 
 from govnet.secrets import Secret, SecretError
+from inventory.services import ServiceCheck
 
 
 class Role(StrEnum):
@@ -51,26 +51,7 @@ class Vendor(StrEnum):
     generic = "generic"
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from `30`, `30s`, `5m`, `26h`, `1d` or `250ms`."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration like 30s, 5m, 26h or 1d")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNIT[m.group(2)]
-    else:
-        raise ValueError("expected a duration like 30s, 5m, 26h or 1d")
-    if seconds <= 0:
-        raise ValueError("a duration must be positive")
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+from inventory.fields import Duration, Name  # noqa: E402  (re-exported)
 
 
 def _to_secret(value: Any) -> Secret:
@@ -91,8 +72,6 @@ SecretRef = Annotated[
     PlainSerializer(lambda s: s.ref, return_type=str),
     WithJsonSchema({"type": "string", "pattern": "^(env|file):.+$"}),
 ]
-
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=64)]
 
 
 class _Strict(BaseModel):
@@ -248,10 +227,6 @@ class Defaults(_Strict):
     poll_interval: Duration = 30.0
     snmp: Annotated[SnmpCredentials | None, BeforeValidator(_snmp_version_to_str)] = None
     ssh: SshCredentials | None = None
-
-
-# Service checks need Duration and Name from above: imported here, not at the top (no import cycle).
-from inventory.services import ServiceCheck  # noqa: E402
 
 
 class Inventory(_Strict):

@@ -128,7 +128,9 @@ def _tag_of(tp: type[BaseModel], tag: int | str) -> bool:
 
 def _fields_at(model: type[BaseModel], loc: Sequence[int | str]) -> list[str]:
     """Field names of the model(s) found at `loc` under `model` (for 'did you mean')."""
-    current: list[Any] = _flatten(model.model_fields["root"].annotation) if "root" in model.model_fields else [model]
+    current: list[Any] = (
+        _flatten(model.model_fields["root"].annotation) if "root" in model.model_fields else [model]
+    )
     for element in loc:
         advanced: list[Any] = []
         for tp in current:

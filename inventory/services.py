@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, RootModel, field_validator, model_validator
 
-from inventory.model import Duration, Name
+from inventory.fields import Duration, Name
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_\-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9_]"
                        r"([A-Za-z0-9_\-]{0,61}[A-Za-z0-9])?\.?$")  # fmt: skip
@@ -237,7 +237,9 @@ class DnsService(_Base):
             try:
                 ipaddress.ip_address(host)
             except ValueError:
-                raise ValueError(f"a DNS server is an IP address (optionally with :port), got {s!r}") from None
+                raise ValueError(
+                    f"a DNS server is an IP address (optionally with :port), got {s!r}"
+                ) from None
         return v
 
 
