@@ -7,6 +7,7 @@ import hashlib
 import ipaddress
 import ssl
 import time
+import warnings
 from functools import lru_cache
 
 from cryptography import x509
@@ -28,9 +29,16 @@ def verifying_context(ca_file: str | None, check_hostname: bool = True) -> ssl.S
     the store costs milliseconds of CPU per context)."""
     ctx = ssl.create_default_context(cafile=ca_file)
     ctx.check_hostname = check_hostname
-    # Old government servers still speak TLS 1.0/1.1: report the version rather than fail the handshake.
-    ctx.minimum_version = ssl.TLSVersion.TLSv1
+    _allow_old_versions(ctx)
     return ctx
+
+
+def _allow_old_versions(ctx: ssl.SSLContext) -> None:
+    # Old government servers still speak TLS 1.0/1.1: report the version (and fail a check that sets
+    # `min_version`) rather than fail the handshake. Python warns that these versions are deprecated.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
 
 
 @lru_cache(maxsize=1)
@@ -39,7 +47,7 @@ def unverified_context() -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    ctx.minimum_version = ssl.TLSVersion.TLSv1
+    _allow_old_versions(ctx)
     return ctx
 
 
