@@ -34,6 +34,10 @@ def schema_problems(
         loc = list(err["loc"])
         kind = err["type"]
         line, parts = locate(node, loc, keep_last=kind == "missing")
+        if kind == "union_tag_invalid":
+            # The line of the selecting key itself (`type: htps`), not the entry's first line.
+            tag = str((err.get("ctx") or {}).get("discriminator", "")).strip("'")
+            line = locate(node, [*loc, tag])[0]
         message = _message(err, model)
         if "weak SNMPv3" in message:
             line = _weak_protocol_line(node, loc) or line

@@ -159,6 +159,7 @@ http {{
   uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
   default_type text/html;
   charset utf-8;
+  absolute_redirect off;
   server {{
     listen {HOST}:{self.https_port} ssl;
     listen {HOST}:{self.http_port};
