@@ -18,6 +18,11 @@ from pydantic import (
 )
 
 from govnet.secrets import Secret, SecretError
+
+# Re-exported: the other rooms import these from here.
+from inventory.fields import Duration as Duration
+from inventory.fields import Name as Name
+from inventory.fields import parse_duration as parse_duration
 from inventory.services import ServiceCheck
 
 
@@ -49,9 +54,6 @@ class Vendor(StrEnum):
     topsec = "topsec"
     linux = "linux"
     generic = "generic"
-
-
-from inventory.fields import Duration, Name  # noqa: E402  (re-exported)
 
 
 def _to_secret(value: Any) -> Secret:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from services_env import HOST, NAME, Dnsmasq, Nginx, Pki
 
 from alerts.engine import Engine, Notification
 from alerts.maintenance import MaintenanceWindow
@@ -17,7 +18,6 @@ from alerts.rules import DEFAULT_RULES, load_rules
 from collectors.services.runner import ServiceChecker
 from collectors.services.watch import BaselineRepo
 from inventory.services import ServiceEntry
-from services_env import HOST, NAME, Dnsmasq, Nginx, Pki
 
 PAGE = """<!doctype html><html><head><title>某区人民政府门户网站</title>
 <script src="/js/site.js"></script><link rel="stylesheet" href="https://cdn.gov.test/site.css"></head>
@@ -155,7 +155,9 @@ def test_volatile_part_changing_raises_nothing(env: Env, tmp_path: Path) -> None
 
 
 def test_script_from_new_domain(env: Env, tmp_path: Path) -> None:
-    evil = PAGE.format(clock="08:00").replace("</body>", '<script src="https://js.evil-cdn.example/a.js"></script></body>')
+    evil = PAGE.format(clock="08:00").replace(
+        "</body>", '<script src="https://js.evil-cdn.example/a.js"></script></body>'
+    )
     run = _scenario(env, tmp_path, lambda r: env.nginx.page(evil), lambda r: env.reset())
     _exactly(run, "DefacementSuspected")
     firing = next(n for n in run.sent if n.kind == "firing")
@@ -184,7 +186,9 @@ def test_maintenance_window_suppresses_content_alert(env: Env, tmp_path: Path) -
     import time
 
     start = float(int(time.time()))
-    window = MaintenanceWindow(name="portal-update", match=['service="portal"'], start=start + 60, end=start + 400)
+    window = MaintenanceWindow(
+        name="portal-update", match=['service="portal"'], start=start + 60, end=start + 400
+    )
     env.reset()
     run = Run(env, tmp_path, [window])
     run.now = start

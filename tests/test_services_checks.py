@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from services_env import HOST, NAME, Blackbox, Nginx, Pki
 
 from collectors.services.checks import run_check
 from collectors.services.content import analyse, forbidden_found
 from collectors.services.tls import hostname_matches
 from inventory.load import InventoryError, load_inventory
 from inventory.services import ContentWatch, ServiceEntry
-from services_env import HOST, NAME, Blackbox, Nginx, Pki
 
 OWNER = {"unit": "区大数据中心", "site": "ncc"}
 
@@ -66,10 +66,18 @@ def test_inventory_errors_name_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(InventoryError) as exc:
         load_inventory(f)
     got = [(p.line, p.path, p.message) for p in exc.value.problems]
-    assert (10, "services[1]", "unknown type 'htps'; expected one of 'http', 'https', 'tls', 'dns', 'tcp'") in got
+    assert (
+        10,
+        "services[1]",
+        "unknown type 'htps'; expected one of 'http', 'https', 'tls', 'dns', 'tcp'",
+    ) in got
     assert (15, "services[2].target", "expected host:port") in got
-    assert (16, "services[3]", "missing required field 'expect'") in [(a, b.rsplit(".", 1)[0], c) for a, b, c in got]
-    assert any(line == 21 and "http check needs a target URL starting with http://" in m for line, _, m in got)
+    assert (16, "services[3]", "missing required field 'expect'") in [
+        (a, b.rsplit(".", 1)[0], c) for a, b, c in got
+    ]
+    assert any(
+        line == 21 and "http check needs a target URL starting with http://" in m for line, _, m in got
+    )
 
 
 def test_valid_services_load(tmp_path: Path) -> None:
@@ -79,11 +87,13 @@ def test_valid_services_load(tmp_path: Path) -> None:
         textwrap.dedent("""\
         sites: [{name: ncc}]
         services:
-          - {name: portal, owner: {unit: 区政府办公室, site: ncc}, type: https, target: "https://portal.gov.test/",
-             tls: {ca_file: ca.pem}, content: {volatile_selectors: [".clock"]}}
-          - {name: dns, owner: {unit: x, site: ncc}, type: dns, target: portal.gov.test, servers: ["10.0.0.53:5353"],
-             expect: {answers: [10.1.1.1]}}
-          - {name: smtp, owner: {unit: x, site: ncc}, type: tcp, target: "mail.gov.test:25", expect: {contains: "220"}}
+          - {name: portal, owner: {unit: 区政府办公室, site: ncc}, type: https,
+             target: "https://portal.gov.test/", tls: {ca_file: ca.pem},
+             content: {volatile_selectors: [".clock"]}}
+          - {name: dns, owner: {unit: x, site: ncc}, type: dns, target: portal.gov.test,
+             servers: ["10.0.0.53:5353"], expect: {answers: [10.1.1.1]}}
+          - {name: smtp, owner: {unit: x, site: ncc}, type: tcp, target: "mail.gov.test:25",
+             expect: {contains: "220"}}
           - {name: vpn, owner: {unit: x, site: ncc}, type: tls, target: "[2001:db8::1]:443"}
         """),
         encoding="utf-8",
@@ -104,8 +114,16 @@ def test_page_analysis() -> None:
     <p>cialisfoo and xxxy are not words here</p></body></html>"""
     watch = ContentWatch(volatile_selectors=[".t"], volatile_patterns=[r"\d+ 次"])
     page = analyse(html.encode(), "https://portal.gov.test/", watch)
-    assert page.text.splitlines() == ["政务 公开", "访问量 … 次".replace(" … 次", " …"), "cialisfoo and xxxy are not words here"]
-    assert page.resources == {"iframe": ["ads.example"], "link": ["static.gov.test"], "script": ["cdn.gov.test"]}
+    assert page.text.splitlines() == [
+        "政务 公开",
+        "访问量 … 次".replace(" … 次", " …"),
+        "cialisfoo and xxxy are not words here",
+    ]
+    assert page.resources == {
+        "iframe": ["ads.example"],
+        "link": ["static.gov.test"],
+        "script": ["cdn.gov.test"],
+    }
     assert page.external_active_hosts() == {"ads.example", "cdn.gov.test"}
     assert forbidden_found(page, watch) == ["casino", "百家乐"]
     assert forbidden_found(page, ContentWatch(builtin_words=False, forbidden_words=["访问量"])) == ["访问量"]
@@ -304,7 +322,9 @@ def test_agrees_with_blackbox_exporter(tmp_path: Path, cert: str, path: str) -> 
         assert ours.up == (theirs["probe_success"] == 1.0), (ours.reason, theirs)
         if ours.up:
             assert ours.status == theirs["probe_http_status_code"]
-        ours_tls = asyncio.run(run_check(check(type="tls", target=f"{HOST}:{ng.https_port}", tls={**ca, "server_name": NAME})))
+        ours_tls = asyncio.run(
+            run_check(check(type="tls", target=f"{HOST}:{ng.https_port}", tls={**ca, "server_name": NAME}))
+        )
         theirs_tls = bb.probe("tls", f"{HOST}:{ng.https_port}")
         assert ours_tls.up == (theirs_tls["probe_success"] == 1.0), (ours_tls.reason, theirs_tls)
         if "probe_ssl_earliest_cert_expiry" in theirs_tls:

@@ -1,4 +1,4 @@
-"""Runs every service check of the inventory on its interval and turns results into govnet_service_* samples."""
+"""Runs each service check of the inventory on its interval; results become govnet_service_* samples."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 HELP = {
     "govnet_service_up": "1 if the last check of the service passed every expectation, else 0.",
-    "govnet_service_duration_seconds": "Duration of the last check per phase (dns, connect, tls, first_byte, total).",
+    "govnet_service_duration_seconds": "Seconds per phase of the last check (dns, connect, tls, first_byte, total).",
     "govnet_service_http_status_code": "HTTP status of the final answer (after redirects).",
     "govnet_service_http_redirects": "Redirects followed in the last check.",
     "govnet_service_cert_expiry_timestamp_seconds": "notAfter of the certificate presented (unix seconds).",
@@ -34,7 +34,7 @@ HELP = {
     "govnet_service_dns_answer_ok": "1 if this DNS server's answer equals the expected set.",
     "govnet_service_content_changed": "1 if the page's visible text differs from the accepted baseline.",
     "govnet_service_content_change_timestamp_seconds": "When the current changed page text was first seen.",
-    "govnet_service_defacement_suspected": "1 if a forbidden word or a new external script/iframe host is on the page.",
+    "govnet_service_defacement_suspected": "1 if a forbidden word or a new external script host appeared.",
     "govnet_service_checks_total": "Checks run since start.",
     "govnet_service_check_failures_total": "Checks that found the service down.",
     "govnet_service_last_check_timestamp_seconds": "When the last check finished.",

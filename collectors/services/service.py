@@ -35,7 +35,9 @@ def build_services(section: dict[str, Any], ctx: RunContext) -> list[Service]:
     try:
         cfg = ServicesSection.model_validate(section or {})
     except ValidationError as exc:
-        raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+        raise ValueError(
+            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        ) from None
     folder = cfg.baseline_dir if cfg.baseline_dir.is_absolute() else ctx.base_dir / cfg.baseline_dir
     repo = BaselineRepo(folder)
     base = Path(ctx.inventory_path).parent if Path(ctx.inventory_path).is_file() else Path(ctx.inventory_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import ipaddress
 import ssl
@@ -134,7 +135,7 @@ async def handshake(
 
 
 async def _read_cert(address: str, port: int, sni: str | None, ctx: ssl.SSLContext) -> tuple[bytes, str]:
-    reader, writer = await asyncio.open_connection(address, port, ssl=ctx, server_hostname=sni or "")
+    _reader, writer = await asyncio.open_connection(address, port, ssl=ctx, server_hostname=sni or "")
     try:
         obj = writer.get_extra_info("ssl_object")
         der = obj.getpeercert(binary_form=True) if obj is not None else None
@@ -143,10 +144,8 @@ async def _read_cert(address: str, port: int, sni: str | None, ctx: ssl.SSLConte
         return der, str(obj.version() or "")
     finally:
         writer.close()
-        try:
+        with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
             await asyncio.wait_for(writer.wait_closed(), 1.0)
-        except (OSError, TimeoutError, ssl.SSLError):
-            pass
 
 
 def _is_ip(host: str) -> bool:
