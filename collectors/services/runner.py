@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 HELP = {
     "govnet_service_up": "1 if the last check of the service passed every expectation, else 0.",
-    "govnet_service_duration_seconds": "Seconds per phase of the last check (dns, connect, tls, first_byte, total).",
+    "govnet_service_duration_seconds": "Last check by phase: dns, connect, tls, first_byte, total.",
     "govnet_service_http_status_code": "HTTP status of the final answer (after redirects).",
     "govnet_service_http_redirects": "Redirects followed in the last check.",
     "govnet_service_cert_expiry_timestamp_seconds": "notAfter of the certificate presented (unix seconds).",
