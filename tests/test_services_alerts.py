@@ -81,6 +81,7 @@ class Run:
         self.repo = BaselineRepo(tmp / "baselines")
         self.checker = ServiceChecker(_checks(env), self.repo, clock=lambda: self.now)
         self.engine = Engine(load_rules(DEFAULT_RULES), maintenance=maintenance or ())
+        self.checker.register_details(self.engine)
         self.sent: list[Notification] = []
 
     def step(self, n: int = 1) -> list[Notification]:
@@ -139,6 +140,8 @@ def test_page_text_changed_then_accepted(env: Env, tmp_path: Path) -> None:
 
     run = _scenario(env, tmp_path, change, accept)
     _exactly(run, "ServiceContentChanged")
+    firing = next(n for n in run.sent if n.kind == "firing")
+    assert "详情：" in firing.text and "+政务公开 · 办事服务 · 互动交流 · 网上信访" in firing.text, firing.text
     versions = run.repo.versions("portal")
     assert [v.author for v in versions] == ["Li Lei <lilei@gov.test>", "govnet <govnet@localhost>"]
 
@@ -171,6 +174,7 @@ def test_forbidden_word_hidden_link(env: Env, tmp_path: Path) -> None:
     _exactly(run, "DefacementSuspected")
     firing = next(n for n in run.sent if n.kind == "firing")
     assert firing.alerts[0]["labels"]["reason"] == "forbidden_word"  # type: ignore[index]
+    assert "违规词 forbidden words: 澳门新葡京, 百家乐" in firing.text, firing.text
 
 
 def test_dns_answer_changed(env: Env, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from collectors.services.checks import run_check
 from collectors.services.content import Page, analyse
@@ -144,6 +145,28 @@ class ServiceChecker:
                 log.exception("service check %s failed", name)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), max(0.0, interval - (loop.time() - started)))
+
+    def content_detail(self, labels: dict[str, str]) -> list[str]:
+        """The text diff behind a ServiceContentChanged alert (for the notification)."""
+        st = self.states.get(labels.get("service", ""))
+        if st is None or st.watch is None:
+            return []
+        return list(st.watch.verdict.diff)
+
+    def defacement_detail(self, labels: dict[str, str]) -> list[str]:
+        """The forbidden words or new external hosts behind a DefacementSuspected alert."""
+        st = self.states.get(labels.get("service", ""))
+        if st is None or st.watch is None:
+            return []
+        v = st.watch.verdict
+        if labels.get("reason") == "forbidden_word":
+            return [f"违规词 forbidden words: {', '.join(v.forbidden)}"]
+        return [f"新增外部脚本/框架域名 new external script hosts: {', '.join(v.new_hosts)}"]
+
+    def register_details(self, engine: Any) -> None:
+        """Show diffs and findings in the alert engine's notifications (alerts.engine.Engine.details)."""
+        engine.details["ServiceContentChanged"] = self.content_detail
+        engine.details["DefacementSuspected"] = self.defacement_detail
 
     def internal_samples(self) -> list[Sample]:
         """govnet_service_* for every service checked at least once."""

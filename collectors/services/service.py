@@ -43,4 +43,7 @@ def build_services(section: dict[str, Any], ctx: RunContext) -> list[Service]:
     base = Path(ctx.inventory_path).parent if Path(ctx.inventory_path).is_file() else Path(ctx.inventory_path)
     checker = ServiceChecker(list(ctx.inventory.services), repo, base, cfg.max_concurrency)
     ctx.extra[CHECKER_KEY] = checker
+    engine = ctx.extra.get("alerts_engine")  # built before us when `alerts:` is configured
+    if engine is not None:
+        checker.register_details(engine)
     return [checker]
