@@ -517,6 +517,8 @@ class Engine:
                 {
                     "alert": st.rule,
                     "device": labels.get("device", ""),
+                    "service": labels.get("service", ""),
+                    "unit": labels.get("unit", ""),
                     "site": labels.get("site", ""),
                     "summary": self.summary(rule, st),
                     "since": format_time(st.fired_at or now),
