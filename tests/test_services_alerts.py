@@ -141,7 +141,9 @@ def test_page_text_changed_then_accepted(env: Env, tmp_path: Path) -> None:
     run = _scenario(env, tmp_path, change, accept)
     _exactly(run, "ServiceContentChanged")
     firing = next(n for n in run.sent if n.kind == "firing")
-    assert "详情：" in firing.text and "+政务公开 · 办事服务 · 互动交流 · 网上信访" in firing.text, firing.text
+    assert "详情：" in firing.text and "+政务公开 · 办事服务 · 互动交流 · 网上信访" in firing.text, (
+        firing.text
+    )
     versions = run.repo.versions("portal")
     assert [v.author for v in versions] == ["Li Lei <lilei@gov.test>", "govnet <govnet@localhost>"]
 
