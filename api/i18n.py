@@ -20,7 +20,6 @@ TEXTS: dict[str, tuple[str, str]] = {
     "services": ("网站与服务", "Websites and services"),
     "service": ("服务", "Service"),
     "unit": ("责任单位", "Unit"),
-    "target": ("目标", "Target"),
     "reason": ("原因", "Reason"),
     "cert_days": ("证书剩余天数", "Certificate days left"),
     "content": ("页面内容", "Page content"),

@@ -1,4 +1,4 @@
-"""Service checks in the API and console: list, one service with its last diff (escaped), accept a baseline."""
+"""Service checks in the API and console: the list, one service with its last diff (escaped), baselines."""
 
 from __future__ import annotations
 
