@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from services_env import HOST, NAME, Blackbox, Nginx, Pki
+from services_env import HOST, NAME, Blackbox, Dnsmasq, Nginx, Pki
 
 from collectors.services.checks import run_check
 from collectors.services.content import analyse, forbidden_found
@@ -333,3 +333,37 @@ def test_agrees_with_blackbox_exporter(tmp_path: Path, cert: str, path: str) -> 
     finally:
         bb.stop()
         ng.stop()
+
+
+@pytest.mark.parametrize("state", ["right", "wrong", "stopped"])
+def test_dns_agrees_with_blackbox_exporter(tmp_path: Path, state: str) -> None:
+    dns = Dnsmasq(tmp_path / "dns")
+    dns.set({NAME: HOST if state != "wrong" else "127.0.0.77"})
+    bb = Blackbox(
+        tmp_path / "bb",
+        textwrap.dedent(f"""\
+        modules:
+          dns:
+            prober: dns
+            timeout: 3s
+            dns:
+              query_name: {NAME}
+              query_type: A
+              preferred_ip_protocol: ip4
+              validate_answer_rrs: {{fail_if_none_matches_regexp: ["\\\\s{HOST.replace(".", "[.]")}$"]}}
+        """),
+    )
+    bb.start()
+    try:
+        if state != "stopped":
+            dns.start()
+        ours = asyncio.run(
+            run_check(check(type="dns", target=NAME, servers=[dns.server], expect={"answers": [HOST]}))
+        )
+        theirs = bb.probe("dns", dns.server)
+        agree = ours.up and ours.dns_ok.get(dns.server, False)
+        assert agree == (theirs["probe_success"] == 1.0), (ours, theirs)
+        assert ours.up == (state != "stopped")
+    finally:
+        bb.stop()
+        dns.stop()
