@@ -1,4 +1,4 @@
-"""Service checks: govnet's CPU per 1,000 checks against prometheus-blackbox-exporter's, same targets, same run.
+"""Service checks: govnet's CPU per 1,000 checks against blackbox_exporter's, same targets, same run.
 
 A real nginx (HTTPS with a certificate chain made here, a ~50 KB government-style page) and a real
 dnsmasq on loopback; both checkers run the same checks with the same concurrency, and every verdict is
@@ -25,10 +25,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from services_env import HOST, NAME, Blackbox, Dnsmasq, Nginx, Pki  # noqa: E402
+
 from collectors.services.checks import run_check  # noqa: E402
 from collectors.services.content import analyse  # noqa: E402
 from inventory.services import ServiceEntry  # noqa: E402
-from services_env import HOST, NAME, Blackbox, Dnsmasq, Nginx, Pki  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -115,7 +116,10 @@ def main(argv: list[str] | None = None) -> int:
               tls:
                 prober: tcp
                 timeout: 5s
-                tcp: {{preferred_ip_protocol: ip4, tls: true, tls_config: {{ca_file: {pki.ca_file}, server_name: {NAME}}}}}
+                tcp:
+                  preferred_ip_protocol: ip4
+                  tls: true
+                  tls_config: {{ca_file: {pki.ca_file}, server_name: {NAME}}}
               dns:
                 prober: dns
                 timeout: 5s
@@ -166,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             ng.stop()
     n = args.checks
     print(
-        f"# {n} checks each, concurrency {args.concurrency}, page {len(_page().encode()) // 1024} KB, loopback"
+        f"# {n} checks each, concurrency {args.concurrency}, "
+        f"page {len(_page().encode()) // 1024} KB, loopback"
     )
     print("| check | govnet CPU per 1,000 | blackbox_exporter CPU per 1,000 | ratio govnet/blackbox | "
           "govnet up | blackbox up | wall govnet / blackbox |")  # fmt: skip
