@@ -172,7 +172,7 @@ class ServiceChecker:
         """govnet_service_* for every service checked at least once."""
         out: list[Sample] = []
         for st in self.states.values():
-            out += service_samples(st, self.clock())
+            out += service_samples(st)
         return out
 
 
@@ -182,7 +182,7 @@ def _s(
     return Sample(metric, tuple(sorted(labels)), float(value), ts, kind, HELP[metric])
 
 
-def service_samples(st: ServiceState, now: float) -> list[Sample]:
+def service_samples(st: ServiceState) -> list[Sample]:
     """The samples of one service's latest result (none before its first check)."""
     r = st.result
     if r is None or st.checked_at is None:
