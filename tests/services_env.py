@@ -166,6 +166,7 @@ http {{
     server_name {NAME};
     ssl_certificate {chain};
     ssl_certificate_key {key};
+    ssl_protocols TLSv1.2;  # fixed, so a check with min_version TLSv1.3 has a known answer
     root {self.www};
     location = /loop {{ return 302 /loop2; }}
     location = /loop2 {{ return 302 /loop; }}

@@ -222,7 +222,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
     ng.stop()
 
 
-def _http(url: str, **kw: Any) -> Any:
+def _http(url: str, **kw: Any) -> Any:  # connect to loopback, keep the name for Host and SNI
     return check(type=url.split(":")[0], target=url, address=HOST, **kw)
 
 
@@ -261,6 +261,31 @@ def test_bad_targets_give_clear_results(bad: Misbehaving, site: Nginx) -> None:
         assert not r.up and expected in r.reason, (name, r.reason)
     # The 50 MiB page was read only up to expect.max_body (5 MiB) and then dropped.
     assert peak < 25 * 1024 * 1024, peak
+
+
+def test_expectations(site: Nginx) -> None:
+    ca = {"ca_file": str(site.pki.ca_file)}
+    base = f"https://{NAME}:{site.https_port}"
+
+    def run(**kw: Any) -> Any:
+        return asyncio.run(run_check(_http(**kw)))
+
+    ok = run(url=f"{base}/moved", tls=ca, expect={"contains": ["政务公开"]})
+    assert ok.up and ok.status == 200 and ok.redirects == 1 and ok.cert is not None and ok.cert.chain_ok
+    assert set(ok.phases) == {"dns", "connect", "tls", "first_byte", "total"}
+    assert run(url=f"{base}/moved", tls=ca, expect={"status": [301], "max_redirects": 0}).up
+    missing = run(url=f"{base}/", tls=ca, expect={"contains": ["网上信访"]})
+    assert not missing.up and missing.reason == "required keyword missing: 网上信访"
+    banned = run(url=f"{base}/", tls=ca, expect={"forbids": ["政务"]})
+    assert not banned.up and banned.reason == "forbidden keyword present: 政务"
+    old = run(url=f"{base}/", tls={**ca, "min_version": "TLSv1.3"})
+    assert not old.up and old.reason == "protocol TLSv1.2 older than TLSv1.3"  # services_env: TLS 1.2 only
+    plain = run(url=f"{base}/")  # the system trust store does not know the test CA
+    assert not plain.up and plain.reason.startswith("certificate not trusted: unable to get local issuer")
+    assert plain.cert is not None and not plain.cert.chain_ok and plain.cert.hostname_ok
+    smtp_like = check(type="tcp", target=f"{HOST}:{site.http_port}",
+                      expect={"send": "HEAD / HTTP/1.0\r\n\r\n", "contains": "HTTP/1.1 200 OK"})  # fmt: skip
+    assert asyncio.run(run_check(smtp_like)).up
 
 
 def test_slow_target_never_stalls_other_checks(bad: Misbehaving, site: Nginx) -> None:

@@ -55,7 +55,9 @@ def test_govnet_run_checks_services(tmp_path: Path) -> None:
             if 'govnet_service_up{service="gone"' in text and "govnet_service_content_changed{" in text:
                 break
             time.sleep(0.5)
-        lines = {line.rsplit(" ", 1)[0]: line.rsplit(" ", 1)[1] for line in text.splitlines() if line[:1] != "#"}
+        lines = {
+            line.rsplit(" ", 1)[0]: line.rsplit(" ", 1)[1] for line in text.splitlines() if line[:1] != "#"
+        }
         up = {k: v for k, v in lines.items() if k.startswith("govnet_service_up{")}
         assert any('service="portal"' in k and v == "1.0" for k, v in up.items()), up
         assert any('service="gone"' in k and v == "0.0" for k, v in up.items()), up

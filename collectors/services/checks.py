@@ -180,7 +180,8 @@ async def _http(check: HttpService, result: CheckResult, base: Path | None) -> N
                 return
             status = result.status or 0
             location = result.final_url
-            if 300 <= status < 400 and location:
+            # max_redirects 0: do not follow; the redirect itself is judged (expect.status: [301]).
+            if 300 <= status < 400 and location and check.expect.max_redirects > 0:
                 nxt = urljoin(url, location)
                 if nxt in seen:
                     result.fail(f"redirect loop: {url} -> {nxt}")
