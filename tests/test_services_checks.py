@@ -274,6 +274,9 @@ def test_expectations(site: Nginx) -> None:
     assert ok.up and ok.status == 200 and ok.redirects == 1 and ok.cert is not None and ok.cert.chain_ok
     assert set(ok.phases) == {"dns", "connect", "tls", "first_byte", "total"}
     assert run(url=f"{base}/moved", tls=ca, expect={"status": [301], "max_redirects": 0}).up
+    # A GB2312 page (declared only in <meta>, while the server's header says utf-8) still matches.
+    (site.www / "gbk.html").write_bytes('<meta charset="gb2312"><p>政务公开 网上信访</p>'.encode("gbk"))
+    assert run(url=f"{base}/gbk.html", tls=ca, expect={"contains": ["网上信访"]}).up
     missing = run(url=f"{base}/", tls=ca, expect={"contains": ["网上信访"]})
     assert not missing.up and missing.reason == "required keyword missing: 网上信访"
     banned = run(url=f"{base}/", tls=ca, expect={"forbids": ["政务"]})

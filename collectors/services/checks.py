@@ -23,6 +23,7 @@ import dns.message
 import dns.rdatatype
 import httpx
 
+from collectors.services.content import decode_page
 from collectors.services.result import CertInfo, CheckResult
 from collectors.services.tls import cert_info, handshake, verifying_context, version_below
 from inventory.services import (
@@ -242,7 +243,8 @@ async def _hop(
                     result.fail(f"response body larger than {limit} bytes (page not read further)")
                     return False
             result.body = bytes(body)
-            result.body_text = body.decode(resp.charset_encoding or "utf-8", errors="replace")
+            result.charset = resp.charset_encoding
+            result.body_text = decode_page(result.body, resp.charset_encoding)
         return True
     except httpx.ConnectError as exc:
         cause = _root_cause(exc)

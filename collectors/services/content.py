@@ -58,7 +58,9 @@ class Page:
                    {str(k): [str(h) for h in v] for k, v in res.items()})  # fmt: skip
 
 
-def _decode(body: bytes, charset: str | None) -> str:
+def decode_page(body: bytes, charset: str | None = None) -> str:
+    """Page bytes as text: the declared charset, else UTF-8, else GB18030 (a superset of GBK/GB2312,
+    which many government sites declare only in a <meta> tag)."""
     for enc in (charset, "utf-8", "gb18030"):
         if enc:
             try:
@@ -81,7 +83,7 @@ def _lines(node: LexborNode | None) -> list[str]:
 
 def analyse(body: bytes, page_url: str, watch: ContentWatch, charset: str | None = None) -> Page:
     """Reduce an HTML page to its visible text, hidden text and external resource hosts."""
-    tree = LexborHTMLParser(_decode(body, charset))
+    tree = LexborHTMLParser(decode_page(body, charset))
     page_host = (urlsplit(page_url).hostname or "").lower()
     hosts: dict[str, set[str]] = {}
     for tag, attr in _RESOURCES:

@@ -38,6 +38,7 @@ class CheckResult:
     dns_ok: dict[str, bool] = field(default_factory=dict)  # server -> answers equal the expected set
     body: bytes | None = None  # the page (bounded by expect.max_body) for keyword and content checks
     body_text: str = ""  # the page decoded (for keywords)
+    charset: str | None = None  # declared in Content-Type
 
     def fail(self, reason: str) -> CheckResult:
         """Mark down with `reason` (the first failure wins); returns self."""

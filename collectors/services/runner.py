@@ -115,7 +115,7 @@ class ServiceChecker:
     @staticmethod
     def _watch(watch: PageWatch, result: CheckResult, now: float) -> Verdict:
         assert result.body is not None
-        page: Page = analyse(result.body, result.final_url, watch.cfg)
+        page: Page = analyse(result.body, result.final_url, watch.cfg, result.charset)
         return watch.observe(page, now)
 
     async def check_all(self) -> None:
