@@ -24,7 +24,7 @@ from alerts.rules import Rule
 from alerts.series import Labels, SeriesStore, matches
 from alerts.silences import Silence, SilenceSet
 from alerts.state import AlertState
-from govnet.samples import Sample
+from core.samples import Sample
 from inventory.topology import Topology
 
 AlertKey = tuple[str, Labels]

@@ -16,8 +16,9 @@ from alerts.ha import PgLeaderElector
 from alerts.levels import Level
 from alerts.notify.dispatch import Dispatcher
 from alerts.rules import RuleError
-from govnet.samples import Sample, labels_of
-from govnet.service import RunContext, Service
+from core.pipeline import Service
+from core.samples import Sample, labels_of
+from govnet.service import RunContext
 from inventory.topology import Topology
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,8 @@ from api.audit import AuditSink, LogStoreAudit, SqliteAudit
 from api.auth import AuthDB, LoginLimiter
 from api.state import ApiState
 from collectors.ssh.configrepo import ConfigRepo
-from govnet.service import RunContext, Service
+from core.pipeline import Service
+from govnet.service import RunContext
 from inventory.model import SecretRef
 from logstore.signing import KeySpec
 from logstore.store import LogStore

@@ -27,7 +27,7 @@ class ApiState:
     audit: AuditSink
     session_secret: bytes
     export_dir: Path
-    latest: Any = None  # exporters.store.LatestStore
+    latest: Any = None  # core.latest.LatestStore
     engine: Callable[[], Engine | None] = lambda: None
     logstore: Callable[[], LogStore | None] = lambda: None
     services: Callable[[], Any] = lambda: None  # collectors.services.runner.ServiceChecker

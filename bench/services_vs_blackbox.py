@@ -23,13 +23,11 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
-
-from services_env import HOST, NAME, Blackbox, Dnsmasq, Nginx, Pki  # noqa: E402
 
 from collectors.services.checks import run_check  # noqa: E402
 from collectors.services.content import analyse  # noqa: E402
 from inventory.services import ServiceEntry  # noqa: E402
+from tests.support.services_env import HOST, NAME, Blackbox, Dnsmasq, Nginx, Pki  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 

@@ -20,16 +20,17 @@ from pathlib import Path
 from typing import TextIO
 
 from collectors.base import Collector, PollResult
-from collectors.fanout import FanOut
 from collectors.scheduler import Schedule, Scheduler, SchedulerSettings, accepted_keywords, run_poll
+from core.fanout import FanOut
+from core.latest import LatestStore
+from core.pipeline import MetricsSource, SampleSink, Service
+from core.samples import Sample
+from core.secrets import SecretError
 from exporters.influx import InfluxClientSender, InfluxWriter
 from exporters.prometheus import MetricsServer, SamplesCollector
 from exporters.spool import Spool, SpoolError
-from exporters.store import LatestStore
 from govnet.config import Config, ConfigError, SchedulerConfig, load_config
-from govnet.samples import Sample
-from govnet.secrets import SecretError
-from govnet.service import BUILDERS, MetricsSource, RunContext, SampleSink, Service
+from govnet.service import BUILDERS, RunContext
 from inventory.model import Device, Inventory
 
 log = logging.getLogger("govnet")

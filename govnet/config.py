@@ -8,7 +8,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, field_validator
 
-from govnet.secrets import Secret
+from core.secrets import Secret
 from inventory.model import Duration, SecretRef
 
 DEFAULT_LISTEN = "127.0.0.1:9810"

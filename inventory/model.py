@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from govnet.secrets import Secret, SecretError
+from core.secrets import Secret, SecretError
 
 # Re-exported: the other rooms import these from here.
 from inventory.fields import Duration as Duration

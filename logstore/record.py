@@ -74,7 +74,7 @@ def canonical(rec: Record) -> bytes:
 
     The bytes are exactly `json.dumps(rec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`
     encoded as UTF-8 (what an auditor recomputes with the standard library); orjson produces them
-    ~8x faster for these value types (tests/test_logstore.py checks the equality on every control
+    ~8x faster for these value types (tests/logstore/test_logstore.py checks the equality on every control
     character, non-BMP text and 64-bit integers). Anything orjson cannot encode (integers beyond
     64 bits) falls back to the standard library.
     """

@@ -10,7 +10,7 @@ from email.utils import formatdate, make_msgid
 
 from alerts.engine import Notification
 from alerts.notify.base import OK, Result
-from govnet.secrets import Secret
+from core.secrets import Secret
 
 
 @dataclass

@@ -10,8 +10,8 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api import ops, services_ops
-from api.app import api_state, audit, client_of, guard, principal_of
 from api.auth import AuthError
+from api.deps import api_state, audit, client_of, guard, principal_of
 from api.ops import OpError
 from api.policy import Role
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from api import ops, services_ops
-from api.app import SESSION_COOKIE, api_state, audit, client_of, guard, principal_of, render
+from api.deps import SESSION_COOKIE, api_state, audit, client_of, guard, principal_of, render
 from api.ops import OpError
 from api.policy import home_of
 from api.topomap import layout

@@ -17,7 +17,7 @@ from collectors.services.content import Page, analyse
 from collectors.services.result import PHASES, CheckResult
 from collectors.services.tls import seconds_left
 from collectors.services.watch import BaselineRepo, PageWatch, Verdict
-from govnet.samples import MetricType, Sample
+from core.samples import MetricType, Sample
 from inventory.services import HttpService, ServiceCheck
 
 log = logging.getLogger(__name__)

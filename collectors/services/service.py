@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from collectors.services.runner import ServiceChecker
 from collectors.services.watch import BaselineRepo
-from govnet.service import RunContext, Service
+from core.pipeline import Service
+from govnet.service import RunContext
 
 CHECKER_KEY = "service_checker"  # RunContext.extra: the console reads states and accepts baselines
 

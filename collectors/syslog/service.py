@@ -20,7 +20,7 @@ from collectors.syslog.receiver import (
     server_tls_context,
     start_receiver,
 )
-from govnet.samples import Sample
+from core.samples import Sample
 from govnet.service import RunContext
 from logstore.store import LogStore, StoreConfig
 

@@ -1,0 +1,68 @@
+"""`govnet run` with a `services:` section: the inventory's checks run on schedule against a real nginx,
+their series reach /metrics, and the first page becomes a committed baseline."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from tests.support.paths import GOVNET
+from tests.support.services_env import HOST, NAME, Nginx, Pki, free_port
+
+
+def test_govnet_run_checks_services(tmp_path: Path) -> None:
+    pki = Pki(tmp_path / "pki")
+    ng = Nginx(tmp_path / "nginx", pki)
+    ng.page("<html><body><p>政务公开</p></body></html>")
+    ng.start()
+    (tmp_path / "ca.pem").write_bytes(pki.ca_file.read_bytes())
+    inventory = {
+        "sites": [{"name": "ncc", "kind": "control_centre"}],
+        "services": [
+            {"name": "portal", "owner": {"unit": "区政府办公室", "site": "ncc"}, "type": "https",
+             "target": f"https://{NAME}:{ng.https_port}/", "address": HOST, "interval": "2s", "timeout": "2s",
+             "tls": {"ca_file": "ca.pem"}, "content": {}},
+            {"name": "gone", "owner": {"unit": "x", "site": "ncc"}, "type": "tcp", "interval": "2s",
+             "timeout": "1s", "target": f"{HOST}:{free_port()}"},
+        ],
+    }  # fmt: skip
+    (tmp_path / "inventory.yaml").write_text(yaml.safe_dump(inventory, allow_unicode=True), encoding="utf-8")
+    port = free_port()
+    config = {"inventory": "inventory.yaml", "prometheus": {"listen": f"{HOST}:{port}"},
+              "services": {"baseline_dir": "baselines"}}  # fmt: skip
+    (tmp_path / "govnet.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    proc = subprocess.Popen(
+        [str(GOVNET), "run", "--config", str(tmp_path / "govnet.yaml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        text = ""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            try:
+                with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=5) as r:
+                    text = r.read().decode()
+            except OSError:
+                text = ""
+            if 'govnet_service_up{service="gone"' in text and "govnet_service_content_changed{" in text:
+                break
+            time.sleep(0.5)
+        lines = {
+            line.rsplit(" ", 1)[0]: line.rsplit(" ", 1)[1] for line in text.splitlines() if line[:1] != "#"
+        }
+        up = {k: v for k, v in lines.items() if k.startswith("govnet_service_up{")}
+        assert any('service="portal"' in k and v == "1.0" for k, v in up.items()), up
+        assert any('service="gone"' in k and v == "0.0" for k, v in up.items()), up
+        assert any(k.startswith("govnet_service_cert_expires_in_seconds{") for k in lines)
+        assert (tmp_path / "baselines" / "portal.json").is_file()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        ng.stop()
