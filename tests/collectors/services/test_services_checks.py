@@ -19,6 +19,7 @@ from collectors.services.content import analyse, forbidden_found
 from collectors.services.tls import hostname_matches
 from inventory.load import InventoryError, load_inventory
 from inventory.services import ContentWatch, ServiceEntry
+from tests.support.paths import EXAMPLES
 from tests.support.services_env import HOST, NAME, Blackbox, Dnsmasq, Nginx, Pki
 
 OWNER = {"unit": "区大数据中心", "site": "ncc"}
@@ -100,6 +101,8 @@ def test_valid_services_load(tmp_path: Path) -> None:
     )
     inv = load_inventory(f)
     assert [s.type for s in inv.services] == ["https", "dns", "tcp", "tls"]
+    example = load_inventory(EXAMPLES / "services.yaml")
+    assert {s.type for s in example.services} == {"https", "tls", "dns", "tcp"}
 
 
 # -- page analysis ---------------------------------------------------------------------------------------
@@ -323,6 +326,12 @@ def _blackbox_modules(ca: Path) -> str:
           preferred_ip_protocol: ip4
           headers: {{Host: {NAME}}}
           tls_config: {{ca_file: {ca}, server_name: {NAME}}}
+      http:
+        prober: http
+        timeout: 5s
+        http:
+          preferred_ip_protocol: ip4
+          headers: {{Host: {NAME}}}
       tls:
         prober: tcp
         timeout: 5s
@@ -350,6 +359,11 @@ def test_agrees_with_blackbox_exporter(tmp_path: Path, cert: str, path: str) -> 
         assert ours.up == (theirs["probe_success"] == 1.0), (ours.reason, theirs)
         if ours.up:
             assert ours.status == theirs["probe_http_status_code"]
+        plain = asyncio.run(run_check(_http(f"http://{NAME}:{ng.http_port}{path}")))
+        plain_bb = bb.probe("http", f"http://{HOST}:{ng.http_port}{path}")
+        assert plain.up == (plain_bb["probe_success"] == 1.0), (plain.reason, plain_bb)
+        if plain.status is not None and plain_bb["probe_http_status_code"]:
+            assert plain.status == plain_bb["probe_http_status_code"]
         ours_tls = asyncio.run(
             run_check(check(type="tls", target=f"{HOST}:{ng.https_port}", tls={**ca, "server_name": NAME}))
         )
