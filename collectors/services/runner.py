@@ -97,9 +97,11 @@ class ServiceChecker:
         async with self.sem:
             result = await run_check(st.check, self.base)
         now = self.clock()
-        if st.watch is not None and result.up and result.body is not None:
-            check = st.check
-            assert isinstance(check, HttpService) and check.content is not None
+        check = st.check
+        # A page served with an expected status is compared even when a keyword check failed: a page
+        # replaced whole by a defacer loses its keywords (ServiceDown) and must still show its diff.
+        fetched = isinstance(check, HttpService) and result.status in check.expect.status
+        if st.watch is not None and fetched and result.body is not None:
             try:
                 await asyncio.to_thread(self._watch, st.watch, result, now)
             except Exception:  # a baseline repository failure must not stop the checks

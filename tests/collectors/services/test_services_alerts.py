@@ -179,6 +179,20 @@ def test_forbidden_word_hidden_link(env: Env, tmp_path: Path) -> None:
     assert "违规词 forbidden words: 澳门新葡京, 百家乐" in firing.text, firing.text
 
 
+def test_whole_page_replaced(env: Env, tmp_path: Path) -> None:
+    """A defacer replaces the page: its keyword is gone (ServiceDown), the diff and the words are shown."""
+    hacked = "<html><body><h1>Hacked by someone</h1><p>澳门新葡京 在线投注</p></body></html>"
+    run = _scenario(env, tmp_path, lambda r: env.nginx.page(hacked), lambda r: env.reset())
+    # One incident: at once the content alerts, 60 s later ServiceDown joins it, then all resolve.
+    assert [n.kind for n in run.sent] == ["firing", "update", "resolved"], run.fired()
+    names = [sorted(str(a["labels"]["alertname"]) for a in n.alerts) for n in run.sent]  # type: ignore[index]
+    assert names[0] == ["DefacementSuspected", "ServiceContentChanged"]
+    assert names[1] == names[2] == ["DefacementSuspected", "ServiceContentChanged", "ServiceDown"]
+    assert len({n.incident_id for n in run.sent}) == 1  # one incident for the service
+    first = run.sent[0]
+    assert "+Hacked by someone" in first.text and "澳门新葡京" in first.text, first.text
+
+
 def test_dns_answer_changed(env: Env, tmp_path: Path) -> None:
     run = _scenario(
         env, tmp_path, lambda r: env.dns.set({NAME: HOST, DNS_NAME: "127.0.0.99"}), lambda r: env.reset()
