@@ -163,8 +163,11 @@ async def _http(check: HttpService, result: CheckResult, base: Path | None) -> N
     ca = resolve_path(check.tls.ca_file, base)
     ctx: ssl.SSLContext = verifying_context(ca, True)
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=0)
+    # httpx's own timeouts (default 5 s per phase) only as a backstop past the check's deadline, which
+    # bounds every phase and reports one clear "timeout" reason.
+    backstop = httpx.Timeout(check.timeout + 1.0)
     async with httpx.AsyncClient(
-        verify=ctx, trust_env=False, limits=limits, follow_redirects=False
+        verify=ctx, trust_env=False, limits=limits, follow_redirects=False, timeout=backstop
     ) as client:
         while True:
             parts = urlsplit(url)

@@ -244,6 +244,11 @@ def test_bad_targets_give_clear_results(bad: Misbehaving, site: Nginx) -> None:
         "drip": (_http(f"http://{NAME}:{drip}/"), "timeout: no complete answer within 3s"),
         "garbage": (_http(f"http://{NAME}:{garbage}/"), "malformed HTTP answer"),
         "silent": (check(type="tcp", target=f"{HOST}:{silent}", expect={"contains": "220"}), "timeout"),
+        # Longer than httpx's default 5 s: the service's own deadline decides, with its own message.
+        "silent-http": (
+            check(type="http", target=f"http://{NAME}:{silent}/", address=HOST, timeout="7s", interval="1m"),
+            "timeout: no complete answer within 7s",
+        ),
         "refused": (_http(f"http://{NAME}:{closed_port}/"), "connection refused"),
         "unresolvable": (check(type="http", target="http://nowhere.invalid/"), "name not resolved"),
         "tls-on-plain": (check(type="tls", target=f"{HOST}:{site.http_port}", tls=ca), "SSL"),
