@@ -85,6 +85,50 @@ def _blackbox(
     return cpu, time.perf_counter() - t0, sum(1 for r in results if r.get("probe_success") == 1.0)
 
 
+def _days(ts: float | None) -> str:
+    return "" if ts is None else f"{(ts - time.time()) / 86400:.1f}"
+
+
+def _verdicts(ng: Nginx, dns: Dnsmasq, bb: Blackbox, mk: Any, ca: dict[str, str]) -> list[tuple[str, ...]]:
+    """One row per case: what govnet and blackbox_exporter say about the same target."""
+    out: list[tuple[str, ...]] = []
+    cases = [("good", "/"), ("good", "/moved"), ("good", "/missing"), ("good", "/loop"), ("soon", "/"),
+             ("expired", "/"), ("wrongname", "/"), ("stopped", "/")]  # fmt: skip
+    for cert, path in cases:
+        if cert == "stopped":
+            ng.stop()
+        elif ng.cert != cert or ng.proc is None:
+            ng.use_cert(cert)
+        check = mk(type="https", target=f"https://{NAME}:{ng.https_port}{path}", address=HOST, tls=ca)
+        r = asyncio.run(run_check(check))
+        b = bb.probe("https", f"https://{HOST}:{ng.https_port}{path}")
+        b_up = b.get("probe_success") == 1.0
+        b_status = int(b.get("probe_http_status_code", 0))
+        b_exp = b.get("probe_ssl_earliest_cert_expiry")
+        agree = r.up == b_up and (not r.up or r.status == b_status)
+        if b_exp is not None and r.cert is not None:
+            agree = agree and abs(r.cert.not_after - b_exp) <= 1.0
+        out.append((
+            f"https {cert} cert, {path}", "1" if r.up else "0", str(r.status or ""),
+            _days(r.cert.not_after if r.cert else None), r.reason.replace("|", "/")[:70],
+            "1" if b_up else "0", str(b_status or ""), _days(b_exp), "yes" if agree else "NO",
+        ))  # fmt: skip
+    ng.use_cert("good")
+    for answer in ("127.0.0.1", "127.0.0.77"):
+        dns.set({NAME: answer})
+        r = asyncio.run(
+            run_check(mk(type="dns", target=NAME, servers=[dns.server], expect={"answers": [HOST]}))
+        )
+        b = bb.probe("dns", dns.server)
+        ok = r.up and r.dns_ok.get(dns.server, False)
+        b_ok = b.get("probe_success") == 1.0
+        answers = ", ".join(r.dns_answers.get(dns.server, []))
+        out.append((f"dns answer {answer}", "1" if ok else "0", "", "", answers,
+                    "1" if b_ok else "0", "", "", "yes" if ok == b_ok else "NO"))  # fmt: skip
+    dns.set({NAME: HOST})
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--checks", type=int, default=1000)
@@ -144,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         dnsq = mk(type="dns", target=NAME, servers=[dns.server], expect={"answers": [HOST]})
         rows = []
         try:
+            verdicts = _verdicts(ng, dns, bb, mk, ca)
             for label, check, module, target, content in (
                 (
                     "https (status, keyword, certificate)",
@@ -166,6 +211,14 @@ def main(argv: list[str] | None = None) -> int:
             bb.stop()
             dns.stop()
             ng.stop()
+    print("# verdicts, same targets (blackbox: probe_success, probe_http_status_code, "
+          "probe_ssl_earliest_cert_expiry)")  # fmt: skip
+    print("| case | govnet up | govnet status | govnet cert days | govnet reason | blackbox up | "
+          "blackbox status | blackbox cert days | agree |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    for v in verdicts:
+        print("| " + " | ".join(v) + " |")
+    print()
     n = args.checks
     print(
         f"# {n} checks each, concurrency {args.concurrency}, "
