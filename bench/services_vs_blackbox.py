@@ -15,7 +15,6 @@ import os
 import resource
 import sys
 import tempfile
-import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,7 +26,7 @@ sys.path.insert(0, str(REPO))
 from collectors.services.checks import run_check  # noqa: E402
 from collectors.services.content import analyse  # noqa: E402
 from inventory.services import ServiceEntry  # noqa: E402
-from tests.support.services_env import HOST, NAME, Blackbox, Dnsmasq, Nginx, Pki  # noqa: E402
+from tests.support.services_env import HOST, NAME, Blackbox, Dnsmasq, Nginx, Pki, blackbox_modules  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -143,35 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         dns = Dnsmasq(root / "dns")
         dns.set({NAME: HOST})
         dns.start()
-        bb = Blackbox(
-            root / "bb",
-            textwrap.dedent(f"""\
-            modules:
-              https:
-                prober: http
-                timeout: 5s
-                http:
-                  preferred_ip_protocol: ip4
-                  headers: {{Host: {NAME}}}
-                  fail_if_body_not_matches_regexp: ["政务公开"]
-                  tls_config: {{ca_file: {pki.ca_file}, server_name: {NAME}}}
-              tls:
-                prober: tcp
-                timeout: 5s
-                tcp:
-                  preferred_ip_protocol: ip4
-                  tls: true
-                  tls_config: {{ca_file: {pki.ca_file}, server_name: {NAME}}}
-              dns:
-                prober: dns
-                timeout: 5s
-                dns:
-                  query_name: {NAME}
-                  query_type: A
-                  preferred_ip_protocol: ip4
-                  validate_answer_rrs: {{fail_if_none_matches_regexp: ["{HOST}"]}}
-            """),
-        )
+        bb = Blackbox(root / "bb", blackbox_modules(pki.ca_file))
         bb.start()
         owner = {"unit": "bench", "site": "ncc"}
         ca = {"ca_file": str(pki.ca_file)}
@@ -193,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                 (
                     "https (status, keyword, certificate)",
                     https,
-                    "https",
+                    "https_keyword",
                     f"https://{HOST}:{ng.https_port}/",
                     False,
                 ),

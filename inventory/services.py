@@ -7,7 +7,16 @@ import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ByteSize, ConfigDict, Field, RootModel, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ByteSize,
+    ConfigDict,
+    Field,
+    RootModel,
+    field_validator,
+    model_validator,
+)
 
 from inventory.fields import Duration, Name
 
@@ -56,6 +65,14 @@ def split_host_port(text: str, default_port: int | None = None) -> tuple[str, in
     if not valid_host(host):
         raise ValueError("expected a host name or an IP address")
     return host, port
+
+
+def _host_port(value: str) -> str:
+    split_host_port(value)
+    return value
+
+
+HostPort = Annotated[str, AfterValidator(_host_port)]  # host:port, [v6]:port
 
 
 def _endpoints(values: list[str], default_port: int) -> list[str]:
@@ -197,14 +214,8 @@ class TlsService(_Base):
     """A TLS handshake on any TCP port: certificate expiry, issuer, chain, host name, protocol."""
 
     type: Literal["tls"]
-    target: str  # host:port
+    target: HostPort
     tls: TlsOptions = Field(default_factory=TlsOptions)
-
-    @field_validator("target")
-    @classmethod
-    def _target(cls, v: str) -> str:
-        split_host_port(v)
-        return v
 
 
 class DnsExpect(_Strict):
@@ -254,14 +265,8 @@ class TcpService(_Base):
     """A TCP connect to host:port (optionally a send/expect exchange)."""
 
     type: Literal["tcp"]
-    target: str  # host:port
+    target: HostPort
     expect: TcpExpect = Field(default_factory=TcpExpect)
-
-    @field_validator("target")
-    @classmethod
-    def _target(cls, v: str) -> str:
-        split_host_port(v)
-        return v
 
 
 ServiceCheck = HttpService | TlsService | DnsService | TcpService

@@ -251,6 +251,55 @@ class Dnsmasq:
         return f"{HOST}:{self.port}"
 
 
+def blackbox_modules(ca_file: Path, keyword: str = "政务公开") -> str:
+    """blackbox_exporter modules probing what govnet's checks of the same kind check.
+
+    `https`/`http`: status 2xx after redirects, certificate chain against `ca_file` and host name
+    `NAME` (sent as Host and SNI); `https_keyword` also requires `keyword` in the body; `tls`: a
+    TCP connect and TLS handshake; `dns`: an A query for `NAME` whose answers must include `HOST`.
+    """
+    host_re = "\\\\s" + HOST.replace(".", "[.]") + "$"  # the RR's address at the end of its text
+    return f"""\
+modules:
+  https:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      headers: {{Host: {NAME}}}
+      tls_config: {{ca_file: {ca_file}, server_name: {NAME}}}
+  https_keyword:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      headers: {{Host: {NAME}}}
+      fail_if_body_not_matches_regexp: ["{keyword}"]
+      tls_config: {{ca_file: {ca_file}, server_name: {NAME}}}
+  http:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+      headers: {{Host: {NAME}}}
+  tls:
+    prober: tcp
+    timeout: 5s
+    tcp:
+      preferred_ip_protocol: ip4
+      tls: true
+      tls_config: {{ca_file: {ca_file}, server_name: {NAME}}}
+  dns:
+    prober: dns
+    timeout: 5s
+    dns:
+      query_name: {NAME}
+      query_type: A
+      preferred_ip_protocol: ip4
+      validate_answer_rrs: {{fail_if_none_matches_regexp: ["{host_re}"]}}
+"""
+
+
 class Blackbox:
     """prometheus-blackbox-exporter from Debian with a module file the test writes."""
 

@@ -20,7 +20,7 @@ from collectors.services.tls import hostname_matches
 from inventory.load import InventoryError, load_inventory
 from inventory.services import ContentWatch, ServiceEntry
 from tests.support.paths import EXAMPLES
-from tests.support.services_env import HOST, NAME, Blackbox, Dnsmasq, Nginx, Pki
+from tests.support.services_env import HOST, NAME, Blackbox, Dnsmasq, Nginx, Pki, blackbox_modules
 
 OWNER = {"unit": "区大数据中心", "site": "ncc"}
 
@@ -321,39 +321,13 @@ def test_slow_target_never_stalls_other_checks(bad: Misbehaving, site: Nginx) ->
 # -- side by side with blackbox_exporter ----------------------------------------------------------------
 
 
-def _blackbox_modules(ca: Path) -> str:
-    return textwrap.dedent(f"""\
-    modules:
-      https:
-        prober: http
-        timeout: 5s
-        http:
-          preferred_ip_protocol: ip4
-          headers: {{Host: {NAME}}}
-          tls_config: {{ca_file: {ca}, server_name: {NAME}}}
-      http:
-        prober: http
-        timeout: 5s
-        http:
-          preferred_ip_protocol: ip4
-          headers: {{Host: {NAME}}}
-      tls:
-        prober: tcp
-        timeout: 5s
-        tcp:
-          preferred_ip_protocol: ip4
-          tls: true
-          tls_config: {{ca_file: {ca}, server_name: {NAME}}}
-    """)
-
-
 @pytest.mark.parametrize("cert", ["good", "soon", "expired", "wrongname", "stopped"])
 @pytest.mark.parametrize("path", ["/", "/moved", "/missing", "/loop"])
 def test_agrees_with_blackbox_exporter(tmp_path: Path, cert: str, path: str) -> None:
     pki = Pki(tmp_path / "pki")
     ng = Nginx(tmp_path / "nginx", pki, cert if cert != "stopped" else "good")
     ng.page("<html><body><p>政务公开</p></body></html>")
-    bb = Blackbox(tmp_path / "bb", _blackbox_modules(pki.ca_file))
+    bb = Blackbox(tmp_path / "bb", blackbox_modules(pki.ca_file))
     bb.start()
     try:
         if cert != "stopped":
@@ -386,20 +360,7 @@ def test_agrees_with_blackbox_exporter(tmp_path: Path, cert: str, path: str) -> 
 def test_dns_agrees_with_blackbox_exporter(tmp_path: Path, state: str) -> None:
     dns = Dnsmasq(tmp_path / "dns")
     dns.set({NAME: HOST if state != "wrong" else "127.0.0.77"})
-    bb = Blackbox(
-        tmp_path / "bb",
-        textwrap.dedent(f"""\
-        modules:
-          dns:
-            prober: dns
-            timeout: 3s
-            dns:
-              query_name: {NAME}
-              query_type: A
-              preferred_ip_protocol: ip4
-              validate_answer_rrs: {{fail_if_none_matches_regexp: ["\\\\s{HOST.replace(".", "[.]")}$"]}}
-        """),
-    )
+    bb = Blackbox(tmp_path / "bb", blackbox_modules(tmp_path / "unused-ca.pem"))
     bb.start()
     try:
         if state != "stopped":
