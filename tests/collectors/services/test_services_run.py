@@ -9,6 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.support.paths import GOVNET
@@ -66,3 +67,24 @@ def test_govnet_run_checks_services(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
         ng.stop()
+
+
+def test_builder_wires_checker_into_alerts_and_console(tmp_path: Path) -> None:
+    from alerts.engine import Engine
+    from alerts.rules import DEFAULT_RULES, load_rules
+    from collectors.services.runner import ServiceChecker
+    from collectors.services.service import CHECKER_KEY, build_services
+    from govnet.service import RunContext
+    from inventory.load import load_inventory
+    from tests.support.paths import EXAMPLES
+
+    engine = Engine(load_rules(DEFAULT_RULES))
+    path = EXAMPLES / "services.yaml"
+    ctx = RunContext(tmp_path, load_inventory(path), path, None, extra={"alerts_engine": engine})
+    (svc,) = build_services({"baseline_dir": "b", "max_concurrency": 4}, ctx)
+    assert isinstance(svc, ServiceChecker) and ctx.extra[CHECKER_KEY] is svc
+    assert sorted(svc.states) == ["ftp-banner", "mail-tls", "oa-db", "portal", "portal-dns", "zwfw"]
+    assert set(engine.details) == {"ServiceContentChanged", "DefacementSuspected"}
+    assert svc.repo is not None and svc.repo.path == tmp_path / "b"
+    with pytest.raises(ValueError, match="max_concurrency"):
+        build_services({"max_concurrency": 0}, ctx)
