@@ -69,6 +69,42 @@ def test_govnet_run_checks_services(tmp_path: Path) -> None:
         ng.stop()
 
 
+def test_check_services_command(tmp_path: Path) -> None:
+    import json
+
+    pki = Pki(tmp_path / "pki")
+    ng = Nginx(tmp_path / "nginx", pki)
+    ng.page("<html><body><p>政务公开</p></body></html>")
+    ng.start()
+    try:
+        (tmp_path / "ca.pem").write_bytes(pki.ca_file.read_bytes())
+        inventory = {
+            "sites": [{"name": "ncc"}],
+            "services": [
+                {"name": "portal", "owner": {"unit": "u", "site": "ncc"}, "type": "https", "address": HOST,
+                 "target": f"https://{NAME}:{ng.https_port}/", "tls": {"ca_file": "ca.pem"}},
+                {"name": "gone", "owner": {"unit": "u", "site": "ncc"}, "type": "tcp",
+                 "target": f"{HOST}:{free_port()}"},
+            ],
+        }  # fmt: skip
+        inv = tmp_path / "inventory.yaml"
+        inv.write_text(yaml.safe_dump(inventory, allow_unicode=True), encoding="utf-8")
+        cmd = [str(GOVNET), "check-services", "--inventory", str(inv)]
+        both = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=60)
+        assert both.returncode == 1, both.stderr
+        rows = {r["service"]: r for r in map(json.loads, both.stdout.splitlines())}
+        assert rows["portal"]["up"] and rows["portal"]["status"] == 200 and rows["portal"]["cert"]["chain_ok"]
+        assert not rows["gone"]["up"] and rows["gone"]["reason"] == "connection refused"
+        one = subprocess.run([*cmd, "--service", "portal"], capture_output=True, text=True, timeout=60)
+        assert one.returncode == 0 and one.stdout.startswith("portal: up · HTTP 200 · cert 365.0 d"), (
+            one.stdout
+        )
+        bad = subprocess.run([*cmd, "--service", "nope"], capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 2 and "unknown service" in bad.stderr
+    finally:
+        ng.stop()
+
+
 def test_builder_wires_checker_into_alerts_and_console(tmp_path: Path) -> None:
     from alerts.engine import Engine
     from alerts.rules import DEFAULT_RULES, load_rules
