@@ -28,6 +28,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "defacement": ("疑似篡改", "Defacement suspected"),
     "forbidden_words": ("违规词", "forbidden words"),
     "new_hosts": ("新增外部脚本/框架域名", "new external script/iframe hosts"),
+    "hidden_links": ("暗链（隐藏的外部链接）", "hidden links to"),
     "page_diff": ("与基线的差异", "Difference to the baseline"),
     "baselines": ("基线版本（谁在何时接受）", "Baselines (who accepted, when)"),
     "accept_baseline": ("接受当前页面为新基线", "Accept the current page as the baseline"),

@@ -44,7 +44,7 @@ def _row(st: ServiceState) -> dict[str, Any]:
             round(seconds_left(r.cert, st.checked_at) / 86400, 1) if r and r.cert and st.checked_at else None
         ),
         "content_changed": None if v is None or v.checked_at is None else v.changed,
-        "defacement": [] if v is None else [*v.forbidden, *v.new_hosts],
+        "defacement": [] if v is None else [*v.forbidden, *v.new_hosts, *v.hidden_links],
     }
 
 
@@ -77,6 +77,7 @@ def get_service(state: ApiState, name: str) -> dict[str, Any]:
         out["watch"] = {
             "changed": v.changed, "changed_since": v.changed_since, "diff": list(v.diff),
             "forbidden_words": list(v.forbidden), "new_hosts": list(v.new_hosts),
+            "hidden_links": list(v.hidden_links),
             "baselines": [
                 {"commit": b.commit, "timestamp": b.timestamp, "author": b.author, "subject": b.subject}
                 for b in st.watch.repo.versions(name)[:50]

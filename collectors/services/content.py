@@ -28,6 +28,7 @@ _HIDDEN = (
 _RESOURCES = (("script", "src"), ("iframe", "src"), ("frame", "src"), ("embed", "src"), ("object", "data"),
               ("link", "href"))  # fmt: skip
 ACTIVE_KINDS = frozenset({"script", "iframe", "frame", "embed", "object"})  # a new host here is an alert
+HIDDEN_LINKS = "hidden_a"  # `resources` key: external hosts linked from hidden elements (暗链)
 _SPACE = re.compile(r"\s+")
 MAX_DIFF_LINES = 200
 MAX_LINE = 300
@@ -40,6 +41,10 @@ class Page:
     text: str  # visible text, one block per line, volatile parts removed or masked
     hidden: str  # text of hidden elements, titles, alt texts and meta descriptions (暗链 hide here)
     resources: dict[str, list[str]] = field(default_factory=dict)  # kind -> sorted external hosts
+
+    def hidden_link_hosts(self) -> set[str]:
+        """External hosts that hidden elements link to."""
+        return set(self.resources.get(HIDDEN_LINKS, []))
 
     def external_active_hosts(self) -> set[str]:
         """Hosts of external scripts, iframes, frames, embeds and objects."""
@@ -100,9 +105,19 @@ def analyse(body: bytes, page_url: str, watch: ContentWatch, charset: str | None
             value = node.attributes.get(attr) if node.tag != "title" else None
             if value:
                 hidden.append(_SPACE.sub(" ", value).strip()[:MAX_LINE])
+    hidden_links: set[str] = set()
     for node in tree.css(_HIDDEN):
         hidden += _lines(node)
+        # 暗链: links a visitor cannot see, planted for search engines. The page's own host is no news.
+        for a in node.css("a[href]"):
+            host = (
+                urlsplit(urljoin(page_url, (a.attributes.get("href") or "").strip())).hostname or ""
+            ).lower()
+            if host and host != page_host:
+                hidden_links.add(host)
         node.decompose()
+    if hidden_links:
+        hosts[HIDDEN_LINKS] = hidden_links
     for selector in watch.volatile_selectors:
         for node in tree.css(selector):
             node.decompose()

@@ -163,6 +163,8 @@ class ServiceChecker:
         v = st.watch.verdict
         if labels.get("reason") == "forbidden_word":
             return [f"违规词 forbidden words: {', '.join(v.forbidden)}"]
+        if labels.get("reason") == "hidden_link":
+            return [f"暗链（隐藏元素中的外部链接）hidden links to: {', '.join(v.hidden_links)}"]
         return [f"新增外部脚本/框架域名 new external script hosts: {', '.join(v.new_hosts)}"]
 
     def register_details(self, engine: Any) -> None:
@@ -220,7 +222,12 @@ def service_samples(st: ServiceState) -> list[Sample]:
         out.append(_s("govnet_service_content_changed", lab, 1.0 if v.changed else 0.0, vts))
         if v.changed and v.changed_since is not None:
             out.append(_s("govnet_service_content_change_timestamp_seconds", lab, v.changed_since, vts))
-        for reason, hit in (("forbidden_word", v.forbidden), ("new_script_domain", v.new_hosts)):
+        reasons = (
+            ("forbidden_word", v.forbidden),
+            ("new_script_domain", v.new_hosts),
+            ("hidden_link", v.hidden_links),
+        )
+        for reason, hit in reasons:
             out.append(
                 _s(
                     "govnet_service_defacement_suspected",

@@ -45,6 +45,7 @@ class Verdict:
     changed_since: float | None = None  # when the current (changed) text was first seen
     diff: list[str] = field(default_factory=list)
     new_hosts: list[str] = field(default_factory=list)  # external script/iframe hosts not allowed or accepted
+    hidden_links: list[str] = field(default_factory=list)  # new external hosts linked from hidden elements
     forbidden: list[str] = field(default_factory=list)
     checked_at: float | None = None
 
@@ -83,6 +84,12 @@ class PageWatch:
                 h
                 for h in page.external_active_hosts()
                 if h not in known and not allowed(h, self.cfg.allow_domains)
+            )
+            hidden_known = base.hidden_link_hosts()
+            v.hidden_links = sorted(
+                h
+                for h in page.hidden_link_hosts()
+                if h not in hidden_known and not allowed(h, self.cfg.allow_domains)
             )
             v.forbidden = forbidden_found(page, self.cfg)
             self.verdict = v

@@ -169,8 +169,8 @@ def test_script_from_new_domain(env: Env, tmp_path: Path) -> None:
     assert firing.level.value == "III" and firing.alerts[0]["labels"]["reason"] == "new_script_domain"  # type: ignore[index]
 
 
-def test_forbidden_word_hidden_link(env: Env, tmp_path: Path) -> None:
-    hidden = '<div style="display:none"><a href="https://bet.example/">澳门新葡京 百家乐 在线投注</a></div>'
+def test_forbidden_word_hidden_text(env: Env, tmp_path: Path) -> None:
+    hidden = '<div style="display:none">澳门新葡京 百家乐 在线投注</div>'
     bad = PAGE.format(clock="08:00").replace("</body>", hidden + "</body>")
     run = _scenario(env, tmp_path, lambda r: env.nginx.page(bad), lambda r: env.reset())
     _exactly(run, "DefacementSuspected")
@@ -191,6 +191,19 @@ def test_whole_page_replaced(env: Env, tmp_path: Path) -> None:
     assert len({n.incident_id for n in run.sent}) == 1  # one incident for the service
     first = run.sent[0]
     assert "+Hacked by someone" in first.text and "澳门新葡京" in first.text, first.text
+
+
+def test_hidden_link(env: Env, tmp_path: Path) -> None:
+    """暗链: a link visitors cannot see, to a host the page never linked, with harmless words."""
+    planted = (
+        '<div style="position:absolute;display: none"><a href="https://seo-spam.example/x">友情链接</a></div>'
+    )
+    bad = PAGE.format(clock="08:00").replace("</body>", planted + "</body>")
+    run = _scenario(env, tmp_path, lambda r: env.nginx.page(bad), lambda r: env.reset())
+    _exactly(run, "DefacementSuspected")
+    firing = next(n for n in run.sent if n.kind == "firing")
+    assert firing.alerts[0]["labels"]["reason"] == "hidden_link"  # type: ignore[index]
+    assert "hidden links to: seo-spam.example" in firing.text, firing.text
 
 
 def test_dns_answer_changed(env: Env, tmp_path: Path) -> None:
