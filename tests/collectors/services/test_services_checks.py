@@ -123,10 +123,12 @@ def test_page_analysis() -> None:
         "cialisfoo and xxxy are not words here",
     ]
     assert page.resources == {
+        "hidden_a": ["x.example"],  # the hidden link (暗链)
         "iframe": ["ads.example"],
         "link": ["static.gov.test"],
         "script": ["cdn.gov.test"],
     }
+    assert page.hidden_link_hosts() == {"x.example"}
     assert page.external_active_hosts() == {"ads.example", "cdn.gov.test"}
     assert forbidden_found(page, watch) == ["casino", "百家乐"]
     assert forbidden_found(page, ContentWatch(builtin_words=False, forbidden_words=["访问量"])) == ["访问量"]
