@@ -308,6 +308,19 @@ class Engine:
         self._persist(out, self._snapshot(now) if self.db is not None else None)
         return out
 
+    def device_states(self) -> dict[str, str]:
+        """Each device with a poll result: up / degraded / down / unreachable, as the last evaluation saw
+        it (the state-change journal of the monthly report records these)."""
+        degraded = self.net.assessment.degraded if self.net.assessment is not None else frozenset()
+        out: dict[str, str] = {}
+        for labels, hist in self.store.series("govnet_up", {}):
+            device = dict(labels).get("device")
+            if device is None or not hist:
+                continue
+            state = self.net.status(device)
+            out[device] = "degraded" if state == "up" and device in degraded else state
+        return out
+
     def in_maintenance(self, labels: dict[str, str], t: float) -> bool:
         """True if a configured maintenance window or a maintenance silence covers these labels at `t`."""
         return any(w.covers(labels, t) for w in self.maintenance) or self.silences.in_maintenance(labels, t)

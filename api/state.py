@@ -33,6 +33,7 @@ class ApiState:
     services: Callable[[], Any] = lambda: None  # collectors.services.runner.ServiceChecker
     config_repo: ConfigRepo | None = None
     backup_dir: Path | None = None
+    report_dir: Path | None = None
     export_key: KeySpec | None = None
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
     clock: Callable[[], float] = time.time

@@ -211,6 +211,15 @@ def backups(request: Request) -> Response:
     )
 
 
+@router.get("/reports")
+def reports(request: Request) -> Response:
+    """Past monthly reports for download."""
+    state = api_state(request)
+    return render(
+        request, "reports.html", files=ops.report_files(state), configured=state.report_dir is not None
+    )
+
+
 @router.get("/backups/{device}")
 def backup_device(device: str, request: Request, back: Annotated[int, Query(ge=1, le=1000)] = 1) -> Response:
     """Configuration versions of one device and the diff to the newest."""
