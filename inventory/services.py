@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from inventory.fields import Duration, Name
+from inventory.fields import Duration, Name, parse_duration
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_\-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9_]"
                        r"([A-Za-z0-9_\-]{0,61}[A-Za-z0-9])?\.?$")  # fmt: skip
@@ -169,6 +169,19 @@ class _Base(_Strict):
     interval: Duration = 60.0
     timeout: Duration = 10.0  # the whole check, every phase and redirect included
     description: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_timeout(cls, data: Any) -> Any:
+        # Without an explicit timeout, a check faster than every 10 s gets its interval as deadline.
+        if isinstance(data, dict) and "timeout" not in data and "interval" in data:
+            try:
+                interval = parse_duration(data["interval"])
+            except ValueError:
+                return data  # the field validator reports it
+            if interval < 10.0:
+                return {**data, "timeout": interval}
+        return data
 
     @model_validator(mode="after")
     def _timeout_below_interval(self) -> _Base:

@@ -95,12 +95,13 @@ def test_valid_services_load(tmp_path: Path) -> None:
              servers: ["10.0.0.53:5353"], expect: {answers: [10.1.1.1]}}
           - {name: smtp, owner: {unit: x, site: ncc}, type: tcp, target: "mail.gov.test:25",
              expect: {contains: "220"}}
-          - {name: vpn, owner: {unit: x, site: ncc}, type: tls, target: "[2001:db8::1]:443"}
+          - {name: vpn, owner: {unit: x, site: ncc}, type: tls, target: "[2001:db8::1]:443", interval: 5s}
         """),
         encoding="utf-8",
     )
     inv = load_inventory(f)
     assert [s.type for s in inv.services] == ["https", "dns", "tcp", "tls"]
+    assert [(s.interval, s.timeout) for s in inv.services][2:] == [(60.0, 10.0), (5.0, 5.0)]
     example = load_inventory(EXAMPLES / "services.yaml")
     assert {s.type for s in example.services} == {"https", "tls", "dns", "tcp"}
 
