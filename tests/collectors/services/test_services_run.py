@@ -3,11 +3,15 @@ their series reach /metrics, and the first page becomes a committed baseline."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -70,8 +74,6 @@ def test_govnet_run_checks_services(tmp_path: Path) -> None:
 
 
 def test_check_services_command(tmp_path: Path) -> None:
-    import json
-
     pki = Pki(tmp_path / "pki")
     ng = Nginx(tmp_path / "nginx", pki)
     ng.page("<html><body><p>政务公开</p></body></html>")
@@ -124,3 +126,91 @@ def test_builder_wires_checker_into_alerts_and_console(tmp_path: Path) -> None:
     assert svc.repo is not None and svc.repo.path == tmp_path / "b"
     with pytest.raises(ValueError, match="max_concurrency"):
         build_services({"max_concurrency": 0}, ctx)
+
+
+class _Hook(BaseHTTPRequestHandler):
+    """A webhook receiver keeping every JSON body it is sent."""
+
+    bodies: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        data = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        type(self).bodies.append(json.loads(data))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_defacement_pages_once_through_govnet_run(tmp_path: Path) -> None:
+    """The whole path in one process: checker -> alert service -> engine (with the finding as detail)
+    -> webhook; one page when a hidden gambling block appears, one resolved notice when it goes."""
+    pki = Pki(tmp_path / "pki")
+    ng = Nginx(tmp_path / "nginx", pki)
+    clean = "<html><body><h1>某区人民政府</h1><p>政务公开</p></body></html>"
+    ng.page(clean)
+    ng.start()
+    hook = ThreadingHTTPServer((HOST, 0), _Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    (tmp_path / "hook.url").write_text(f"http://{HOST}:{hook.server_address[1]}/hook")
+    (tmp_path / "ca.pem").write_bytes(pki.ca_file.read_bytes())
+    inventory = {
+        "sites": [{"name": "ncc"}],
+        "services": [
+            {"name": "portal", "owner": {"unit": "区政府办公室", "site": "ncc"}, "type": "https",
+             "target": f"https://{NAME}:{ng.https_port}/", "address": HOST, "interval": "1s",
+             "tls": {"ca_file": "ca.pem"}, "content": {}},
+        ],
+    }  # fmt: skip
+    (tmp_path / "inventory.yaml").write_text(yaml.safe_dump(inventory, allow_unicode=True), encoding="utf-8")
+    config = {
+        "inventory": "inventory.yaml",
+        "prometheus": {"listen": f"{HOST}:{free_port()}"},
+        "log_level": "warning",
+        "services": {"baseline_dir": "baselines"},
+        "alerts": {
+            "rules": ["default"], "state_db": "state/alerts.db", "evaluate_interval": "1s",
+            "channels": [{"type": "webhook", "name": "hook", "url": "file:hook.url"}], "route": ["hook"],
+        },
+    }  # fmt: skip
+    (tmp_path / "govnet.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    proc = subprocess.Popen(
+        [str(GOVNET), "run", "--config", str(tmp_path / "govnet.yaml")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+    def wait_for(what: str, cond: Any) -> None:
+        deadline = time.monotonic() + 90
+        while not cond():
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.monotonic() < deadline, f"{what} did not happen; sent: {_Hook.bodies}"
+            time.sleep(0.2)
+
+    def sent(kind: str) -> list[dict[str, Any]]:
+        return [b for b in _Hook.bodies if b["govnet"]["kind"] == kind]
+
+    try:
+        _Hook.bodies.clear()
+        wait_for("first baseline", (tmp_path / "baselines" / "portal.json").is_file)
+        ng.page(clean.replace("</body>", '<div style="display:none">澳门新葡京 百家乐</div></body>'))
+        wait_for("a page", lambda: sent("firing"))
+        ng.page(clean)
+        wait_for("a resolved notice", lambda: sent("resolved"))
+        time.sleep(3)  # a few more evaluations: nothing else may be sent
+        firing, resolved = sent("firing"), sent("resolved")
+        assert len(firing) == 1 and len(resolved) == 1, _Hook.bodies
+        assert len(_Hook.bodies) == 2, _Hook.bodies
+        alert = firing[0]["alerts"][0]
+        assert (
+            alert["labels"]["alertname"] == "DefacementSuspected"
+            and alert["labels"]["reason"] == "forbidden_word"
+        )
+        assert firing[0]["govnet"]["level"] == "III"
+        assert "违规词 forbidden words: 澳门新葡京, 百家乐" in firing[0]["govnet"]["text"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        hook.shutdown()
+        ng.stop()
