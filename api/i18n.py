@@ -78,6 +78,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "export_done": ("导出完成", "Export finished"),
     "records": ("条记录", "records"),
     "next_page": ("下一页", "Next page"),
+    "search_partial": (
+        "本次搜索已达到检查上限（{n} 条记录），结果可能不完整：点击下一页继续。",
+        "This search stopped after examining {n} records; results may be incomplete: the next page goes on.",
+    ),
     "time": ("时间", "Time"),
     "user": ("用户", "User"),
     "action": ("操作", "Action"),

@@ -73,7 +73,7 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/users"): ADMIN,
     ("POST", "/api/v1/users/{username}/disable"): ADMIN,
     ("GET", "/api/v1/tokens"): ADMIN,
-    ("POST", "/api/v1/tokens"): ADMIN,
+    ("POST", "/api/v1/tokens"): ALL,  # each user their own token only (api.routes.api.create_token)
     ("POST", "/api/v1/tokens/{token_id}/revoke"): ADMIN,
     # --- web console --------------------------------------------------------------------------
     ("GET", "/"): ALL,

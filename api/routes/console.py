@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from api import ops, services_ops
-from api.deps import SESSION_COOKIE, api_state, audit, client_of, guard, principal_of, render
+from api.deps import SESSION_COOKIE, api_state, audit, client_of, guard, login_wait, principal_of, render
 from api.ops import OpError
 from api.policy import home_of
 from api.topomap import layout
@@ -54,15 +54,14 @@ async def login(
     """Check the password (rate-limited), set an HttpOnly SameSite=Strict session cookie."""
     state = api_state(request)
     client, now = client_of(request), state.clock()
-    if state.limiter.blocked(username, client, now):
-        state.audit.record(username, "login", "console", "rate_limited", client, "")
+    if login_wait(state, username, client, now, "console"):
         return render(request, "login.html", http_status=429, next=_next(next), error="login_limited")
     role = await asyncio.to_thread(state.auth.verify_login, username, password)
     if role is None:
         state.limiter.failed(username, client, now)
         state.audit.record(username, "login", "console", "failure", client, "")
         return render(request, "login.html", http_status=401, next=_next(next), error="login_failed")
-    state.limiter.succeeded(username)
+    state.limiter.succeeded(username, client)
     _, token = state.auth.issue(username, "session", state.session_seconds, "console")
     state.audit.record(username, "login", "console", "success", client, "")
     target = _next(next)
