@@ -7,6 +7,7 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+import re2
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -81,6 +82,18 @@ def _endpoints(values: list[str], default_port: int) -> list[str]:
     return values
 
 
+def compile_volatile(pattern: str) -> Any:
+    """A volatile pattern compiled by RE2; ValueError when RE2 cannot run it in linear time."""
+    options = re2.Options()
+    options.log_errors = False
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        why = exc.args[0] if exc.args else b""
+        text = why.decode(errors="replace") if isinstance(why, bytes) else str(why)
+        raise ValueError(f"not a linear-time (RE2) pattern: {text}") from None
+
+
 class Owner(_Strict):
     """Who answers for a service: the government unit and the site it belongs to."""
 
@@ -135,10 +148,12 @@ class ContentWatch(_Strict):
     @classmethod
     def _regexes(cls, v: list[str]) -> list[str]:
         for pattern in v:
+            if len(pattern) > 1000:
+                raise ValueError("a volatile pattern is at most 1000 characters")
             try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {pattern!r}: {exc.msg}") from None
+                compile_volatile(pattern)
+            except ValueError as exc:
+                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
         return v
 
     @field_validator("volatile_selectors")

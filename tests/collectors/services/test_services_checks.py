@@ -61,6 +61,12 @@ def test_inventory_errors_name_file_and_line(tmp_path: Path) -> None:
             type: http
             target: https://web2.gov.test/
             tls: {ca_file: missing-ca.pem}
+          - name: web3
+            owner: {unit: x, site: ncc}
+            type: http
+            target: http://web3.gov.test/
+            content:
+              volatile_patterns: ['(a+)\\1']
         """),
         encoding="utf-8",
     )
