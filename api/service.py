@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 # Keys other builders may set in RunContext.extra so the API acts on the same objects in this process.
 ENGINE_KEY = "alerts_engine"  # alerts.engine.Engine
 LOGSTORE_KEY = "logstore"  # logstore.store.LogStore
+SERVICES_KEY = "service_checker"  # collectors.services.runner.ServiceChecker
 
 
 class ApiSection(BaseModel):
@@ -188,6 +189,7 @@ def build_state(section: dict[str, Any], ctx: RunContext) -> tuple[ApiState, str
         latest=ctx.latest,
         engine=lambda: ctx.extra.get(ENGINE_KEY),
         logstore=logstore,
+        services=lambda: ctx.extra.get(SERVICES_KEY),
         config_repo=ConfigRepo(repo_dir) if repo_dir is not None else None,
         backup_dir=_resolve(ctx.base_dir, cfg.backup_dir),
         report_dir=_resolve(ctx.base_dir, cfg.report_dir),

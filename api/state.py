@@ -30,6 +30,7 @@ class ApiState:
     latest: Any = None  # core.latest.LatestStore
     engine: Callable[[], Engine | None] = lambda: None
     logstore: Callable[[], LogStore | None] = lambda: None
+    services: Callable[[], Any] = lambda: None  # collectors.services.runner.ServiceChecker
     config_repo: ConfigRepo | None = None
     backup_dir: Path | None = None
     report_dir: Path | None = None

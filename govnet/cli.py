@@ -149,6 +149,18 @@ def probe(
     raise typer.Exit(probe_command(str(inventory), device or [], count, timeout, json_out))
 
 
+@app.command("check-services")
+def check_services(
+    inventory: InventoryPath,
+    service: Annotated[list[str] | None, typer.Option("--service", "-s", help="Only these services.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per service.")] = False,
+) -> None:
+    """Run the inventory's service checks once (HTTP(S), TLS, DNS, TCP) and print each verdict."""
+    from collectors.services.cli import check_services_command
+
+    raise typer.Exit(check_services_command(inventory, service or [], json_out))
+
+
 @app.command("doctor")
 def doctor(
     config: Annotated[Path, typer.Option("--config", "-c", help="govnet config YAML.")] = Path(

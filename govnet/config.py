@@ -77,6 +77,7 @@ class Config(_Strict):
     syslog: dict[str, Any] | None = None
     api: dict[str, Any] | None = None
     cluster: dict[str, Any] | None = None
+    services: dict[str, Any] | None = None
     reports: dict[str, Any] | None = None  # monthly reports (reports/service.py): built by run_command
     base_dir: Path = Field(default=Path("."), exclude=True)
 

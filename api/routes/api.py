@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api import ops
+from api import ops, services_ops
 from api.auth import AuthError
 from api.deps import api_state, audit, client_of, guard, login_wait, principal_of
 from api.ops import OpError
@@ -329,6 +329,32 @@ def config_diff(
 ) -> PlainTextResponse:
     """Unified diff of the configuration from `back` versions ago to the newest."""
     return PlainTextResponse(ops.config_diff(api_state(request), device, back))
+
+
+@router.get("/services")
+def services(request: Request) -> dict[str, Any]:
+    """Every service check with its latest verdict (`running` false without a `services:` section)."""
+    items = services_ops.list_services(api_state(request))
+    return {"items": items or [], "running": items is not None}
+
+
+@router.get("/services/{name}")
+def service(name: str, request: Request) -> dict[str, Any]:
+    """One service: latest result, timings, certificate, DNS answers, last page diff, baselines."""
+    return services_ops.get_service(api_state(request), name)
+
+
+@router.post("/services/{name}/baseline")
+async def accept_baseline(name: str, request: Request) -> dict[str, Any]:
+    """Accept the page last seen as the service's new baseline (committed under the caller's name)."""
+    user = principal_of(request).user
+    try:
+        commit = await asyncio.to_thread(services_ops.accept_baseline, api_state(request), name, user)
+    except OpError as exc:
+        audit(request, "baseline_accept", name, "failure", exc.message)
+        raise
+    audit(request, "baseline_accept", name, "success", f"commit={commit}")
+    return {"service": name, "commit": commit}
 
 
 @router.get("/logs")
