@@ -76,6 +76,7 @@ class Config(_Strict):
     syslog: dict[str, Any] | None = None
     api: dict[str, Any] | None = None
     cluster: dict[str, Any] | None = None
+    where: dict[str, Any] | None = None
     base_dir: Path = Field(default=Path("."), exclude=True)
 
 

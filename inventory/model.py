@@ -189,6 +189,8 @@ class Device(_Strict):
     poll_interval: Duration | None = None
     interfaces: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
+    # Ports with one host behind them (a government unit's PC): a new MAC there raises an alert.
+    single_host_ports: list[str] = Field(default_factory=list)
 
     @field_validator("address")
     @classmethod

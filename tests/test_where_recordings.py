@@ -80,9 +80,7 @@ def expected(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     return {"arp": sorted(arp, key=repr), "fdb": sorted(fdb, key=repr)}
 
 
-RECORDINGS = sorted(
-    p for p in SNMPREC.glob("*.snmprec") if any(v for v in expected(p).values())
-)
+RECORDINGS = sorted(p for p in SNMPREC.glob("*.snmprec") if any(v for v in expected(p).values()))
 
 
 def test_recordings_present() -> None:
@@ -113,7 +111,9 @@ def test_rows_equal_recording(path: Path) -> None:
             )
             from inventory.model import SnmpV2c
 
-            creds = SnmpV2c.model_validate({"community": f"env:GOVNET_TEST_COMMUNITY_{path.stem.upper()}", "port": port})
+            creds = SnmpV2c.model_validate(
+                {"community": f"env:GOVNET_TEST_COMMUNITY_{path.stem.upper()}", "port": port}
+            )
             os.environ[f"GOVNET_TEST_COMMUNITY_{path.stem.upper()}"] = path.stem
             poller = TablesPoller(timeout_s=0.5, retries=0)
             tables = await poller.read(dev, creds, arp=True, fdb=True, budget_s=60)

@@ -194,13 +194,20 @@ class TablesPoller:
             if arp:
                 roots += [t.IP_NET_TO_PHYSICAL_PHYS, t.IP_NET_TO_PHYSICAL_TYPE]
             if fdb:
-                roots += [t.DOT1D_BASE_PORT_IFINDEX, t.DOT1Q_TP_FDB_PORT, t.DOT1Q_TP_FDB_STATUS, t.DOT1Q_VLAN_FDB_ID]
+                roots += [
+                    t.DOT1D_BASE_PORT_IFINDEX,
+                    t.DOT1Q_TP_FDB_PORT,
+                    t.DOT1Q_TP_FDB_STATUS,
+                    t.DOT1Q_VLAN_FDB_ID,
+                ]
                 roots += [t.DOT1D_TP_FDB_PORT, t.DOT1D_TP_FDB_STATUS]
                 if device.vendor.value == "cisco":
                     roots.append(t.VTP_VLAN_STATE)
             cols = await _walk_all(fetch, roots, out.problems)
             if arp and not cols[t.IP_NET_TO_PHYSICAL_PHYS]:
-                cols.update(await _walk_all(fetch, [t.IP_NET_TO_MEDIA_PHYS, t.IP_NET_TO_MEDIA_TYPE], out.problems))
+                cols.update(
+                    await _walk_all(fetch, [t.IP_NET_TO_MEDIA_PHYS, t.IP_NET_TO_MEDIA_TYPE], out.problems)
+                )
             out.if_names = t.interface_names(cols[t.IF_NAME], cols[t.IF_DESCR])
             if arp:
                 got = t.parse_arp(
@@ -241,7 +248,10 @@ class TablesPoller:
         base = t.base_port_map(cols[t.DOT1D_BASE_PORT_IFINDEX])
         if cols[t.DOT1Q_TP_FDB_PORT]:
             got = t.parse_qbridge(
-                cols[t.DOT1Q_TP_FDB_PORT], cols[t.DOT1Q_TP_FDB_STATUS], base, t.vlan_of_fdb_id(cols[t.DOT1Q_VLAN_FDB_ID])
+                cols[t.DOT1Q_TP_FDB_PORT],
+                cols[t.DOT1Q_TP_FDB_STATUS],
+                base,
+                t.vlan_of_fdb_id(cols[t.DOT1Q_VLAN_FDB_ID]),
             )
             out.fdb += got.fdb
             out.skipped += got.skipped
@@ -261,7 +271,9 @@ class TablesPoller:
                 raise DeadlineExceeded
             try:
                 if isinstance(creds, SnmpV2c):
-                    sess = _v2c_vlan_session(device.address, creds, vlan, self.timeout_s, self.max_repetitions)
+                    sess = _v2c_vlan_session(
+                        device.address, creds, vlan, self.timeout_s, self.max_repetitions
+                    )
                     vf = Fetcher(
                         sess, deadline=deadline, timeout_s=self.timeout_s, retries=self.retries,
                         max_repetitions=self.max_repetitions,

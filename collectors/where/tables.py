@@ -78,7 +78,7 @@ def _ints(index: str) -> list[int] | None:
         parts = [int(p) for p in index.split(".")]
     except ValueError:
         return None
-    return parts if all(0 <= p for p in parts) else None
+    return parts if all(p >= 0 for p in parts) else None
 
 
 def _mac_of_index(parts: list[int]) -> int | None:
@@ -180,7 +180,9 @@ def vlan_of_fdb_id(column: Column) -> dict[int, int]:
     return {fdb: next(iter(vlans)) for fdb, vlans in seen.items() if len(vlans) == 1}
 
 
-def parse_qbridge(port: Column, status: Column, base_ports: dict[int, int], fdb_vlan: dict[int, int]) -> Parsed:
+def parse_qbridge(
+    port: Column, status: Column, base_ports: dict[int, int], fdb_vlan: dict[int, int]
+) -> Parsed:
     """dot1qTpFdbTable rows; the VLAN is dot1qVlanFdbId's, else the fdbId itself (IVL bridges number
     their filtering databases by VLAN) when the agent has no dot1qVlanFdbId at all."""
     out = Parsed()
@@ -195,7 +197,12 @@ def parse_qbridge(port: Column, status: Column, base_ports: dict[int, int], fdb_
         st = status.get(index)
         out.fdb.append(
             FdbRow(
-                mac, vlan, value, base_ports.get(value), FDB_STATUS.get(st) if isinstance(st, int) else None, fdb_id
+                mac,
+                vlan,
+                value,
+                base_ports.get(value),
+                FDB_STATUS.get(st) if isinstance(st, int) else None,
+                fdb_id,
             )
         )
     return out
@@ -212,7 +219,9 @@ def parse_dot1d(port: Column, status: Column, base_ports: dict[int, int], vlan: 
             continue
         st = status.get(index)
         out.fdb.append(
-            FdbRow(mac, vlan, value, base_ports.get(value), FDB_STATUS.get(st) if isinstance(st, int) else None)
+            FdbRow(
+                mac, vlan, value, base_ports.get(value), FDB_STATUS.get(st) if isinstance(st, int) else None
+            )
         )
     return out
 
