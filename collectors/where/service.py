@@ -48,7 +48,7 @@ HELP = {
 class WhereSection(BaseModel):
     """The `where:` section."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     interval: Duration = 300.0
     timeout: Duration = 2.0
