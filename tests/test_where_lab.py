@@ -48,14 +48,16 @@ INVENTORY: dict[str, Any] = {
 for n, (name, vendor) in enumerate(ACCESS.items()):
     ports = [PORTS[vendor].format(k) for k in range(1, 11)]
     INVENTORY["devices"].append(
-        {"name": name, "site": "town", "role": "access_switch", "vendor": vendor, "address": f"10.1.1.{n + 1}",
-         "interfaces": ports, "single_host_ports": [ports[3]] if vendor == "h3c" else []}
+        {"name": name, "site": "town", "role": "access_switch", "vendor": vendor,
+         "address": f"10.1.1.{n + 1}", "interfaces": ports,
+         "single_host_ports": [ports[3]] if vendor == "h3c" else []}
     )  # fmt: skip
-    up = "agg-c" if vendor == "cisco" else "agg-a"
+    up, down = (
+        ("agg-c", "GigabitEthernet1/0/1") if vendor == "cisco" else ("agg-a", f"GigabitEthernet0/0/{n + 1}")
+    )
     INVENTORY["links"].append(
-        {"a": {"device": name, "interface": ports[-1]},
-         "b": {"device": up, "interface": f"GigabitEthernet0/0/{n + 1}" if up == "agg-a" else "GigabitEthernet1/0/1"}}
-    )  # fmt: skip
+        {"a": {"device": name, "interface": ports[-1]}, "b": {"device": up, "interface": down}}
+    )
 
 
 class Clock:
