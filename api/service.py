@@ -153,6 +153,7 @@ def build_state(section: dict[str, Any], ctx: RunContext) -> tuple[ApiState, str
         latest=ctx.latest,
         engine=lambda: ctx.extra.get(ENGINE_KEY),
         logstore=logstore,
+        where=lambda: ctx.extra.get("where"),
         config_repo=ConfigRepo(repo_dir) if repo_dir is not None else None,
         backup_dir=_resolve(ctx.base_dir, cfg.backup_dir),
         export_key=key,

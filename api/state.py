@@ -30,6 +30,7 @@ class ApiState:
     latest: Any = None  # exporters.store.LatestStore
     engine: Callable[[], Engine | None] = lambda: None
     logstore: Callable[[], LogStore | None] = lambda: None
+    where: Callable[[], Any] = lambda: None  # the running collectors.where WhereService (lookup(query))
     config_repo: ConfigRepo | None = None
     backup_dir: Path | None = None
     export_key: KeySpec | None = None
