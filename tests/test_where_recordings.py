@@ -22,6 +22,12 @@ from lab.snmp.snmprec import serve_snmprec
 SNMPREC = Path(os.environ.get("GOVNET_SNMPREC", Path(__file__).resolve().parent / "data" / "snmprec"))
 ARP_PHYS, ARP_MEDIA = "1.3.6.1.2.1.4.35.1.4.", "1.3.6.1.2.1.4.22.1.2."
 QFDB, DFDB = "1.3.6.1.2.1.17.7.1.2.2.1.2.", "1.3.6.1.2.1.17.4.3.1.2."
+LLDP_REM, LLDP_ID, LLDP_DESC = (
+    "1.0.8802.1.1.2.1.4.1.1.4.",
+    "1.0.8802.1.1.2.1.3.7.1.3.",
+    "1.0.8802.1.1.2.1.3.7.1.4.",
+)
+IFDESCR = "1.3.6.1.2.1.2.2.1.2."
 BASE, IFNAME, VTP = "1.3.6.1.2.1.17.1.4.1.2.", "1.3.6.1.2.1.31.1.1.1.1.", "1.3.6.1.4.1.9.9.46.1.3.1.1.2."
 
 
@@ -87,6 +93,7 @@ def test_recordings_present() -> None:
     # The issue names comware (about 200 MAC and 200 ARP rows), Cisco and Huawei recordings.
     names = {p.stem for p in RECORDINGS}
     assert {"comware", "ios_2960x", "vrp_5720"} <= names
+    assert _with(_records(SNMPREC / "vrp_5720.snmprec"), LLDP_REM)  # LLDP neighbours to exclude
     comware = expected(SNMPREC / "comware.snmprec")
     assert len(comware["arp"]) > 190 and len(comware["fdb"]) > 190
 
@@ -130,6 +137,20 @@ def test_rows_equal_recording(path: Path) -> None:
     )
     assert arp == want["arp"]
     assert fdb == want["fdb"]
+    # LLDP: every local port with a neighbour is found by name (lldpLocPortId/Desc = ifName/ifDescr).
+    rec = _records(path)
+    rem_ports = {k.split(".")[1] for k in _with(rec, LLDP_REM)}
+    named = {v for k, (_, v) in _with(rec, IFNAME).items()} | {v for k, (_, v) in _with(rec, IFDESCR).items()}
+    want_lldp = {
+        p
+        for p in rem_ports
+        if {_with(rec, LLDP_ID).get(p, ("", ""))[1], _with(rec, LLDP_DESC).get(p, ("", ""))[1]} & named
+    }
+    assert len(got["lldp_ports"]) == len(want_lldp)
+    if_names = {v for _, (_, v) in _with(rec, IFNAME).items()} | {
+        v for _, (_, v) in _with(rec, IFDESCR).items()
+    }
+    assert set(got["lldp_ports"]) <= if_names
     # Port mapping: every forwarding row whose bridge port the agent maps has its interface name.
     for mac, _vlan, bport, if_index, name in fdb:
         if if_index is not None:

@@ -34,6 +34,7 @@ class DeviceTables:
     arp: list[t.ArpRow] = field(default_factory=list)
     fdb: list[t.FdbRow] = field(default_factory=list)
     if_names: dict[int, str] = field(default_factory=dict)
+    lldp_ports: set[str] = field(default_factory=set)  # ports with an LLDP neighbour (not host-facing)
     varbinds: int = 0
     skipped: int = 0
     problems: list[str] = field(default_factory=list)
@@ -201,6 +202,7 @@ class TablesPoller:
                     t.DOT1Q_VLAN_FDB_ID,
                 ]
                 roots += [t.DOT1D_TP_FDB_PORT, t.DOT1D_TP_FDB_STATUS]
+                roots += [t.LLDP_REM_CHASSIS_SUBTYPE, t.LLDP_LOC_PORT_ID, t.LLDP_LOC_PORT_DESC]
                 if device.vendor.value == "cisco":
                     roots.append(t.VTP_VLAN_STATE)
             cols = await _walk_all(fetch, roots, out.problems)
@@ -209,6 +211,12 @@ class TablesPoller:
                     await _walk_all(fetch, [t.IP_NET_TO_MEDIA_PHYS, t.IP_NET_TO_MEDIA_TYPE], out.problems)
                 )
             out.if_names = t.interface_names(cols[t.IF_NAME], cols[t.IF_DESCR])
+            if fdb and cols[t.LLDP_REM_CHASSIS_SUBTYPE]:
+                lldp = t.lldp_if_indexes(
+                    cols[t.LLDP_REM_CHASSIS_SUBTYPE], cols[t.LLDP_LOC_PORT_ID], cols[t.LLDP_LOC_PORT_DESC],
+                    cols[t.IF_NAME], cols[t.IF_DESCR],
+                )  # fmt: skip
+                out.lldp_ports = {out.if_names[i] for i in lldp if i in out.if_names}
             if arp:
                 got = t.parse_arp(
                     cols[t.IP_NET_TO_PHYSICAL_PHYS],
@@ -318,4 +326,4 @@ def report(tables: DeviceTables) -> dict[str, list[dict[str, Any]]]:
          "interface": names.get(r.if_index) if r.if_index is not None else None, "status": r.status}
         for r in tables.fdb
     ]  # fmt: skip
-    return {"arp": arp, "fdb": fdb}
+    return {"arp": arp, "fdb": fdb, "lldp_ports": sorted(tables.lldp_ports)}

@@ -62,7 +62,10 @@ def uplink_ports(inventory: Inventory, lldp: Iterable[tuple[str, str]] = ()) -> 
 def resolve(
     inventory: Inventory, tables: Iterable[DeviceTables], lldp: Iterable[tuple[str, str]] = ()
 ) -> Sweep:
-    """Resolve one sweep (pure: the same tables give the same answer)."""
+    """Resolve one sweep (pure: the same tables give the same answer).
+
+    `lldp` adds (device, port) pairs known to face another device; each table's LLDP ports count too.
+    """
     roles = {d.name: d.role.value for d in inventory.devices}
     uplinks = uplink_ports(inventory, lldp)
     sweep = Sweep()
@@ -78,6 +81,7 @@ def resolve(
             sweep.arp.setdefault(a.ip, set()).add(a.mac)
             sweep.arp_source.setdefault(a.ip, []).append((tab.device, names.get(a.if_index, str(a.if_index))))
         rank = _RANK.get(roles.get(tab.device, ""), 3)
+        uplinks.update((tab.device, p) for p in tab.lldp_ports)
         for f in tab.fdb:
             sweep.fdb_rows += 1
             if f.status in _IGNORED_FDB or f.if_index is None:

@@ -30,6 +30,10 @@ DOT1Q_VLAN_FDB_ID = "1.3.6.1.2.1.17.7.1.4.2.1.3"  # dot1qVlanFdbId (timeMark.vla
 # Interface names
 IF_NAME = "1.3.6.1.2.1.31.1.1.1.1"
 IF_DESCR = "1.3.6.1.2.1.2.2.1.2"
+# LLDP-MIB: ports with a neighbour are not host-facing
+LLDP_REM_CHASSIS_SUBTYPE = "1.0.8802.1.1.2.1.4.1.1.4"  # lldpRemChassisIdSubtype (timeMark.localPort.remIndex)
+LLDP_LOC_PORT_ID = "1.0.8802.1.1.2.1.3.7.1.3"  # lldpLocPortId (localPort -> often the ifName)
+LLDP_LOC_PORT_DESC = "1.0.8802.1.1.2.1.3.7.1.4"  # lldpLocPortDesc (localPort -> often the ifDescr)
 # CISCO-VTP-MIB vtpVlanState (domain.vlan -> 1 operational): the VLANs whose bridge tables to read
 VTP_VLAN_STATE = "1.3.6.1.4.1.9.9.46.1.3.1.1.2"
 
@@ -234,6 +238,37 @@ def operational_vlans(column: Column) -> list[int]:
         if parts and len(parts) == 2 and value == 1 and not 1002 <= parts[1] <= 1005:
             out.add(parts[1])
     return sorted(out)
+
+
+def _text(v: Value) -> str | None:
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    return v if isinstance(v, str) else None
+
+
+def lldp_if_indexes(
+    rem: Column, loc_id: Column, loc_desc: Column, if_name: Column, if_descr: Column
+) -> set[int]:
+    """ifIndexes of the ports with an LLDP neighbour; a local port is matched to an interface by name
+    (lldpLocPortId or lldpLocPortDesc equal to its ifName or ifDescr), never guessed from its number."""
+    by_name: dict[str, int] = {}
+    for col in (if_descr, if_name):
+        for index, value in col.items():
+            text = _text(value)
+            if index.isdigit() and text:
+                by_name.setdefault(text, int(index))
+    out = set()
+    for index in rem:
+        parts = _ints(index)
+        if parts is None or len(parts) != 3:
+            continue
+        local = str(parts[1])
+        for col in (loc_id, loc_desc):
+            text = _text(col.get(local))
+            if text and text in by_name:
+                out.add(by_name[text])
+                break
+    return out
 
 
 def interface_names(if_name: Column, if_descr: Column) -> dict[int, str]:
