@@ -313,7 +313,7 @@ class TablesPoller:
             out.skipped += got.skipped
 
 
-def report(tables: DeviceTables) -> dict[str, list[dict[str, Any]]]:
+def report(tables: DeviceTables) -> dict[str, Any]:
     """The rows of one device as govnet reports them (`govnet where-tables`, tests): names, not indexes."""
     names = tables.if_names
     arp = [
