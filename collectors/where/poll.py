@@ -8,6 +8,7 @@ those per-VLAN walks go through pysnmp, whose CPU cost is paid only for Cisco ac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,14 +68,24 @@ def _v2c_vlan_session(
 
 
 async def _v3_context_walk(
-    address: str, creds: SnmpV3, context: str, roots: list[str], timeout_s: float, retries: int, reps: int
+    engine: Any,
+    address: str,
+    creds: SnmpV3,
+    context: str,
+    roots: list[str],
+    timeout_s: float,
+    retries: int,
+    reps: int,
 ) -> Columns:
-    """Walk `roots` in an SNMPv3 context with pysnmp (gufo-snmp sends no context name)."""
+    """Walk `roots` in an SNMPv3 context with pysnmp (gufo-snmp sends no context name).
+
+    `engine` is one pysnmp SnmpEngine kept for the poller's life: creating one loads (and the first
+    time compiles) its MIB modules, which costs far more than the walk.
+    """
     from pysnmp.hlapi.v3arch.asyncio import (
         ContextData,
         ObjectIdentity,
         ObjectType,
-        SnmpEngine,
         UdpTransportTarget,
         UsmUserData,
         bulk_walk_cmd,
@@ -107,36 +118,32 @@ async def _v3_context_walk(
         authProtocol=auth[creds.auth_protocol],
         privProtocol=priv[creds.priv_protocol],
     )
-    engine = SnmpEngine()
     target = await UdpTransportTarget.create((address, creds.port), timeout=timeout_s, retries=retries)
     out: Columns = {}
-    try:
-        for root in roots:
-            col: dict[str, Value] = {}
-            cut = len(root) + 1
-            async for err_ind, err_status, _idx, vbs in bulk_walk_cmd(
-                engine,
-                user,
-                target,
-                ContextData(contextName=context.encode()),
-                0,
-                reps,
-                ObjectType(ObjectIdentity(root)),
-                lexicographicMode=False,
-                lookupMib=False,
-            ):
-                if err_ind:
-                    raise TimeoutError(str(err_ind))
-                if err_status:
-                    raise SnmpError(str(err_status.prettyPrint()))
-                for oid, val in vbs:
-                    o = str(oid)
-                    if not o.startswith(root + "."):
-                        continue
-                    col[o[cut:]] = _pysnmp_value(val)
-            out[root] = col
-    finally:
-        engine.close_dispatcher()
+    for root in roots:
+        col: dict[str, Value] = {}
+        cut = len(root) + 1
+        async for err_ind, err_status, _idx, vbs in bulk_walk_cmd(
+            engine,
+            user,
+            target,
+            ContextData(contextName=context.encode()),
+            0,
+            reps,
+            ObjectType(ObjectIdentity(root)),
+            lexicographicMode=False,
+            lookupMib=False,
+        ):
+            if err_ind:
+                raise TimeoutError(str(err_ind))
+            if err_status:
+                raise SnmpError(str(err_status.prettyPrint()))
+            for oid, val in vbs:
+                o = str(oid)
+                if not o.startswith(root + "."):
+                    continue
+                col[o[cut:]] = _pysnmp_value(val)
+        out[root] = col
     return out
 
 
@@ -160,6 +167,25 @@ class TablesPoller:
         self.timeout_s = timeout_s
         self.retries = retries
         self.max_repetitions = max_repetitions
+        self._pysnmp_engine: Any = None
+        self._pysnmp_loop: asyncio.AbstractEventLoop | None = None
+
+    def _engine(self) -> Any:
+        # pysnmp binds its transport to the running loop: a new loop (tests, tools) needs a new engine.
+        loop = asyncio.get_running_loop()
+        if self._pysnmp_engine is None or self._pysnmp_loop is not loop:
+            from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
+
+            self.close()
+            self._pysnmp_engine, self._pysnmp_loop = SnmpEngine(), loop
+        return self._pysnmp_engine
+
+    def close(self) -> None:
+        """Close pysnmp's dispatcher (if a v3 context walk ever opened one)."""
+        if self._pysnmp_engine is not None:
+            with contextlib.suppress(Exception):  # its loop may be closed already
+                self._pysnmp_engine.close_dispatcher()
+            self._pysnmp_engine = None
 
     async def read(
         self,
@@ -293,6 +319,7 @@ class TablesPoller:
                 else:
                     vcols = await asyncio.wait_for(
                         _v3_context_walk(
+                            self._engine(),
                             device.address, creds, f"vlan-{vlan}", FDB_ROOTS, self.timeout_s, self.retries,
                             self.max_repetitions,
                         ),

@@ -181,6 +181,7 @@ class WhereService:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=wait)
         finally:
+            self.poller.close()
             await asyncio.to_thread(self.history.close)
 
     def lookup(self, q: Query) -> dict[str, Any]:
