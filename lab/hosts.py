@@ -33,6 +33,8 @@ DFDB_PORT = (1, 3, 6, 1, 2, 1, 17, 4, 3, 1, 2)
 DFDB_STATUS = (1, 3, 6, 1, 2, 1, 17, 4, 3, 1, 3)
 BASE_IFINDEX = (1, 3, 6, 1, 2, 1, 17, 1, 4, 1, 2)
 VTP_STATE = (1, 3, 6, 1, 4, 1, 9, 9, 46, 1, 3, 1, 1, 2, 1)
+IF_DESCR = (1, 3, 6, 1, 2, 1, 2, 2, 1, 2)
+IF_NAME = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 1)
 ARP_PHYS = (1, 3, 6, 1, 2, 1, 4, 35, 1, 4)
 ARP_PHYS_TYPE = (1, 3, 6, 1, 2, 1, 4, 35, 1, 6)
 ARP_MEDIA = (1, 3, 6, 1, 2, 1, 4, 22, 1, 2)
@@ -167,6 +169,15 @@ class LabHosts:
                 rows += [((*QFDB_PORT, *idx), ber.enc_int(ports[port])), ((*QFDB_STATUS, *idx), LEARNED)]
         if arp:
             vlanif = {v: self._vlanif(d, v) for _, _, v in arp}
+            for v, x in vlanif.items():  # the gateway's VLAN interfaces, named like the vendor names them
+                name = (
+                    f"Vlan{v}"
+                    if d.vendor == "cisco"
+                    else f"Vlan-interface{v}"
+                    if d.vendor == "h3c"
+                    else f"Vlanif{v}"
+                )
+                rows += [((*IF_DESCR, x), ber.octets(name)), ((*IF_NAME, x), ber.octets(name))]
             for ip, mac, vlan in arp:
                 a = tuple(int(x) for x in ip.split("."))
                 if d.vendor == "cisco":
