@@ -50,7 +50,8 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Worl
         [
             new_record(
                 device="nc-ips-1", event_type="attack", src_ip=host["ip"], src_port=51514,
-                dst_ip="10.255.0.9", dst_port=445, action="block", msg=f"IPS: SMB exploit attempt from {host['ip']} blocked",
+                dst_ip="10.255.0.9", dst_port=445, action="block",
+                msg=f"IPS: SMB exploit attempt from {host['ip']} blocked",
                 recv_ts=time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(world.clock.now)),
             )
         ]
