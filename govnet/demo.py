@@ -82,6 +82,7 @@ def main() -> int:
         config = {
             "inventory": str(lab.inventory_path),
             "prometheus": {"listen": f"{GOVNET_LISTEN[0]}:{GOVNET_LISTEN[1]}"},
+            "where": {"state_dir": str(RUN_DIR / "state"), "interval": "60s"},  # govnet where ADDRESS
         }
         vm = shutil.which("victoria-metrics")
         if vm:
