@@ -183,3 +183,20 @@ def test_events_many_ports_jump_and_spoof_each_once_then_expire() -> None:
     det.observe(resolve(INV, back), T0 + 1300)
     assert not det.active  # held for `hold` seconds after the last occurrence, then gone
     assert det.total == {"address_mac_changed": 1, "mac_many_ports": 1, "port_mac_jump": 1}
+
+
+def test_two_nodes_of_a_pair_share_rows_in_postgres(pg_dsn: str) -> None:
+    a, b = History(dsn=pg_dsn, flush_every=0.0), History(dsn=pg_dsn, flush_every=0.0)
+    with a.db.tx() as cur:
+        cur.execute("DELETE FROM govnet_where_history")
+    try:
+        b.record(set(), T0 - 60)  # both nodes running before the host appears
+        a.record({A}, T0)
+        b.record({A}, T0 + 7)  # the other node's sweep, a few seconds later: the same row, extended
+        a.record({A}, T0 + 300)
+        b.record({A}, T0 + 290)  # an older sighting never moves last_seen backwards
+        assert [(r.first_seen, r.last_seen) for r in a.by_ip(A.ip)] == [(T0, T0 + 300)]
+        assert a.count() == 1
+    finally:
+        a.db.close()
+        b.db.close()

@@ -77,7 +77,8 @@ class _Db:
             self.conn.executescript(SQLITE_SCHEMA)
 
     def q(self, sql: str) -> str:
-        sql = sql.replace("{t}", self.table)
+        # Two nodes of a pair may both write a row: last_seen never moves backwards.
+        sql = sql.replace("{t}", self.table).replace("{greatest}", "GREATEST" if self.pg else "MAX")
         return sql.replace("?", "%s") if self.pg else sql
 
     @contextmanager
@@ -116,7 +117,7 @@ def _row(r: Sequence[Any]) -> Seen:
 _SELECT = "SELECT mac, ip, device, port, vlan, first_seen, last_seen FROM {t} "
 _INSERT = "INTO {t} (mac, ip, device, port, vlan, first_seen, last_seen) VALUES (?,?,?,?,?,?,?)"
 _UPDATE = (
-    "UPDATE {t} SET last_seen = ? "
+    "UPDATE {t} SET last_seen = {greatest}(last_seen, ?) "
     "WHERE mac = ? AND ip = ? AND device = ? AND port = ? AND vlan = ? AND first_seen = ?"
 )
 
@@ -168,6 +169,8 @@ class History:
                     updates.append((cur[1], *self._key(h), cur[0]))
                 self.open[h] = [now, now, now]
                 inserts.append((*self._key(h), now, now))
+        if inserts and self.db.pg:
+            inserts = self._adopt(inserts, now, updates)
         for h, cur in list(self.open.items()):
             if h in hosts:
                 continue
@@ -191,6 +194,30 @@ class History:
                         updates,
                     )
         return len(inserts), len(updates)
+
+    def _adopt(
+        self, inserts: list[tuple[Any, ...]], now: int, updates: list[tuple[Any, ...]]
+    ) -> list[tuple[Any, ...]]:
+        """Shared store (HA pair): a new tuple the other node already has an open row for extends that
+        row instead of starting a second one (one query per sweep for all new tuples)."""
+        macs = sorted({r[0] for r in inserts})
+        rows = self.db.select(
+            _SELECT + "WHERE mac = ANY(?) AND last_seen >= ?", (macs, int(now - self.merge_gap))
+        )
+        theirs: dict[tuple[Any, ...], int] = {}
+        for r in rows:
+            key = (int(r[0]), r[1], r[2], r[3], int(r[4]))
+            theirs[key] = max(theirs.get(key, 0), int(r[5]))
+        keep = []
+        for row in inserts:
+            first = theirs.get(tuple(row[:5]))
+            if first is None:
+                keep.append(row)
+                continue
+            h = Host(row[1], row[0], row[2], row[3], row[4] or None)
+            self.open[h] = [first, now, now]
+            updates.append((now, *row[:5], first))
+        return keep
 
     @staticmethod
     def _key(h: Host) -> tuple[Any, ...]:
