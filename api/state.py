@@ -27,12 +27,13 @@ class ApiState:
     audit: AuditSink
     session_secret: bytes
     export_dir: Path
-    latest: Any = None  # exporters.store.LatestStore
+    latest: Any = None  # core.latest.LatestStore
     engine: Callable[[], Engine | None] = lambda: None
     logstore: Callable[[], LogStore | None] = lambda: None
     where: Callable[[], Any] = lambda: None  # the running collectors.where WhereService (lookup(query))
     config_repo: ConfigRepo | None = None
     backup_dir: Path | None = None
+    report_dir: Path | None = None
     export_key: KeySpec | None = None
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
     clock: Callable[[], float] = time.time

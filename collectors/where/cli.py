@@ -10,8 +10,8 @@ from typing import Any, TextIO
 
 from collectors.where.query import QueryError, answer, parse_query
 from collectors.where.service import history_of, parse_section
+from core.secrets import SecretError
 from govnet.config import ConfigError, load_config
-from govnet.secrets import SecretError
 from inventory.model import Inventory
 
 

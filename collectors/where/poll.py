@@ -19,7 +19,7 @@ from gufo.snmp.aio.client import SnmpSession
 from collectors.snmp.engine import DeadlineExceeded, Fetcher, WeakCryptoRefused, make_session
 from collectors.snmp.evaluate import Value
 from collectors.where import tables as t
-from govnet.secrets import SecretError
+from core.secrets import SecretError
 from inventory.model import Device, SnmpV2c, SnmpV3
 
 Columns = dict[str, dict[str, Value]]

@@ -19,8 +19,9 @@ from collectors.where.history import History
 from collectors.where.poll import DeviceTables, TablesPoller
 from collectors.where.query import Query, answer
 from collectors.where.resolve import Sweep, resolve
-from govnet.samples import Sample
-from govnet.service import RunContext, Service
+from core.pipeline import Service
+from core.samples import Sample
+from govnet.service import RunContext
 from inventory.model import Device, Duration, Inventory, SecretRef
 
 log = logging.getLogger(__name__)
