@@ -19,21 +19,21 @@ from typing import Any
 
 from collectors.where.resolve import Host
 
+# Rows are updated by id (an open interval keeps its row's id in memory) and last_seen is not indexed:
+# extending thousands of intervals per flush touches no index. The daily prune scans the table.
 SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS where_history (
-  mac INTEGER NOT NULL, ip TEXT NOT NULL, device TEXT NOT NULL, port TEXT NOT NULL, vlan INTEGER NOT NULL,
-  first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,
-  PRIMARY KEY (mac, ip, device, port, vlan, first_seen)) WITHOUT ROWID;
+  id INTEGER PRIMARY KEY, mac INTEGER NOT NULL, ip TEXT NOT NULL, device TEXT NOT NULL, port TEXT NOT NULL,
+  vlan INTEGER NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS where_history_mac ON where_history (mac);
 CREATE INDEX IF NOT EXISTS where_history_ip ON where_history (ip);
-CREATE INDEX IF NOT EXISTS where_history_last ON where_history (last_seen);
 """
 PG_SCHEMA = """
 CREATE TABLE IF NOT EXISTS govnet_where_history (
-  mac BIGINT NOT NULL, ip TEXT NOT NULL, device TEXT NOT NULL, port TEXT NOT NULL, vlan INTEGER NOT NULL,
-  first_seen BIGINT NOT NULL, last_seen BIGINT NOT NULL,
-  PRIMARY KEY (mac, ip, device, port, vlan, first_seen));
+  id BIGSERIAL PRIMARY KEY, mac BIGINT NOT NULL, ip TEXT NOT NULL, device TEXT NOT NULL, port TEXT NOT NULL,
+  vlan INTEGER NOT NULL, first_seen BIGINT NOT NULL, last_seen BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS govnet_where_history_mac ON govnet_where_history (mac);
 CREATE INDEX IF NOT EXISTS govnet_where_history_ip ON govnet_where_history (ip);
-CREATE INDEX IF NOT EXISTS govnet_where_history_last ON govnet_where_history (last_seen);
 """
 PG_SCHEMA_LOCK = 0x676F766E6574 + 16  # serialises CREATE TABLE between the two nodes of a pair
 
@@ -114,12 +114,9 @@ def _row(r: Sequence[Any]) -> Seen:
     return Seen(r[1], int(r[0]), r[2], r[3], int(r[4]) or None, int(r[5]), int(r[6]))
 
 
-_SELECT = "SELECT mac, ip, device, port, vlan, first_seen, last_seen FROM {t} "
-_INSERT = "INTO {t} (mac, ip, device, port, vlan, first_seen, last_seen) VALUES (?,?,?,?,?,?,?)"
-_UPDATE = (
-    "UPDATE {t} SET last_seen = {greatest}(last_seen, ?) "
-    "WHERE mac = ? AND ip = ? AND device = ? AND port = ? AND vlan = ? AND first_seen = ?"
-)
+_SELECT = "SELECT mac, ip, device, port, vlan, first_seen, last_seen, id FROM {t} "
+_INSERT = "INSERT INTO {t} (mac, ip, device, port, vlan, first_seen, last_seen) VALUES (?,?,?,?,?,?,?)"
+_UPDATE = "UPDATE {t} SET last_seen = {greatest}(last_seen, ?) WHERE id = ?"
 
 
 class History:
@@ -136,7 +133,7 @@ class History:
         self.db = _Db(path, dsn)
         self.merge_gap = merge_gap
         self.flush_every = flush_every
-        # Host -> [first_seen, last_seen, last_seen as stored]
+        # Host -> [first_seen, last_seen, last_seen as stored, row id]
         self.open: dict[Host, list[int]] = {}
         self.loaded = False
 
@@ -147,7 +144,7 @@ class History:
             h = Host(s.ip, s.mac, s.device, s.port, s.vlan)
             cur = self.open.get(h)
             if cur is None or cur[0] < s.first_seen:
-                self.open[h] = [s.first_seen, s.last_seen, s.last_seen]
+                self.open[h] = [s.first_seen, s.last_seen, s.last_seen, int(r[7])]
         self.loaded = True
 
     def record(self, hosts: set[Host], now_f: float) -> tuple[int, int]:
@@ -155,68 +152,77 @@ class History:
         now = int(now_f)
         if not self.loaded:
             self._load(now)
-        inserts: list[tuple[Any, ...]] = []
-        updates: list[tuple[Any, ...]] = []
+        new: list[Host] = []
+        updates: list[tuple[int, int]] = []  # (last_seen, id)
         for h in hosts:
             cur = self.open.get(h)
             if cur is not None and now - cur[1] <= self.merge_gap:
                 cur[1] = now
                 if now - cur[2] >= self.flush_every:
-                    updates.append((now, *self._key(h), cur[0]))
+                    updates.append((now, cur[3]))
                     cur[2] = now
             else:
                 if cur is not None and cur[2] != cur[1]:
-                    updates.append((cur[1], *self._key(h), cur[0]))
-                self.open[h] = [now, now, now]
-                inserts.append((*self._key(h), now, now))
-        if inserts and self.db.pg:
-            inserts = self._adopt(inserts, now, updates)
+                    updates.append((cur[1], cur[3]))
+                new.append(h)
+        if new and self.db.pg:
+            new = self._adopt(new, now, updates)
         for h, cur in list(self.open.items()):
             if h in hosts:
                 continue
             if cur[2] != cur[1]:  # gone this sweep: write its exact last sighting
-                updates.append((cur[1], *self._key(h), cur[0]))
+                updates.append((cur[1], cur[3]))
                 cur[2] = cur[1]
             if now - cur[1] > self.merge_gap:
                 del self.open[h]
-        if inserts or updates:
-            insert = (
-                "INSERT " + _INSERT + " ON CONFLICT DO NOTHING"
-                if self.db.pg
-                else "INSERT OR IGNORE " + _INSERT
-            )
+        if new or updates:
             with self.db.tx() as cur:
-                if inserts:
-                    cur.executemany(self.db.q(insert), inserts)
+                ids = self._insert(cur, [(*self._key(h), now, now) for h in new])
                 if updates:
-                    cur.executemany(
-                        self.db.q(_UPDATE),
-                        updates,
-                    )
-        return len(inserts), len(updates)
+                    cur.executemany(self.db.q(_UPDATE), updates)
+            for h, row_id in zip(new, ids, strict=True):
+                self.open[h] = [now, now, now, row_id]
+        return len(new), len(updates)
 
-    def _adopt(
-        self, inserts: list[tuple[Any, ...]], now: int, updates: list[tuple[Any, ...]]
-    ) -> list[tuple[Any, ...]]:
+    def _insert(self, cur: Any, rows: list[tuple[Any, ...]]) -> list[int]:
+        """Insert rows, returning their ids in order."""
+        if not rows:
+            return []
+        if self.db.pg:
+            cur.executemany(self.db.q(_INSERT + " RETURNING id"), rows, returning=True)
+            ids = []
+            while True:
+                ids.append(int(cur.fetchone()[0]))
+                if not cur.nextset():
+                    break
+            return ids
+        out = []
+        sql = self.db.q(_INSERT)
+        for row in rows:
+            cur.execute(sql, row)
+            out.append(int(cur.lastrowid))
+        return out
+
+    def _adopt(self, new: list[Host], now: int, updates: list[tuple[int, int]]) -> list[Host]:
         """Shared store (HA pair): a new tuple the other node already has an open row for extends that
         row instead of starting a second one (one query per sweep for all new tuples)."""
-        macs = sorted({r[0] for r in inserts})
+        macs = sorted({h.mac for h in new})
         rows = self.db.select(
             _SELECT + "WHERE mac = ANY(?) AND last_seen >= ?", (macs, int(now - self.merge_gap))
         )
-        theirs: dict[tuple[Any, ...], int] = {}
+        theirs: dict[Host, tuple[int, int]] = {}
         for r in rows:
-            key = (int(r[0]), r[1], r[2], r[3], int(r[4]))
-            theirs[key] = max(theirs.get(key, 0), int(r[5]))
+            h = Host(r[1], int(r[0]), r[2], r[3], int(r[4]) or None)
+            if h not in theirs or theirs[h][0] < int(r[5]):
+                theirs[h] = (int(r[5]), int(r[7]))
         keep = []
-        for row in inserts:
-            first = theirs.get(tuple(row[:5]))
-            if first is None:
-                keep.append(row)
+        for h in new:
+            got = theirs.get(h)
+            if got is None:
+                keep.append(h)
                 continue
-            h = Host(row[1], row[0], row[2], row[3], row[4] or None)
-            self.open[h] = [first, now, now]
-            updates.append((now, *row[:5], first))
+            self.open[h] = [got[0], now, now, got[1]]
+            updates.append((now, got[1]))
         return keep
 
     @staticmethod
@@ -225,7 +231,7 @@ class History:
 
     def flush(self) -> None:
         """Write every open interval's last sighting (on shutdown)."""
-        updates = [(c[1], *self._key(h), c[0]) for h, c in self.open.items() if c[2] != c[1]]
+        updates = [(c[1], c[3]) for c in self.open.values() if c[2] != c[1]]
         if updates:
             with self.db.tx() as cur:
                 cur.executemany(
