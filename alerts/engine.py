@@ -7,7 +7,7 @@ incidents (group) -> acknowledgement / escalation / reporting deadlines -> rende
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -30,6 +30,10 @@ from inventory.topology import Topology
 AlertKey = tuple[str, Labels]
 CST = timezone(timedelta(hours=8), "CST")
 RESOLVED_RETENTION = 3600.0
+MAX_DETAIL_LINES = 20
+# Rule name -> lines to show under a firing alert (a page's text diff, the forbidden words found):
+# evidence held by the service that measured it, not a label. Lines are escaped like any other text.
+DetailProvider = Callable[[dict[str, str]], list[str]]
 INTERNAL_PREFIX = "\x00"  # store keys of internal sources: never a device name
 
 
@@ -110,6 +114,7 @@ class Engine:
         maintenance: Sequence[MaintenanceWindow] = (),
     ) -> None:
         self.rules = {r.alert: r for r in rules}
+        self.details: dict[str, DetailProvider] = {}
         self.maintenance = tuple(maintenance)
         self.topology = topology
         windows = [r.condition.window for r in rules if r.condition.func != "value"]
@@ -507,6 +512,15 @@ class Engine:
             )
         return views
 
+    def _detail(self, rule: str, labels: dict[str, str]) -> list[str]:
+        provider = self.details.get(rule)
+        if provider is None:
+            return []
+        try:
+            return [str(line) for line in provider(labels)][:MAX_DETAIL_LINES]
+        except Exception:  # evidence is a courtesy: a failing provider must not stop the notification
+            return []
+
     def _notify(self, kind: str, inc: Incident, now: float, recipients: tuple[str, ...]) -> Notification:
         rows = []
         for st in inc.alerts.values():
@@ -516,11 +530,14 @@ class Engine:
                 {
                     "alert": st.rule,
                     "device": labels.get("device", ""),
+                    "service": labels.get("service", ""),
+                    "unit": labels.get("unit", ""),
                     "site": labels.get("site", ""),
                     "summary": self.summary(rule, st),
                     "since": format_time(st.fired_at or now),
                     "state": st.state,
                     "runbook": [render_string(step, labels=labels, value=st.value) for step in rule.runbook],
+                    "detail": self._detail(st.rule, labels) if kind != "resolved" else [],
                 }
             )
         deadline = inc.report_deadline

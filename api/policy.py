@@ -62,6 +62,9 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/api/v1/reports/files/{path:path}"): REPORTS,
     ("GET", "/api/v1/configs/{device}/versions"): CONFIGS,
     ("GET", "/api/v1/configs/{device}/diff"): CONFIGS,
+    ("GET", "/api/v1/services"): OPS,
+    ("GET", "/api/v1/services/{name}"): OPS,
+    ("POST", "/api/v1/services/{name}/baseline"): ACT,
     ("GET", "/api/v1/logs"): LOG_READ,
     ("POST", "/api/v1/logs/exports"): AUDITOR,
     ("GET", "/api/v1/logs/exports"): AUDITOR,
@@ -72,7 +75,7 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/users"): ADMIN,
     ("POST", "/api/v1/users/{username}/disable"): ADMIN,
     ("GET", "/api/v1/tokens"): ADMIN,
-    ("POST", "/api/v1/tokens"): ADMIN,
+    ("POST", "/api/v1/tokens"): ALL,  # each user their own token only (api.routes.api.create_token)
     ("POST", "/api/v1/tokens/{token_id}/revoke"): ADMIN,
     # --- web console --------------------------------------------------------------------------
     ("GET", "/"): ALL,
@@ -88,6 +91,9 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/backups"): CONFIGS,
     ("GET", "/reports"): REPORTS,
     ("GET", "/backups/{device}"): CONFIGS,
+    ("GET", "/services"): OPS,
+    ("GET", "/services/{name}"): OPS,
+    ("POST", "/services/{name}/baseline"): ACT,
     ("GET", "/logs"): LOG_READ,
     ("POST", "/logs/export"): AUDITOR,
     ("GET", "/logs/exports/{export_id}/{filename}"): AUDITOR,
