@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,9 +22,11 @@ import yaml
 from alerts.engine import Engine
 from alerts.rules import DEFAULT_RULES, load_rules
 from collectors.where.history import History
+from collectors.where.poll import TablesPoller
 from collectors.where.query import parse_query
 from collectors.where.service import WhereSection, WhereService
 from inventory.load import load_inventory
+from inventory.model import SnmpV2c
 from lab.runner import LabProcess
 
 BASE, PORT = "127.20.16.0", 16161
@@ -210,3 +213,19 @@ def test_single_host_port_new_mac(lab: LabProcess, tmp_path: Path) -> None:
         lab.clear("acc-rj", "host_move")
         lab.clear("acc-h3c", "host_move")
         svc.history.close()
+
+
+def test_cisco_per_vlan_tables_over_v2c_community_at_vlan(lab: LabProcess) -> None:
+    """The same Cisco switch read with SNMPv2c: each VLAN's bridge table under `community@VLAN`."""
+    inv = load_inventory(lab.inventory_path)
+    dev = inv.device("acc-cs")
+    os.environ["GOVNET_TEST_WHERE_LAB_COMMUNITY"] = lab.secret("snmp_community")
+    creds = SnmpV2c.model_validate(
+        {"community": "env:GOVNET_TEST_WHERE_LAB_COMMUNITY", "port": lab.devices()["acc-cs"]["snmp_port"]}
+    )
+    tables = asyncio.run(TablesPoller(timeout_s=1.0).read(dev, creds, arp=False, fdb=True, budget_s=30))
+    assert tables.ok and not tables.problems, (tables.error, tables.problems)
+    names = tables.if_names
+    got = {(t.mac.to_bytes(6, "big").hex(":"), t.vlan, names.get(t.if_index or -1)) for t in tables.fdb}
+    want = {(h["mac"], h["vlan"], h["port"]) for h in _hosts(lab) if h["switch"] == "acc-cs"}
+    assert want and want <= got
