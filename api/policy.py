@@ -81,6 +81,7 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/"): ALL,
     ("POST", "/logout"): ALL,
     ("GET", "/incidents"): OPS,
+    ("GET", "/incidents/{incident_id}"): OPS,
     ("POST", "/incidents/{incident_id}/ack"): ACT,
     ("POST", "/incidents/{incident_id}/silence"): ACT,
     ("POST", "/incidents/{incident_id}/escalate"): ACT,
