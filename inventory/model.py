@@ -47,6 +47,8 @@ class Vendor(StrEnum):
     hillstone = "hillstone"
     sangfor = "sangfor"
     topsec = "topsec"
+    fortinet = "fortinet"
+    apc = "apc"
     linux = "linux"
     generic = "generic"
 

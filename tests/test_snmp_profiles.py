@@ -255,3 +255,13 @@ def test_bad_profile_rejected(bad: Path, tmp_path: Path) -> None:
     (tmp_path / bad.name).write_text(bad.read_text(encoding="utf-8"), encoding="utf-8")
     with pytest.raises(ProfileError, match=expected):
         load_profiles(tmp_path)
+
+
+def test_every_profile_vendor_is_an_inventory_vendor() -> None:
+    """A vendor a profile matches on is accepted by the inventory (fortinet, apc were refused)."""
+    from inventory.model import Vendor
+
+    named = {v for p in load_profiles().values() for v in p.vendors}
+    assert {"fortinet", "apc"} <= named
+    assert named <= {v.value for v in Vendor}
+    assert select_profile(default_profiles(), None, "fortinet", "firewall").name == "fortinet"
