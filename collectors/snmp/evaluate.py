@@ -6,6 +6,7 @@ monotonic `_total` values afterwards by the stateful CounterTracker.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -247,8 +248,35 @@ def _row_indexes(m: MetricSpec, rows: _Rows) -> list[str]:
     return got
 
 
+# Optical power at or below this is "no light": 0 uW has no logarithm, and Huawei itself reports
+# -40.00 dBm for a dark receiver, so a zero reading is shown as that floor rather than dropped.
+DBM_FLOOR = -40.0
+
+
+def uw_to_dbm(uw: float) -> float:
+    """Microwatts to dBm (1 mW = 0 dBm), floored at DBM_FLOOR."""
+    if uw <= 0:
+        return DBM_FLOOR
+    return max(DBM_FLOOR, 10.0 * math.log10(uw / 1000.0))
+
+
+def _any_row(cond: Condition, rows: _Rows) -> bool:
+    """True if some row of the condition's object meets it (device-level unit detection)."""
+    assert cond.ref is not None
+    col = rows.cols.get(cond.ref.obj.oid, {})
+    return any(_check(cond, rows, index) for index in col)
+
+
+def _device_gate(m: MetricSpec, rows: _Rows) -> bool:
+    if m.when_any and not any(_any_row(c, rows) for c in m.when_any):
+        return False
+    return not (m.unless_any and any(_any_row(c, rows) for c in m.unless_any))
+
+
 def _eval_metric(m: MetricSpec, rows: _Rows) -> list[RawSample]:
     out: list[RawSample] = []
+    if (m.when_any or m.unless_any) and not _device_gate(m, rows):
+        return out
     # Per metric, not per row: each alternative's columns ({index: value}; scalars read row "0").
     empty: dict[str, Value] = {}
     alts = [
@@ -323,6 +351,13 @@ def _eval_metric(m: MetricSpec, rows: _Rows) -> list[RawSample]:
             if digits is None:
                 continue
             value /= 10**digits
+        if m.si_prefix is not None:
+            prefix = number(rows.get(m.si_prefix, index))
+            if prefix is None or not 1 <= prefix <= 17:
+                continue
+            value *= 1000.0 ** (int(prefix) - 9)
+        if m.convert == "uw_to_dbm":
+            value = uw_to_dbm(value)
         if m.type == "counter":
             comps = tuple(map(int, readings))
             series_source, bits = alt_meta[id(chosen)]

@@ -63,6 +63,10 @@ class MetricSpec:
     divide_by: tuple[Ref, ...] = ()
     subtract: tuple[Ref, ...] = ()  # missing values count as 0
     precision: Ref | None = None
+    si_prefix: Ref | None = None  # ENTITY-SENSOR-MIB scale: value x 1000^(prefix - 9), units(9)
+    convert: str | None = None  # "uw_to_dbm": microwatts to dBm (after scale)
+    when_any: tuple[Condition, ...] = ()  # device-level: some row of the device meets one of these
+    unless_any: tuple[Condition, ...] = ()  # device-level: no row of the device meets any of these
     min: float | None = None
     max: float | None = None
     labels: tuple[LabelSpec, ...] = ()
@@ -107,6 +111,9 @@ class Profile:
                 out.update(alt)
             add_ref(m.multiply_by)
             add_ref(m.precision)
+            add_ref(m.si_prefix)
+            for c in (*m.when_any, *m.unless_any):
+                add_ref(c.ref)
             for r in (*m.divide_by, *m.subtract):
                 add_ref(r)
             for lab in m.labels:
@@ -158,6 +165,7 @@ def _conditions(items: Any, where: str) -> tuple[Condition, ...]:
 
 
 RESERVED_LABELS = {"device", "site", "role", "vendor"}
+CONVERSIONS = {"uw_to_dbm"}
 
 
 def _labels(raw: Any, where: str) -> tuple[LabelSpec, ...]:
@@ -216,6 +224,10 @@ def _metric(m: dict[str, Any], where: str) -> MetricSpec:
         "divide_by",
         "subtract",
         "precision",
+        "si_prefix",
+        "convert",
+        "when_any",
+        "unless_any",
         "min",
         "max",
         "labels",
@@ -228,6 +240,13 @@ def _metric(m: dict[str, Any], where: str) -> MetricSpec:
     if unknown:
         raise ProfileError(f"{where}: unknown keys {sorted(unknown)}")
     divide = m.get("divide_by") or []
+    convert = m.get("convert")
+    if convert is not None and convert not in CONVERSIONS:
+        raise ProfileError(f"{where}: convert must be one of {sorted(CONVERSIONS)}")
+    when_any = _conditions(m.get("when_any"), where)
+    unless_any = _conditions(m.get("unless_any"), where)
+    if any(c.ref is None for c in (*when_any, *unless_any)):
+        raise ProfileError(f"{where}: when_any/unless_any conditions name an object")
     alternatives, alt_scales = _alternatives(m, where)
     return MetricSpec(
         name=name,
@@ -239,6 +258,10 @@ def _metric(m: dict[str, Any], where: str) -> MetricSpec:
         divide_by=tuple(_ref(d, where) for d in (divide if isinstance(divide, list) else [divide])),
         subtract=tuple(_ref(d, where) for d in m.get("subtract") or []),
         precision=_ref(m["precision"], where) if "precision" in m else None,
+        si_prefix=_ref(m["si_prefix"], where) if "si_prefix" in m else None,
+        convert=convert,
+        when_any=when_any,
+        unless_any=unless_any,
         min=float(m["min"]) if "min" in m else None,
         max=float(m["max"]) if "max" in m else None,
         labels=_labels(m.get("labels"), where),
