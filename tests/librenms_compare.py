@@ -137,13 +137,13 @@ def expectations(data: dict[str, Any]) -> list[Expected]:
                 )
             )
     for m in section(data, "mempools", "mempools"):
-        oid = m.get("mempool_perc_oid") or m.get("mempool_used_oid")
-        if oid and m.get("mempool_perc") is not None:
+        pool_oid = m.get("mempool_perc_oid") or m.get("mempool_used_oid")
+        if pool_oid and m.get("mempool_perc") is not None:
             out.append(
                 Expected(
                     "memory",
                     str(m.get("mempool_type")),
-                    str(oid).lstrip("."),
+                    str(pool_oid).lstrip("."),
                     float(m["mempool_perc"]) / 100,
                     ("govnet_memory_used_ratio",),
                     str(m.get("mempool_descr")),

@@ -114,5 +114,5 @@ def test_odd_length_hex_read_as_snmpsim_does(tmp_path: Path) -> None:
     walk = load_walk(rec)
     assert walk["1.3.6.1.2.1.1.1.0"] == b"AB\x0a" and walk["1.3.6.1.2.1.1.5.0"] == b"ABC"
     rec.write_text("1.3.6.1.2.1.1.1.0|4x|41zz\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="odd.snmprec:1"):
+    with pytest.raises(ValueError, match=r"odd\.snmprec:1"):
         load_snmprec(rec)
