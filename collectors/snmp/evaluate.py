@@ -379,6 +379,16 @@ def _eval_metric(m: MetricSpec, rows: _Rows) -> list[RawSample]:
     return out
 
 
+def _extract(rx: re.Pattern[str], val: str) -> str:
+    """The regex's match: its group, or its non-empty groups joined by a space ("5.170 V200R010C00SPC600")."""
+    hit = rx.search(val)
+    if hit is None:
+        return ""
+    if not hit.groups():
+        return hit.group(0)
+    return " ".join(g for g in hit.groups() if g)
+
+
 def _info(profile: Profile, rows: _Rows) -> dict[str, str]:
     info: dict[str, str] = {}
     for spec in profile.info:
@@ -390,8 +400,7 @@ def _info(profile: Profile, rows: _Rows) -> dict[str, str]:
                     continue
                 val = text(rows.get(ref, index))
                 if rx is not None:
-                    hit = rx.search(val)
-                    val = text((hit.group(1) if hit.groups() else hit.group(0)) if hit else "")
+                    val = text(_extract(rx, val))
                 if val:
                     info[spec.label] = val
                     break
