@@ -73,6 +73,19 @@ def evaluate(cond: Condition, store: SeriesStore, now: float) -> dict[Labels, fl
             if not divisor:
                 continue  # unknown or zero speed: no ratio
             value /= divisor
-        if math.isfinite(value) and _OPS[cond.op](value, cond.value):
+        bound = cond.value if cond.against is None else _against(cond, store, labels)
+        if bound is not None and math.isfinite(value) and _OPS[cond.op](value, bound):
             active[labels] = value
     return active
+
+
+def _against(cond: Condition, store: SeriesStore, labels: Labels) -> float | None:
+    """The bound from the other series with these labels (plus each `prefer` set in turn), or its default."""
+    spec = cond.against
+    assert spec is not None
+    for extra in spec.prefer:
+        key = tuple(sorted({**dict(labels), **extra}.items())) if extra else labels
+        other = store.latest(spec.metric, key)
+        if other is not None and math.isfinite(other):
+            return other + spec.offset
+    return spec.default + spec.offset if spec.default is not None else None
