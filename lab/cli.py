@@ -116,9 +116,10 @@ def status(
 def fault(
     device: str,
     kind: Annotated[str, typer.Argument(help=" | ".join(KINDS))],
-    interface: Annotated[str | None, typer.Option(help="For link_down.")] = None,
+    interface: Annotated[str | None, typer.Option(help="For link_down and optic_degrade.")] = None,
     seconds: Annotated[
-        float | None, typer.Option(help="For slow (delay) and counter_wrap (time to wrap).")
+        float | None,
+        typer.Option(help="For slow (delay), counter_wrap (time to wrap), optic_degrade (s per 2 dB step)."),
     ] = None,
     run_dir: RunDir = DEFAULT_RUN_DIR,
 ) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from inventory.model import Inventory
-from lab import profiles
+from lab import hardware, profiles
 from lab.snmp import ber
 from lab.snmp.ber import Oid, parse_oid
 from lab.snmp.view import MibView, Value
@@ -309,6 +309,7 @@ def build_view(d: LabDevice) -> MibView:
             ((*ENT, 11, x), ber.octets(f"SN{zlib.crc32(f'{d.name}/{x}'.encode()):010d}" if k == 0 else "")),
             ((*ENT, 13, x), ber.octets(d.model if k == 0 else "")),
         ]
+    rows += hardware.hardware_rows(d, int(ent[0]["index"]) if ent else 1)
     for obj in profiles.objects_for(d.vendor, d.role, d.model):
         rows.append((parse_oid(str(obj["oid"])), _object_value(d, obj, fmt)))
     return MibView(rows)
