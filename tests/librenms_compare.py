@@ -149,6 +149,12 @@ def expectations(data: dict[str, Any]) -> list[Expected]:
                     str(m.get("mempool_descr")),
                 )
             )
+    for link in section(data, "discovery-protocols", "links"):
+        # A neighbour: present when govnet sees one with this protocol on this local port, equal when
+        # its port (LibreNMS appends " (chassis mac)") and name agree; value 1 stands for "seen".
+        port = re.sub(r"\s*\([^()]*\)$", "", str(link.get("remote_port") or ""))
+        descr = f"{link.get('ifName')} -> {link.get('remote_hostname')} {port}"
+        out.append(Expected("neighbor", str(link.get("protocol")), "", 1.0, ("govnet_neighbor_info",), descr))
     for s in section(data, "sensors", "sensors"):
         spec = CLASSES.get(str(s.get("sensor_class")))
         if spec and s.get("sensor_current") is not None:
@@ -247,8 +253,12 @@ def compare(
             for oid in _equivalents(profile, s.metric, s.source):
                 by_oid.setdefault((s.metric, oid), s.value)
     res = Result(path.stem)
+    neighbors = [dict(s.labels) for s in ev.samples if s.metric == "govnet_neighbor_info"]
     for e in expectations(data):
         res.expected.append(e)
+        if e.what == "neighbor":
+            _neighbor(e, neighbors, res)
+            continue
         got = [by_oid[(m, e.oid)] for m in e.metrics if (m, e.oid) in by_oid]
         if got:
             res.present.append(e)
@@ -269,6 +279,22 @@ def compare(
         else:
             res.missing.append(e)
     return res
+
+
+def _neighbor(e: Expected, seen: list[dict[str, str]], res: Result) -> None:
+    local, _, rest = e.descr.partition(" -> ")
+    name, _, port = rest.rpartition(" ")
+    mine = [n for n in seen if n.get("ifname") == local and n.get("protocol") == e.kind]
+    if not mine:
+        res.missing.append(e)
+        return
+    res.present.append(e)
+    # A neighbour without a system name (LibreNMS shows its description instead) is absent, not wrong.
+    if any(n.get("remote_port") == port and n.get("remote_sysname") in (name, "") for n in mine):
+        res.equal.append(e)
+    else:
+        got = [(n.get("remote_sysname"), n.get("remote_port")) for n in mine]
+        res.wrong.append(f"neighbor {e.descr}: govnet {got}")
 
 
 def main() -> None:

@@ -66,6 +66,20 @@ def text(v: Value) -> str:
     return s[:MAX_LABEL]
 
 
+def _printable(v: bytes) -> bool:
+    try:
+        return v.decode("utf-8").isprintable()
+    except UnicodeDecodeError:
+        return False
+
+
+def hex_text(v: Value) -> str:
+    """Binary octets (a MAC address chassis or port id) as aa:bb:cc:..., printable text as text()."""
+    if isinstance(v, bytes) and v and not _printable(v):
+        return ":".join(f"{b:02x}" for b in v[:64])
+    return text(v)
+
+
 def number(v: Value) -> float | None:
     """A numeric reading: ints as-is, decimal text (FortiGate sensors) parsed, anything else None."""
     if isinstance(v, bool) or v is None:
@@ -136,16 +150,29 @@ class _Rows:
         # evaluation (hashing LabelSpec dataclasses per row cost more than computing the labels).
         self.label_maps: dict[int, dict[str, Labels]] = {}
         self.index_lists: dict[tuple[str, ...], list[str]] = {}
+        self._texts: dict[str, set[str]] = {}
 
     def get(self, ref: Ref, index: str) -> Value:
         if ref.at_index is not None:
             return self.at(ref.obj, ref.at_index)
+        if ref.index_part is not None:
+            parts = index.split(".")
+            if len(parts) < ref.index_part:
+                return None
+            index = parts[ref.index_part - 1]
         if ref.index_from is not None:
             pointer = number(self.at(ref.index_from, index))
             if pointer is None:
                 return None
             index = str(int(pointer))
         return self.at(ref.obj, index)
+
+    def texts(self, obj: MibObject) -> set[str]:
+        """Every value of a column as label text (cached for this evaluation)."""
+        got = self._texts.get(obj.oid)
+        if got is None:
+            got = self._texts[obj.oid] = {text(v) for v in self.cols.get(obj.oid, {}).values()}
+        return got
 
     def at(self, obj: MibObject, index: str) -> Value:
         col = self.cols.get(obj.oid, {})
@@ -164,9 +191,9 @@ class _Rows:
             deps = tuple(
                 self.cols.get(oid)
                 for lab in specs
-                if lab.ref is not None
-                for oid in (lab.ref.obj.oid, lab.ref.index_from.oid if lab.ref.index_from else "")
-            )
+                for ref in ((lab.ref, *lab.fallbacks) if lab.ref is not None else ())
+                for oid in (ref.obj.oid, ref.index_from.oid if ref.index_from else "")
+            ) + tuple(self.cols.get(lab.known_in.oid) for lab in specs if lab.known_in is not None)
             prev = self.cache.labels.get(specs)
             if prev is not None and prev[0] == deps:
                 got = prev[1]
@@ -208,7 +235,16 @@ def _compute_labels(m: MetricSpec, rows: _Rows, index: str) -> Labels:
             val = lab.literal
         else:
             assert lab.ref is not None
-            val = text(rows.get(lab.ref, index))
+            val = ""
+            for n, ref in enumerate((lab.ref, *lab.fallbacks)):
+                raw = rows.get(ref, index)
+                if lab.fallbacks and isinstance(raw, bytes) and not _printable(raw):
+                    continue  # a binary port id (MAC subtype) is no name: try the next candidate
+                val = hex_text(raw) if lab.hex_binary else text(raw)
+                if n == 0 and lab.known_in is not None and val not in rows.texts(lab.known_in):
+                    val = ""  # not one of the device's names for its interfaces: try the next one
+                if val:
+                    break
             if lab.regex is not None:
                 hit = lab.regex.search(val)
                 val = (hit.group(1) if hit.groups() else hit.group(0)) if hit else val
