@@ -347,6 +347,28 @@ def token_add(
     raise typer.Exit(token_add_command(state_dir, user, days, label))
 
 
+links_app = typer.Typer(help="Declared links checked against what LLDP/CDP sees.", no_args_is_help=True)
+
+
+@links_app.command("check")
+def links_check(inventory: InventoryPath) -> None:
+    """Poll once and print each declared link's state (confirmed, wrong_port, down, missing, unknown)."""
+    from collectors.links import links_command
+
+    raise typer.Exit(links_command(inventory, discover=False))
+
+
+@links_app.command("discover")
+def links_discover(inventory: InventoryPath) -> None:
+    """Poll once and print the links LLDP/CDP sees that the inventory lacks, as a YAML fragment."""
+    from collectors.links import links_command
+
+    raise typer.Exit(links_command(inventory, discover=True))
+
+
+app.add_typer(links_app, name="links")
+
+
 def _lab_app() -> typer.Typer:
     from lab.cli import app as lab_app
 

@@ -76,6 +76,7 @@ class Config(_Strict):
     syslog: dict[str, Any] | None = None
     api: dict[str, Any] | None = None
     cluster: dict[str, Any] | None = None
+    links: dict[str, Any] | None = None  # declared links checked against LLDP/CDP (collectors/links.py)
     base_dir: Path = Field(default=Path("."), exclude=True)
 
 

@@ -68,4 +68,5 @@ BUILDERS: dict[str, str] = {
     "syslog": "collectors.syslog.service:build_services",
     "api": "api.service:build_services",
     "cluster": "collectors.cluster.service:build_services",
+    "links": "collectors.links:build_services",
 }

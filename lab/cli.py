@@ -116,7 +116,7 @@ def status(
 def fault(
     device: str,
     kind: Annotated[str, typer.Argument(help=" | ".join(KINDS))],
-    interface: Annotated[str | None, typer.Option(help="For link_down and optic_degrade.")] = None,
+    interface: Annotated[str | None, typer.Option(help="For link_down, optic_degrade and miswire.")] = None,
     seconds: Annotated[
         float | None,
         typer.Option(help="For slow (delay), counter_wrap (time to wrap), optic_degrade (s per 2 dB step)."),

@@ -153,7 +153,7 @@ def test_shipped_ops_rules_pass_their_unit_tests(capsys: pytest.CaptureFixture[s
     assert test_rules_command(files) == 0
     out = capsys.readouterr().out
     assert "ops_rules_test.yaml: SUCCESS (7 tests)" in out
-    assert "optics_rules_test.yaml: SUCCESS (4 tests)" in out
+    assert "optics_rules_test.yaml: SUCCESS (5 tests)" in out
 
 
 def test_run_stops_and_closes(tmp_path: Path) -> None:

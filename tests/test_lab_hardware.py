@@ -18,6 +18,7 @@ import yaml
 
 from alerts.engine import Engine
 from alerts.rules import DEFAULT_RULES, load_rules
+from collectors import links
 from collectors.snmp.collector import SnmpCollector
 from govnet.samples import Sample
 from inventory.load import load_inventory
@@ -161,3 +162,41 @@ def test_optic_degrade_raises_exactly_one_alert(lab: tuple[LabProcess, Inventory
     lp.clear("agg-1", "optic_degrade")
     cycle(60)
     assert cycle(60) == []
+
+
+def test_miswire_raises_exactly_one_alert(lab: tuple[LabProcess, Inventory]) -> None:
+    lp, inv = lab
+    collector = SnmpCollector(timeout_s=2.0)
+    engine = Engine(load_rules(DEFAULT_RULES), topology=Topology.from_inventory(inv))
+    t = 1_900_000_000.0
+
+    def cycle(step: float) -> tuple[dict[str, str], list[str]]:
+        nonlocal t
+        t += step
+        polled = _poll(inv, t, collector)
+        for device, samples in polled.items():
+            engine.publish(device, samples)
+        found = links.verify(inv, polled)
+        engine.publish_internal("links", links.link_samples(inv, found, t))
+        engine.evaluate(t)
+        states = {f"{c.link.a.device} {c.link.a.interface}": c.state for c in found.links}
+        alerts = sorted(f"{a.alert} {a.labels.get('device')} {a.labels.get('a_interface', '')} {a.state}"
+                        for a in engine.alerts(t))  # fmt: skip
+        return states, alerts
+
+    states, alerts = cycle(0)
+    assert set(states.values()) == {"confirmed"} and alerts == []
+    result = lp.fault("agg-1", "miswire", interface=AGG_UPLINK)
+    assert (
+        result["declared_port"] == "XGigabitEthernet1/0/1" and result["seen_port"] != "XGigabitEthernet1/0/1"
+    )
+    states, alerts = cycle(60)
+    assert states[f"agg-1 {AGG_UPLINK}"] == "wrong_port"
+    assert sorted(states.values()).count("confirmed") == len(states) - 1
+    assert alerts == [f"RedundantLinkNotConfirmed agg-1 {AGG_UPLINK} pending"]
+    states, alerts = cycle(600)
+    assert alerts == [f"RedundantLinkNotConfirmed agg-1 {AGG_UPLINK} firing"]
+    lp.clear("agg-1", "miswire")
+    cycle(60)
+    states, alerts = cycle(60)
+    assert set(states.values()) == {"confirmed"} and alerts == []
