@@ -31,10 +31,25 @@ class OpError(Exception):
         self.status, self.message = status, message
 
 
+def latest_samples(state: ApiState) -> list[Any]:
+    """The latest poll of every device (empty when no poller runs in this process)."""
+    return list(state.latest.snapshot()) if state.latest is not None else []
+
+
 def view(state: ApiState) -> NetworkView:
     """Current status of every device."""
-    samples = state.latest.snapshot() if state.latest is not None else []
-    return network_view(state.inventory, state.topology, samples)
+    return network_view(state.inventory, state.topology, latest_samples(state))
+
+
+def link_states(state: ApiState) -> dict[str, str]:
+    """LLDP/CDP verdict per topology link id (confirmed, wrong_port, down, missing, unknown)."""
+    from api.hardware import link_view
+
+    found = link_view(state.inventory, latest_samples(state))
+    return {
+        f"{c.link.a.device}:{c.link.a.interface}--{c.link.b.device}:{c.link.b.interface}": c.state
+        for c in found.links
+    }
 
 
 # --- incidents ------------------------------------------------------------------------------------

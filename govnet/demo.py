@@ -82,6 +82,7 @@ def main() -> int:
         config = {
             "inventory": str(lab.inventory_path),
             "prometheus": {"listen": f"{GOVNET_LISTEN[0]}:{GOVNET_LISTEN[1]}"},
+            "links": {"interval": "30s"},  # declared links checked against the lab's LLDP
         }
         vm = shutil.which("victoria-metrics")
         if vm:
