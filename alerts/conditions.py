@@ -63,7 +63,12 @@ def evaluate(cond: Condition, store: SeriesStore, now: float) -> dict[Labels, fl
         present = {dict(labels).get("device") for labels, _ in store.series(cond.metric, cond.match)}
         return {store.device_labels(d): 1.0 for d in store.devices() if d not in present}
     active: dict[Labels, float] = {}
+    partners = _partners(cond, store)
     for labels, hist in store.series(cond.metric, cond.match):
+        if partners is not None:
+            got = dict(labels)
+            if not partners.get(tuple(got.get(k, "") for k in cond.requires.by)):  # type: ignore[union-attr]
+                continue
         value = apply_func(cond, hist, now)
         if value is None:
             continue
@@ -77,6 +82,20 @@ def evaluate(cond: Condition, store: SeriesStore, now: float) -> dict[Labels, fl
         if bound is not None and math.isfinite(value) and _OPS[cond.op](value, bound):
             active[labels] = value
     return active
+
+
+def _partners(cond: Condition, store: SeriesStore) -> dict[tuple[str, ...], bool] | None:
+    """For `requires`: whether each `by` label combination's partner series meets its condition now."""
+    req = cond.requires
+    if req is None:
+        return None
+    out: dict[tuple[str, ...], bool] = {}
+    for labels, hist in store.series(req.metric, {}):
+        got = dict(labels)
+        key = tuple(got.get(k, "") for k in req.by)
+        ok = bool(hist) and _OPS[req.op](hist[-1][1], req.value)
+        out[key] = out.get(key, True) and ok  # several partners (ifindex differs): all must agree
+    return out
 
 
 def _against(cond: Condition, store: SeriesStore, labels: Labels) -> float | None:

@@ -39,6 +39,19 @@ class Against(_Strict):
     offset: float = 0.0
 
 
+class Requires(_Strict):
+    """Only while another metric's series sharing the `by` labels meets `op value` (e.g. the port is up).
+
+    A series with no such partner is not active: an optic on a port govnet has no status for is not
+    judged (right or absent).
+    """
+
+    metric: str
+    by: list[str] = Field(min_length=1)  # (not `on`: YAML 1.1 reads a bare `on` key as true)
+    op: Op = "=="
+    value: float = 1.0
+
+
 class Condition(_Strict):
     """What makes an alert active: `func(metric{match}[window]) * scale / per` op value, or topology."""
 
@@ -51,6 +64,7 @@ class Condition(_Strict):
     op: Op = ">"
     value: float = 0.0
     against: Against | None = None  # instead of `value`: the same labels' series of another metric
+    requires: Requires | None = None  # and a partner series (same `by` labels) meets a condition
     topology: TopoState | None = None
 
     @model_validator(mode="after")
