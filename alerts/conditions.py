@@ -63,11 +63,15 @@ def evaluate(cond: Condition, store: SeriesStore, now: float) -> dict[Labels, fl
         present = {dict(labels).get("device") for labels, _ in store.series(cond.metric, cond.match)}
         return {store.device_labels(d): 1.0 for d in store.devices() if d not in present}
     active: dict[Labels, float] = {}
-    partners = _partners(cond, store)
-    for labels, hist in store.series(cond.metric, cond.match):
-        if partners is not None:
+    series = store.series(cond.metric, cond.match)
+    # The partner index walks every partner series: only build it when there is something to judge.
+    partners = _partners(cond, store) if series else None
+    for labels, hist in series:
+        if cond.requires is not None:
+            if partners is None:
+                continue
             got = dict(labels)
-            if not partners.get(tuple(got.get(k, "") for k in cond.requires.by)):  # type: ignore[union-attr]
+            if not partners.get(tuple(got.get(k, "") for k in cond.requires.by)):
                 continue
         value = apply_func(cond, hist, now)
         if value is None:
