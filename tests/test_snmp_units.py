@@ -102,3 +102,23 @@ def test_bad_conversion_rejected(tmp_path: Path) -> None:
     )
     with pytest.raises(ProfileError, match="convert must be one of"):
         load_profiles(tmp_path)
+
+
+def test_lldp_management_address_from_the_row_index() -> None:
+    man = "1.0.8802.1.1.2.1.4.2.1.3"  # lldpRemManAddrIfSubtype
+    walk: Walk = {
+        f"{man}.0.5.2.1.4.10.46.101.110": 2,
+        f"{man}.0.5.2.2.16.254.128.0.0.0.0.0.0.0.0.0.0.0.0.0.1": 2,  # IPv6: not an IPv4 label
+        "1.0.8802.1.1.2.1.3.7.1.3.5": b"XGigabitEthernet0/0/1",
+        "1.3.6.1.2.1.31.1.1.1.1.7": b"XGigabitEthernet0/0/1",
+    }
+    ev = evaluate(load_profiles()["huawei"], walk)
+    got = [dict(s.labels) for s in ev.samples if s.metric == "govnet_neighbor_address_info"]
+    assert got == [
+        {
+            "address": "10.46.101.110",
+            "ifname": "XGigabitEthernet0/0/1",
+            "protocol": "lldp",
+            "remote_index": "2",
+        }
+    ]

@@ -231,6 +231,8 @@ def _compute_labels(m: MetricSpec, rows: _Rows, index: str) -> Labels:
     for lab in m.labels:
         if lab.from_index:
             val = index
+            if lab.regex is not None:
+                val = _extract(lab.regex, index)
         elif lab.literal is not None:
             val = lab.literal
         else:

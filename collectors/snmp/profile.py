@@ -190,6 +190,9 @@ def _labels(raw: Any, where: str) -> tuple[LabelSpec, ...]:
             raise ProfileError(f"{w}: reserved label (every device series carries it already)")
         if src == "$index":
             out.append(LabelSpec(name, from_index=True))
+        elif isinstance(src, dict) and "index_regex" in src:
+            # A value carried in the row index itself (lldpRemManAddrTable indexes by the address).
+            out.append(LabelSpec(name, from_index=True, regex=re.compile(str(src["index_regex"]))))
         elif isinstance(src, dict) and "value" in src:
             out.append(LabelSpec(name, literal=str(src["value"])))
         else:
