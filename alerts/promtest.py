@@ -11,7 +11,7 @@ import yaml
 
 from alerts.engine import Engine, Notification
 from alerts.rules import DEFAULT_RULES, RuleError, load_rules
-from govnet.samples import Sample
+from core.samples import Sample
 from inventory.model import parse_duration
 from inventory.topology import Topology
 

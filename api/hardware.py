@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from collectors.links import Verification, verify
-from govnet.samples import Sample
+from core.samples import Sample
 from inventory.model import Inventory
 from logstore.export import neutralise
 
@@ -90,7 +90,7 @@ def to_csv(rows: list[dict[str, str]]) -> bytes:
 
 def to_xlsx(rows: list[dict[str, str]]) -> bytes:
     """An XLSX workbook: one sheet, every cell a plain string (device text is never a formula or link)."""
-    import xlsxwriter
+    import xlsxwriter  # type: ignore[import-untyped]
 
     buf = io.BytesIO()
     wb = xlsxwriter.Workbook(buf, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False})

@@ -36,6 +36,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "lldp_down": ("链路中断", "down"),
     "lldp_unknown": ("无 LLDP 信息", "no LLDP data"),
     "backups": ("备份与配置", "Backups and configs"),
+    "reports": ("运行月报", "Monthly reports"),
     "logs": ("安全日志", "Security logs"),
     "audit": ("审计记录", "Audit trail"),
     "level": ("级别", "Level"),

@@ -24,6 +24,7 @@ ACT = frozenset({Role.engineer, Role.oncall})  # acknowledge, silence, escalate,
 CONFIGS = frozenset({Role.admin, Role.engineer, Role.oncall})  # config texts may hold sensitive lines
 LOG_READ = frozenset({Role.auditor, Role.engineer, Role.oncall})
 AUDITOR = frozenset({Role.auditor})
+REPORTS = frozenset({Role.admin, Role.engineer, Role.auditor})  # monthly reports for leadership and 等保
 ADMIN = frozenset({Role.admin})
 
 # Reachable without a session or token (the login itself and the stylesheet/script).
@@ -59,6 +60,8 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/silences/{silence_id}/expire"): ACT,
     ("GET", "/api/v1/backups"): CONFIGS,
     ("GET", "/api/v1/backups/files/{path:path}"): CONFIGS,
+    ("GET", "/api/v1/reports"): REPORTS,
+    ("GET", "/api/v1/reports/files/{path:path}"): REPORTS,
     ("GET", "/api/v1/configs/{device}/versions"): CONFIGS,
     ("GET", "/api/v1/configs/{device}/diff"): CONFIGS,
     ("GET", "/api/v1/logs"): LOG_READ,
@@ -86,6 +89,7 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/hardware"): OPS,
     ("GET", "/hardware/export"): OPS,
     ("GET", "/backups"): CONFIGS,
+    ("GET", "/reports"): REPORTS,
     ("GET", "/backups/{device}"): CONFIGS,
     ("GET", "/logs"): LOG_READ,
     ("POST", "/logs/export"): AUDITOR,

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from collectors.base import device_labels
-from govnet.samples import Sample
+from core.samples import Sample
 from inventory.model import Inventory, Link
 
 STATES = ("confirmed", "wrong_port", "down", "missing", "unknown")

@@ -6,7 +6,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from govnet.secrets import SecretError
+from core.secrets import SecretError
 from logstore.export import export_logs, verify_export
 from logstore.record import EVENT_TYPES
 from logstore.signing import KeySpec

@@ -13,7 +13,7 @@ import statistics
 from collections import deque
 from collections.abc import Iterable
 
-from govnet.samples import Sample
+from core.samples import Sample
 
 RX_METRIC = "govnet_optic_rx_power_dbm"
 BASELINE_METRIC = "govnet_optic_rx_power_baseline_dbm"
