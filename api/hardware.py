@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from collectors.links import Verification, verify
+from collectors.links import Verification, by_device, verify
 from core.samples import Sample
 from inventory.model import Inventory
 from logstore.export import neutralise
@@ -24,16 +23,6 @@ COLUMNS = (
     "version", "release", "hardware_rev", "firmware_rev", "software_rev",
 )  # fmt: skip
 ITEM_ORDER = {"device": 0, "chassis": 1, "module": 2, "power_supply": 3, "fan": 4, "transceiver": 5}
-
-
-def by_device(samples: Iterable[Sample]) -> dict[str, list[Sample]]:
-    """The latest samples grouped by their `device` label."""
-    out: dict[str, list[Sample]] = defaultdict(list)
-    for s in samples:
-        dev = s.label_dict.get("device")
-        if dev:
-            out[dev].append(s)
-    return out
 
 
 def hardware_rows(inventory: Inventory, samples: Iterable[Sample]) -> list[dict[str, str]]:

@@ -78,6 +78,16 @@ class Verification:
     undeclared: list[Seen]
 
 
+def by_device(samples: Iterable[Sample]) -> dict[str, list[Sample]]:
+    """Samples grouped by their `device` label (the latest store's snapshot is one flat list)."""
+    out: dict[str, list[Sample]] = {}
+    for s in samples:
+        dev = s.label_dict.get("device")
+        if dev:
+            out.setdefault(dev, []).append(s)
+    return out
+
+
 def _resolver(inventory: Inventory, snapshot: Mapping[str, Sequence[Sample]]) -> Callable[[str], str | None]:
     names: dict[str, str] = {}
     for d in inventory.devices:
@@ -271,8 +281,7 @@ class LinkCheckService:
 
     def recompute(self) -> Verification:
         """Verify now and refresh the samples."""
-        snapshot = self.latest.snapshot()
-        self.result = verify(self.inventory, snapshot)
+        self.result = verify(self.inventory, by_device(self.latest.snapshot()))
         self._samples = link_samples(self.inventory, self.result, self.wall())
         return self.result
 

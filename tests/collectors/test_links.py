@@ -116,3 +116,33 @@ def test_undeclared_neighbours_and_discover_fragment() -> None:
     data = INV.model_dump(mode="json", exclude_none=True)
     data["links"] += doc["links"]
     assert verify(Inventory.model_validate(data), snap).undeclared[0].remote_sysname == "printer-7"
+
+
+def test_service_checks_from_the_latest_store() -> None:
+    import asyncio
+
+    from collectors.links import LinkCheckService
+    from core.latest import LatestStore
+
+    store = LatestStore()
+    store.publish("core-1", [nb("core-1", "XGigabitEthernet0/0/1", "agg-1", "GigabitEthernet0/0/47")])
+    svc = LinkCheckService(INV, store, interval=0.01, wall=lambda: 42.0)
+
+    async def once() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(svc.run(stop))
+        await asyncio.sleep(0.05)
+        stop.set()
+        await task
+
+    asyncio.run(once())
+    got = {
+        (s.label_dict["a_interface"], s.label_dict["state"])
+        for s in svc.internal_samples()
+        if s.metric == "govnet_link_state" and s.value == 1 and s.timestamp == 42.0
+    }
+    assert got == {
+        ("GigabitEthernet0/0/47", "confirmed"),
+        ("GigabitEthernet0/0/48", "missing"),
+        ("eth1", "missing"),
+    }
