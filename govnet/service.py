@@ -33,4 +33,5 @@ BUILDERS: dict[str, str] = {
     "api": "api.service:build_services",
     "cluster": "collectors.cluster.service:build_services",
     "links": "collectors.links:build_services",
+    "services": "collectors.services.service:build_services",
 }
