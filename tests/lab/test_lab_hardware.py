@@ -28,7 +28,7 @@ from lab import hardware
 from lab.runner import LabProcess
 from lab.state import LabDevice, LabInterface
 
-LAB_BASE = "127.34.1.0"
+LAB_BASE = "127.46.1.0"
 AGG_UPLINK = "GigabitEthernet1/0/49"
 
 

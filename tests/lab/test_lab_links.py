@@ -19,12 +19,12 @@ from inventory.model import Inventory
 from lab.runner import LabProcess
 from tests.support.paths import EXAMPLES, GOVNET
 
-LAB_BASE = "127.35.0.0"
+LAB_BASE = "127.47.0.0"
 
 
 def _free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.35.0.1", 0))
+        s.bind(("127.47.0.1", 0))
         return int(s.getsockname()[1])
 
 
