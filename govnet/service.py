@@ -34,4 +34,5 @@ BUILDERS: dict[str, str] = {
     "cluster": "collectors.cluster.service:build_services",
     "links": "collectors.links:build_services",
     "services": "collectors.services.service:build_services",
+    "where": "collectors.where.service:build_services",
 }
