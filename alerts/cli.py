@@ -48,13 +48,12 @@ test_rules_command.__test__ = False  # type: ignore[attr-defined]  # not a pytes
 
 
 def _state(config: Path) -> AlertStore:
-    from alerts.config import open_store, parse_alerting
-    from govnet.config import load_config
+    from alerts.config import AlertingConfig, open_store
+    from core.config import load_document
 
-    cfg = load_config(config)
-    if cfg.alerts is None:
+    alerting = load_document(config).section("alerts", AlertingConfig)
+    if alerting is None:
         raise ValueError(f"{config}: no alerts: section")
-    alerting = parse_alerting(cfg.alerts, cfg.base_dir, "alerts")
     if alerting.state is None and not alerting.state_db.exists():
         raise ValueError(f"{alerting.state_db}: no alert state yet (has govnet run started?)")
     try:
@@ -122,7 +121,7 @@ def silence_command(
     wait: float = 0.0,
 ) -> int:
     """`govnet alerts silence 'device=core-1' ... --for 2h --author NAME --comment TEXT [--maintenance]`."""
-    from inventory.model import parse_duration
+    from core.config import parse_duration
 
     try:
         parsed = tuple(parse_matcher(m) for m in matchers)

@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from alerts.levels import Level
-from inventory.model import Duration
+from core.config import Duration
 
 Op = Literal[">", ">=", "<", "<=", "==", "!="]
 Func = Literal["value", "rate", "delta", "changes", "absent", "since"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -12,13 +11,11 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from core.secrets import Secret, SecretError
+from core.config import Duration, SecretRef
 
 
 class Role(StrEnum):
@@ -50,47 +47,6 @@ class Vendor(StrEnum):
     linux = "linux"
     generic = "generic"
 
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from `30`, `30s`, `5m`, `26h`, `1d` or `250ms`."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration like 30s, 5m, 26h or 1d")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNIT[m.group(2)]
-    else:
-        raise ValueError("expected a duration like 30s, 5m, 26h or 1d")
-    if seconds <= 0:
-        raise ValueError("a duration must be positive")
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-
-def _to_secret(value: Any) -> Secret:
-    if isinstance(value, Secret):
-        return value
-    if not isinstance(value, str):
-        raise ValueError("expected a secret reference 'env:NAME' or 'file:PATH'")
-    try:
-        return Secret(value)
-    except SecretError as exc:
-        # The literal itself must not reach the error message.
-        raise ValueError(str(exc)) from None
-
-
-SecretRef = Annotated[
-    Secret,
-    BeforeValidator(_to_secret),
-    PlainSerializer(lambda s: s.ref, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": "^(env|file):.+$"}),
-]
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=64)]
 

@@ -6,10 +6,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, model_validator
 
 from collectors.base import device_labels
 from collectors.syslog.formats import load_formats
@@ -20,8 +18,9 @@ from collectors.syslog.receiver import (
     server_tls_context,
     start_receiver,
 )
+from core.config import ConfigPath, InputFile, Section
 from core.samples import Sample
-from govnet.service import RunContext
+from inventory.model import Inventory
 from logstore.store import LogStore, StoreConfig
 
 log = logging.getLogger("govnet.syslog")
@@ -38,22 +37,26 @@ COUNTERS = {
 }
 
 
-class SyslogSection(BaseModel):
+class SyslogSection(Section):
     """The `syslog:` section of the run config."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    store: Path
+    store: ConfigPath
     listen: str = "0.0.0.0"  # noqa: S104 (a receiver for devices on the management network)
     tcp_port: int | None = Field(1514, ge=0, le=65535)
     udp_port: int | None = Field(1514, ge=0, le=65535)
     tls_port: int | None = Field(None, ge=0, le=65535)
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
+    tls_cert: InputFile | None = None
+    tls_key: InputFile | None = None
     retention_days: float = Field(180.0, ge=180.0)  # 网络安全法 Art. 21: at least six months
     budget_bytes: int | None = Field(None, gt=0)
     parse_workers: int = Field(0, ge=0, le=8)
     verify_every: float = Field(3600.0, gt=0)  # seconds between full chain verifications
+
+    @model_validator(mode="after")
+    def _tls(self) -> SyslogSection:
+        if self.tls_port is not None and (self.tls_cert is None or self.tls_key is None):
+            raise ValueError("tls_port needs tls_cert and tls_key")
+        return self
 
 
 class SyslogService:
@@ -61,11 +64,11 @@ class SyslogService:
 
     name = "syslog"
 
-    def __init__(self, cfg: SyslogSection, ctx: RunContext, store: LogStore) -> None:
+    def __init__(self, cfg: SyslogSection, inventory: Inventory, store: LogStore) -> None:
         self.cfg = cfg
-        self.ctx = ctx
+        self.inventory = inventory
         self.store = store
-        self.devices = device_map_from_inventory(ctx.inventory)
+        self.devices = device_map_from_inventory(inventory)
         self.ingest = Ingest(store, load_formats(), self.devices, parse_workers=cfg.parse_workers)
         self.receiver: Receiver | None = None
         self.verify_ok: float | None = None
@@ -124,7 +127,7 @@ class SyslogService:
                 "Open TCP/TLS syslog connections.",
             )
         )
-        by_name = {d.name: d for d in self.ctx.inventory.devices}
+        by_name = {d.name: d for d in self.inventory.devices}
         unknown = 0
         for host, ts in list(st.last_seen.items()):
             name = self.devices.get(host)
@@ -189,24 +192,9 @@ class SyslogService:
         return out
 
 
-def build_services(section: dict[str, Any], ctx: RunContext) -> list[SyslogService]:
-    """Validate the `syslog:` section and open the store (shared with the API through ctx.extra)."""
-    try:
-        cfg = SyslogSection.model_validate(section)
-    except ValidationError as exc:
-        raise ValueError(
-            "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        ) from None
-    base = ctx.base_dir
-    cfg = cfg.model_copy(
-        update={
-            "store": cfg.store if cfg.store.is_absolute() else base / cfg.store,
-            "tls_cert": None if cfg.tls_cert is None or cfg.tls_cert.is_absolute() else base / cfg.tls_cert,
-            "tls_key": None if cfg.tls_key is None or cfg.tls_key.is_absolute() else base / cfg.tls_key,
-        }
+def build(section: SyslogSection, *, inventory: Inventory) -> list[SyslogService]:
+    """The receiver and its log store (the API shares this store: `govnet run` hands it over)."""
+    store = LogStore(
+        section.store, StoreConfig(retention_days=section.retention_days, budget_bytes=section.budget_bytes)
     )
-    if cfg.tls_port is not None and (cfg.tls_cert is None or cfg.tls_key is None):
-        raise ValueError("tls_port needs tls_cert and tls_key")
-    store = LogStore(cfg.store, StoreConfig(retention_days=cfg.retention_days, budget_bytes=cfg.budget_bytes))
-    ctx.extra["logstore"] = store
-    return [SyslogService(cfg, ctx, store)]
+    return [SyslogService(section, inventory, store)]
