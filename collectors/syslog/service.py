@@ -1,4 +1,6 @@
-"""`govnet run` builder for the `syslog:` section: the receiver and the log store in the same process."""
+"""The syslog pipeline: receiver -> parse -> tamper-evident store (-> optional forward), with housekeeping,
+periodic chain verification and its metrics. One assembly serves the `syslog:` section of `govnet run`
+and the stand-alone `govnet syslog` (collectors/syslog/cli.py builds the same section from its options)."""
 
 from __future__ import annotations
 
@@ -6,11 +8,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 from pydantic import Field, model_validator
 
 from collectors.base import device_labels
 from collectors.syslog.formats import load_formats
+from collectors.syslog.forward import Forwarder
 from collectors.syslog.receiver import (
     Ingest,
     Receiver,
@@ -18,7 +22,7 @@ from collectors.syslog.receiver import (
     server_tls_context,
     start_receiver,
 )
-from core.config import ConfigPath, InputFile, Section
+from core.config import ConfigPath, HostPort, InputFile, Section, split_host_port
 from core.samples import Sample
 from inventory.model import Inventory
 from logstore.store import LogStore, StoreConfig
@@ -51,6 +55,7 @@ class SyslogSection(Section):
     budget_bytes: int | None = Field(None, gt=0)
     parse_workers: int = Field(0, ge=0, le=8)
     verify_every: float = Field(3600.0, gt=0)  # seconds between full chain verifications
+    forward: HostPort | None = None  # also forward every durable frame to this syslog receiver (TCP)
 
     @model_validator(mode="after")
     def _tls(self) -> SyslogSection:
@@ -64,17 +69,36 @@ class SyslogService:
 
     name = "syslog"
 
-    def __init__(self, cfg: SyslogSection, inventory: Inventory, store: LogStore) -> None:
+    def __init__(
+        self,
+        cfg: SyslogSection,
+        inventory: Inventory | None,
+        store: LogStore,
+        report: Callable[[str], None] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.inventory = inventory
         self.store = store
-        self.devices = device_map_from_inventory(inventory)
-        self.ingest = Ingest(store, load_formats(), self.devices, parse_workers=cfg.parse_workers)
+        self.devices = device_map_from_inventory(inventory) if inventory is not None else {}
+        self.forwarder: Forwarder | None = None
+        if cfg.forward is not None:
+            host, port = split_host_port(cfg.forward)
+            self.forwarder = Forwarder(host, port)
+        forward = self.forwarder.push if self.forwarder is not None else None
+        self.ingest = Ingest(
+            store, load_formats(), self.devices, forward=forward, parse_workers=cfg.parse_workers
+        )
         self.receiver: Receiver | None = None
         self.verify_ok: float | None = None
+        self.listen_error: str | None = None  # why the receiver could not listen, if it could not
+        # Housekeeping and verification notes: logged in `govnet run`, printed by `govnet syslog`.
+        self.report = report or (lambda note: log.info("log store: %s", note))
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Listen until `stop`; housekeeping every minute, a full verification every `verify_every`."""
+    async def run(self, stop: asyncio.Event, listening: Callable[[Receiver], None] | None = None) -> None:
+        """Listen until `stop`; housekeeping every minute, a full verification every `verify_every`.
+
+        `listening` is called once the sockets are open (`govnet syslog` prints the ports).
+        """
         tls = None
         if self.cfg.tls_port is not None and self.cfg.tls_cert and self.cfg.tls_key:
             tls = server_tls_context(str(self.cfg.tls_cert), str(self.cfg.tls_key))
@@ -88,15 +112,20 @@ class SyslogService:
                 tls_context=tls,
             )
         except OSError as exc:
-            log.error("syslog receiver cannot listen on %s: %s", self.cfg.listen, exc.strerror)
+            self.listen_error = f"cannot listen on {self.cfg.listen}: {exc.strerror}"
+            log.error("syslog receiver %s", self.listen_error)
             self.store.close()
             return
+        if self.forwarder is not None:
+            self.forwarder.start()
+        if listening is not None:
+            listening(self.receiver)
         next_verify = 0.0
         try:
             while not stop.is_set():
                 now = time.time()
                 for note in await asyncio.to_thread(self.store.housekeeping, now):
-                    log.info("log store: %s", note)
+                    self.report(note)
                 if now >= next_verify:
                     problems = await asyncio.to_thread(self.store.verify)
                     self.verify_ok = 0.0 if problems else 1.0
@@ -107,6 +136,11 @@ class SyslogService:
                     await asyncio.wait_for(stop.wait(), 60)
         finally:
             await self.receiver.close()
+            if self.forwarder is not None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(5):
+                        await self.forwarder.flush()
+                await self.forwarder.close()
             self.store.close()
 
     def internal_samples(self) -> list[Sample]:
@@ -127,7 +161,7 @@ class SyslogService:
                 "Open TCP/TLS syslog connections.",
             )
         )
-        by_name = {d.name: d for d in self.inventory.devices}
+        by_name = {d.name: d for d in self.inventory.devices} if self.inventory is not None else {}
         unknown = 0
         for host, ts in list(st.last_seen.items()):
             name = self.devices.get(host)
@@ -192,9 +226,11 @@ class SyslogService:
         return out
 
 
-def build(section: SyslogSection, *, inventory: Inventory) -> list[SyslogService]:
+def build(
+    section: SyslogSection, *, inventory: Inventory | None, report: Callable[[str], None] | None = None
+) -> list[SyslogService]:
     """The receiver and its log store (the API shares this store: `govnet run` hands it over)."""
     store = LogStore(
         section.store, StoreConfig(retention_days=section.retention_days, budget_bytes=section.budget_bytes)
     )
-    return [SyslogService(section, inventory, store)]
+    return [SyslogService(section, inventory, store, report)]

@@ -165,3 +165,54 @@ def test_logger_sequence_gaps_are_exported_per_device(tmp_path: Path) -> None:
     assert [[v for _, v in g] for g in seen[1:]] == [[0.0], [0.0], [2.0], [2.0]]
     labels = seen[-1][0][0]
     assert labels["device"] == "fw-1" and labels["site"] == "ncc" and labels["role"] == "firewall"
+
+
+def test_section_forwards_durable_frames_like_govnet_syslog(tmp_path: Path) -> None:
+    """One assembly: the `syslog:` section forwards (as `govnet syslog --forward` does) to a TCP peer."""
+    require_cmd("logger")
+    host = "127.44.4.2"
+
+    async def go() -> bytes:
+        got = bytearray()
+        arrived = asyncio.Event()
+
+        async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while data := await reader.read(65536):
+                got.extend(data)
+                if b"forward me" in got:
+                    arrived.set()
+            writer.close()
+
+        server = await asyncio.start_server(upstream, host, 0)
+        up_port = server.sockets[0].getsockname()[1]
+        svc = _build(
+            tmp_path,
+            {
+                "store": "logs",
+                "listen": host,
+                "tcp_port": 0,
+                "udp_port": None,
+                "forward": f"{host}:{up_port}",
+            },
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(svc.run(stop))
+        for _ in range(100):
+            if svc.receiver is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert svc.receiver is not None
+        proc = await asyncio.create_subprocess_exec(
+            "logger", "--server", host, "--port", str(svc.receiver.tcp_port), "--tcp", "--octet-count",
+            "-t", "govnet-test", "forward me",
+        )  # fmt: skip
+        assert await proc.wait() == 0
+        await asyncio.wait_for(arrived.wait(), 20)
+        stop.set()
+        await task
+        server.close()
+        await server.wait_closed()
+        return bytes(got)
+
+    forwarded = asyncio.run(go())
+    assert b"govnet-test" in forwarded and b"forward me" in forwarded
