@@ -14,8 +14,8 @@ from pydantic import Field
 from collectors.backup.source import LocalSource, Source, SshSource, split_path
 from collectors.backup.store import BackupStore, CheckRecord
 from collectors.backup.verify import BackupVerifier, JobResult, Policy, samples
-from collectors.ssh.client import SshError
-from collectors.ssh.exec import SshExec, exec_target
+from collectors.ssh.client import SshError, target_for
+from collectors.ssh.exec import SshExec
 from core.config import ConfigPath, Duration, Loc, Section, SectionError
 from core.samples import Sample
 from inventory.model import BackupJob, Inventory
@@ -86,7 +86,7 @@ class BackupChecker:
             return LocalSource(directory)
         try:
             return SshSource(
-                self.ssh, exec_target(self.inventory, self.inventory.device(job.host)), directory
+                self.ssh, target_for(self.inventory, self.inventory.device(job.host), cli=False), directory
             )
         except (SshError, KeyError) as exc:
             return exc if isinstance(exc, SshError) else SshError("credentials", "host not in the inventory")

@@ -8,8 +8,8 @@ from typing import Literal, Protocol
 from pydantic import Field
 
 from collectors.db.status import STATUS_SQL, NodeStatus, StatusError, parse_status
-from collectors.ssh.client import SshError
-from collectors.ssh.exec import ExecTarget, SshExec
+from collectors.ssh.client import SshError, Target
+from collectors.ssh.exec import SshExec
 from core.config import Duration, SecretRef, Section
 from core.secrets import SecretError
 
@@ -60,7 +60,7 @@ def conninfo(access: DbAccess, address: str | None) -> str:
 class PsqlOverSsh:
     """Runs psql on the DB host over SSH exec; SQL goes on stdin, so nothing needs shell quoting but argv."""
 
-    def __init__(self, ssh: SshExec, target: ExecTarget, access: DbAccess) -> None:
+    def __init__(self, ssh: SshExec, target: Target, access: DbAccess) -> None:
         self.ssh, self.target, self.access = ssh, target, access
 
     def command(self) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 
 from collectors.db.access import DbAccess, NodeReader, PsqlOverSsh, SqlReader
-from collectors.ssh.client import SshError
-from collectors.ssh.exec import SshExec, exec_target
+from collectors.ssh.client import SshError, target_for
+from collectors.ssh.exec import SshExec
 from core.config import Duration, Section, SectionError
 from inventory.model import HaGroup, Inventory
 
@@ -47,7 +47,7 @@ def readers_for(
                 out[device.name] = SqlReader(device.address, access)
                 continue
             try:
-                out[device.name] = PsqlOverSsh(ssh, exec_target(inventory, device), access)
+                out[device.name] = PsqlOverSsh(ssh, target_for(inventory, device, cli=False), access)
             except SshError:
                 continue
     return out
