@@ -21,6 +21,7 @@ from collectors.base import Collector, PollResult
 from collectors.scheduler import Schedule, SchedulerSettings, accepted_keywords, run_poll
 from core.config import ConfigError, Document, inventory_path, load_document
 from core.samples import Sample
+from inventory.cli import load_or_report
 from inventory.model import Device, Inventory
 
 M = TypeVar("M", bound=BaseModel)
@@ -39,21 +40,8 @@ def load_section(
     except ConfigError as exc:
         err.write(f"govnet: invalid config {config}\n{exc}\n")
         return None
-    inventory = load_inventory_or_problems(inv_path, err)
+    inventory = load_or_report(inv_path, err)
     return None if inventory is None else (section, inventory, doc)
-
-
-def load_inventory_or_problems(path: Path, err: TextIO) -> Inventory | None:
-    """The inventory at `path`, or None after printing every problem to `err`."""
-    from inventory.cli import print_problems
-    from inventory.load import InventoryError, load_inventory
-
-    try:
-        return load_inventory(path)
-    except InventoryError as exc:
-        err.write(f"govnet: invalid inventory {path}\n")
-        print_problems(exc.problems, err)
-        return None
 
 
 def snmp_collector(settings: SchedulerSettings) -> Collector:
@@ -108,7 +96,7 @@ async def poll_cycle(
 def poll_once_command(inventory: Path, json_out: bool, devices: list[str]) -> int:
     """One poll of every (or each named) device; samples on stdout; 0 all answered, 1 some failed."""
     err = sys.stderr
-    inv = load_inventory_or_problems(inventory, err)
+    inv = load_or_report(inventory, err)
     if inv is None:
         return 2
     chosen = pollable(inv, devices, err)

@@ -26,7 +26,7 @@ from alerts.service import build as build_alerts
 from api.service import build as build_api
 from collectors.backup.service import build as build_backups
 from collectors.base import Collector
-from collectors.cli import load_inventory_or_problems, pollable, snmp_collector
+from collectors.cli import pollable, snmp_collector
 from collectors.cluster.service import build as build_cluster
 from collectors.icmp.service import build as build_probes
 from collectors.scheduler import Scheduler, SchedulerSettings
@@ -42,6 +42,7 @@ from exporters.influx import InfluxClientSender, InfluxWriter
 from exporters.prometheus import MetricsServer, SamplesCollector
 from exporters.spool import Spool, SpoolError
 from govnet.config import Config, InfluxConfig, SchedulerConfig, load_config
+from inventory.cli import load_or_report
 from inventory.model import Device, Inventory
 from logstore.store import LogStore
 
@@ -207,7 +208,7 @@ def run_command(config: Path) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=err,
     )
-    inventory = load_inventory_or_problems(cfg.inventory, err)
+    inventory = load_or_report(cfg.inventory, err)
     if inventory is None:
         return 2
     problems = startup_problems(cfg, inventory)
