@@ -63,6 +63,15 @@ def _state(config: Path) -> AlertStore:
         raise ValueError(f"state.postgres: {exc}") from None
 
 
+def _state_or_report(config: Path) -> AlertStore | None:
+    """The alert state store, or None after saying on stderr why it cannot be opened."""
+    try:
+        return _state(config)
+    except ValueError as exc:
+        print(f"govnet: {exc}", file=sys.stderr)
+        return None
+
+
 def _wait_applied(db: AlertStore, command_id: int, wait: float) -> tuple[float | None, str | None]:
     deadline = time.monotonic() + wait
     applied, error = db.command(command_id)
@@ -73,10 +82,8 @@ def _wait_applied(db: AlertStore, command_id: int, wait: float) -> tuple[float |
 
 
 def _queue(config: Path, doc: dict[str, Any], wait: float, what: str) -> int:
-    try:
-        db = _state(config)
-    except ValueError as exc:
-        print(f"govnet: {exc}", file=sys.stderr)
+    db = _state_or_report(config)
+    if db is None:
         return 2
     try:
         if doc["kind"] in ("ack", "report"):
@@ -148,10 +155,8 @@ def list_command(config: Path, as_json: bool = False, all_incidents: bool = Fals
     """`govnet alerts list [--json] [--all]`: incidents (with ack, escalation, affected devices), the
     current alerts (with what inhibits or silences them, as of the engine's last evaluation), silences,
     and queued actions not applied yet."""
-    try:
-        db = _state(config)
-    except ValueError as exc:
-        print(f"govnet: {exc}", file=sys.stderr)
+    db = _state_or_report(config)
+    if db is None:
         return 2
     try:
         now = time.time()
