@@ -47,7 +47,7 @@ def test_section_errors_name_fields_and_never_echo_secrets(
 def test_serves_inside_the_loop_and_stops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GOVNET_TEST_SESSION_SECRET", "s" * 32)
     port = free_port()
-    data = {
+    data: dict[str, object] = {
         "listen": f"{HOST}:{port}",
         "state_dir": "api-state",
         "session_secret": "env:GOVNET_TEST_SESSION_SECRET",

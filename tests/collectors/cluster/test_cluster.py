@@ -586,12 +586,11 @@ def test_core_on_one_shard_children_on_both_pages_once(tmp_path: Path, pg: PgNod
     import contextlib
     import io
     import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     from typing import Any
 
     from alerts.cli import list_command
-    from tests.support.alerting import CHILDREN, Hook, fast_rules, inventory_doc
+    from tests.support.alerting import CHILDREN, fast_rules, inventory_doc
+    from tests.support.govnet_run import webhook
 
     inv = inventory_doc()
     names = [d["name"] for d in inv["devices"]]
@@ -600,24 +599,9 @@ def test_core_on_one_shard_children_on_both_pages_once(tmp_path: Path, pg: PgNod
     assert {ring.owner(c) for c in CHILDREN} == {"a", "b"}
     (tmp_path / "inventory.yaml").write_text(yaml.safe_dump(inv), encoding="utf-8")
     fast_rules(tmp_path / "rules.yaml")
-    hook = Hook()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            with hook.lock:
-                hook.requests.append((time.time(), 200, json.loads(body)))
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.43.0.20", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    (tmp_path / "hook.url").write_text(f"http://127.43.0.20:{server.server_address[1]}/hook\n")
+    stack = contextlib.ExitStack()
+    hook, hook_url = stack.enter_context(webhook("127.43.0.20"))
+    (tmp_path / "hook.url").write_text(hook_url + "\n")
     lab = LabProcess(
         tmp_path / "inventory.yaml", tmp_path / "lab", base="127.43.8.0", ssh_port=0, progress=None
     )
@@ -684,5 +668,4 @@ def test_core_on_one_shard_children_on_both_pages_once(tmp_path: Path, pg: PgNod
         for node in nodes.values():
             node.stop()
         lab.stop()
-        server.shutdown()
-        server.server_close()
+        stack.close()

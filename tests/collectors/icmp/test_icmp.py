@@ -45,7 +45,8 @@ def test_book_matches_expires_and_rejects_late_or_foreign_replies() -> None:
     b.sent(1, "10.0.0.1", 100.0, 1)
     b.sent(2, "10.0.0.2", 100.0, 1)
     assert b.replied(1, "10.0.0.9", 100.1) is None  # a reply from another address does not count
-    assert b.replied(1, "10.0.0.1", 100.2) == ("10.0.0.1", pytest.approx(0.2))
+    got = b.replied(1, "10.0.0.1", 100.2)
+    assert got is not None and got[0] == "10.0.0.1" and got[1] == pytest.approx(0.2)
     assert b.replied(1, "10.0.0.1", 100.3) is None  # duplicate
     assert b.next_deadline() == 101.0
     assert b.expire(100.9) == []

@@ -50,7 +50,7 @@ def _section(data: dict[str, Any], module: str, key: str) -> list[dict[str, Any]
 
 def expectations(data: dict[str, Any]) -> list[tuple[str, tuple[str, ...], str, float, float]]:
     """(what, govnet metrics, source OID, expected govnet value, tolerance) from a LibreNMS JSON."""
-    out = []
+    out: list[tuple[str, tuple[str, ...], str, float, float]] = []
     for p in _section(data, "processors", "processors"):
         if p.get("processor_usage") is not None:
             out.append(
