@@ -168,14 +168,13 @@ def build(rules: Rules) -> Board:
             "Firewalls, VPN gateway, IPS, isolation gateway (网闸) and load balancer.",
             h=8,
         ),
-        ts(
+        mirrored(
             "VPN 网关流量 VPN gateway traffic",
-            [
-                Q(f"sum by (device) ({bps('in', VPN)})", "{{device}} in"),
-                Q(f"-sum by (device) ({bps('out', VPN)})", "{{device}} out"),
-            ],
+            f"sum by (device) ({bps('in', VPN)})",
+            f"-sum by (device) ({bps('out', VPN)})",
+            "{{device}}",
             "bps",
-            min_val=None,
+            "",
         ),
         ts(
             "安全设备 CPU Security devices CPU",
