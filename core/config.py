@@ -183,18 +183,36 @@ def _line_index(node: yaml.Node, path: Loc, out: dict[Loc, int]) -> None:
             _line_index(item, (*path, i), out)
 
 
-def _count_nodes(node: yaml.Node, budget: list[int]) -> None:
-    # Aliases share node objects: counting through them measures the expanded size.
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise ConfigError(["config too large: more than 200000 YAML nodes after alias expansion"])
+def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            _count_nodes(key, budget)
-            _count_nodes(value, budget)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _count_nodes(item, budget)
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_size(node: yaml.Node) -> None:
+    # Aliases share node objects: walking through them measures the expanded size, iteratively (no
+    # recursion to exhaust), and an alias inside its own anchor is a loop, refused as such.
+    count = 0
+    stack: list[tuple[yaml.Node, Iterator[yaml.Node]]] = [(node, iter(_children(node)))]
+    on_path = {id(node)}
+    while stack:
+        parent, children = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            on_path.discard(id(parent))
+            continue
+        if id(child) in on_path:
+            raise ConfigError(["a YAML alias refers to itself (its anchor contains it)"])
+        count += 1
+        if count > MAX_NODES:
+            raise ConfigError(
+                [f"config too large: it expands to more than {MAX_NODES} YAML nodes through aliases"]
+            )
+        on_path.add(id(child))
+        stack.append((child, iter(_children(child))))
 
 
 @dataclass
@@ -267,7 +285,7 @@ def load_document(path: Path) -> Document:
         text = raw.decode("utf-8")
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         if node is not None:
-            _count_nodes(node, [MAX_NODES])
+            _check_size(node)
         data: Any = yaml.safe_load(text)
     except UnicodeDecodeError:
         raise ConfigError([f"{path}:1: not UTF-8 text"]) from None

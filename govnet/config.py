@@ -16,6 +16,7 @@ from api.service import ApiSection
 from collectors.backup.service import BackupsSection
 from collectors.cluster.config import ClusterConfig
 from collectors.icmp.service import ProbesConfig
+from collectors.services.service import ServicesSection
 from collectors.ssh.service import SshSection
 from collectors.syslog.service import SyslogSection
 from collectors.traps.service import TrapsConfig
@@ -31,6 +32,7 @@ from core.config import (
     SectionError,
     load_document,
 )
+from reports.config import ReportsSection
 
 __all__ = ["DEFAULT_LISTEN", "Config", "ConfigError", "SectionError", "load_config"]
 
@@ -85,6 +87,8 @@ class Config(Section):
     syslog: SyslogSection | None = None
     api: ApiSection | None = None
     cluster: ClusterConfig | None = None
+    services: ServicesSection | None = None
+    reports: ReportsSection | None = None  # monthly reports (reports/service.py)
     _document: Document | None = PrivateAttr(default=None)
 
     @property

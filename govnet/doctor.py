@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import io
+import itertools
 import os
 import re
 import shutil
@@ -378,12 +379,11 @@ def port_owner(proto: str, port: int) -> tuple[int, str] | None:
 
 
 def _is_govnet(cmdline: str) -> bool:
-    # The govnet program itself (`/opt/govnet/venv/bin/govnet run`, `python -m govnet run`), not any
-    # command that merely mentions the word in an argument (a path, a test folder).
-    # A console script shows as `python3 /…/bin/govnet run …` in /proc/PID/cmdline.
-    argv = cmdline.split()
-    names = [a.rsplit("/", 1)[-1] for a in argv[:2]]
-    return "govnet" in names or argv[1:3] == ["-m", "govnet"]
+    """The command is govnet itself (`govnet run`, `python -m govnet run`), not merely a path naming it."""
+    words = cmdline.split()
+    if any(Path(w).name == "govnet" for w in words[:2]):
+        return True
+    return any(a == "-m" and b.split(".")[0] == "govnet" for a, b in itertools.pairwise(words))
 
 
 def check_port(lis: Listener) -> Finding:

@@ -30,6 +30,8 @@ from collectors.cli import pollable, snmp_collector
 from collectors.cluster.service import build as build_cluster
 from collectors.icmp.service import build as build_probes
 from collectors.scheduler import Scheduler, SchedulerSettings
+from collectors.services.runner import ServiceChecker
+from collectors.services.service import build as build_service_checks
 from collectors.ssh.service import build as build_ssh
 from collectors.syslog.service import build as build_syslog
 from collectors.traps.service import build as build_traps
@@ -42,9 +44,11 @@ from exporters.influx import InfluxClientSender, InfluxWriter
 from exporters.prometheus import MetricsServer, SamplesCollector
 from exporters.spool import Spool, SpoolError
 from govnet.config import Config, InfluxConfig, SchedulerConfig, load_config
+from govnet.reporting import report_mailer, report_sources
 from inventory.cli import load_or_report
 from inventory.model import Device, Inventory
 from logstore.store import LogStore
+from reports.service import build as build_reports
 
 log = logging.getLogger("govnet")
 
@@ -166,6 +170,12 @@ def build_runtime(
         if cfg.backups is not None:
             with _section(cfg, "backups"):
                 services += build_backups(cfg.backups, inventory=inventory)
+        checker: ServiceChecker | None = None
+        if cfg.services is not None:
+            (checker,) = build_service_checks(cfg.services, inventory=inventory, inventory_path=cfg.inventory)
+            if engine is not None:
+                checker.register_details(engine)  # incidents show the page diff and the findings
+            services.append(checker)
         if cfg.cluster is not None:
             # The alert engine here also takes the other shards' device health (topology across shards).
             services += build_cluster(
@@ -173,8 +183,12 @@ def build_runtime(
             )
         if cfg.api is not None:
             services += build_api(
-                cfg.api, inventory=inventory, latest=store, engine=engine, logstore=logstore
+                cfg.api, inventory=inventory, latest=store, engine=engine, logstore=logstore, services=checker
             )
+        if cfg.reports is not None:
+            with _section(cfg, "reports"):
+                mailer = report_mailer(cfg, cfg.reports)
+            services += build_reports(cfg.reports, report_sources(cfg), inventory, mailer)
         samples = SamplesCollector(store, [scheduler.internal_samples])
         if writer is not None:
             samples.add_source(writer.internal_samples)

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -15,7 +16,13 @@ from pydantic import (
     model_validator,
 )
 
-from core.config import Duration, SecretRef
+from core.config import SecretRef
+
+# Re-exported: the other rooms import these from here (the field types live in core.config).
+from inventory.fields import Duration as Duration
+from inventory.fields import Name as Name
+from inventory.fields import parse_duration as parse_duration
+from inventory.services import ServiceCheck
 
 
 class Role(StrEnum):
@@ -48,7 +55,17 @@ class Vendor(StrEnum):
     generic = "generic"
 
 
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=64)]
+def _zone_name(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Shanghai)") from None
+    return value
+
+
+TimeZoneName = Annotated[str, AfterValidator(_zone_name)]
 
 
 class _Strict(BaseModel):
@@ -145,6 +162,7 @@ class Device(_Strict):
     poll_interval: Duration | None = None
     interfaces: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
+    timezone: TimeZoneName | None = None  # of the device clock (syslog times without a zone); else defaults
 
     @field_validator("address")
     @classmethod
@@ -204,6 +222,7 @@ class Defaults(_Strict):
     poll_interval: Duration = 30.0
     snmp: Annotated[SnmpCredentials | None, BeforeValidator(_snmp_version_to_str)] = None
     ssh: SshCredentials | None = None
+    timezone: TimeZoneName = "Asia/Shanghai"  # device clocks on this network run on Beijing time
 
 
 class Inventory(_Strict):
@@ -215,6 +234,7 @@ class Inventory(_Strict):
     ha_groups: list[HaGroup] = Field(default_factory=list)
     links: list[Link] = Field(default_factory=list)
     backup_jobs: list[BackupJob] = Field(default_factory=list)
+    services: list[Annotated[ServiceCheck, Field(discriminator="type")]] = Field(default_factory=list)
 
     def device(self, name: str) -> Device:
         """The device called `name` (KeyError if none)."""

@@ -10,13 +10,20 @@ from typing import Any
 import orjson
 
 # Event types a record can carry; govnet's own actions are "audit", store housekeeping is "store".
+# "attack" is the name records stored before attack_detected had (kept so old records still filter).
 EVENT_TYPES = (
     "policy_deny",
     "policy_permit",
+    "attack_detected",
     "attack",
     "vpn_login",
+    "vpn_logout",
     "admin_login",
+    "admin_logout",
     "config_change",
+    "ha_state",
+    "interface_state",
+    "system",
     "other",
     "audit",
     "store",

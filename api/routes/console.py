@@ -10,8 +10,18 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from api import ops
-from api.deps import SESSION_COOKIE, api_state, audit, client_of, guard, principal_of, render, run_export
+from api import ops, services_ops
+from api.deps import (
+    SESSION_COOKIE,
+    api_state,
+    audit,
+    client_of,
+    guard,
+    login_wait,
+    principal_of,
+    render,
+    run_export,
+)
 from api.deps import export_download as deps_export_download
 from api.ops import OpError
 from api.policy import home_of
@@ -55,15 +65,14 @@ async def login(
     """Check the password (rate-limited), set an HttpOnly SameSite=Strict session cookie."""
     state = api_state(request)
     client, now = client_of(request), state.clock()
-    if state.limiter.blocked(username, client, now):
-        state.audit.record(username, "login", "console", "rate_limited", client, "")
+    if login_wait(state, username, client, now, "console"):
         return render(request, "login.html", http_status=429, next=_next(next), error="login_limited")
     role = await asyncio.to_thread(state.auth.verify_login, username, password)
     if role is None:
         state.limiter.failed(username, client, now)
         state.audit.record(username, "login", "console", "failure", client, "")
         return render(request, "login.html", http_status=401, next=_next(next), error="login_failed")
-    state.limiter.succeeded(username)
+    state.limiter.succeeded(username, client)
     _, token = state.auth.issue(username, "session", state.session_seconds, "console")
     state.audit.record(username, "login", "console", "success", client, "")
     target = _next(next)
@@ -212,6 +221,15 @@ def backups(request: Request) -> Response:
     )
 
 
+@router.get("/reports")
+def reports(request: Request) -> Response:
+    """Past monthly reports for download."""
+    state = api_state(request)
+    return render(
+        request, "reports.html", files=ops.report_files(state), configured=state.report_dir is not None
+    )
+
+
 @router.get("/backups/{device}")
 def backup_device(device: str, request: Request, back: Annotated[int, Query(ge=1, le=1000)] = 1) -> Response:
     """Configuration versions of one device and the diff to the newest."""
@@ -221,6 +239,28 @@ def backup_device(device: str, request: Request, back: Annotated[int, Query(ge=1
     return render(
         request, "backup_device.html", device=device, versions=versions, diff=diff.splitlines(), back=back
     )
+
+
+@router.get("/services")
+def services(request: Request) -> Response:
+    """Websites and services: up/down, certificate days left, content changes, defacement."""
+    return render(request, "services.html", services=services_ops.list_services(api_state(request)))
+
+
+@router.get("/services/{name}")
+def service(name: str, request: Request) -> Response:
+    """One service: the last check, its timings and certificate, the last diff, the baselines."""
+    s = services_ops.get_service(api_state(request), name)
+    return render(request, "service.html", s=s)
+
+
+@router.post("/services/{name}/baseline")
+async def accept_baseline(name: str, request: Request) -> Response:
+    """Accept the current page as the baseline."""
+    user = principal_of(request).user
+    commit = await asyncio.to_thread(services_ops.accept_baseline, api_state(request), name, user)
+    audit(request, "baseline_accept", name, "success", f"commit={commit}")
+    return RedirectResponse(f"/services/{quote(name)}", status_code=303)
 
 
 @router.get("/logs")

@@ -33,21 +33,24 @@ def syslog_command(
     tls_key: Path | None = None,
     forward: str | None = None,
     parse_workers: int | None = None,
+    tls_client_ca: Path | None = None,
 ) -> int:
     """Receive syslog into the store; SIGINT/SIGTERM commit what was received and stop.
 
-    `parse_workers`: parse processes beside the writer (None: one per core beyond the first, at most 4).
+    `parse_workers`: parse processes beside the writer (None: one per core beyond the first, at least one
+    and at most 4). `tls_client_ca`: TLS senders must present a certificate this CA signed.
     Exit 2 on a bad option or inventory, 1 when the receiver cannot listen.
     """
     if parse_workers is None:
-        parse_workers = min(4, max(0, (os.cpu_count() or 1) - 1))
+        parse_workers = min(4, max(1, (os.cpu_count() or 1) - 1))
     if tls_port is not None and (tls_cert is None or tls_key is None):
         print("syslog: --tls-port needs --tls-cert and --tls-key", file=sys.stderr)
         return 2
     options: dict[str, Any] = {
         "store": store_dir, "listen": listen, "tcp_port": tcp_port, "udp_port": udp_port,
         "retention_days": retention_days, "budget_bytes": budget_bytes, "tls_port": tls_port,
-        "tls_cert": tls_cert, "tls_key": tls_key, "forward": forward, "parse_workers": parse_workers,
+        "tls_cert": tls_cert, "tls_key": tls_key, "tls_client_ca": tls_client_ca, "forward": forward,
+        "parse_workers": parse_workers,
     }  # fmt: skip
     try:
         section = SyslogSection.model_validate(options)

@@ -12,7 +12,7 @@ import pytest
 from tests.support.paths import ROOT
 
 # Lowest first: a room may import the rooms before it in this list, never those after it.
-FLOORS = ["core", "inventory", "logstore", "exporters", "collectors", "alerts", "api", "govnet"]
+FLOORS = ["core", "inventory", "logstore", "exporters", "collectors", "alerts", "api", "reports", "govnet"]
 BESIDE = {"lab": {"core", "inventory"}}  # the lab simulates devices from the inventory, nothing more
 
 

@@ -65,7 +65,7 @@ def test_rfc5424_structured_data_and_bom() -> None:
 
 def test_rfc3164_without_year_takes_receive_year() -> None:
     rec = parse(b"<38>Mar  2 01:02:03 host1 sshd[99]: Accepted password for root")
-    assert rec["dev_ts"] == "2026-03-02T01:02:03"
+    assert rec["dev_ts"] == "2026-03-01T17:02:03.000000Z"  # zone-less: Asia/Shanghai, the default
     assert rec["host"] == "host1" and rec["app"] == "sshd"
     assert rec["msg"] == "Accepted password for root"
     assert rec["facility"] == 4 and rec["severity"] == 6
@@ -73,7 +73,7 @@ def test_rfc3164_without_year_takes_receive_year() -> None:
 
 def test_december_stamp_received_in_january_is_last_year() -> None:
     rec = parse_frame(b"<38>Dec 31 23:59:59 h a: x", 1_767_225_700.0, "1.1.1.1:1", "udp", FORMATS, {})
-    assert rec["dev_ts"] == "2025-12-31T23:59:59"
+    assert rec["dev_ts"] == "2025-12-31T15:59:59.000000Z"
 
 
 def test_gbk_text_is_decoded_and_raw_kept() -> None:
@@ -116,19 +116,31 @@ def test_unknown_source_flagged_known_mapped() -> None:
 
 def test_framer_octet_counting_and_lf_mixed() -> None:
     f = Framer(max_frame=100)
-    frames = f.feed(b"5 hello10 <13>world\n<14>lf line\n\x00")
-    frames += f.feed(b"3 ab")
-    frames += f.feed(b"c")
-    assert frames == [b"hello", b"<13>world\n", b"<14>lf line", b"abc"]
+    frames = f.feed(b"5 <1>hi10 <13>world\n<14>lf line\n\x00")
+    frames += f.feed(b"5 <1>a")
+    frames += f.feed(b"b")
+    assert frames == [b"<1>hi", b"<13>world\n", b"<14>lf line", b"<1>ab"]
+
+
+def test_framer_lf_line_starting_with_digits_is_a_line_not_a_length() -> None:
+    # StoneOS sends body-only records over LF framing: "48088401 IPS@IPS: ..." is not an octet count.
+    f = Framer(max_frame=1000)
+    lines = [b"48088401 IPS@IPS: From 10.0.0.1:1 to 10.0.0.2:80, threat name: x", b"7 days", b"<13>next"]
+    frames = []
+    data = b"\n".join(lines) + b"\n"
+    for i in range(0, len(data), 7):
+        frames += f.feed(data[i : i + 7])
+    assert frames == lines and f.error is None
 
 
 def test_framer_oversized_length_prefix_raises() -> None:
     f = Framer(max_frame=1000)
-    assert f.feed(b"3 abc99999999 " + b"x" * 5000) == [b"abc"]
+    assert f.feed(b"5 <1>ab99999999 <" + b"x" * 5000) == [b"<1>ab"]
     assert f.error and "exceeds" in f.error and not f.buf
-    assert f.feed(b"3 abc") == []  # nothing more is accepted on this connection
+    assert f.feed(b"5 <1>ab") == []  # nothing more is accepted on this connection
     g = Framer(max_frame=1000)
-    assert g.feed(b"123456789012345") == [] and g.error
+    assert g.feed(b"123456789012345") == [] and not g.error  # no count has 15 digits: a line
+    assert g.feed(b" x\n") == [b"123456789012345 x"]
     assert Framer().feed(b"2026-03-12 no pri but LF framed\n") == [b"2026-03-12 no pri but LF framed"]
 
 
