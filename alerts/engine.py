@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import quote
 
 from alerts import conditions
 from alerts.incidents import Incident
@@ -112,8 +113,10 @@ class Engine:
         lang: str = "zh",
         db: AlertStore | None = None,
         maintenance: Sequence[MaintenanceWindow] = (),
+        console_url: str | None = None,
     ) -> None:
         self.rules = {r.alert: r for r in rules}
+        self.console_url = console_url.rstrip("/") if console_url else None
         self.details: dict[str, DetailProvider] = {}
         self.maintenance = tuple(maintenance)
         self.topology = topology
@@ -553,6 +556,8 @@ class Engine:
             "deadline": format_time(deadline) if deadline is not None else None,
             "category": REPORT_CATEGORY_ZH.get(inc.report_category, inc.report_category),
             "escalated_to": recipients[0] if kind == "escalation" and recipients else None,
+            # Incident ids are ours (INC-NNNNNN), quoted anyway: the link survives the text escaper.
+            "link": f"{self.console_url}/incidents/{quote(inc.id, safe='')}" if self.console_url else None,
         }
         text = render_file(f"notification.{self.lang}.j2", **context).strip()
         title = text.splitlines()[0]

@@ -19,6 +19,7 @@ from api.connguard import ConnectionGuard
 from api.state import ApiState
 from collectors.services.runner import ServiceChecker
 from collectors.ssh.configrepo import ConfigRepo
+from collectors.where.service import WhereService
 from core.config import ConfigPath, HostPort, SecretRef, Section, split_host_port
 from core.latest import LatestStore
 from core.samples import Sample
@@ -138,6 +139,7 @@ def build_state(
     engine: Engine | None = None,
     logstore: LogStore | None = None,
     services: ServiceChecker | None = None,
+    where: WhereService | None = None,
 ) -> tuple[ApiState, str, int]:
     """Assemble the ApiState: the shared log store (the syslog service's) or, failing that, its own."""
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
@@ -164,6 +166,7 @@ def build_state(
         engine=lambda: engine,
         logstore=lambda: store,
         services=lambda: services,
+        where=lambda: where,
         config_repo=ConfigRepo(cfg.config_repo) if cfg.config_repo is not None else None,
         backup_dir=cfg.backup_dir,
         report_dir=cfg.report_dir,
@@ -192,10 +195,17 @@ def build(
     engine: Engine | None = None,
     logstore: LogStore | None = None,
     services: ServiceChecker | None = None,
+    where: WhereService | None = None,
 ) -> list[ApiService]:
     """The API service for the `api:` section, acting on this process's alert engine, log store and
     service checker."""
     state, host, port = build_state(
-        section, inventory=inventory, latest=latest, engine=engine, logstore=logstore, services=services
+        section,
+        inventory=inventory,
+        latest=latest,
+        engine=engine,
+        logstore=logstore,
+        services=services,
+        where=where,
     )
     return [ApiService(state, host, port)]

@@ -20,6 +20,7 @@ from collectors.services.service import ServicesSection
 from collectors.ssh.service import SshSection
 from collectors.syslog.service import SyslogSection
 from collectors.traps.service import TrapsConfig
+from collectors.where.service import WhereSection
 from core.config import (
     ConfigError,
     ConfigPath,
@@ -89,6 +90,7 @@ class Config(Section):
     cluster: ClusterConfig | None = None
     services: ServicesSection | None = None
     reports: ReportsSection | None = None  # monthly reports (reports/service.py)
+    where: WhereSection | None = None  # addresses to edge ports (collectors/where/)
     _document: Document | None = PrivateAttr(default=None)
 
     @property
@@ -96,7 +98,7 @@ class Config(Section):
         """The config file's folder."""
         return self._document.base_dir if self._document is not None else Path(".")
 
-    def where(self, loc: Loc) -> str:
+    def locate(self, loc: Loc) -> str:
         """`file:line` of a field of the config (the file alone when unknown)."""
         return self._document.where(loc) if self._document is not None else "(config)"
 

@@ -162,7 +162,7 @@ def secret_refs(cfg: Config, inventory: Inventory | None) -> dict[tuple[str, str
         found.setdefault(key, (secret, []))[1].append(where)
 
     for loc, secret in iter_secrets(cfg):
-        add(secret, f"{'.'.join(map(str, loc))} at {cfg.where(loc)}")
+        add(secret, f"{'.'.join(map(str, loc))} at {cfg.locate(loc)}")
     if inventory is not None:
         owners: list[tuple[str, Any, Any]] = [("defaults", inventory.defaults.snmp, inventory.defaults.ssh)]
         owners += [(d.name, d.snmp, d.ssh) for d in inventory.devices]

@@ -35,6 +35,7 @@ from collectors.services.service import build as build_service_checks
 from collectors.ssh.service import build as build_ssh
 from collectors.syslog.service import build as build_syslog
 from collectors.traps.service import build as build_traps
+from collectors.where.service import build as build_where
 from core.config import ConfigError, SectionError, check_inputs
 from core.fanout import FanOut
 from core.latest import LatestStore
@@ -176,6 +177,10 @@ def build_runtime(
             if engine is not None:
                 checker.register_details(engine)  # incidents show the page diff and the findings
             services.append(checker)
+        where = None
+        if cfg.where is not None:
+            (where,) = build_where(cfg.where, inventory=inventory)
+            services.append(where)
         if cfg.cluster is not None:
             # The alert engine here also takes the other shards' device health (topology across shards).
             services += build_cluster(
@@ -183,7 +188,13 @@ def build_runtime(
             )
         if cfg.api is not None:
             services += build_api(
-                cfg.api, inventory=inventory, latest=store, engine=engine, logstore=logstore, services=checker
+                cfg.api,
+                inventory=inventory,
+                latest=store,
+                engine=engine,
+                logstore=logstore,
+                services=checker,
+                where=where,
             )
         if cfg.reports is not None:
             with _section(cfg, "reports"):

@@ -1,7 +1,8 @@
 """The lab process: SNMP agents (and SSH CLIs) for every inventory device, driven by a control socket.
 
 Run as `python -m lab.server --inventory F --run-dir D [--base 127.77.0.0] [--snmp-port 16161]
-[--ssh-port 2222]`; prints `READY` when every socket is bound; stops cleanly on SIGTERM/SIGINT.
+[--ssh-port 2222] [--syslog HOST:PORT] [--traps HOST:PORT]`; prints `READY` when every socket is
+bound; stops cleanly on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from inventory.model import Inventory
 from lab.control import SOCKET_NAME
 from lab.devices import build_devices, build_view
 from lab.faults import FaultError, Faults
+from lab.hosts import KINDS as HOST_KINDS
+from lab.hosts import HostFaultError, LabHosts, install
+from lab.signals import LabSignals
 from lab.snmp.agent import AgentServer, DeviceAgent
 from lab.snmp.snmprec import snmprec_view
 from lab.snmp.usm import UsmEngine, UsmUser
@@ -147,8 +151,19 @@ def make_agent(
 class LabServer:
     """Everything the lab process runs; `run()` until stopped."""
 
-    def __init__(self, inventory: Path, run_dir: Path, base: str, snmp_port: int, ssh_port: int) -> None:
+    def __init__(
+        self,
+        inventory: Path,
+        run_dir: Path,
+        base: str,
+        snmp_port: int,
+        ssh_port: int,
+        syslog: str | None = None,
+        traps: str | None = None,
+    ) -> None:
         self.inventory = inventory
+        self.syslog_target, self.trap_target = syslog, traps
+        self.signals: LabSignals | None = None
         self.run_dir = run_dir
         self.base = base
         self.snmp_port = snmp_port
@@ -157,6 +172,8 @@ class LabServer:
         self.agents = AgentServer()
         self.devices: list[LabDevice] = []
         self.faults = Faults([])
+        self.hosts: LabHosts | None = None
+        self.community = b""
         self.ssh_closer: Callable[[], Awaitable[None]] | None = None
         self.ssh_status = "not started"
         self.started = time.time()
@@ -178,10 +195,18 @@ class LabServer:
         need = len(self.devices) * 2 + 64
         if soft < need:
             resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(need, soft)), hard))
+        self.hosts = LabHosts(inv, self.devices)
+        self.community = community
         for d in self.devices:
             agent = make_agent(d, community, auth, priv, self.inventory.parent)
+            if d.name in self.hosts.affected():
+                assert agent.v3_view is not None
+                install(self.hosts, agent, agent.v3_view, community)
             await self.agents.add(agent, d.address, d.snmp_port)
         await self._start_ssh()
+        if self.syslog_target or self.trap_target:
+            self.signals = LabSignals(self.faults, self.syslog_target, self.trap_target, community)
+            self.signals.start(self.stop_event)
         sock = self.run_dir / SOCKET_NAME
         sock.unlink(missing_ok=True)  # a stale socket: the runner refused to start over a live lab
         self.control = await asyncio.start_unix_server(self._client, path=str(sock))
@@ -258,17 +283,57 @@ class LabServer:
                 return {"ok": True, **self.status()}
             if op == "fault":
                 params = req.get("params") or {}
-                return {"ok": True, **self.faults.apply(str(req["device"]), str(req["kind"]), now, **params)}
+                if req.get("kind") in HOST_KINDS:
+                    return {"ok": True, **self._host_fault(str(req["device"]), str(req["kind"]), params)}
+                result = self.faults.apply(str(req["device"]), str(req["kind"]), now, **params)
+                if self.signals is not None:
+                    self.signals.on_fault(str(req["device"]), str(req["kind"]), result)
+                return {"ok": True, **result}
             if op == "clear":
                 kind = req.get("kind")
+                if kind in HOST_KINDS:
+                    return {"ok": True, "cleared": self._host_clear(str(req["device"]), str(kind))}
+                ups = self.signals.before_clear(str(req["device"]), kind) if self.signals else []
                 cleared = self.faults.clear(str(req["device"]), str(kind) if kind else None, now)
+                if self.signals is not None:
+                    self.signals.on_clear(str(req["device"]), cleared, ups)
+                if not kind:
+                    cleared += self._host_clear(str(req["device"]), None)
                 return {"ok": True, "cleared": cleared}
+            if op == "hosts":
+                return {"ok": True, "hosts": self.hosts.status() if self.hosts else []}
+            if op in ("syslog_burst", "signals"):
+                if self.signals is None:
+                    return {"ok": False, "error": "the lab sends no syslog or traps (--syslog/--traps)"}
+                return await self.signals.request(req)
             if op == "stop":
                 self.stop_event.set()
                 return {"ok": True}
-        except (FaultError, KeyError, TypeError, ValueError) as exc:
+        except (FaultError, HostFaultError, KeyError, TypeError, ValueError) as exc:
             return {"ok": False, "error": str(exc)}
         return {"ok": False, "error": f"unknown op {op!r}"}
+
+    def _host_fault(self, device: str, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+        if self.hosts is None:
+            raise HostFaultError("the lab has no hosts")
+        result = {"device": device, "kind": kind, **self.hosts.apply(device, kind, params)}
+        self._refresh_hosts()
+        return result
+
+    def _host_clear(self, device: str, kind: str | None) -> list[str]:
+        if self.hosts is None or device not in self.hosts.switches:
+            return []
+        cleared = self.hosts.clear(device, kind)
+        self._refresh_hosts()
+        return cleared
+
+    def _refresh_hosts(self) -> None:
+        """Rebuild the views of the devices that serve host tables (a fault moved or faked a host)."""
+        assert self.hosts is not None
+        by_name = {d.name: d for d in self.devices}
+        for agent in self.agents.agents.values():
+            if agent.name in self.hosts.affected():
+                install(self.hosts, agent, build_view(by_name[agent.name]), self.community)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -287,6 +352,8 @@ class LabServer:
 
     async def close(self) -> None:
         """Stop every server and remove the control socket."""
+        if self.signals is not None:
+            await self.signals.close()
         self.agents.close()
         if self.ssh_closer is not None:
             with contextlib.suppress(Exception):
@@ -300,7 +367,15 @@ class LabServer:
 
 async def serve(args: argparse.Namespace) -> None:
     """Run the lab until SIGTERM/SIGINT or a `stop` request."""
-    server = LabServer(Path(args.inventory), Path(args.run_dir), args.base, args.snmp_port, args.ssh_port)
+    server = LabServer(
+        Path(args.inventory),
+        Path(args.run_dir),
+        args.base,
+        args.snmp_port,
+        args.ssh_port,
+        args.syslog,
+        args.traps,
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.stop_event.set)
@@ -322,6 +397,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--base", default="127.77.0.0")
     p.add_argument("--snmp-port", type=int, default=16161)
     p.add_argument("--ssh-port", type=int, default=2222, help="0: no SSH CLIs")
+    p.add_argument(
+        "--syslog", default=None, help="HOST:PORT: the devices send syslog there (lab/syslog_gen.py)"
+    )
+    p.add_argument("--traps", default=None, help="HOST:PORT: the devices send SNMPv2c traps there on faults")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     asyncio.run(serve(args))

@@ -118,12 +118,27 @@ async def incidents(request: Request, status: Opt = "active") -> Response:
     return render(request, "incidents.html", incidents=rows, engine_up=engine_up, status=status)
 
 
+@router.get("/incidents/{incident_id}")
+async def incident_page(incident_id: str, request: Request) -> Response:
+    """One incident on its own page: the link every notification carries (made for a phone screen)."""
+    state = api_state(request)
+    if state.engine() is None:
+        raise OpError(503, "alert engine not running")
+    return render(request, "incident.html", inc=ops.get_incident(state, incident_id))
+
+
 @router.post("/incidents/{incident_id}/ack")
-async def ack(incident_id: str, request: Request, comment: Text = "") -> Response:
-    """Acknowledge from the board."""
+async def ack(
+    incident_id: str,
+    request: Request,
+    comment: Text = "",
+    back: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Acknowledge from the board (or from the incident's own page: `back` returns there)."""
     ops.acknowledge(api_state(request), incident_id, principal_of(request).user, comment)
     audit(request, "incident_ack", incident_id, "success", comment)
-    return RedirectResponse(f"/incidents#{quote(incident_id)}", status_code=303)
+    target = _next(back) if back.startswith("/incidents/") else f"/incidents#{quote(incident_id)}"
+    return RedirectResponse(target, status_code=303)
 
 
 @router.post("/incidents/{incident_id}/silence")
@@ -310,6 +325,19 @@ def logs(
         available=available,
         export=None,
     )
+
+
+@router.get("/where")
+def where(request: Request, q: Annotated[str | None, Query(max_length=1000)] = None) -> Response:
+    """The search box's page: an address traced to its switch port, with its history."""
+    state = api_state(request)
+    result, error, status = None, None, 200
+    if q:
+        try:
+            result = ops.where_lookup(state, q)
+        except OpError as exc:
+            error, status = exc.message, exc.status
+    return render(request, "where.html", http_status=status, q=q or "", result=result, error=error)
 
 
 @router.post("/logs/export")
