@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import importlib
 import multiprocessing
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from operator import itemgetter
@@ -26,6 +25,8 @@ from collectors.syslog.parse import parse_frame
 from logstore.record import FIELDS, Record, iso_utc, new_record
 
 Frame = tuple[bytes, float, str, str]  # raw bytes, receive time, source address, transport
+# The function a worker parses with: passed by reference (a module-level function pickles by its name).
+Parser = Callable[..., Record]
 _as_tuple = itemgetter(*FIELDS)
 LINE_BUDGET = 2.0  # seconds one line may take (a line takes ~50 µs; a backtracking pattern takes seconds)
 _START_GRACE = 60.0  # a freshly spawned worker imports and compiles first; a dead one is seen at once
@@ -61,12 +62,10 @@ def _worker(
     devices: dict[str, str],
     zones: dict[str, str],
     progress: Any,
-    parser: str,
+    parse_frame: Parser,
 ) -> None:
     """Worker loop: (job, frames) in, field tuples out; `progress[0:2]` = (job, line) being parsed."""
     formats = FormatSet([compile_format(VendorFormat.model_validate(spec)) for spec in specs])
-    module, _, name = parser.partition(":")
-    parse_frame = getattr(importlib.import_module(module), name)
     while True:
         try:
             job, frames = inbox.recv()
@@ -93,7 +92,7 @@ class _Slot:
     """One worker process with its pipes and its shared progress cells."""
 
     def __init__(self, ctx: Any, n: int, specs: list[dict[str, Any]], devices: dict[str, str],
-                 zones: dict[str, str], parser: str) -> None:  # fmt: skip
+                 zones: dict[str, str], parser: Parser) -> None:  # fmt: skip
         self.progress = ctx.RawArray("q", 2)
         self.progress[0] = -1
         child_in, self.to = ctx.Pipe(duplex=False)
@@ -127,10 +126,10 @@ class ParsePool:
         devices: Mapping[str, str],
         zones: Mapping[str, str] | None = None,
         line_budget: float = LINE_BUDGET,
-        parser: str = "collectors.syslog.parse:parse_frame",
+        parser: Parser = parse_frame,
     ) -> None:
         self.formats = list(formats)
-        self.parser = parser  # "module:function" the workers parse with (tests substitute a hostile one)
+        self.parser = parser  # the module-level function workers parse with (tests substitute a hostile one)
         self.devices = dict(devices)
         self.zones = dict(zones or {})
         self.line_budget = line_budget

@@ -25,6 +25,7 @@ import yaml
 from collectors.syslog.formats import VendorFormat, compile_format, load_formats
 from collectors.syslog.parse import parse_frame
 from collectors.syslog.parse_pool import ParsePool
+from tests.support.syslog_hostile_parser import parse_or_hang
 
 FORMATS = load_formats()
 NOW = 1_773_312_000.0
@@ -116,7 +117,7 @@ def test_line_over_budget_is_stored_raw_counted_and_the_worker_replaced() -> Non
          "10.0.0.1:5", "udp"),
     ]  # fmt: skip
     pool = ParsePool(1, FORMATS, {"10.0.0.1": "fw-1"}, line_budget=1.0,
-                     parser="tests.support.syslog_hostile_parser:parse_or_hang")  # fmt: skip
+                     parser=parse_or_hang)  # fmt: skip
     try:
         first = pool.pids()
         recs = pool.collect(pool.submit(frames))
