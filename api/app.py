@@ -23,6 +23,7 @@ from api.i18n import translator
 from api.ops import OpError
 from api.policy import PUBLIC, allowed
 from api.state import ApiState
+from logstore.control import AuditUnavailable
 
 SESSION_COOKIE = "govnet_session"
 LANG_COOKIE = "govnet_lang"
@@ -218,6 +219,11 @@ def create_app(state: ApiState) -> FastAPI:
         if _is_api(request):
             return JSONResponse({"detail": exc.message}, status_code=exc.status)
         return render(request, "error.html", http_status=exc.status, message=exc.message, code=exc.status)
+
+    @app.exception_handler(AuditUnavailable)
+    async def audit_unavailable(request: Request, exc: AuditUnavailable) -> Response:
+        # No action without its audit record (等保): the log store writer must be running.
+        return await op_error(request, OpError(503, f"audit trail unavailable: {exc}"))
 
     @app.exception_handler(NotLeader)
     async def not_leader(request: Request, exc: NotLeader) -> Response:

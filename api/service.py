@@ -130,8 +130,12 @@ def build_state(section: dict[str, Any], ctx: RunContext) -> tuple[ApiState, str
         if logstore_dir is None:
             return None
         if not own_store:
-            own_store.append(LogStore(logstore_dir))
-            closers.append(own_store[0].close)
+            # Another process (govnet syslog) is the store's one writer: read only; audit records
+            # go through its control socket.
+            try:
+                own_store.append(LogStore(logstore_dir, readonly=True))
+            except FileNotFoundError:
+                return None
         return own_store[0]
 
     store = logstore()

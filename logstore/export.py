@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from logstore.control import AuditUnavailable, append_audit
 from logstore.merkle import merkle_root
-from logstore.record import FIELDS, Record, body_hash, canonical, chain_hash, leaf_hash, new_record
+from logstore.record import FIELDS, Record, body_hash, canonical, chain_hash, leaf_hash
 from logstore.signing import KeySpec, check, sign
 from logstore.store import LogStore
 
@@ -87,6 +88,7 @@ def export_logs(
     out.mkdir(parents=True, exist_ok=True)
     if any(out.iterdir()):
         raise FileExistsError(f"export folder {out} is not empty")
+    store.refresh()  # a reader exports the snapshot of now; the writer's view is always current
     span: list[tuple[Record, str]] = []
     prev_hash = ""
     last_before = ""
@@ -145,14 +147,22 @@ def export_logs(
     }
     manifest["signature"] = sign(_signed_bytes(manifest), key)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
-    store.append(
-        new_record(
-            event_type="audit", action="export", outcome="success", user=getpass.getuser(), app="govnet",
-            msg=f"export {from_ts}..{to_ts} device={device} type={event_type} format={fmt} "
-            f"records={selected} span={manifest['span']['first_seq']}..{manifest['span']['last_seq']} "
-            f"root={manifest['span']['merkle_root']} to {out}",
-        )
-    )  # fmt: skip
+    # Through the running writer when this is a reader (its control socket), so the audit record
+    # takes the next seq of the one chain; if it cannot be written, the export does not stand.
+    try:
+        append_audit(
+            store,
+            {
+                "action": "export", "outcome": "success", "user": getpass.getuser(), "app": "govnet",
+                "msg": f"export {from_ts}..{to_ts} device={device} type={event_type} format={fmt} "
+                f"records={selected} span={manifest['span']['first_seq']}..{manifest['span']['last_seq']} "
+                f"root={manifest['span']['merkle_root']} to {out}",
+            },
+        )  # fmt: skip
+    except AuditUnavailable:
+        for name in [*files, "manifest.json"]:
+            (out / name).unlink(missing_ok=True)
+        raise
     return manifest
 
 

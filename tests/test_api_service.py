@@ -15,6 +15,7 @@ from api.service import ENGINE_KEY, ApiService, build_services
 from exporters.store import LatestStore
 from govnet.service import RunContext
 from inventory.load import load_inventory
+from logstore.control import ControlServer
 from logstore.store import LogStore
 
 HOST = "127.34.0.11"
@@ -56,6 +57,11 @@ def test_serves_inside_the_loop_and_stops(tmp_path: Path, monkeypatch: pytest.Mo
         "session_secret": "env:GOVNET_TEST_SESSION_SECRET",
         "logstore_dir": "logs",
     }
+    # The store's one writer (as `govnet syslog` would be): the API opens the store read-only and
+    # sends its audit records through the writer's control socket.
+    writer = LogStore(tmp_path / "logs")
+    control = ControlServer(writer)
+    control.start()
     (svc,) = build_services(section, c)
     assert isinstance(svc, ApiService) and (tmp_path / "api-state").is_dir()
     db = AuthDB(tmp_path / "api-state" / "users.db")
@@ -86,11 +92,12 @@ def test_serves_inside_the_loop_and_stops(tmp_path: Path, monkeypatch: pytest.Mo
     anon, code, health, done = asyncio.run(scenario())
     assert (anon, code, done) == (401, 200, True)
     assert health["logstore"] is True and health["audit_backend"] == "logstore" and health["devices"] == 133
-    assert (tmp_path / "logs" / "CLEAN").exists()  # the store the API opened was closed cleanly
-    store = LogStore(tmp_path / "logs")
+    control.close()
+    writer.close()
+    store = LogStore(tmp_path / "logs", readonly=True)
     logins = [r for r, _ in store.iter_records(event_type="audit") if r["action"] == "login"]
-    store.close()
     assert [(r["user"], r["outcome"]) for r in logins] == [("ops", "failure")]
+    assert any(f.startswith("peer_uid:") for f in logins[0]["flags"])  # came through the socket
     assert logins[0]["src_ip"].startswith("127.")  # the TCP peer, not the 10.9.9.9 the headers claim
     with socket.socket() as s:  # the port was released
         s.bind((HOST, port))

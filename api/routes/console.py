@@ -230,6 +230,8 @@ def logs(
     device: Opt = None,
     event_type: Opt = None,
     q: Opt = None,
+    ip: Opt = None,
+    user: Opt = None,
     after: Annotated[int, Query(ge=0, le=10**12)] = 0,
 ) -> Response:
     """The auditor's page: search the security logs, export a range, download exports."""
@@ -248,9 +250,15 @@ def logs(
                 q or None,
                 after,
                 PAGE,
+                ip=ip or None,
+                user=user or None,
             )
         except OpError as exc:
             error = exc.message
+        else:
+            params = {"from": from_ts, "to": to_ts, "device": device, "event_type": event_type, "q": q,
+                      "ip": ip, "user": user, "after_seq": after}  # fmt: skip
+            audit(request, "log_search", "logs", "success", ops.search_summary(params, result))
     exports = ops.list_exports(state) if principal_of(request).role == "auditor" else []
     form = {
         "from": from_ts or "",
@@ -258,6 +266,8 @@ def logs(
         "device": device or "",
         "event_type": event_type or "",
         "q": q or "",
+        "ip": ip or "",
+        "user": user or "",
     }
     return render(
         request,
@@ -295,7 +305,8 @@ def export(
         "success",
         f"{what} records={result['records']} root={result['merkle_root']}",
     )
-    form = {"from": from_ts, "to": to_ts, "device": device, "event_type": event_type, "q": ""}
+    form = {"from": from_ts, "to": to_ts, "device": device, "event_type": event_type, "q": "", "ip": "",
+            "user": ""}  # fmt: skip
     shown = ops.search_logs(state, from_ts, to_ts, device or None, event_type or None, None, 0, PAGE)
     return render(
         request,

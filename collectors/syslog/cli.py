@@ -14,6 +14,8 @@ from pathlib import Path
 from collectors.syslog.formats import load_formats
 from collectors.syslog.forward import Forwarder
 from collectors.syslog.receiver import Ingest, device_map_from_inventory, server_tls_context, start_receiver
+from logstore.control import ControlServer
+from logstore.lock import StoreLocked
 from logstore.store import LogStore, StoreConfig
 
 
@@ -52,12 +54,20 @@ def syslog_command(
         except InventoryError as exc:
             print(f"syslog: inventory has problems: {exc}", file=sys.stderr)
             return 2
-    store = LogStore(store_dir, StoreConfig(retention_days=retention_days, budget_bytes=budget_bytes))
     try:
+        store = LogStore(store_dir, StoreConfig(retention_days=retention_days, budget_bytes=budget_bytes))
+    except StoreLocked as exc:
+        print(f"syslog: {exc}", file=sys.stderr)
+        return 2
+    # Exports, searches and the API in other processes append their audit records through here.
+    control = ControlServer(store)
+    try:
+        control.start()
         asyncio.run(
             _serve(store, listen, tcp_port, udp_port, devices, tls_port, tls_context, forward, parse_workers)
         )
     finally:
+        control.close()
         store.close()
     return 0
 

@@ -22,6 +22,8 @@ from collectors.syslog.receiver import (
 )
 from govnet.samples import Sample
 from govnet.service import RunContext
+from logstore.control import ControlServer
+from logstore.lock import StoreLocked
 from logstore.store import LogStore, StoreConfig
 
 log = logging.getLogger("govnet.syslog")
@@ -88,6 +90,8 @@ class SyslogService:
             log.error("syslog receiver cannot listen on %s: %s", self.cfg.listen, exc.strerror)
             self.store.close()
             return
+        control = ControlServer(self.store)  # audit records of exports/searches in other processes
+        control.start()
         next_verify = 0.0
         try:
             while not stop.is_set():
@@ -104,6 +108,7 @@ class SyslogService:
                     await asyncio.wait_for(stop.wait(), 60)
         finally:
             await self.receiver.close()
+            control.close()
             self.store.close()
 
     def internal_samples(self) -> list[Sample]:
@@ -207,6 +212,11 @@ def build_services(section: dict[str, Any], ctx: RunContext) -> list[SyslogServi
     )
     if cfg.tls_port is not None and (cfg.tls_cert is None or cfg.tls_key is None):
         raise ValueError("tls_port needs tls_cert and tls_key")
-    store = LogStore(cfg.store, StoreConfig(retention_days=cfg.retention_days, budget_bytes=cfg.budget_bytes))
+    try:
+        store = LogStore(
+            cfg.store, StoreConfig(retention_days=cfg.retention_days, budget_bytes=cfg.budget_bytes)
+        )
+    except StoreLocked as exc:
+        raise ValueError(str(exc)) from None
     ctx.extra["logstore"] = store
     return [SyslogService(cfg, ctx, store)]

@@ -1,0 +1,227 @@
+"""Auditor search: by source/destination IP, user, event type, device, time range and text, paged by seq.
+
+Each sealed segment gets a term index when it is sealed (`seg-N.idx`, SQLite: `(term, seq)` for
+`src_ip`, `dst_ip` and `user`), and its gzip file is written as independent members of ~256 KiB
+whose offsets are in the segment's meta file. A search by IP or user therefore reads only the
+matching seqs from each index and decompresses only the blocks that hold them; everything else
+(device and event type, which the segment meta already prunes, text, the active segment and
+segments without an index) is scanned with a cheap byte prefilter.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import json
+import os
+import re
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from logstore.record import Record
+from logstore.segment import SegmentIndex, read_block, read_lines
+
+PREFIX = {b"src_ip": "s:", b"dst_ip": "d:", b"user": "u:"}
+_TERM = re.compile(rb',"(dst_ip|src_ip|user)":"((?:[^"\\]|\\.)*)"')
+INDEX_SUFFIX = ".idx"
+
+
+def index_path(seg_dir: Path, name: str) -> Path:
+    """Where a segment's term index lives."""
+    return seg_dir / f"{name}{INDEX_SUFFIX}"
+
+
+class PostingCollector:
+    """Collects (term, seq) pairs from record lines as a segment is sealed, then writes the index."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, int]] = []
+
+    def add(self, seq: int, line: bytes) -> None:
+        """Index one stored record line (canonical JSON: these keys can only be keys, never text)."""
+        for m in _TERM.finditer(line):
+            value = m.group(2)
+            text = json.loads(b'"' + value + b'"') if b"\\" in value else value.decode("utf-8", "replace")
+            self.rows.append((PREFIX[m.group(1)] + text, seq))
+
+    def write(self, path: Path) -> None:
+        """Write the index atomically (tmp, fsync, rename)."""
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.unlink(missing_ok=True)
+        conn = sqlite3.connect(str(tmp), isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=OFF")
+            conn.execute("PRAGMA synchronous=OFF")  # fsynced below, before the rename publishes it
+            conn.execute(
+                "CREATE TABLE p (term TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (term, seq))"
+                " WITHOUT ROWID"
+            )
+            self.rows.sort()
+            conn.execute("BEGIN")
+            conn.executemany("INSERT OR IGNORE INTO p VALUES (?, ?)", self.rows)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.replace(path)
+
+
+@dataclass(frozen=True)
+class Query:
+    """What an auditor searches for; every given filter must hold (IP matches source or destination)."""
+
+    from_ts: str = ""
+    to_ts: str = "~"
+    device: str | None = None
+    event_type: str | None = None
+    src_ip: str | None = None
+    dst_ip: str | None = None
+    ip: str | None = None
+    user: str | None = None
+    text: str | None = None
+
+    def matches(self, rec: Record) -> bool:
+        """True when the record satisfies every filter."""
+        return (
+            self.from_ts <= rec["recv_ts"] < self.to_ts
+            and (self.device is None or rec.get("device") == self.device)
+            and (self.event_type is None or rec.get("event_type") == self.event_type)
+            and (self.src_ip is None or rec.get("src_ip") == self.src_ip)
+            and (self.dst_ip is None or rec.get("dst_ip") == self.dst_ip)
+            and (self.ip is None or self.ip in (rec.get("src_ip"), rec.get("dst_ip")))
+            and (self.user is None or rec.get("user") == self.user)
+            and (not self.text or self.text.lower() in (rec.get("msg") or "").lower())
+        )
+
+    def terms(self) -> list[list[str]]:
+        """Index lookups: every inner list is an OR (one IP as source or destination), the lists AND."""
+        out = []
+        if self.src_ip is not None:
+            out.append(["s:" + self.src_ip])
+        if self.dst_ip is not None:
+            out.append(["d:" + self.dst_ip])
+        if self.ip is not None:
+            out.append(["s:" + self.ip, "d:" + self.ip])
+        if self.user is not None:
+            out.append(["u:" + self.user])
+        return out
+
+    def needles(self) -> list[bytes]:
+        """Byte strings a matching record's line must contain (cheap prefilter before parsing)."""
+        out = []
+        for value in (self.src_ip, self.dst_ip, self.ip, self.user):
+            if value is not None:
+                out.append(json.dumps(value, ensure_ascii=False)[1:-1].encode())
+        return out
+
+
+@dataclass
+class Page:
+    """One page of results in seq order; `next_after` is the seq to continue after (None: last page)."""
+
+    items: list[Record]
+    next_after: int | None
+    used_index: int = 0  # segments answered from their term index
+    scanned: int = 0  # segments scanned
+
+
+def search(store: Any, query: Query, after_seq: int = 0, limit: int = 50) -> Page:
+    """The first `limit` records after `after_seq` matching `query` (store: a LogStore, reader or writer)."""
+    page = Page([], None)
+    for seg in store.segments():
+        if seg.count == 0 or seg.last_seq <= after_seq:
+            continue
+        if not seg.may_hold(query.from_ts, query.to_ts, query.device, query.event_type):
+            continue
+        idx = index_path(store.seg_dir, seg.name)
+        sealed = seg is not store.active
+        if query.terms() and sealed and seg.blocks and idx.exists():
+            page.used_index += 1
+            found = _by_index(store, seg, idx, query, after_seq)
+        else:
+            page.scanned += 1
+            found = _by_scan(store, seg, query, after_seq)
+        for rec in found:
+            if len(page.items) == limit:
+                page.next_after = page.items[-1]["seq"]
+                return page
+            page.items.append(rec)
+    return page
+
+
+def _loads(line: bytes) -> Record | None:
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    rec = obj.get("r") if isinstance(obj, dict) else None
+    return rec if isinstance(rec, dict) else None
+
+
+def _by_scan(store: Any, seg: SegmentIndex, query: Query, after_seq: int) -> Iterator[Record]:
+    limit = seg.bytes if store.readonly and seg is store.active else None
+    needles = query.needles()
+    path = store.segment_path(seg)
+    with contextlib.suppress(FileNotFoundError):
+        for line in read_lines(path, limit):
+            if needles and not all(n in line for n in needles):
+                continue
+            rec = _loads(line)
+            if (
+                rec is not None
+                and isinstance(rec.get("seq"), int)
+                and rec["seq"] > after_seq
+                and query.matches(rec)
+            ):
+                yield rec
+
+
+def _seqs(idx: Path, query: Query, after_seq: int) -> Iterator[int]:
+    """Seqs of the most selective term list (the record filter checks the others)."""
+    conn = sqlite3.connect(f"file:{idx}?mode=ro", uri=True)
+    try:
+        best: list[str] | None = None
+        best_n = -1
+        for terms in query.terms():
+            marks = ",".join("?" * len(terms))
+            n = conn.execute(f"SELECT count(*) FROM p WHERE term IN ({marks})", terms).fetchone()[0]  # noqa: S608
+            if best is None or n < best_n:
+                best, best_n = terms, n
+        assert best is not None
+        marks = ",".join("?" * len(best))
+        cur = conn.execute(
+            f"SELECT DISTINCT seq FROM p WHERE term IN ({marks}) AND seq > ? ORDER BY seq",  # noqa: S608
+            [*best, after_seq],
+        )
+        for (seq,) in cur:
+            yield int(seq)
+    finally:
+        conn.close()
+
+
+def _by_index(store: Any, seg: SegmentIndex, idx: Path, query: Query, after_seq: int) -> Iterator[Record]:
+    path = store.segment_path(seg)
+    firsts = [b[0] for b in seg.blocks]
+    cached: tuple[int, list[bytes]] | None = None
+    for seq in _seqs(idx, query, after_seq):
+        block = bisect.bisect_right(firsts, seq) - 1
+        if block < 0:
+            continue
+        if cached is None or cached[0] != block:
+            cached = (block, read_block(path, seg.blocks, block).splitlines())
+        lines = cached[1]
+        pos = seq - firsts[block]  # seqs are gap-free inside a segment: line i holds first + i
+        if not 0 <= pos < len(lines):
+            continue
+        rec = _loads(lines[pos])
+        if rec is not None and rec.get("seq") == seq and query.matches(rec):
+            yield rec
