@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from alerts.correlation import DEFAULT_CORRELATIONS, alert_rules, load_correlations
 from alerts.engine import Engine
 from alerts.levels import Level
 from alerts.maintenance import MaintenanceWindow
@@ -122,6 +124,26 @@ class SharedStateConfig(_Strict):
     node: str | None = Field(None, min_length=1, max_length=64)
 
 
+class SecurityConfig(_Strict):
+    """Security-event correlation over the syslog records (alerts/rules/security.yaml)."""
+
+    enabled: bool = True
+    rules: list[Path] = Field(default_factory=lambda: [DEFAULT_CORRELATIONS])
+    # Named network lists the rules test addresses against, e.g. management: [10.0.0.0/24].
+    networks: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("networks")
+    @classmethod
+    def _cidrs(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, nets in v.items():
+            for net in nets:
+                try:
+                    ipaddress.ip_network(net, strict=False)
+                except ValueError:
+                    raise ValueError(f"networks.{name}: {net!r} is not an IP network (CIDR)") from None
+        return v
+
+
 class AlertingConfig(_Strict):
     """Everything the alert pipeline needs (relative paths are relative to the config file)."""
 
@@ -140,6 +162,7 @@ class AlertingConfig(_Strict):
     fallback: str | None = None
     retry: RetryConfig = Field(default_factory=RetryConfig)
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
 
     @model_validator(mode="after")
     def _names(self) -> AlertingConfig:
@@ -194,6 +217,14 @@ def parse_alerting(data: Any, base: Path, source: str = "alerts") -> AlertingCon
                 for p in cfg.rules
             ],
             "state_db": cfg.state_db if cfg.state_db.is_absolute() else base / cfg.state_db,
+            "security": cfg.security.model_copy(
+                update={
+                    "rules": [
+                        DEFAULT_CORRELATIONS if str(p) == "default" else p if p.is_absolute() else base / p
+                        for p in cfg.security.rules
+                    ]
+                }
+            ),
             "channels": channels,
             "state": cfg.state.model_copy(update={"postgres": _rebase(cfg.state.postgres, base)})
             if cfg.state
@@ -260,8 +291,9 @@ def build(cfg: AlertingConfig, topology: Topology | None) -> tuple[Engine, Dispa
         if cfg.rota
         else None
     )
+    correlations = load_correlations(*cfg.security.rules) if cfg.security.enabled else []
     engine = Engine(
-        load_rules(*cfg.rules),
+        [*load_rules(*cfg.rules), *alert_rules(correlations)],
         topology,
         None,
         policy,

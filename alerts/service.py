@@ -11,11 +11,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from alerts.config import AlertingConfig, build, node_name, parse_alerting
+from alerts.correlation import CorrelationEngine, WatchedDevice, load_correlations
 from alerts.engine import Engine
 from alerts.ha import PgLeaderElector
 from alerts.levels import Level
 from alerts.notify.dispatch import Dispatcher
 from alerts.rules import RuleError
+from collectors.base import device_labels
 from govnet.samples import Sample, labels_of
 from govnet.service import RunContext, Service
 from inventory.topology import Topology
@@ -265,4 +267,31 @@ def build_services(section: dict[str, Any], ctx: RunContext) -> list[Service]:
         elector = PgLeaderElector(cfg.state.postgres.resolve(), cfg.state.cluster, node_name(cfg))
     # The API/console (same process, same loop) acknowledges and silences through this engine.
     ctx.extra["alerts_engine"] = engine
-    return [AlertService(cfg, engine, dispatcher, ctx, elector)]
+    service = AlertService(cfg, engine, dispatcher, ctx, elector)
+    if cfg.security.enabled:
+        # The syslog service (built after this one) feeds it the records it stores.
+        correlation = build_correlation(cfg, engine, ctx)
+        ctx.extra[CORRELATION_KEY] = correlation
+        service.add_source(lambda: correlation.samples(time.time()))
+    return [service]
+
+
+CORRELATION_KEY = "security_correlation"  # alerts.correlation.CorrelationEngine, fed by the log writer
+
+
+def build_correlation(cfg: AlertingConfig, engine: Engine, ctx: RunContext) -> CorrelationEngine:
+    """The correlation engine of `cfg.security`, watching the inventory's security devices."""
+    watched = []
+    if ctx.inventory is not None:
+        for d in ctx.inventory.devices:
+            labels = tuple(sorted(device_labels(d)))
+            watched.append(WatchedDevice(d.name, str(d.role), str(d.address), labels))
+    by_name = {w.name: w.labels for w in watched}
+    return CorrelationEngine(
+        load_correlations(*cfg.security.rules),
+        networks=cfg.security.networks,
+        in_maintenance=engine.in_maintenance,
+        devices=watched,
+        start=time.time(),
+        device_labels=lambda name: by_name.get(name, (("device", name),) if name else ()),
+    )

@@ -20,7 +20,7 @@ from api.status import NetworkView, network_view
 from logstore.export import export_logs
 from logstore.record import EVENT_TYPES
 from logstore.search import Query as LogQuery
-from logstore.search import search
+from logstore.search import fetch, search
 
 EXPORT_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")
 EXPORT_FILES = frozenset({"records.csv", "records.ndjson", "proofs.ndjson", "manifest.json"})
@@ -288,6 +288,22 @@ def search_logs(
     found = search(store, query, after_seq, limit)
     items = [{k: v for k, v in rec.items() if k != "raw"} for rec in found.items]
     return {"items": items, "next_after": found.next_after}
+
+
+def parse_seqs(text: str) -> list[int]:
+    """`1,2,5` (what an alert's log link carries) as at most 100 sequence numbers, or 422."""
+    parts = [p for p in text.split(",") if p.strip()]
+    if not parts or len(parts) > 100 or not all(p.strip().isdigit() for p in parts):
+        raise OpError(422, "seqs is a comma-separated list of at most 100 sequence numbers")
+    return [int(p) for p in parts]
+
+
+def logs_by_seq(state: ApiState, seqs: list[int]) -> dict[str, Any]:
+    """The records an alert names (by seq), without their raw bytes."""
+    store = need_logstore(state)
+    store.refresh()
+    items = [{k: v for k, v in rec.items() if k != "raw"} for rec in fetch(store, seqs)]
+    return {"items": items, "next_after": None}
 
 
 def search_summary(params: dict[str, Any], result: dict[str, Any]) -> str:

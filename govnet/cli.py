@@ -79,11 +79,14 @@ def syslog(
     forward: Annotated[
         str | None, typer.Option("--forward", help="Also forward durable frames to HOST:PORT (TCP).")
     ] = None,
+    segment_bytes: Annotated[
+        int, typer.Option("--segment-bytes", help="Seal (compress, index) segments at this size.", min=65536)
+    ] = 64 * 1024 * 1024,
 ) -> None:
     """Receive syslog (UDP, TCP, TLS) into the tamper-evident log store until interrupted."""
     from collectors.syslog.cli import syslog_command
 
-    extra = (tls_port, tls_cert, tls_key, forward)
+    extra = (tls_port, tls_cert, tls_key, forward, None, segment_bytes)
     code = syslog_command(store, listen, tcp_port, udp_port, inventory, retention_days, budget_bytes, *extra)
     raise typer.Exit(code)
 

@@ -8,13 +8,14 @@ import hashlib
 import io
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from logstore.control import AuditUnavailable, append_audit
 from logstore.merkle import merkle_root
-from logstore.record import FIELDS, Record, body_hash, canonical, chain_hash, leaf_hash
+from logstore.record import FIELDS, Record, body_hash, canonical, chain_hash, iso_utc, leaf_hash, parse_iso
 from logstore.signing import KeySpec, check, sign
 from logstore.store import LogStore
 
@@ -92,7 +93,7 @@ def export_logs(
     span: list[tuple[Record, str]] = []
     prev_hash = ""
     last_before = ""
-    for rec, chain in store.iter_records(from_ts, to_ts, whole_segments=True):
+    for rec, chain in span_records(store, from_ts, to_ts):
         if rec["recv_ts"] < from_ts and not span:
             last_before = chain
             continue
@@ -164,6 +165,26 @@ def export_logs(
             (out / name).unlink(missing_ok=True)
         raise
     return manifest
+
+
+# Receive times are not strictly ordered by seq: a record is stamped when it is received and gets its
+# seq when it is committed, while audit records are stamped when they are appended. A segment in the
+# middle of a range can therefore end before a record of the previous one; the export's span must
+# never skip it. Commit lag is bounded by the receiver's backpressure; this margin is generous.
+COMMIT_LAG = 600.0
+
+
+def span_records(store: LogStore, from_ts: str, to_ts: str) -> Iterator[tuple[Record, str]]:
+    """Every record of the contiguous run of segments that can hold the range (none skipped inside)."""
+    segs = store.segments()
+    first = next((i for i, seg in enumerate(segs) if seg.count and seg.max_ts >= from_ts), len(segs))
+    stop = iso_utc(parse_iso(to_ts) + COMMIT_LAG) if to_ts[:1].isdigit() else to_ts
+    for seg in segs[first:]:
+        if seg.count and seg.min_ts >= stop:
+            break
+        for entry, rec in store.segment_entries(seg):
+            if rec is not None and entry.stored_hash is not None:
+                yield rec, entry.stored_hash
 
 
 def _prev_of_first(store: LogStore, span: list[tuple[Record, str]]) -> str:

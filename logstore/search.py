@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from logstore.record import Record
-from logstore.segment import SegmentIndex, read_block, read_lines
+from logstore.segment import SEQ_KEY, SegmentIndex, read_block
 
 PREFIX = {b"src_ip": "s:", b"dst_ip": "d:", b"user": "u:"}
 _TERM = re.compile(rb',"(dst_ip|src_ip|user)":"((?:[^"\\]|\\.)*)"')
@@ -168,11 +168,9 @@ def _loads(line: bytes) -> Record | None:
 
 
 def _by_scan(store: Any, seg: SegmentIndex, query: Query, after_seq: int) -> Iterator[Record]:
-    limit = seg.bytes if store.readonly and seg is store.active else None
     needles = query.needles()
-    path = store.segment_path(seg)
     with contextlib.suppress(FileNotFoundError):
-        for line in read_lines(path, limit):
+        for line in store.segment_lines(seg):
             if needles and not all(n in line for n in needles):
                 continue
             rec = _loads(line)
@@ -225,3 +223,38 @@ def _by_index(store: Any, seg: SegmentIndex, idx: Path, query: Query, after_seq:
         rec = _loads(lines[pos])
         if rec is not None and rec.get("seq") == seq and query.matches(rec):
             yield rec
+
+
+def fetch(store: Any, seqs: list[int]) -> list[Record]:
+    """The records with these seqs (those that exist), in seq order: what an alert links to."""
+    wanted = sorted(set(seqs))
+    out: list[Record] = []
+    segs = store.segments()
+    for seg in segs:
+        inside = [s for s in wanted if seg.count and seg.first_seq <= s <= seg.last_seq]
+        if not inside:
+            continue
+        if seg is not store.active and seg.blocks:
+            firsts = [b[0] for b in seg.blocks]
+            path = store.segment_path(seg)
+            cached: tuple[int, list[bytes]] | None = None
+            for seq in inside:
+                block = bisect.bisect_right(firsts, seq) - 1
+                if cached is None or cached[0] != block:
+                    cached = (block, read_block(path, seg.blocks, block).splitlines())
+                pos = seq - firsts[block]
+                rec = _loads(cached[1][pos]) if 0 <= pos < len(cached[1]) else None
+                if rec is not None and rec.get("seq") == seq:
+                    out.append(rec)
+            continue
+        todo = set(inside)
+        for line in store.segment_lines(seg):
+            m = SEQ_KEY.search(line)
+            if m and int(m.group(1)) in todo:
+                rec = _loads(line)
+                if rec is not None:
+                    out.append(rec)
+                    todo.discard(rec["seq"])
+                    if not todo:
+                        break
+    return out

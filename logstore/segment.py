@@ -39,8 +39,16 @@ def segment_name(first_seq: int) -> str:
 
 def read_lines(path: Path, limit: int | None = None) -> Iterator[bytes]:
     """Lines of a segment file (gzip when the name ends in .gz), newline included; with `limit`,
-    only the complete lines within the first `limit` bytes of the (uncompressed) records."""
+    only the complete lines within the first `limit` bytes of the (uncompressed) records.
+
+    The file is opened before this returns (a missing file raises here, not at the first line), so
+    a reader can fall back to the compressed file when the writer has just sealed the segment.
+    """
     fh: Any = gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")  # noqa: SIM115
+    return _lines(fh, limit)
+
+
+def _lines(fh: Any, limit: int | None) -> Iterator[bytes]:
     with fh:
         if limit is None:
             yield from fh
@@ -55,7 +63,12 @@ def read_lines(path: Path, limit: int | None = None) -> Iterator[bytes]:
 
 def entries(path: Path, limit: int | None = None) -> Iterator[tuple[Entry, Record | None]]:
     """Read records back as chain-check entries (unreadable lines become error entries)."""
-    for line in read_lines(path, limit):
+    return entries_of(read_lines(path, limit))
+
+
+def entries_of(lines: Iterator[bytes]) -> Iterator[tuple[Entry, Record | None]]:
+    """Chain-check entries of already opened segment lines."""
+    for line in lines:
         try:
             if line.startswith(b'{"h":"') and line[70:76] == b'","r":' and line.endswith(b"}\n"):
                 # Fast path: hash the stored record bytes as they are (the store wrote them canonical;

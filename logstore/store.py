@@ -22,7 +22,9 @@ from logstore.segment import (
     compress_segment,
     decode_line,
     entries,
+    entries_of,
     fsync_dir,
+    read_lines,
     segment_name,
     write_atomic,
 )
@@ -426,10 +428,18 @@ class LogStore:
         )
         return other if other.exists() else path
 
-    def segment_entries(self, seg: SegmentIndex) -> Iterator[tuple[Entry, Record | None]]:
-        """Chain-check entries of one segment; a reader stops at the bytes of its snapshot."""
+    def segment_lines(self, seg: SegmentIndex) -> Iterator[bytes]:
+        """The record lines of one segment (opened now); a reader stops at the bytes of its snapshot."""
         limit = seg.bytes if self.readonly and seg is self.active else None
-        return entries(self.segment_path(seg), limit)
+        try:
+            return read_lines(self.segment_path(seg), limit)
+        except FileNotFoundError:
+            # The writer sealed it between our look and the open: its compressed file is there now.
+            return read_lines(self.segment_path(seg), limit)
+
+    def segment_entries(self, seg: SegmentIndex) -> Iterator[tuple[Entry, Record | None]]:
+        """Chain-check entries of one segment (see segment_lines)."""
+        return entries_of(self.segment_lines(seg))
 
     # --- reader snapshot ---------------------------------------------------------------------------
 

@@ -232,6 +232,7 @@ def logs(
     q: Opt = None,
     ip: Opt = None,
     user: Opt = None,
+    seqs: Annotated[str | None, Query(max_length=1200)] = None,
     after: Annotated[int, Query(ge=0, le=10**12)] = 0,
 ) -> Response:
     """The auditor's page: search the security logs, export a range, download exports."""
@@ -241,23 +242,27 @@ def logs(
     available = state.logstore() is not None
     if available:
         try:
-            result = ops.search_logs(
-                state,
-                from_ts or None,
-                to_ts or None,
-                device or None,
-                event_type or None,
-                q or None,
-                after,
-                PAGE,
-                ip=ip or None,
-                user=user or None,
+            result = (
+                ops.logs_by_seq(state, ops.parse_seqs(seqs))
+                if seqs
+                else ops.search_logs(
+                    state,
+                    from_ts or None,
+                    to_ts or None,
+                    device or None,
+                    event_type or None,
+                    q or None,
+                    after,
+                    PAGE,
+                    ip=ip or None,
+                    user=user or None,
+                )
             )
         except OpError as exc:
             error = exc.message
         else:
             params = {"from": from_ts, "to": to_ts, "device": device, "event_type": event_type, "q": q,
-                      "ip": ip, "user": user, "after_seq": after}  # fmt: skip
+                      "ip": ip, "user": user, "after_seq": after, "seqs": seqs}  # fmt: skip
             audit(request, "log_search", "logs", "success", ops.search_summary(params, result))
     exports = ops.list_exports(state) if principal_of(request).role == "auditor" else []
     form = {

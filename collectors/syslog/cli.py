@@ -32,6 +32,7 @@ def syslog_command(
     tls_key: Path | None = None,
     forward: str | None = None,
     parse_workers: int | None = None,
+    segment_bytes: int = 64 * 1024 * 1024,
 ) -> int:
     """Receive syslog into the store; SIGINT/SIGTERM commit what was received and stop.
 
@@ -55,7 +56,10 @@ def syslog_command(
             print(f"syslog: inventory has problems: {exc}", file=sys.stderr)
             return 2
     try:
-        store = LogStore(store_dir, StoreConfig(retention_days=retention_days, budget_bytes=budget_bytes))
+        config = StoreConfig(
+            retention_days=retention_days, budget_bytes=budget_bytes, max_segment_bytes=segment_bytes
+        )
+        store = LogStore(store_dir, config)
     except StoreLocked as exc:
         print(f"syslog: {exc}", file=sys.stderr)
         return 2

@@ -219,4 +219,7 @@ def build_services(section: dict[str, Any], ctx: RunContext) -> list[SyslogServi
     except StoreLocked as exc:
         raise ValueError(str(exc)) from None
     ctx.extra["logstore"] = store
+    correlation = ctx.extra.get("security_correlation")  # alerts.service.CORRELATION_KEY
+    if correlation is not None:
+        store.on_append.append(correlation.observe_batch)  # durable records, in seq order
     return [SyslogService(cfg, ctx, store)]
