@@ -21,6 +21,7 @@ from logstore.export import export_logs
 from logstore.record import EVENT_TYPES
 from logstore.search import Query as LogQuery
 from logstore.search import fetch, search
+from logstore.stats import DeviceInfo, audit_stats
 
 EXPORT_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")
 EXPORT_FILES = frozenset({"records.csv", "records.ndjson", "proofs.ndjson", "manifest.json"})
@@ -304,6 +305,14 @@ def logs_by_seq(state: ApiState, seqs: list[int]) -> dict[str, Any]:
     store.refresh()
     items = [{k: v for k, v in rec.items() if k != "raw"} for rec in fetch(store, seqs)]
     return {"items": items, "next_after": None}
+
+
+def log_stats(state: ApiState) -> dict[str, Any]:
+    """Audit statistics (等保): per device last log and lines per day, coverage, retention, size."""
+    store = need_logstore(state)
+    store.refresh()
+    devices = [DeviceInfo(d.name, str(d.role), d.site, str(d.address)) for d in state.inventory.devices]
+    return audit_stats(store, devices, state.clock())
 
 
 def search_summary(params: dict[str, Any], result: dict[str, Any]) -> str:

@@ -24,6 +24,7 @@ ACT = frozenset({Role.engineer, Role.oncall})  # acknowledge, silence, escalate,
 CONFIGS = frozenset({Role.admin, Role.engineer, Role.oncall})  # config texts may hold sensitive lines
 LOG_READ = frozenset({Role.auditor, Role.engineer, Role.oncall})
 AUDITOR = frozenset({Role.auditor})
+LOG_STATS = frozenset({Role.auditor, Role.admin, Role.engineer})  # 等保 review figures, no log content
 ADMIN = frozenset({Role.admin})
 
 # Reachable without a session or token (the login itself and the stylesheet/script).
@@ -59,6 +60,7 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/api/v1/configs/{device}/versions"): CONFIGS,
     ("GET", "/api/v1/configs/{device}/diff"): CONFIGS,
     ("GET", "/api/v1/logs"): LOG_READ,
+    ("GET", "/api/v1/logs/stats"): LOG_STATS,
     ("POST", "/api/v1/logs/exports"): AUDITOR,
     ("GET", "/api/v1/logs/exports"): AUDITOR,
     ("GET", "/api/v1/logs/exports/{export_id}/{filename}"): AUDITOR,
@@ -83,6 +85,7 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/backups"): CONFIGS,
     ("GET", "/backups/{device}"): CONFIGS,
     ("GET", "/logs"): LOG_READ,
+    ("GET", "/logs/stats"): LOG_STATS,
     ("POST", "/logs/export"): AUDITOR,
     ("GET", "/logs/exports/{export_id}/{filename}"): AUDITOR,
     ("GET", "/audit"): AUDITOR,

@@ -117,6 +117,10 @@ class SegmentIndex:
     # Random access into a sealed, compressed segment: [first seq, byte offset] of each gzip member
     # (the file is a plain multi-member gzip: any gzip reader still reads it whole).
     blocks: list[list[int]] = field(default_factory=list)
+    # Audit statistics without reading records: per UTC hour ("2026-03-12T07") lines per device,
+    # and each device's newest receive time.
+    hourly: dict[str, dict[str, int]] = field(default_factory=dict)
+    device_last: dict[str, str] = field(default_factory=dict)
 
     def add(self, rec: Record, chain: str) -> None:
         """Account for one appended record."""
@@ -132,6 +136,14 @@ class SegmentIndex:
         if device not in self.devices:
             self.devices.append(device)
         self.types[rec["event_type"]] = self.types.get(rec["event_type"], 0) + 1
+        if rec["event_type"] not in ("store", "audit"):
+            ts = rec["recv_ts"]
+            hour = self.hourly.get(ts[:13])
+            if hour is None:
+                hour = self.hourly[ts[:13]] = {}
+            hour[device] = hour.get(device, 0) + 1
+            if ts > self.device_last.get(device, ""):
+                self.device_last[device] = ts
 
     def may_hold(self, from_ts: str, to_ts: str, device: str | None, event_type: str | None) -> bool:
         """False when the index proves no record matches (used to skip whole segments)."""

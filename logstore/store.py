@@ -31,6 +31,7 @@ from logstore.segment import (
 from logstore.verify import Entry, Problem, check_chain
 
 DAY = 86400.0
+SETTINGS = "settings.json"
 
 
 @dataclass(slots=True)
@@ -109,9 +110,24 @@ class LogStore:
             self.anchor = self._read_anchor()
             self.sealed = self._read_sealed()
             self._open_active()
+            # What readers (the API's audit statistics) report as the retention target and budget.
+            settings = {
+                "retention_days": self.config.retention_days,
+                "budget_bytes": self.config.budget_bytes,
+            }
+            if self.settings() != settings:
+                write_atomic(self.root / SETTINGS, json.dumps(settings).encode())
         except BaseException:
             self._writer_lock.release()
             raise
+
+    def settings(self) -> dict[str, Any]:
+        """Retention target and disk budget as the writer last declared them (empty if never)."""
+        try:
+            data = json.loads((self.root / SETTINGS).read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
 
     @property
     def writable(self) -> bool:

@@ -347,6 +347,13 @@ def logs(
     return result
 
 
+@router.get("/logs/stats")
+def log_stats(request: Request) -> dict[str, Any]:
+    """Audit statistics for 等保 reviews: per device last log time and lines per day, coverage of the
+    security devices (sent logs in the last 24 h / all), retention held, store size and disk budget."""
+    return ops.log_stats(api_state(request))
+
+
 @router.post("/logs/exports", status_code=201)
 def create_export(body: NewExport, request: Request) -> dict[str, Any]:
     """Signed, offline-verifiable export of a time range (records, proofs, manifest)."""

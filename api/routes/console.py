@@ -286,6 +286,14 @@ def logs(
     )
 
 
+@router.get("/logs/stats")
+def log_stats(request: Request) -> Response:
+    """Audit statistics page (coverage, retention, size, per device last log and lines per day)."""
+    state = api_state(request)
+    stats = ops.log_stats(state) if state.logstore() is not None else None
+    return render(request, "logs_stats.html", stats=stats)
+
+
 @router.post("/logs/export")
 def export(
     request: Request,
