@@ -74,6 +74,7 @@ def audit_stats(store: Any, devices: Iterable[DeviceInfo], now: float, days: int
                 "per_day": [daily.get(d.name, {}).get(day, 0) for day in day_keys],
             }
         )  # fmt: skip
+    rows.sort(key=lambda r: not r["security"])  # security devices first (stable: inventory order)
     names = {d.name for d in known}
     unknown = sorted(dev for dev in last if dev not in names)
     security = [r for r in rows if r["security"]]

@@ -24,6 +24,7 @@ from govnet.samples import Sample
 from govnet.service import RunContext
 from logstore.control import ControlServer
 from logstore.lock import StoreLocked
+from logstore.stats import DeviceInfo, audit_stats
 from logstore.store import LogStore, StoreConfig
 
 log = logging.getLogger("govnet.syslog")
@@ -180,6 +181,7 @@ class SyslogService:
                 "Bytes the log store uses on disk.",
             )
         )
+        out += self.audit_samples(now)
         if self.verify_ok is not None:
             out.append(
                 Sample(
@@ -191,6 +193,86 @@ class SyslogService:
                     "1 when the last full chain verification found nothing wrong.",
                 )
             )
+        return out
+
+    def audit_samples(self, now: float) -> list[Sample]:
+        """等保 review figures from the segment indexes: coverage, retention, budget, lines per device."""
+        inv = self.ctx.inventory
+        devices = (
+            [DeviceInfo(d.name, str(d.role), d.site, str(d.address)) for d in inv.devices] if inv else []
+        )
+        st = audit_stats(self.store, devices, now, days=1)
+        store = (("store", str(self.store.root)),)
+        out = [
+            Sample(
+                "govnet_logstore_retention_held_days",
+                store,
+                float(st["retention"]["held_days"]),
+                now,
+                "gauge",
+                "Days between the oldest record kept and now.",
+            ),
+        ]
+        if st["retention"]["target_days"] is not None:
+            out.append(
+                Sample(
+                    "govnet_logstore_retention_target_days",
+                    store,
+                    st["retention"]["target_days"],
+                    now,
+                    "gauge",
+                    "Days the store keeps records (retention setting).",
+                )
+            )
+        if st["store"]["budget_bytes"]:
+            out.append(
+                Sample(
+                    "govnet_logstore_budget_bytes",
+                    store,
+                    float(st["store"]["budget_bytes"]),
+                    now,
+                    "gauge",
+                    "Disk budget of the log store.",
+                )
+            )
+        cov = st["coverage"]
+        for state, n in (("reporting", cov["reporting_24h"]), ("silent", len(cov["silent"]))):
+            out.append(
+                Sample(
+                    "govnet_syslog_security_devices",
+                    (("state", state),),
+                    float(n),
+                    now,
+                    "gauge",
+                    "Security devices (firewall, IPS, VPN, isolation gateway) that sent / did not "
+                    "send logs in the last 24 h.",
+                )
+            )
+        if cov["ratio"] is not None:
+            out.append(
+                Sample(
+                    "govnet_syslog_coverage_ratio",
+                    (),
+                    float(cov["ratio"]),
+                    now,
+                    "gauge",
+                    "Security devices that sent logs in the last 24 h / all of them.",
+                )
+            )
+        by_name = {d.name: d for d in inv.devices} if inv else {}
+        for row in st["devices"]:
+            dev = by_name.get(row["device"])
+            if dev is not None:
+                out.append(
+                    Sample(
+                        "govnet_syslog_device_lines_24h",
+                        device_labels(dev),
+                        row["lines_24h"],
+                        now,
+                        "gauge",
+                        "Log lines stored from the device in the last 24 h.",
+                    )
+                )
         return out
 
 
