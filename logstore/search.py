@@ -134,8 +134,9 @@ class Page:
     scanned: int = 0  # segments scanned
 
 
-def search(store: Any, query: Query, after_seq: int = 0, limit: int = 50) -> Page:
-    """The first `limit` records after `after_seq` matching `query` (store: a LogStore, reader or writer)."""
+def search(store: Any, query: Query, after_seq: int = 0, limit: int = 50, use_index: bool = True) -> Page:
+    """The first `limit` records after `after_seq` matching `query` (store: a LogStore, reader or writer).
+    `use_index=False` scans every segment (the benchmark's anchor)."""
     page = Page([], None)
     for seg in store.segments():
         if seg.count == 0 or seg.last_seq <= after_seq:
@@ -144,7 +145,7 @@ def search(store: Any, query: Query, after_seq: int = 0, limit: int = 50) -> Pag
             continue
         idx = index_path(store.seg_dir, seg.name)
         sealed = seg is not store.active
-        if query.terms() and sealed and seg.blocks and idx.exists():
+        if use_index and query.terms() and sealed and seg.blocks and idx.exists():
             page.used_index += 1
             found = _by_index(store, seg, idx, query, after_seq)
         else:
@@ -187,9 +188,10 @@ def _seqs(idx: Path, query: Query, after_seq: int) -> Iterator[int]:
     """Seqs of the most selective term list (the record filter checks the others)."""
     conn = sqlite3.connect(f"file:{idx}?mode=ro", uri=True)
     try:
-        best: list[str] | None = None
+        lists = query.terms()
+        best: list[str] | None = lists[0] if len(lists) == 1 else None
         best_n = -1
-        for terms in query.terms():
+        for terms in lists if best is None else []:
             marks = ",".join("?" * len(terms))
             n = conn.execute(f"SELECT count(*) FROM p WHERE term IN ({marks})", terms).fetchone()[0]  # noqa: S608
             if best is None or n < best_n:
