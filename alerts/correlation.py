@@ -201,10 +201,18 @@ class CorrelationEngine:
         self._fired: dict[tuple[str, tuple[str, ...]], _Fired] = {}
         self.watched = {d.name: d for d in devices}
         self.last_seen: dict[str, float] = dict.fromkeys(self.watched, start)
+        # Silence means something only while a log store feeds this engine (see `attach`).
+        self.fed = start > 0
         self.skipped: dict[str, int] = {}  # rule -> records it could not use (e.g. no networks declared)
         self._regex: dict[str, re.Pattern[str]] = {}
 
     # -- input -------------------------------------------------------------------------------------
+
+    def attach(self, now: float) -> None:
+        """A log writer feeds this engine from now on: devices are silent counted from `now`."""
+        with self._lock:
+            self.last_seen = {name: max(t, now) for name, t in self.last_seen.items()}
+            self.fed = True
 
     def observe_batch(self, recs: Iterable[Record]) -> None:
         """Take durable records (with their seq); cheap for records no rule looks at."""
@@ -334,7 +342,7 @@ class CorrelationEngine:
                     continue
                 out.append(Sample(METRIC, fired.labels, fired.value, now, "gauge", help_))
             for rule in self.rules:
-                if not rule.silent_roles:
+                if not rule.silent_roles or not self.fed:
                     continue
                 for name, dev in self.watched.items():
                     if dev.role not in rule.silent_roles:

@@ -143,6 +143,7 @@ def _run_group(
         in_maintenance=engine.in_maintenance,
         devices=[_watched(d) for d in group.get("devices", [])],
     )
+    corr.attach(0.0)
     records = _records(group.get("input_records", []))
     series: dict[str, list[tuple[str, tuple[tuple[str, str], ...], list[float | None]]]] = {}
     for item in group.get("input_series", []):

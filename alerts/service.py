@@ -292,6 +292,5 @@ def build_correlation(cfg: AlertingConfig, engine: Engine, ctx: RunContext) -> C
         networks=cfg.security.networks,
         in_maintenance=engine.in_maintenance,
         devices=watched,
-        start=time.time(),
         device_labels=lambda name: by_name.get(name, (("device", name),) if name else ()),
     )

@@ -236,9 +236,11 @@ def test_govnet_run_wires_the_store_to_the_correlation(tmp_path: Path) -> None:
     build_alerts(
         {"state_db": str(tmp_path / "alerts.db"), "security": {"networks": {"management": MGMT}}}, ctx
     )
+    unfed = ctx.extra[CORRELATION_KEY]
+    assert not unfed.fed and unfed.samples(time.time() + 7200) == []  # no syslog: no device is "silent"
     (svc,) = build_syslog({"store": str(tmp_path / "store"), "tcp_port": None, "udp_port": None}, ctx)
     corr = ctx.extra[CORRELATION_KEY]
-    assert svc.store.on_append == [corr.observe_batch]
+    assert svc.store.on_append == [corr.observe_batch] and corr.fed
     from logstore.record import new_record
 
     fails = [new_record(event_type="admin_login", outcome="failure", src_ip="198.51.100.7", user="a")] * 5

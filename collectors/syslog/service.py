@@ -304,4 +304,5 @@ def build_services(section: dict[str, Any], ctx: RunContext) -> list[SyslogServi
     correlation = ctx.extra.get("security_correlation")  # alerts.service.CORRELATION_KEY
     if correlation is not None:
         store.on_append.append(correlation.observe_batch)  # durable records, in seq order
+        correlation.attach(time.time())  # silent security devices count from now
     return [SyslogService(cfg, ctx, store)]
