@@ -22,7 +22,7 @@ from alerts.notify.webhook import WebhookNotifier
 from alerts.oncall import EscalationPolicy, Rota
 from alerts.persist import AlertStore, StateDB
 from alerts.rules import DEFAULT_RULES, load_rules
-from govnet.secrets import Secret
+from core.secrets import Secret
 from inventory.model import Duration, SecretRef
 from inventory.topology import Topology
 

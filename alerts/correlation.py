@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from alerts.levels import Level
 from alerts.rules import Condition, Rule, RuleError
-from govnet.samples import Sample
+from core.samples import Sample
 from inventory.model import Duration
 from logstore.record import FIELDS, Record, parse_iso
 

@@ -24,7 +24,7 @@ from alerts.rules import Rule
 from alerts.series import Labels, SeriesStore, matches
 from alerts.silences import Silence, SilenceSet
 from alerts.state import AlertState
-from govnet.samples import Sample
+from core.samples import Sample
 from inventory.topology import Topology
 
 AlertKey = tuple[str, Labels]
@@ -301,6 +301,19 @@ class Engine:
         self._follow_up(now, out)
         self._gc(now)
         self._persist(out, self._snapshot(now) if self.db is not None else None)
+        return out
+
+    def device_states(self) -> dict[str, str]:
+        """Each device with a poll result: up / degraded / down / unreachable, as the last evaluation saw
+        it (the state-change journal of the monthly report records these)."""
+        degraded = self.net.assessment.degraded if self.net.assessment is not None else frozenset()
+        out: dict[str, str] = {}
+        for labels, hist in self.store.series("govnet_up", {}):
+            device = dict(labels).get("device")
+            if device is None or not hist:
+                continue
+            state = self.net.status(device)
+            out[device] = "degraded" if state == "up" and device in degraded else state
         return out
 
     def in_maintenance(self, labels: dict[str, str], t: float) -> bool:

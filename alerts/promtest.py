@@ -18,7 +18,7 @@ from alerts.correlation import (
 )
 from alerts.engine import Engine, Notification
 from alerts.rules import DEFAULT_RULES, RuleError, load_rules
-from govnet.samples import Sample
+from core.samples import Sample
 from inventory.model import parse_duration
 from inventory.topology import Topology
 from logstore.record import Record, iso_utc, new_record

@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from functools import cache
 
-from govnet.samples import Sample
+from core.samples import Sample
 
 Labels = tuple[tuple[str, str], ...]
 SeriesKey = tuple[str, Labels]

@@ -14,12 +14,14 @@ from alerts.config import AlertingConfig, build, node_name, parse_alerting
 from alerts.correlation import CorrelationEngine, WatchedDevice, load_correlations
 from alerts.engine import Engine
 from alerts.ha import PgLeaderElector
+from alerts.journal import Journal
 from alerts.levels import Level
 from alerts.notify.dispatch import Dispatcher
 from alerts.rules import RuleError
 from collectors.base import device_labels
-from govnet.samples import Sample, labels_of
-from govnet.service import RunContext, Service
+from core.pipeline import Service
+from core.samples import Sample, labels_of
+from govnet.service import RunContext
 from inventory.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ async def run_alerts(
     before: Callable[[float], None] | None = None,
     ready: Callable[[float], bool] | None = None,
     leading: Callable[[], Awaitable[bool]] | None = None,
+    journal: Journal | None = None,
 ) -> int:
     """Evaluate rules and deliver due notifications until `stop` is set; returns the number of cycles.
 
@@ -63,6 +66,8 @@ async def run_alerts(
             # condition: evaluating then would resolve restored alerts and page them again.
             if ready is None or ready(now):
                 engine.evaluate(now)
+                if journal is not None:
+                    journal.observe(engine.device_states(), now)
             await asyncio.to_thread(dispatcher.run_due, now)
         except Exception:  # one bad cycle must not end alerting; the next one retries
             log.exception("alert cycle failed")
@@ -97,6 +102,7 @@ class AlertService:
         if elector is not None:
             self._fence(None)
         self.sources: list[MetricsSourceFn] = []
+        self.journal: Journal | None = None  # state changes for the monthly report (build_services)
         self.cycles = 0
         self.source_errors = 0
         self.started = time.time()
@@ -199,12 +205,15 @@ class AlertService:
                 before=self._pull_sources,
                 ready=self.ready,
                 leading=self.leading if self.elector is not None else None,
+                journal=self.journal,
             )
         finally:
             if self.elector is not None:
                 self.elector.release()
             if self.engine.db is not None:
                 self.engine.db.close()
+            if self.journal is not None:
+                self.journal.close()
 
     def internal_samples(self) -> list[Sample]:
         """MetricsSource: firing alerts and open incidents per level; notifications per channel."""
@@ -273,6 +282,7 @@ def build_services(section: dict[str, Any], ctx: RunContext) -> list[Service]:
         correlation = build_correlation(cfg, engine, ctx)
         ctx.extra[CORRELATION_KEY] = correlation
         service.add_source(lambda: correlation.samples(time.time()))
+    service.journal = open_journal(cfg)
     return [service]
 
 
@@ -294,3 +304,14 @@ def build_correlation(cfg: AlertingConfig, engine: Engine, ctx: RunContext) -> C
         devices=watched,
         device_labels=lambda name: by_name.get(name, (("device", name),) if name else ()),
     )
+
+
+def open_journal(cfg: AlertingConfig, readonly: bool = False) -> Journal:
+    """The state-change journal of the monthly reports, in the SQLite state file (`state_db`).
+
+    With a PostgreSQL store (HA pair) each node keeps its own journal in `state_db` beside it.
+    """
+    journal = Journal(cfg.state_db, gap=max(30.0, 3 * cfg.evaluate_interval), readonly=readonly)
+    if not readonly:
+        journal.record_windows([(w.name, w.model_dump_json()) for w in cfg.maintenance], time.time())
+    return journal

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from api.audit import SqliteAudit
 from api.auth import AuthDB, AuthError
-from govnet.secrets import Secret, SecretError
+from core.secrets import Secret, SecretError
 
 
 def _audit(state_dir: Path, action: str, target: str, outcome: str, detail: str) -> None:

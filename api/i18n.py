@@ -16,6 +16,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "devices": ("设备", "Devices"),
     "topology": ("拓扑", "Topology"),
     "backups": ("备份与配置", "Backups and configs"),
+    "reports": ("运行月报", "Monthly reports"),
     "logs": ("安全日志", "Security logs"),
     "audit": ("审计记录", "Audit trail"),
     "level": ("级别", "Level"),

@@ -394,6 +394,24 @@ def backup_files(state: ApiState, limit: int = 500) -> list[dict[str, Any]]:
     return rows[:limit]
 
 
+def report_files(state: ApiState) -> list[dict[str, Any]]:
+    """Monthly reports under the report root (`<period>/report.pdf|xlsx`), newest period first."""
+    root = state.report_dir
+    if root is None or not root.is_dir():
+        return []
+    base = root.resolve()
+    rows: list[dict[str, Any]] = []
+    for p in base.glob("*/report.*"):
+        if p.is_file() and not p.is_symlink() and p.suffix in (".pdf", ".xlsx"):
+            st = p.stat()
+            rows.append(
+                {"period": p.parent.name, "path": p.relative_to(base).as_posix(), "bytes": st.st_size,
+                 "mtime": st.st_mtime}
+            )  # fmt: skip
+    rows.sort(key=lambda r: (str(r["period"]), str(r["path"])), reverse=True)
+    return rows
+
+
 def backup_jobs(state: ApiState) -> list[dict[str, Any]]:
     """Inventory backup jobs with their age from `govnet_backup_age_seconds` when published."""
     ages: dict[str, float] = {}

@@ -25,6 +25,7 @@ CONFIGS = frozenset({Role.admin, Role.engineer, Role.oncall})  # config texts ma
 LOG_READ = frozenset({Role.auditor, Role.engineer, Role.oncall})
 AUDITOR = frozenset({Role.auditor})
 LOG_STATS = frozenset({Role.auditor, Role.admin, Role.engineer})  # 等保 review figures, no log content
+REPORTS = frozenset({Role.admin, Role.engineer, Role.auditor})  # monthly reports for leadership and 等保
 ADMIN = frozenset({Role.admin})
 
 # Reachable without a session or token (the login itself and the stylesheet/script).
@@ -57,6 +58,8 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/silences/{silence_id}/expire"): ACT,
     ("GET", "/api/v1/backups"): CONFIGS,
     ("GET", "/api/v1/backups/files/{path:path}"): CONFIGS,
+    ("GET", "/api/v1/reports"): REPORTS,
+    ("GET", "/api/v1/reports/files/{path:path}"): REPORTS,
     ("GET", "/api/v1/configs/{device}/versions"): CONFIGS,
     ("GET", "/api/v1/configs/{device}/diff"): CONFIGS,
     ("GET", "/api/v1/logs"): LOG_READ,
@@ -83,6 +86,7 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/topology"): OPS,
     ("GET", "/topology.svg"): OPS,
     ("GET", "/backups"): CONFIGS,
+    ("GET", "/reports"): REPORTS,
     ("GET", "/backups/{device}"): CONFIGS,
     ("GET", "/logs"): LOG_READ,
     ("GET", "/logs/stats"): LOG_STATS,

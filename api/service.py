@@ -17,7 +17,8 @@ from api.audit import AuditSink, LogStoreAudit, SqliteAudit
 from api.auth import AuthDB, LoginLimiter
 from api.state import ApiState
 from collectors.ssh.configrepo import ConfigRepo
-from govnet.service import RunContext, Service
+from core.pipeline import Service
+from govnet.service import RunContext
 from inventory.model import SecretRef
 from logstore.signing import KeySpec
 from logstore.store import LogStore
@@ -42,6 +43,7 @@ class ApiSection(BaseModel):
     logstore_dir: Path | None = None  # opened here only when no syslog service shares its store
     config_repo: Path | None = None
     backup_dir: Path | None = None
+    report_dir: Path | None = None  # monthly reports to list and download (the `reports:` section's dir)
     session_hours: float = Field(8.0, gt=0, le=24 * 30)
     secure_cookies: bool = False  # set true behind TLS
     login_max_failures: int = Field(5, ge=1, le=100)
@@ -159,6 +161,7 @@ def build_state(section: dict[str, Any], ctx: RunContext) -> tuple[ApiState, str
         logstore=logstore,
         config_repo=ConfigRepo(repo_dir) if repo_dir is not None else None,
         backup_dir=_resolve(ctx.base_dir, cfg.backup_dir),
+        report_dir=_resolve(ctx.base_dir, cfg.report_dir),
         export_key=key,
         limiter=LoginLimiter(per_user=cfg.login_max_failures),
         secure_cookies=cfg.secure_cookies,

@@ -27,11 +27,12 @@ class ApiState:
     audit: AuditSink
     session_secret: bytes
     export_dir: Path
-    latest: Any = None  # exporters.store.LatestStore
+    latest: Any = None  # core.latest.LatestStore
     engine: Callable[[], Engine | None] = lambda: None
     logstore: Callable[[], LogStore | None] = lambda: None
     config_repo: ConfigRepo | None = None
     backup_dir: Path | None = None
+    report_dir: Path | None = None
     export_key: KeySpec | None = None
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
     clock: Callable[[], float] = time.time

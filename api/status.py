@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from govnet.samples import Sample
+from core.samples import Sample
 from inventory.model import Inventory
 from inventory.topology import Topology
 

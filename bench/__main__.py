@@ -15,6 +15,7 @@ import bench.snmp_vs_exporter
 OTHER_BENCHES = [
     ("Lab cost (bench/lab_cost.py)", "bench.lab_cost"),
     ("Syslog ingest (bench/syslog_ingest.py)", "bench.syslog_ingest"),
+    ("Monthly report (bench/report_month.py)", "bench.report_month"),
 ]
 
 

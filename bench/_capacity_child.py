@@ -18,7 +18,7 @@ from typing import Any
 
 from collectors.scheduler import Scheduler, SchedulerSettings
 from collectors.snmp import SnmpCollector
-from govnet.samples import Sample
+from core.samples import Sample
 from inventory.model import Inventory
 
 

@@ -1,7 +1,7 @@
 """Poller CPU per 1000 varbinds: govnet's SnmpCollector vs prometheus-snmp-exporter 0.21 (vs pysnmp 7.1).
 
 All pollers walk the IF-MIB of the same real net-snmp snmpd, which runs in a network namespace with
-~200 veth interfaces (tests/netns.py).  Each poller runs in its own process and only its own CPU is
+~200 veth interfaces (tests/support/netns.py).  Each poller runs in its own process and only its own CPU is
 counted: govnet and pysnmp measure `time.process_time()` around the polls in a child process; the Go
 exporter's utime+stime come from /proc/PID/stat before and after N scrapes (the HTTP client is this
 process, not counted).  Varbinds are counted from what came back: PollResult.varbinds for govnet,
@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
 
-from netns import SnmpAgentNetns  # noqa: E402  (tests/ holds the shared namespace fixture library)
+from tests.support.netns import SnmpAgentNetns  # noqa: E402  (the shared namespace fixture library)
 
 EXPORTER = "/usr/bin/prometheus-snmp-exporter"
 BIND = "127.26.0.1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from govnet.samples import Sample
+from core.samples import Sample
 from inventory.model import Device, Inventory
 
 

@@ -20,16 +20,17 @@ from pathlib import Path
 from typing import TextIO
 
 from collectors.base import Collector, PollResult
-from collectors.fanout import FanOut
 from collectors.scheduler import Schedule, Scheduler, SchedulerSettings, accepted_keywords, run_poll
+from core.fanout import FanOut
+from core.latest import LatestStore
+from core.pipeline import MetricsSource, SampleSink, Service
+from core.samples import Sample
+from core.secrets import SecretError
 from exporters.influx import InfluxClientSender, InfluxWriter
 from exporters.prometheus import MetricsServer, SamplesCollector
 from exporters.spool import Spool, SpoolError
-from exporters.store import LatestStore
 from govnet.config import Config, ConfigError, SchedulerConfig, load_config
-from govnet.samples import Sample
-from govnet.secrets import SecretError
-from govnet.service import BUILDERS, MetricsSource, RunContext, SampleSink, Service
+from govnet.service import BUILDERS, RunContext
 from inventory.model import Device, Inventory
 
 log = logging.getLogger("govnet")
@@ -240,6 +241,17 @@ def build_services(cfg: Config, ctx: RunContext) -> list[Service]:
     return services
 
 
+def _report_services(cfg: Config, inventory: Inventory) -> list[Service]:
+    if cfg.reports is None:
+        return []
+    from govnet.reporting import report_mailer, report_sources
+    from reports.config import parse_reports
+    from reports.service import build
+
+    section = parse_reports(cfg.reports, cfg.base_dir)
+    return build(section, report_sources(cfg), inventory, report_mailer(cfg, section))
+
+
 def run_command(config: Path) -> int:
     """`govnet run --config FILE`: poll on schedule, serve /metrics, export to Influx until signalled."""
     err = sys.stderr
@@ -262,6 +274,7 @@ def run_command(config: Path) -> int:
     ctx = RunContext(cfg.base_dir, inventory, cfg.inventory, store)
     try:
         services = build_services(cfg, ctx)
+        services.extend(_report_services(cfg, inventory))
     except (ValueError, ImportError) as exc:
         err.write(f"govnet: invalid config {config}\n{exc}\n")
         return 2

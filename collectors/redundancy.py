@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from collectors.base import device_labels
-from govnet.samples import Sample
+from core.samples import Sample
 from inventory.model import Inventory
 from inventory.topology import Topology
 

@@ -18,10 +18,11 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from collectors.base import Collector, PollResult, device_labels
-from govnet.samples import MetricType, Sample
+from core.pipeline import SampleSink
+from core.samples import MetricType, Sample
 from inventory.model import Device, Inventory
 
 log = logging.getLogger(__name__)
@@ -251,22 +252,6 @@ class Schedule:
         return out
 
 
-class Sink(Protocol):
-    """Where a device's complete sample set goes after each poll (store, Influx writer, alerts)."""
-
-    def publish(self, device: str, samples: Sequence[Sample]) -> None:
-        """Take the device's sample set; must not block the event loop."""
-        ...
-
-
-class FanOutLike(Protocol):
-    """The fan-out the scheduler publishes to."""
-
-    def publish(self, device: str, samples: Sequence[Sample]) -> None:
-        """Deliver to every sink."""
-        ...
-
-
 def accepted_keywords(collector: Collector) -> set[str]:
     """Which of deadline_s/timeout_s/retries the collector's poll() takes (the base protocol takes none)."""
     try:
@@ -313,7 +298,7 @@ class Scheduler:
         self,
         inventory: Inventory,
         collector: Collector,
-        fanout: FanOutLike,
+        fanout: SampleSink,
         settings: SchedulerSettings | None = None,
         devices: Sequence[Device] | None = None,
         clock: Callable[[], float] = time.monotonic,

@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from core.samples import MetricType, Sample
 from exporters.spool import Spool
-from govnet.samples import MetricType, Sample
 
 log = logging.getLogger(__name__)
 

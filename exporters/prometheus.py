@@ -15,8 +15,8 @@ from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from exporters.store import LatestStore
-from govnet.samples import Sample
+from core.latest import LatestStore
+from core.samples import Sample
 
 log = logging.getLogger(__name__)
 

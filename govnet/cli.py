@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -387,6 +387,38 @@ def token_add(
     from api.cli import token_add_command
 
     raise typer.Exit(token_add_command(state_dir, user, days, label))
+
+
+report_app = typer.Typer(no_args_is_help=True, help="Reports for leadership and auditors (PDF + XLSX).")
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("monthly")
+def report_monthly(
+    config: ConfigPath,
+    month: Annotated[str | None, typer.Option("--month", help="YYYY-MM (Beijing time).")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="Start, ISO 8601 (instead of --month).")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="End, ISO 8601, exclusive.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for the PDF and XLSX (default: reports.dir)")
+    ] = None,
+    lang: Annotated[str | None, typer.Option("--lang", help="zh (default) or en.")] = None,
+) -> None:
+    """Availability per unit and device, uplink 95th percentiles, incidents, security logs, backups."""
+    from govnet.config import ConfigError
+    from govnet.reporting import load_for_report
+    from reports.cli import monthly_command
+
+    if lang not in (None, "zh", "en"):
+        raise typer.BadParameter("--lang must be zh or en")
+
+    def load() -> Any:
+        try:
+            return load_for_report(config)
+        except ConfigError as exc:
+            raise ValueError(f"invalid config {config}\n{exc}") from None
+
+    raise typer.Exit(monthly_command(load, month, from_, to, out, lang))
 
 
 def _lab_app() -> typer.Typer:

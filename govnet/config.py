@@ -8,7 +8,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, field_validator
 
-from govnet.secrets import Secret
+from core.secrets import Secret
 from inventory.model import Duration, SecretRef
 
 DEFAULT_LISTEN = "127.0.0.1:9810"
@@ -76,6 +76,7 @@ class Config(_Strict):
     syslog: dict[str, Any] | None = None
     api: dict[str, Any] | None = None
     cluster: dict[str, Any] | None = None
+    reports: dict[str, Any] | None = None  # monthly reports (reports/service.py): built by run_command
     base_dir: Path = Field(default=Path("."), exclude=True)
 
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+from core.secrets import Secret, SecretError
 from govnet.config import Config, ConfigError, load_config
-from govnet.secrets import Secret, SecretError
 from inventory.model import Inventory, SnmpV2c, SnmpV3
 
 Level = Literal["ok", "warn", "error"]

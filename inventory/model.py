@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -18,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from govnet.secrets import Secret, SecretError
+from core.secrets import Secret, SecretError
 
 
 class Role(StrEnum):
@@ -93,6 +94,19 @@ SecretRef = Annotated[
 ]
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=64)]
+
+
+def _zone_name(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Shanghai)") from None
+    return value
+
+
+TimeZoneName = Annotated[str, AfterValidator(_zone_name)]
 
 
 class _Strict(BaseModel):
@@ -189,6 +203,7 @@ class Device(_Strict):
     poll_interval: Duration | None = None
     interfaces: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
+    timezone: TimeZoneName | None = None  # of the device clock (syslog times without a zone); else defaults
 
     @field_validator("address")
     @classmethod
@@ -248,6 +263,7 @@ class Defaults(_Strict):
     poll_interval: Duration = 30.0
     snmp: Annotated[SnmpCredentials | None, BeforeValidator(_snmp_version_to_str)] = None
     ssh: SshCredentials | None = None
+    timezone: TimeZoneName = "Asia/Shanghai"  # device clocks on this network run on Beijing time
 
 
 class Inventory(_Strict):

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from govnet.secrets import SecretError
+from core.secrets import SecretError
 from logstore.control import AuditUnavailable, append_audit
 from logstore.export import export_logs, verify_export
 from logstore.lock import try_lock

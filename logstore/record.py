@@ -10,13 +10,20 @@ from typing import Any
 import orjson
 
 # Event types a record can carry; govnet's own actions are "audit", store housekeeping is "store".
+# "attack" is the name records stored before attack_detected had (kept so old records still filter).
 EVENT_TYPES = (
     "policy_deny",
     "policy_permit",
+    "attack_detected",
     "attack",
     "vpn_login",
+    "vpn_logout",
     "admin_login",
+    "admin_logout",
     "config_change",
+    "ha_state",
+    "interface_state",
+    "system",
     "other",
     "audit",
     "store",
@@ -74,7 +81,7 @@ def canonical(rec: Record) -> bytes:
 
     The bytes are exactly `json.dumps(rec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`
     encoded as UTF-8 (what an auditor recomputes with the standard library); orjson produces them
-    ~8x faster for these value types (tests/test_logstore.py checks the equality on every control
+    ~8x faster for these value types (tests/logstore/test_logstore.py checks the equality on every control
     character, non-BMP text and 64-bit integers). Anything orjson cannot encode (integers beyond
     64 bits) falls back to the standard library.
     """

@@ -12,7 +12,7 @@ from typing import Any
 
 from alerts.engine import Notification
 from alerts.notify.base import Result, post_json, require_http_url
-from govnet.secrets import Secret
+from core.secrets import Secret
 
 # Vendor error codes that mean "slow down" (retry later): WeCom 45009 api freq out of limit,
 # DingTalk 130101 send too fast. Any other non-zero errcode is permanent (bad key, bad message).

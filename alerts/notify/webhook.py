@@ -7,7 +7,7 @@ from typing import Any
 
 from alerts.engine import Notification
 from alerts.notify.base import Result, post_json, require_http_url
-from govnet.secrets import Secret
+from core.secrets import Secret
 
 
 def alertmanager_payload(n: Notification, receiver: str) -> dict[str, Any]:

@@ -10,8 +10,8 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api import ops
-from api.app import api_state, audit, client_of, guard, principal_of
 from api.auth import AuthError
+from api.deps import api_state, audit, client_of, guard, principal_of
 from api.ops import OpError
 from api.policy import Role
 
@@ -298,6 +298,21 @@ def backup_file(path: str, request: Request) -> FileResponse:
     target = ops.safe_file(api_state(request).backup_dir, path)
     audit(request, "backup_download", path)
     return FileResponse(target, filename=target.name, media_type="application/octet-stream")
+
+
+@router.get("/reports")
+def reports(request: Request, offset: Offset = 0, limit: Limit = 100) -> dict[str, Any]:
+    """Monthly reports (PDF and XLSX) kept by the `reports:` section, newest first."""
+    return page(ops.report_files(api_state(request)), offset, limit)
+
+
+@router.get("/reports/files/{path:path}")
+def report_file(path: str, request: Request) -> FileResponse:
+    """Download one report file (only below the report root); every download is audited."""
+    target = ops.safe_file(api_state(request).report_dir, path)
+    audit(request, "report_download", path)
+    media = "application/pdf" if target.suffix == ".pdf" else "application/octet-stream"
+    return FileResponse(target, filename=f"govnet-{target.parent.name}-{target.name}", media_type=media)
 
 
 @router.get("/configs/{device}/versions")

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from api import ops
-from api.app import SESSION_COOKIE, api_state, audit, client_of, guard, principal_of, render
+from api.deps import SESSION_COOKIE, api_state, audit, client_of, guard, principal_of, render
 from api.ops import OpError
 from api.policy import home_of
 from api.topomap import layout
@@ -208,6 +208,15 @@ def backups(request: Request) -> Response:
         files=ops.backup_files(state, 200),
         devices=devices,
         repo=state.config_repo is not None,
+    )
+
+
+@router.get("/reports")
+def reports(request: Request) -> Response:
+    """Past monthly reports for download."""
+    state = api_state(request)
+    return render(
+        request, "reports.html", files=ops.report_files(state), configured=state.report_dir is not None
     )
 
 

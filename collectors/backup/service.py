@@ -16,8 +16,9 @@ from collectors.backup.store import BackupStore, CheckRecord
 from collectors.backup.verify import BackupVerifier, JobResult, Policy, samples
 from collectors.ssh.client import SshError
 from collectors.ssh.exec import SshExec, exec_target
-from govnet.samples import Sample
-from govnet.service import RunContext, Service
+from core.pipeline import Service
+from core.samples import Sample
+from govnet.service import RunContext
 from inventory.model import BackupJob, Duration, Inventory
 
 log = logging.getLogger(__name__)

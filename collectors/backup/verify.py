@@ -21,7 +21,7 @@ from collectors.backup.source import (
 from collectors.backup.store import BackupStore, CheckRecord, FileRecord
 from collectors.base import device_labels
 from collectors.ssh.client import SshError
-from govnet.samples import Sample, labels_of
+from core.samples import Sample, labels_of
 from inventory.model import BackupJob, Inventory
 
 log = logging.getLogger(__name__)

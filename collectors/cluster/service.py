@@ -16,9 +16,10 @@ from collectors.cluster.config import ClusterConfig
 from collectors.cluster.membership import Membership
 from collectors.cluster.ring import HashRing
 from collectors.cluster.store import StateStore
-from govnet.samples import MetricType, Sample
-from govnet.secrets import Secret, SecretError
-from govnet.service import RunContext, Service
+from core.pipeline import Service
+from core.samples import MetricType, Sample
+from core.secrets import Secret, SecretError
+from govnet.service import RunContext
 from inventory.model import Device
 
 log = logging.getLogger(__name__)

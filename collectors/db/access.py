@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from collectors.db.status import STATUS_SQL, NodeStatus, StatusError, parse_status
 from collectors.ssh.client import SshError
 from collectors.ssh.exec import ExecTarget, SshExec
-from govnet.secrets import SecretError
+from core.secrets import SecretError
 from inventory.model import Duration, SecretRef
 
 # conninfo values are written unquoted, so they are restricted to characters that need no quoting.

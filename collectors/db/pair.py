@@ -12,7 +12,7 @@ from collectors.base import device_labels
 from collectors.db.access import DbError, NodeReader
 from collectors.db.status import NodeStatus
 from collectors.ssh.ha import PAIR_STATES, PairState
-from govnet.samples import Sample, labels_of
+from core.samples import Sample, labels_of
 from inventory.model import HaGroup, Inventory
 
 log = logging.getLogger(__name__)

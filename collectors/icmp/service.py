@@ -24,8 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from collectors.base import device_labels
 from collectors.icmp.engine import IcmpEngine
-from govnet.samples import MetricType, Sample
-from govnet.service import RunContext, Service
+from core.pipeline import Service
+from core.samples import MetricType, Sample
+from govnet.service import RunContext
 from inventory.model import Device, Duration, Inventory
 
 log = logging.getLogger(__name__)

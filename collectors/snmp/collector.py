@@ -13,8 +13,8 @@ from collectors.snmp.counters import CounterTracker
 from collectors.snmp.engine import DeadlineExceeded, Fetcher, WeakCryptoRefused, make_session
 from collectors.snmp.evaluate import EvalCache, Labels, Value, Walk, evaluate
 from collectors.snmp.profile import Profile, default_profiles, select_profile
-from govnet.samples import Sample
-from govnet.secrets import SecretError
+from core.samples import Sample
+from core.secrets import SecretError
 from inventory.model import Device, Inventory, SnmpV2c, SnmpV3
 
 SYSTEM_OIDS = ("1.3.6.1.2.1.1.1.0", "1.3.6.1.2.1.1.2.0", "1.3.6.1.2.1.1.3.0", "1.3.6.1.2.1.1.5.0")

@@ -14,7 +14,7 @@ from collectors.base import PollResult, device_labels
 from collectors.ssh.client import SshError, SshRunner, target_for
 from collectors.ssh.configrepo import DEFAULT_AUTHOR, ConfigRepo, ConfigRepoError
 from collectors.ssh.normalize import Masker, normalize_config
-from govnet.samples import Sample
+from core.samples import Sample
 from inventory.model import Device, Inventory
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import paramiko  # type: ignore[import-untyped]
 
 from collectors.ssh.platform import Platform, platform_for
-from govnet.secrets import Secret, SecretError
+from core.secrets import Secret, SecretError
 from inventory.model import Device, Inventory
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ import asyncssh
 
 from collectors.ssh.client import SshError
 from collectors.ssh.hostkeys import KnownHosts
-from govnet.secrets import Secret, SecretError
+from core.secrets import Secret, SecretError
 from inventory.model import Device, Inventory
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from typing import Literal
 from collectors.base import device_labels
 from collectors.ssh.client import SshError, SshRunner, target_for
 from collectors.ssh.platform import MAX_LINE, Platform
-from govnet.samples import Sample, labels_of
+from core.samples import Sample, labels_of
 from inventory.model import HaGroup, Inventory
 
 MemberRole = Literal["active", "standby", "down", "unknown"]

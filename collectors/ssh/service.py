@@ -20,8 +20,9 @@ from collectors.ssh.client import SshRunner, SshSettings
 from collectors.ssh.exec import SshExec
 from collectors.ssh.ha import HaCollector
 from collectors.ssh.platform import platform_for
-from govnet.samples import Sample
-from govnet.service import RunContext, Service
+from core.pipeline import Service
+from core.samples import Sample
+from govnet.service import RunContext
 from inventory.model import Device, Duration, HaGroup, Inventory
 
 log = logging.getLogger(__name__)

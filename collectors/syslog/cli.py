@@ -13,7 +13,13 @@ from pathlib import Path
 
 from collectors.syslog.formats import load_formats
 from collectors.syslog.forward import Forwarder
-from collectors.syslog.receiver import Ingest, device_map_from_inventory, server_tls_context, start_receiver
+from collectors.syslog.receiver import (
+    Ingest,
+    device_map_from_inventory,
+    server_tls_context,
+    start_receiver,
+    zone_map_from_inventory,
+)
 from logstore.control import ControlServer
 from logstore.lock import StoreLocked
 from logstore.store import LogStore, StoreConfig
@@ -36,10 +42,11 @@ def syslog_command(
 ) -> int:
     """Receive syslog into the store; SIGINT/SIGTERM commit what was received and stop.
 
-    `parse_workers`: parse processes beside the writer (None: one per core beyond the first, at most 4).
+    `parse_workers`: parse processes beside the writer (None: one per core beyond the first, at least one
+    and at most 4; 0 parses in the receiving process, for benchmarks only: a hostile line then stalls it).
     """
     if parse_workers is None:
-        parse_workers = min(4, max(0, (os.cpu_count() or 1) - 1))
+        parse_workers = min(4, max(1, (os.cpu_count() or 1) - 1))
     tls_context = None
     if tls_port is not None:
         if tls_cert is None or tls_key is None:
@@ -47,11 +54,13 @@ def syslog_command(
             return 2
         tls_context = server_tls_context(str(tls_cert), str(tls_key))
     devices: dict[str, str] = {}
+    zones: dict[str, str] = {}
     if inventory is not None:
         from inventory.load import InventoryError, load_inventory
 
         try:
-            devices = device_map_from_inventory(load_inventory(inventory))
+            inv = load_inventory(inventory)
+            devices, zones = device_map_from_inventory(inv), zone_map_from_inventory(inv)
         except InventoryError as exc:
             print(f"syslog: inventory has problems: {exc}", file=sys.stderr)
             return 2
@@ -68,7 +77,18 @@ def syslog_command(
     try:
         control.start()
         asyncio.run(
-            _serve(store, listen, tcp_port, udp_port, devices, tls_port, tls_context, forward, parse_workers)
+            _serve(
+                store,
+                listen,
+                tcp_port,
+                udp_port,
+                devices,
+                tls_port,
+                tls_context,
+                forward,
+                parse_workers,
+                zones,
+            )
         )
     finally:
         control.close()
@@ -86,6 +106,7 @@ async def _serve(
     tls_context: ssl.SSLContext | None,
     forward: str | None,
     parse_workers: int,
+    zones: dict[str, str],
 ) -> None:
     forwarder = None
     if forward:
@@ -98,6 +119,7 @@ async def _serve(
         devices,
         forward=forwarder.push if forwarder else None,
         parse_workers=parse_workers,
+        zones=zones,
     )
     rx = await start_receiver(ingest, listen, tcp_port, udp_port, tls_port=tls_port, tls_context=tls_context)
     stop = asyncio.Event()

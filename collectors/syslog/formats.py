@@ -1,23 +1,56 @@
-"""Vendor log formats as data: YAML files of regexes and field maps, applied to the syslog message."""
+"""Vendor log formats as data: YAML files of linear-time (RE2) patterns and field maps.
+
+A format is tried on the text after the syslog host (`body`, tag included). Its `extract` patterns and
+`kv` pair patterns yield raw fields by group name; its first matching `rules` entry classifies the
+event. Values are then normalised and validated here, for every vendor alike ("right or absent, never
+wrong"): IP addresses must parse, ports are integers 0-65535 (an `ip:port` value is split), protocols
+and actions map to one vocabulary, and an outcome exists only where a rule read it from explicit words.
+
+Patterns are compiled with google-re2 (the engine Alertmanager's matchers use): matching time is linear
+in the input for every pattern, so no line can make a parser backtrack. RE2 has no look-around and no
+back-references; a format file that uses them fails to load.
+"""
 
 from __future__ import annotations
 
-import re
+import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+import re2
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from re2 import _Anchor
 
 FORMATS_DIR = Path(__file__).parent / "formats"
 
 EventType = Literal[
-    "policy_deny", "policy_permit", "attack", "vpn_login", "admin_login", "config_change", "other"
-]
+    "policy_deny", "policy_permit", "attack_detected", "vpn_login", "vpn_logout", "admin_login",
+    "admin_logout", "config_change", "ha_state", "interface_state", "system", "other",
+]  # fmt: skip
+# Fields a stored record carries (logstore/record.py FIELDS) that formats may set.
 TARGET_FIELDS = (
     "src_ip", "src_port", "dst_ip", "dst_port", "protocol", "user", "action", "outcome", "rule", "event_type",
 )  # fmt: skip
+# Group names with a meaning for the header: the device's own severity and time, host and program.
+HEADER_FIELDS = (
+    "vendor_severity", "host", "device_host", "app", "dev_date", "dev_time", "dev_tz", "dev_ts_text",
+)  # fmt: skip
+
+_OPTS = re2.Options()
+_OPTS.max_mem = 8 << 20  # RE2's DFA memory per pattern; beyond it RE2 falls back to its (still linear) NFA
+_OPTS.log_errors = False
+_UNANCHORED = _Anchor.UNANCHORED  # a bad pattern is reported as a ValueError naming it, not on stderr
+
+
+def compile_re(pattern: str) -> Any:
+    """Compile with RE2 (raises ValueError naming the pattern when RE2 rejects it)."""
+    try:
+        return re2.compile(pattern, _OPTS)
+    except re2.error as exc:
+        raise ValueError(f"pattern {pattern!r} is not RE2 syntax (linear time): {exc}") from None
 
 
 class _Strict(BaseModel):
@@ -25,28 +58,20 @@ class _Strict(BaseModel):
 
 
 class KeyValues(_Strict):
-    """How to split `key=value` pairs out of the message and which keys map to which record fields."""
+    """How to split `key=value` pairs out of the body and which keys map to which fields."""
 
-    pattern: str
+    pattern: str = Field(description="regex with two groups: key and value")
     fields: dict[str, str]
     strip: str = Field(' "', description="characters stripped from both ends of each value")
 
-    @field_validator("fields")
-    @classmethod
-    def _known_targets(cls, value: dict[str, str]) -> dict[str, str]:
-        bad = sorted(set(value.values()) - set(TARGET_FIELDS))
-        if bad:
-            raise ValueError(f"unknown target fields {bad}; expected one of {list(TARGET_FIELDS)}")
-        return value
-
 
 class Rule(_Strict):
-    """First matching rule classifies the message; named groups become fields."""
+    """First matching rule classifies the message; its named groups become fields."""
 
     match: str
     event_type: EventType = "other"
     action: str | None = None
-    outcome: str | None = None
+    outcome: Literal["success", "failure"] | None = None
 
 
 class VendorFormat(_Strict):
@@ -54,98 +79,277 @@ class VendorFormat(_Strict):
 
     name: str
     vendor: str
-    contains: str = Field(
-        "", description="literal that must occur before `detect` is tried (a cheap prefilter)"
+    order: int = Field(100, description="formats are tried by ascending order, then name")
+    contains: list[str] = Field(
+        default_factory=list, description="literals of which one must occur before `detect` is tried"
     )
-    detect: str = Field(description="regex searched in the message; the format applies when it matches")
+    detect: str = Field(description="regex searched in the body; the format applies when it matches")
     extract: list[str] = Field(default_factory=list, description="regexes whose named groups become fields")
     kv: list[KeyValues] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
     values: dict[str, dict[str, str]] = Field(
-        default_factory=dict, description="per field: raw -> normalised"
+        default_factory=dict, description="per field: raw (case-insensitive) -> normalised"
     )
     examples: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("contains", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [value] if value else []
+        return value
+
+    @field_validator("kv")
+    @classmethod
+    def _known_targets(cls, value: list[KeyValues]) -> list[KeyValues]:
+        known = set(TARGET_FIELDS) | set(HEADER_FIELDS)
+        for kv in value:
+            bad = sorted(set(kv.fields.values()) - known)
+            if bad:
+                raise ValueError(f"unknown target fields {bad}; expected one of {sorted(known)}")
+        return value
+
+
+class Pattern:
+    """One RE2 pattern run on UTF-8 bytes through RE2's own matcher (the wrapper's per-call cost is most
+    of the time on a 300-byte line); named groups come back decoded."""
+
+    __slots__ = ("_re", "groups", "pattern")
+
+    def __init__(self, pattern: str) -> None:
+        compiled = compile_re(pattern)
+        self.pattern = pattern
+        self._re = compiled._regexp
+        index = {(k.decode() if isinstance(k, bytes) else k): v for k, v in self._re.NamedCapturingGroups()}
+        self.groups = [(name, index[name]) for name in sorted(index, key=index.__getitem__)]
+
+    def spans(self, data: bytes, pos: int = 0) -> Any:
+        """Group spans of the first match at or after `pos` (span 0 is (-1, -1) when none)."""
+        return self._re.Match(_UNANCHORED, data, pos, len(data))
+
+    def named(self, data: bytes) -> dict[str, str] | None:
+        """Named groups of the first match (None when no match); unmatched groups are left out."""
+        spans = self._re.Match(_UNANCHORED, data, 0, len(data))
+        if spans[0][0] < 0:
+            return None
+        out = {}
+        for name, i in self.groups:
+            a, b = spans[i]
+            if a >= 0:
+                out[name] = data[a:b].decode("utf-8", "replace")
+        return out
+
+    def pairs(self, data: bytes) -> list[tuple[bytes, bytes]]:
+        """Groups 1 and 2 of every non-overlapping match, left to right."""
+        out = []
+        pos, end, match, re_ = 0, len(data), _UNANCHORED, self._re
+        while pos <= end:
+            spans = re_.Match(match, data, pos, end)
+            (a0, e0), (a1, e1), (a2, e2) = spans[0], spans[1], spans[2]
+            if a0 < 0:
+                break
+            out.append((data[a1:e1] if a1 >= 0 else b"", data[a2:e2] if a2 >= 0 else b""))
+            pos = e0 if e0 > pos else pos + 1
+        return out
+
+
+def pattern_set(patterns: list[str]) -> Any:
+    """An RE2 set: one pass tells which of `patterns` occur in a text."""
+    rs = re2.Set.SearchSet(_OPTS)
+    for p in patterns:
+        if rs.Add(p) < 0:
+            raise ValueError(f"pattern {p!r} is not RE2 syntax (linear time)")
+    rs.Compile()
+    return rs
 
 
 @dataclass(slots=True)
 class CompiledFormat:
-    """A VendorFormat with its regexes compiled."""
+    """A VendorFormat with its patterns compiled (RE2), run on the UTF-8 bytes of the body."""
 
     spec: VendorFormat
-    detect: re.Pattern[str]
-    extract: list[re.Pattern[str]]
-    kv: list[tuple[re.Pattern[str], dict[str, str], str]]
-    rules: list[tuple[re.Pattern[str], Rule, dict[str, str]]]  # (match, rule, fields the rule sets)
+    detect: Pattern
+    extract: list[Pattern]
+    extract_set: Any
+    kv: list[tuple[Pattern, dict[bytes, str], str]]
+    rules: list[tuple[Pattern, Rule]]
+    rule_set: Any
+    values: dict[str, dict[str, str]]
+    contains: tuple[bytes, ...]
 
-    def apply(self, msg: str) -> dict[str, Any] | None:
-        """Fields extracted from `msg`, or None when this format does not apply."""
-        if self.spec.contains not in msg or not self.detect.search(msg):
+    def apply(self, body: str, data: bytes | None = None, detected: bool = False) -> dict[str, Any] | None:
+        """Raw fields read from `body` (`data`: its UTF-8 bytes), or None when this format does not apply."""
+        if data is None:
+            data = body.encode("utf-8", "surrogateescape")
+        if self.contains and not any(lit in data for lit in self.contains):
             return None
-        out: dict[str, Any] = {"event_type": "other"}
-        for pattern in self.extract:
-            em = pattern.search(msg)
-            if em:
-                for key, value in em.groupdict().items():
-                    if value is not None and key in _TARGETS:
-                        out.setdefault(key, value)
+        if not detected and self.detect.spans(data)[0][0] < 0:
+            return None
+        out: dict[str, Any] = {}
+        if self.extract:
+            for i in sorted(self.extract_set.Match(data) or ()):
+                for key, value in (self.extract[i].named(data) or {}).items():
+                    if key not in out:
+                        out[key] = value
         for pattern, mapping, strip in self.kv:
-            for key, value in pattern.findall(msg):
+            for key, value in pattern.pairs(data):
                 target = mapping.get(key)
                 if target and target not in out:
-                    out[target] = value.strip(strip)
-        for pattern, _rule, fixed in self.rules:
-            rm = pattern.search(msg)
-            if not rm:
-                continue
-            for key, value in rm.groupdict().items():
-                if value is not None and key in _TARGETS:
-                    out[key] = value
-            out.update(fixed)
-            break
-        for key, table in self.spec.values.items():
+                    out[target] = value.decode("utf-8", "replace").strip(strip)
+        if self.rules:
+            hits = self.rule_set.Match(data) or ()
+            if hits:
+                pattern, rule = self.rules[min(hits)]
+                if pattern.groups:
+                    out.update(pattern.named(data) or {})
+                out["event_type"] = rule.event_type
+                if rule.action is not None:
+                    out["action"] = rule.action
+                if rule.outcome is not None:
+                    out["outcome"] = rule.outcome
+        out.setdefault("event_type", "other")
+        for key, table in self.values.items():
             value = out.get(key)
-            if isinstance(value, str) and value in table:
-                out[key] = table[value]
-        out["src_port"] = _port(out.get("src_port"))
-        out["dst_port"] = _port(out.get("dst_port"))
-        return {key: value for key, value in out.items() if value not in _EMPTY}
+            if isinstance(value, str):
+                mapped = table.get(value.strip().lower())
+                if mapped is not None:
+                    out[key] = mapped
+        return out
 
 
-_TARGETS = frozenset(TARGET_FIELDS)
-_EMPTY = ("", "-", "(null)", None)
+class FormatSet(list[CompiledFormat]):
+    """All formats, tried in order; one RE2 set pass finds the formats whose `detect` occurs."""
+
+    def __init__(self, formats: list[CompiledFormat]) -> None:
+        super().__init__(formats)
+        self.formats = formats
+        self._detect = pattern_set([f.spec.detect for f in formats]) if formats else None
+
+    def first(self, body: str) -> tuple[CompiledFormat, dict[str, Any]] | None:
+        """The first format that applies to `body`, with its raw fields."""
+        if self._detect is None:
+            return None
+        data = body.encode("utf-8", "surrogateescape")
+        for i in sorted(self._detect.Match(data) or ()):
+            fields = self.formats[i].apply(body, data, detected=True)
+            if fields is not None:
+                return self.formats[i], fields
+        return None
 
 
-def _port(value: Any) -> int | None:
-    if isinstance(value, str) and value.isdigit() and int(value) <= 65535:
-        return int(value)
+def normalise(fields: dict[str, Any]) -> dict[str, Any]:
+    """Validated record fields from a format's raw fields (anything doubtful is left out)."""
+    out: dict[str, Any] = {}
+    for side in ("src", "dst"):
+        ip, port = ip_and_port(fields.get(f"{side}_ip"))
+        if ip is not None:
+            out[f"{side}_ip"] = ip
+        p = to_port(fields.get(f"{side}_port"))
+        if p is None and fields.get(f"{side}_port") in (None, "") and ip is not None:
+            p = port
+        if p is not None:
+            out[f"{side}_port"] = p
+    proto = fields.get("protocol")
+    if isinstance(proto, str) and proto.strip():
+        name = proto.strip().lower()
+        out["protocol"] = _PROTOCOLS.get(name, name)[:32]
+    action = fields.get("action")
+    if isinstance(action, str) and action.strip():
+        a = action.strip().lower()
+        out["action"] = ACTIONS.get(a, a)[:64]
+    for key in ("user", "rule"):
+        value = fields.get(key)
+        if isinstance(value, str):
+            value = value.strip().strip('"').strip()
+            if value and value not in ("-", "N/A"):
+                out[key] = value[:256]
+    if fields.get("outcome") in ("success", "failure"):
+        out["outcome"] = fields["outcome"]
+    out["event_type"] = fields.get("event_type", "other")
+    return out
+
+
+# Protocol numbers (IANA) and names as devices print them.
+_PROTOCOLS = {"1": "icmp", "6": "tcp", "17": "udp", "47": "gre", "50": "esp", "51": "ah", "58": "icmpv6",
+              "89": "ospf", "103": "pim", "132": "sctp"}  # fmt: skip
+# One action vocabulary for every vendor (the vendor's own word stays in the raw bytes).
+ACTIONS = {
+    "permit": "permit", "permitted": "permit", "accept": "permit", "accepted": "permit", "allow": "permit",
+    "allowed": "permit", "policy_permit": "permit", "允许": "permit", "放行": "permit", "通过": "permit",
+    "deny": "deny", "denied": "deny", "reject": "deny", "rejected": "deny", "policy_deny": "deny",
+    "拒绝": "deny", "联动拒绝": "deny", "阻止": "block", "阻断": "block", "block": "block",
+    "blocked": "block",
+    "drop": "drop", "dropped": "drop", "丢弃": "drop", "discard": "drop", "reset": "reset",
+    "重置连接": "reset", "重置": "reset", "alert": "alert", "告警": "alert", "报警": "alert", "log": "log",
+    "记录": "log", "被记录": "log", "仅记录": "log-only", "log-only": "log-only", "pass": "pass",
+    "detected": "detected", "none": "none",
+}  # fmt: skip
+
+
+def to_port(value: Any) -> int | None:
+    """A port number 0-65535 from an int or a string of digits, else None."""
+    if isinstance(value, int):
+        return value if 0 <= value <= 65535 else None
+    if isinstance(value, str):
+        v = value.strip()
+        if v.isascii() and v.isdigit() and len(v) <= 5 and int(v) <= 65535:
+            return int(v)
     return None
 
 
+def ip_and_port(value: Any) -> tuple[str | None, int | None]:
+    """A validated IP address (and a port when written `ip:port`, `[v6]:port` or `ip/port`)."""
+    if not isinstance(value, str):
+        return None, None
+    v = value.strip().strip('"').rstrip(".")
+    if not v or len(v) > 64:
+        return None, None
+    port: int | None = None
+    if v.startswith("["):
+        host, _, rest = v[1:].partition("]")
+        v, port = host, (to_port(rest[1:]) if rest.startswith(":") else None)
+    elif "/" in v:
+        host, _, rest = v.partition("/")
+        v, port = host, to_port(rest)
+    elif v.count(":") == 1:
+        host, _, rest = v.partition(":")
+        v, port = host, to_port(rest)
+    return _valid_ip(v), port
+
+
+@lru_cache(maxsize=65536)  # addresses repeat from line to line
+def _valid_ip(text: str) -> str | None:
+    """`text` as a canonical IP address, or None (dotted quads checked without ipaddress: it is slow)."""
+    parts = text.split(".")
+    if len(parts) == 4 and all(p.isdigit() and p.isascii() and len(p) <= 3 for p in parts):
+        if all(int(p) <= 255 and (p == "0" or not p.startswith("0")) for p in parts):
+            return text
+        return None
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
 def compile_format(spec: VendorFormat) -> CompiledFormat:
-    """Compile regexes (raises re.error naming the bad one)."""
+    """Compile patterns (raises ValueError naming one RE2 rejects)."""
     return CompiledFormat(
         spec,
-        re.compile(spec.detect),
-        [re.compile(p) for p in spec.extract],
-        [(re.compile(kv.pattern), kv.fields, kv.strip) for kv in spec.kv],
-        [(re.compile(rule.match), rule, _fixed_fields(rule)) for rule in spec.rules],
+        Pattern(spec.detect),
+        [Pattern(p) for p in spec.extract],
+        pattern_set(spec.extract) if spec.extract else None,
+        [(Pattern(kv.pattern), {k.encode(): v for k, v in kv.fields.items()}, kv.strip) for kv in spec.kv],
+        [(Pattern(rule.match), rule) for rule in spec.rules],
+        pattern_set([rule.match for rule in spec.rules]) if spec.rules else None,
+        {k: {raw.lower(): v for raw, v in table.items()} for k, table in spec.values.items()},
+        tuple(lit.encode() for lit in spec.contains),
     )
 
 
-def _fixed_fields(rule: Rule) -> dict[str, str]:
-    """What a matching rule sets regardless of the message: event type, and action/outcome if given."""
-    fixed: dict[str, str] = {"event_type": rule.event_type}
-    for key in ("action", "outcome"):
-        value = getattr(rule, key)
-        if value is not None:
-            fixed[key] = value
-    return fixed
-
-
-def load_formats(folder: Path = FORMATS_DIR) -> list[CompiledFormat]:
-    """Load every *.yaml vendor format in `folder` (sorted by file name)."""
-    out = []
-    for path in sorted(folder.glob("*.yaml")):
-        spec = VendorFormat.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-        out.append(compile_format(spec))
-    return out
+def load_formats(folder: Path = FORMATS_DIR) -> FormatSet:
+    """Load every *.yaml vendor format in `folder`, in the order they are tried."""
+    specs = [
+        VendorFormat.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        for path in sorted(folder.glob("*.yaml"))
+    ]
+    return FormatSet([compile_format(s) for s in sorted(specs, key=lambda s: (s.order, s.name))])

@@ -1,4 +1,9 @@
-"""RFC 6587 TCP framing, sans I/O: octet counting ("LEN SP MSG") and LF framing, with bounded memory."""
+"""RFC 6587 TCP framing, sans I/O: octet counting ("LEN SP MSG") and LF framing, with bounded memory.
+
+A frame is octet-counted only when it starts `LEN SP <`: an octet-counted frame carries a syslog message,
+which begins with its PRI. Anything else is LF-framed, so a device line that begins with digits and a
+space (StoneOS body-only records such as `48088401 IPS@IPS: ...`) is one line, not a length.
+"""
 
 from __future__ import annotations
 
@@ -44,11 +49,11 @@ class Framer:
         """Fast path: the complete LF-framed frames at the head of the buffer, split in one pass.
 
         Gives exactly what `_next` would: it stops (leaving the rest to `_next`) at the first frame
-        that could be octet-counted (starts with a digit 1-9) or is longer than `max_frame`.
+        that could be octet-counted (`LEN SP <`) or is longer than `max_frame`.
         """
         buf = self.buf
         end = buf.rfind(b"\n")
-        if end < 0 or 0x31 <= buf[0] <= 0x39:
+        if end < 0 or _counted(buf) is not False:
             return []
         frames: list[bytes] = []
         used = 0
@@ -56,7 +61,7 @@ class Framer:
         for piece in bytes(buf[:end]).split(b"\n"):
             frame = piece.lstrip(b"\r\x00")  # separators (CR, NUL after LF) before a frame
             if frame:
-                if 0x31 <= frame[0] <= 0x39 or len(frame) > limit:
+                if len(frame) > limit or (0x31 <= frame[0] <= 0x39 and _counted(frame) is not False):
                     break
                 frames.append(frame)
             used += len(piece) + 1
@@ -80,24 +85,19 @@ class Framer:
             del buf[:start]
         if not buf:
             return None
-        if 0x31 <= buf[0] <= 0x39:  # octet counting starts with a nonzero digit; syslog text with "<"
-            digits = 0
-            while digits < len(buf) and 0x30 <= buf[digits] <= 0x39:
-                digits += 1
-            if digits > 10:
-                raise FrameTooLarge("octet-count prefix too long")
-            if digits == len(buf):
-                return None  # prefix not complete yet
-            if buf[digits] == 0x20:
-                length = int(bytes(buf[:digits]))
-                if length > self.max_frame:
-                    raise FrameTooLarge(f"octet count {length} exceeds the {self.max_frame}-byte limit")
-                if len(buf) < digits + 1 + length:
-                    return None
-                frame = bytes(buf[digits + 1 : digits + 1 + length])
-                del buf[: digits + 1 + length]
-                return frame
-            # digits not followed by a space: an LF-framed message that happens to start with a digit
+        counted = _counted(buf)
+        if counted is None:
+            return None  # "LEN" or "LEN SP" so far: wait for the byte that decides
+        if counted:
+            digits = buf.index(b" ")
+            length = int(bytes(buf[:digits]))
+            if length > self.max_frame:
+                raise FrameTooLarge(f"octet count {length} exceeds the {self.max_frame}-byte limit")
+            if len(buf) < digits + 1 + length:
+                return None
+            frame = bytes(buf[digits + 1 : digits + 1 + length])
+            del buf[: digits + 1 + length]
+            return frame
         nl = buf.find(b"\n")
         if nl < 0:
             if len(buf) > self.max_frame:
@@ -121,3 +121,20 @@ class Framer:
         data = bytes(self.buf)
         del self.buf[:]
         return data
+
+
+def _counted(buf: bytes | bytearray) -> bool | None:
+    """True when `buf` starts with an octet count ("LEN SP <"), None when it may (too short to tell)."""
+    digits = 0
+    n = len(buf)
+    while digits < n and digits <= 10 and 0x30 <= buf[digits] <= 0x39:
+        digits += 1
+    if digits == 0 or digits > 10 or buf[0] == 0x30:
+        return False
+    if digits == n:
+        return None
+    if buf[digits] != 0x20:
+        return False
+    if digits + 1 == n:
+        return None
+    return buf[digits + 1] == 0x3C

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from typing import Any
 
 from collectors.syslog.decode import decode, strip_trailer
-from collectors.syslog.formats import CompiledFormat
-from collectors.syslog.rfc import parse_header
+from collectors.syslog.formats import CompiledFormat, FormatSet, normalise, to_port
+from collectors.syslog.rfc import Header, parse_header, read_time
 from logstore.record import Record, iso_utc, new_record
 
 MAX_TEXT = 64 * 1024  # parse at most this much text; the raw bytes are kept whole anyway
+
+# Syslog severity words as vendors print them (FortiGate level=, Topsec pri=, StoneOS "WARNING@").
+SEVERITY_WORDS = {
+    "emerg": 0, "emergency": 0, "emergencies": 0, "panic": 0, "alert": 1, "alerts": 1, "crit": 2,
+    "critical": 2, "err": 3, "error": 3, "errors": 3, "warning": 4, "warnings": 4, "warn": 4, "notice": 5,
+    "notification": 5, "notifications": 5, "info": 6, "information": 6, "informational": 6, "debug": 7,
+    "debugging": 7,
+}  # fmt: skip
 
 
 def parse_frame(
@@ -21,8 +30,9 @@ def parse_frame(
     transport: str,
     formats: Sequence[CompiledFormat],
     devices: Mapping[str, str],
+    zones: Mapping[str, str] | None = None,
 ) -> Record:
-    """Normalise a frame; `devices` maps source address to inventory device name."""
+    """Normalise a frame; `devices` maps source address to device name, `zones` to its IANA zone."""
     host_addr = source.rsplit(":", 1)[0].strip("[]")
     device = devices.get(host_addr)
     rec = new_record(
@@ -35,75 +45,131 @@ def parse_frame(
     if device is None:
         rec["flags"].append("unknown_source")
     try:
-        _fill(rec, raw, recv_ts, formats)
+        _fill(rec, raw, recv_ts, formats, (zones or {}).get(host_addr))
     except Exception as exc:  # a parser bug must not lose the line: keep it raw and say so
         rec["flags"].append(f"parse_error:{type(exc).__name__}")
     return rec
 
 
-def _fill(rec: Record, raw: bytes, recv_ts: float, formats: Sequence[CompiledFormat]) -> None:
+def _fill(rec: Record, raw: bytes, recv_ts: float, formats: Sequence[CompiledFormat], tz: str | None) -> None:
     text, encoding = decode(strip_trailer(raw)[:MAX_TEXT])
     rec["encoding"] = encoding
-    year = _year_of(recv_ts)
-    hdr = parse_header(text, year)
-    if (
-        hdr.dev_ts
-        and hdr.rfc == "rfc3164"
-        and hdr.dev_ts[:4] == str(year)
-        and hdr.dev_ts > iso_utc(recv_ts + 2 * 86400)
-    ):
-        # A yearless BSD stamp from late December received in January belongs to last year.
-        hdr.dev_ts = str(year - 1) + hdr.dev_ts[4:]
+    hdr = parse_header(text, recv_ts, tz)
     rec.update(
         facility=hdr.facility,
         severity=hdr.severity,
         dev_ts=hdr.dev_ts,
-        host=hdr.host,
+        host=_clean_host(hdr.host),
         app=hdr.app,
         msg=hdr.msg,
         format=hdr.rfc,
     )
     if hdr.rfc == "none":
         rec["flags"].append("unparsed")
-    for fmt in formats:
-        fields = fmt.apply(hdr.msg)
-        if fields is not None:
-            rec["format"] = fmt.spec.name
-            rec.update(fields)
-            break
+    # RFC 5424: formats also see MSGID and structured data ("APP PROCID MSGID [SD] MSG").
+    body = hdr.body if hdr.rfc != "rfc5424" else text
+    found = formats.first(body) if isinstance(formats, FormatSet) else _first(formats, body)
+    if found is not None:
+        fmt, fields = found
+        rec["format"] = fmt.spec.name
+        rec.update(normalise(fields))
+        _header_fields(rec, hdr, fields, recv_ts, tz)
     if hdr.sd:
         _from_structured_data(rec, hdr.sd)
 
 
-_years: dict[int, int] = {}
+def _first(formats: Sequence[CompiledFormat], body: str) -> tuple[CompiledFormat, dict[str, Any]] | None:
+    data = body.encode("utf-8", "surrogateescape")
+    for fmt in formats:
+        fields = fmt.apply(body, data)
+        if fields is not None:
+            return fmt, fields
+    return None
 
 
-def _year_of(ts: float) -> int:
-    """UTC year of a receive time (cached per day: a datetime per line is measurable)."""
-    day = int(ts // 86400)
-    year = _years.get(day)
-    if year is None:
-        if len(_years) > 64:
-            _years.clear()
-        year = _years[day] = datetime.fromtimestamp(day * 86400, UTC).year
-    return year
+def _header_fields(rec: Record, hdr: Header, fields: dict[str, Any], recv_ts: float, tz: str | None) -> None:
+    """What a format read that belongs to the header: the device's severity, host, program and time."""
+    if hdr.pri is None:  # no PRI: the vendor's own level (%%01X/4/Y, %ASA-4-, level=notice) stands in
+        rec["severity"] = _severity(fields.get("vendor_severity"))
+    # A collector's RFC 3339 stamp and address in front of a vendor body that names its own device.
+    relay = hdr.time_kind == "rfc3339" and _is_ip(hdr.host) and hdr.rfc != "rfc5424"
+    device_host = _clean_host(fields.get("device_host"))
+    host = _clean_host(fields.get("host"))
+    if device_host:
+        rec["host"] = device_host
+    elif host and (rec["host"] is None or relay):
+        rec["host"] = host
+    if fields.get("app") and rec["app"] is None:
+        rec["app"] = str(fields["app"])[:64]
+    if rec["dev_ts"] is None or relay:
+        body_ts = _body_time(fields, recv_ts, tz)
+        if body_ts is not None:
+            rec["dev_ts"] = body_ts
+
+
+def _body_time(fields: dict[str, Any], recv_ts: float, tz: str | None) -> str | None:
+    """Device time from a key=value body (`date= time= tz=`, `time="..."`, `GenTime=`)."""
+    text = fields.get("dev_ts_text")
+    if not text and fields.get("dev_date") and fields.get("dev_time"):
+        text = f"{fields['dev_date']} {fields['dev_time']}"
+    if not isinstance(text, str):
+        return None
+    offset = fields.get("dev_tz")
+    if isinstance(offset, str) and offset.strip():
+        text = text.strip() + offset.strip()
+    return read_time(text, recv_ts, tz)
+
+
+def _severity(value: Any) -> int | None:
+    if not isinstance(value, str):
+        return None
+    v = value.strip().lower()
+    if v.isdigit() and len(v) == 1 and int(v) <= 7:
+        return int(v)
+    return SEVERITY_WORDS.get(v)
+
+
+def _clean_host(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    v = value.strip().strip('"')
+    return v[:255] or None
+
+
+def _is_ip(value: str | None) -> bool:
+    try:
+        ipaddress.ip_address(value or "")
+    except ValueError:
+        return False
+    return True
 
 
 _SD_KEYS = {
-    "src": "src_ip", "srcip": "src_ip", "src_ip": "src_ip", "dst": "dst_ip", "dstip": "dst_ip",
-    "dst_ip": "dst_ip", "spt": "src_port", "src_port": "src_port", "dpt": "dst_port", "dst_port": "dst_port",
-    "user": "user", "action": "action", "outcome": "outcome", "proto": "protocol", "protocol": "protocol",
+    "src": "src_ip", "srcip": "src_ip", "src_ip": "src_ip", "ip": "src_ip", "source-address": "src_ip",
+    "dst": "dst_ip", "dstip": "dst_ip", "dst_ip": "dst_ip", "destination-address": "dst_ip",
+    "spt": "src_port", "src_port": "src_port", "source-port": "src_port", "dpt": "dst_port",
+    "dst_port": "dst_port", "destination-port": "dst_port", "user": "user", "username": "user",
+    "action": "action", "outcome": "outcome", "proto": "protocol", "protocol": "protocol",
+    "protocol-id": "protocol", "protocol-name": "protocol", "policy-name": "rule", "rule": "rule",
 }  # fmt: skip
 
 
 def _from_structured_data(rec: Record, sd: dict[str, dict[str, str]]) -> None:
     """Fill empty fields from RFC 5424 structured data with common parameter names."""
-    for params in sd.values():
+    raw: dict[str, Any] = {}
+    for sd_id, params in sd.items():
+        if sd_id in ("origin", "meta", "timeQuality"):  # RFC 5424's own elements describe the sender
+            continue
         for key, value in params.items():
             target = _SD_KEYS.get(key.lower())
-            if target and rec.get(target) is None:
-                if target.endswith("_port"):
-                    rec[target] = int(value) if value.isdigit() and int(value) <= 65535 else None
-                else:
-                    rec[target] = value[:256]
-    rec["rule"] = rec["rule"] or None
+            if target and target not in raw:
+                raw[target] = value
+    if not raw:
+        return
+    raw.pop("outcome", None)  # an outcome comes only from a format's explicit wording
+    for key, value in normalise({**raw, "event_type": rec["event_type"]}).items():
+        if rec.get(key) is None:
+            rec[key] = value
+    for key in ("src_port", "dst_port"):
+        if rec[key] is not None:
+            rec[key] = to_port(rec[key])

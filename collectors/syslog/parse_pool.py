@@ -1,49 +1,84 @@
-"""Parse stage in worker processes: they parse the next batch while the writer commits the current one.
+"""Parse stage in worker processes, with a time budget per line: untrusted text never runs in the receiver.
 
 Parsing is per frame and independent (only sequence numbers and hashes must be assigned in order), so it
-can use the other cores; the store stays in the receiving process. Records come back as tuples of the
-record fields (cheaper to pickle than dicts). A worker that dies or breaks its pipe is never a lost
-line: its frames are parsed in the calling thread and the pool stops being used.
+runs in spawned worker processes while the receiving process only hashes, writes and serves its event
+loop. Each worker publishes, in shared memory, which job and which line of it it is parsing. When a line
+has not finished within `line_budget` seconds, or the worker dies on one, the worker is killed and
+replaced: that line is stored raw (flag `parse_timeout` / `parse_crash`, counted in `timeouts`), and the
+job's other lines are parsed again by the new worker. Records come back as tuples (cheaper to pickle).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import importlib
 import multiprocessing
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from operator import itemgetter
 from typing import Any
 
-from collectors.syslog.formats import CompiledFormat, VendorFormat, compile_format
+from collectors.syslog.formats import CompiledFormat, FormatSet, VendorFormat, compile_format
 from collectors.syslog.parse import parse_frame
-from logstore.record import FIELDS, Record
+from logstore.record import FIELDS, Record, iso_utc, new_record
 
 Frame = tuple[bytes, float, str, str]  # raw bytes, receive time, source address, transport
 _as_tuple = itemgetter(*FIELDS)
+LINE_BUDGET = 2.0  # seconds one line may take (a line takes ~50 µs; a backtracking pattern takes seconds)
+_START_GRACE = 60.0  # a freshly spawned worker imports and compiles first; a dead one is seen at once
 
 
 def parse_frames(
-    frames: Sequence[Frame], formats: Sequence[CompiledFormat], devices: Mapping[str, str]
+    frames: Sequence[Frame],
+    formats: Sequence[CompiledFormat],
+    devices: Mapping[str, str],
+    zones: Mapping[str, str] | None = None,
 ) -> list[Record]:
-    """Parse frames in this thread."""
+    """Parse frames in this thread (only for `parse_workers=0`: tests and benchmarks)."""
     return [
-        parse_frame(raw, ts, source, transport, formats, devices) for raw, ts, source, transport in frames
+        parse_frame(raw, ts, source, transport, formats, devices, zones)
+        for raw, ts, source, transport in frames
     ]
 
 
+def raw_record(frame: Frame, flag: str, devices: Mapping[str, str]) -> Record:
+    """The record of a frame kept without parsing: raw bytes, receive time, source, a flag saying why."""
+    raw, ts, source, transport = frame
+    device = devices.get(source.rsplit(":", 1)[0].strip("[]"))
+    return new_record(
+        recv_ts=iso_utc(ts), source=source, transport=transport, device=device, format="none",
+        raw=base64.b64encode(raw).decode("ascii"), flags=[flag] if device else [flag, "unknown_source"],
+    )  # fmt: skip
+
+
 def _worker(
-    inbox: Connection, outbox: Connection, specs: list[dict[str, Any]], devices: dict[str, str]
+    inbox: Connection,
+    outbox: Connection,
+    specs: list[dict[str, Any]],
+    devices: dict[str, str],
+    zones: dict[str, str],
+    progress: Any,
+    parser: str,
 ) -> None:
-    """Worker loop: a list of frames in, a list of field tuples out; ends when the parent goes away."""
-    formats = [compile_format(VendorFormat.model_validate(spec)) for spec in specs]
+    """Worker loop: (job, frames) in, field tuples out; `progress[0:2]` = (job, line) being parsed."""
+    formats = FormatSet([compile_format(VendorFormat.model_validate(spec)) for spec in specs])
+    module, _, name = parser.partition(":")
+    parse_frame = getattr(importlib.import_module(module), name)
     while True:
         try:
-            frames = inbox.recv()
+            job, frames = inbox.recv()
         except (EOFError, OSError):  # parent closed the pipe or died
             return
-        outbox.send([_as_tuple(rec) for rec in parse_frames(frames, formats, devices)])
+        rows = []
+        for i, (raw, ts, source, transport) in enumerate(frames):
+            progress[1] = i
+            progress[0] = job
+            rows.append(_as_tuple(parse_frame(raw, ts, source, transport, formats, devices, zones)))
+        progress[1] = len(frames)
+        outbox.send((job, rows))
 
 
 @dataclass(slots=True)
@@ -51,84 +86,173 @@ class Pending:
     """Frames handed to the workers (one chunk per worker), to collect in order."""
 
     chunks: list[list[Frame]]
-    sent: list[bool]
+    jobs: list[int]
+
+
+class _Slot:
+    """One worker process with its pipes and its shared progress cells."""
+
+    def __init__(self, ctx: Any, n: int, specs: list[dict[str, Any]], devices: dict[str, str],
+                 zones: dict[str, str], parser: str) -> None:  # fmt: skip
+        self.progress = ctx.RawArray("q", 2)
+        self.progress[0] = -1
+        child_in, self.to = ctx.Pipe(duplex=False)
+        self.frm, child_out = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(
+            target=_worker, args=(child_in, child_out, specs, devices, zones, self.progress, parser),
+            daemon=True,
+            name=f"govnet-syslog-parse-{n}",
+        )  # fmt: skip
+        self.proc.start()
+        self.started = time.monotonic()
+        child_in.close()
+        child_out.close()
+
+    def kill(self) -> None:
+        for conn in (self.to, self.frm):
+            with contextlib.suppress(OSError):
+                conn.close()
+        with contextlib.suppress(Exception):
+            self.proc.kill()
+            self.proc.join(5)
 
 
 class ParsePool:
     """A few spawned parse workers, each fed over its own pipe (FIFO, so batches come back in order)."""
 
-    def __init__(self, workers: int, formats: Sequence[CompiledFormat], devices: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        workers: int,
+        formats: Sequence[CompiledFormat],
+        devices: Mapping[str, str],
+        zones: Mapping[str, str] | None = None,
+        line_budget: float = LINE_BUDGET,
+        parser: str = "collectors.syslog.parse:parse_frame",
+    ) -> None:
         self.formats = list(formats)
+        self.parser = parser  # "module:function" the workers parse with (tests substitute a hostile one)
         self.devices = dict(devices)
-        self.broken = False
+        self.zones = dict(zones or {})
+        self.line_budget = line_budget
+        self.timeouts = 0  # lines stored raw because parsing them took longer than the budget
+        self.crashes = 0  # lines stored raw because a worker died parsing them
+        self.restarts = 0  # workers replaced
+        self.broken = False  # kept for callers; a pool repairs itself by replacing workers
         # spawn, not fork: the receiving process has threads (asyncio's executor), and a spawned
         # worker holds only its own pipe ends, so it sees EOF and exits if the receiver is killed.
-        ctx = multiprocessing.get_context("spawn")
-        specs = [fmt.spec.model_dump() for fmt in self.formats]
-        self._procs: list[Any] = []
-        self._to: list[Connection] = []
-        self._from: list[Connection] = []
-        for n in range(workers):
-            child_in, parent_out = ctx.Pipe(duplex=False)
-            parent_in, child_out = ctx.Pipe(duplex=False)
-            proc = ctx.Process(
-                target=_worker, args=(child_in, child_out, specs, self.devices), daemon=True,
-                name=f"govnet-syslog-parse-{n}",
-            )  # fmt: skip
-            proc.start()
-            child_in.close()
-            child_out.close()
-            self._procs.append(proc)
-            self._to.append(parent_out)
-            self._from.append(parent_in)
+        self._ctx = multiprocessing.get_context("spawn")
+        self._specs = [fmt.spec.model_dump() for fmt in self.formats]
+        self._job = 0
+        self._slots = [self._spawn(n) for n in range(workers)]
+
+    def _spawn(self, n: int) -> _Slot:
+        return _Slot(self._ctx, n, self._specs, self.devices, self.zones, self.parser)
 
     @property
     def workers(self) -> int:
         """Number of worker processes."""
-        return len(self._procs)
+        return len(self._slots)
+
+    def pids(self) -> list[int]:
+        """Process ids of the current workers."""
+        return [slot.proc.pid for slot in self._slots if slot.proc.pid is not None]
 
     def submit(self, frames: list[Frame]) -> Pending:
         """Hand frames to the workers (returns at once); `collect` gets the records in order."""
-        n = max(1, len(self._to))
+        n = max(1, len(self._slots))
         size = -(-len(frames) // n)
         chunks = [frames[i : i + size] for i in range(0, len(frames), size)] if frames else []
-        sent = []
-        for conn, chunk in zip(self._to, chunks, strict=False):
-            ok = False
-            if not self.broken:
-                try:
-                    conn.send(chunk)
-                    ok = True
-                except (OSError, ValueError):
-                    self.broken = True
-            sent.append(ok)
-        sent += [False] * (len(chunks) - len(sent))
-        return Pending(chunks, sent)
+        jobs = []
+        for i, chunk in enumerate(chunks):
+            jobs.append(self._send(i, chunk))
+        return Pending(chunks, jobs)
+
+    def _send(self, i: int, chunk: list[Frame]) -> int:
+        self._job += 1
+        try:
+            self._slots[i].to.send((self._job, chunk))
+        except (OSError, ValueError):
+            return -1  # the collector sees the dead worker and replaces it
+        return self._job
 
     def collect(self, pending: Pending) -> list[Record]:
         """Records of a `submit`, in frame order (blocks until the workers are done)."""
         out: list[Record] = []
-        for i, (chunk, sent) in enumerate(zip(pending.chunks, pending.sent, strict=True)):
-            rows: list[tuple[Any, ...]] | None = None
-            if sent:
-                try:
-                    rows = self._from[i].recv()
-                except (EOFError, OSError):
-                    self.broken = True
-            if rows is not None and len(rows) == len(chunk):
-                out += [dict(zip(FIELDS, row, strict=True)) for row in rows]
-            else:
-                out += parse_frames(chunk, self.formats, self.devices)
+        for i, (chunk, job) in enumerate(zip(pending.chunks, pending.jobs, strict=True)):
+            out += self._collect_chunk(i, chunk, job)
         return out
 
+    def _collect_chunk(self, i: int, chunk: list[Frame], job: int) -> list[Record]:
+        results: list[Record | None] = [None] * len(chunk)
+        todo = list(range(len(chunk)))  # indexes (into chunk) of the frames the current job holds
+        fruitless = 0  # replacements in a row that did not settle a line (a worker that cannot start)
+        while todo:
+            if fruitless >= 3:
+                for k in todo:
+                    results[k] = raw_record(chunk[k], "parse_crash", self.devices)
+                    self.crashes += 1
+                break
+            rows, bad, why = self._wait(i, job, len(todo))
+            if rows is not None:
+                for k, row in zip(todo, rows, strict=True):
+                    results[k] = dict(zip(FIELDS, row, strict=True))
+                break
+            # The worker is stuck on (or died at) line `bad` of its job: keep that line raw, replace
+            # the worker and hand it the job's other lines (what the dead worker parsed is lost).
+            self._slots[i].kill()
+            self._slots[i] = self._spawn(i)
+            self.restarts += 1
+            fruitless += 1
+            if bad is not None and 0 <= bad < len(todo):
+                fruitless = 0
+                k = todo.pop(bad)
+                results[k] = raw_record(chunk[k], why, self.devices)
+                if why == "parse_timeout":
+                    self.timeouts += 1
+                else:
+                    self.crashes += 1
+            job = self._send(i, [chunk[k] for k in todo]) if todo else 0
+        return [r for r in results if r is not None]
+
+    def _wait(self, i: int, job: int, size: int) -> tuple[list[Any] | None, int | None, str]:
+        """Rows of `job` from worker `i`, or (None, line index, reason) when it is over budget or dead."""
+        slot = self._slots[i]
+        if job < 0:
+            return None, None, "parse_crash"
+        last = (-2, -2)
+        since = time.monotonic()
+        while True:
+            try:
+                if slot.frm.poll(0.02):
+                    got_job, rows = slot.frm.recv()
+                    if got_job == job and len(rows) == size:
+                        return rows, None, ""
+                    continue  # a late answer to a job that was handed on: drop it
+            except (EOFError, OSError):
+                return None, self._line(slot, job), "parse_crash"
+            now = time.monotonic()
+            seen = (slot.progress[0], slot.progress[1])
+            if seen != last:
+                last, since = seen, now
+            elif not slot.proc.is_alive():
+                return None, self._line(slot, job), "parse_crash"
+            elif seen[0] == job and now - since > self.line_budget:
+                return None, seen[1], "parse_timeout"
+            elif seen[0] != job and now - max(since, slot.started) > _START_GRACE:
+                return None, None, "parse_crash"
+
+    @staticmethod
+    def _line(slot: _Slot, job: int) -> int | None:
+        return int(slot.progress[1]) if slot.progress[0] == job else None
+
     def close(self) -> None:
-        """Stop the workers (closing their pipes ends them; stragglers are terminated)."""
-        for conn in (*self._to, *self._from):
-            with contextlib.suppress(OSError):
-                conn.close()
-        for proc in self._procs:
-            proc.join(2)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(2)
-        self._procs.clear()
+        """Stop the workers (closing their pipes ends them; stragglers are killed)."""
+        for slot in self._slots:
+            for conn in (slot.to, slot.frm):
+                with contextlib.suppress(OSError):
+                    conn.close()
+        for slot in self._slots:
+            slot.proc.join(2)
+            if slot.proc.is_alive():
+                slot.kill()
+        self._slots.clear()

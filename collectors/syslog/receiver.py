@@ -9,10 +9,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from collectors.syslog.formats import CompiledFormat
+from collectors.syslog.formats import CompiledFormat, FormatSet
 from collectors.syslog.framing import Framer
 from collectors.syslog.parse import parse_frame
-from collectors.syslog.parse_pool import ParsePool, Pending
+from collectors.syslog.parse_pool import LINE_BUDGET, ParsePool, Pending
 from collectors.syslog.sequence import SequenceGaps, sequence_id
 from logstore.record import Record, iso_utc, new_record
 from logstore.store import LogStore
@@ -50,19 +50,27 @@ class Ingest:
         on_durable: Callable[[int, int], None] | None = None,
         forward: Callable[[list[bytes]], None] | None = None,
         parse_workers: int = 0,
+        zones: Mapping[str, str] | None = None,
+        parse_budget: float = LINE_BUDGET,
     ) -> None:
         self.forward = forward  # receives the raw frames of each batch once it is durable
         self.on_durable = on_durable  # (frames durable so far, last durable seq) after each commit
         self.store = store
-        self.formats = list(formats)
+        self.formats = formats if isinstance(formats, FormatSet) else FormatSet(list(formats))
         self.devices = dict(devices)
+        self.zones = dict(zones or {})  # source address -> the device clock's time zone
         self.batch_max = batch_max
         self.max_pending = max_pending
         self.clock = clock
         self.stats = IngestStats()
         self.sequences = SequenceGaps()  # gaps in the devices' own sequenceId numbering, by source host
-        # 0: parse in the writer thread; N: N worker processes parse while the writer commits.
-        self.pool = ParsePool(parse_workers, self.formats, self.devices) if parse_workers > 0 else None
+        # 0: parse in the writer thread (tests, benchmarks); N: N worker processes parse while the writer
+        # commits, each line within `parse_budget` seconds (`govnet run` and `govnet syslog` use workers).
+        self.pool = (
+            ParsePool(parse_workers, self.formats, self.devices, self.zones, parse_budget)
+            if parse_workers > 0
+            else None
+        )
         self._pending: list[Item] = []
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -201,12 +209,14 @@ class Ingest:
         self, batch: list[Item], parsing: Pending | None, nxt: list[Item]
     ) -> tuple[list[int], Pending | None]:
         """Parse `batch` (or collect the workers' parse), hand `nxt` to the workers, commit `batch`."""
+        if parsing is None and self.pool is not None:  # untrusted text is parsed only in the workers
+            parsing = self.pool.submit([item for item in batch if isinstance(item, tuple)])
         if parsing is not None and self.pool is not None:
             parsed = iter(self.pool.collect(parsing))
             recs = [next(parsed) if isinstance(item, tuple) else item for item in batch]
         else:
             recs = [
-                parse_frame(item[0], item[1], item[2], item[3], self.formats, self.devices)
+                parse_frame(item[0], item[1], item[2], item[3], self.formats, self.devices, self.zones)
                 if isinstance(item, tuple)
                 else item
                 for item in batch
@@ -360,3 +370,9 @@ def server_tls_context(cert: str, key: str, client_ca: str | None = None) -> ssl
 def device_map_from_inventory(inventory: Any) -> dict[str, str]:
     """Source address -> device name for every inventory device."""
     return {str(device.address): device.name for device in inventory.devices}
+
+
+def zone_map_from_inventory(inventory: Any) -> dict[str, str]:
+    """Source address -> time zone of the device's clock (its own, else the inventory default)."""
+    default = getattr(getattr(inventory, "defaults", None), "timezone", None) or "Asia/Shanghai"
+    return {str(d.address): getattr(d, "timezone", None) or default for d in inventory.devices}

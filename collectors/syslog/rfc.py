@@ -1,69 +1,309 @@
-"""RFC 5424 and RFC 3164 (BSD) header parsing, tolerant of vendor variants of the timestamp."""
+"""Syslog header parsing for what devices really send: RFC 5424, RFC 3164 and the vendor variants between.
+
+Taken in order, each part optional: `<PRI>` (a space may follow), a sequence number (`008407:`), the
+unsynchronised-clock mark `*`, a timestamp (BSD with or without year, H3C `%Mon dd hh:mm:ss:ms yyyy`,
+ISO/RFC 3339 with `T` or a space, `/` dates, offsets glued or zone names), a host (optionally followed by
+`:`, a `(vsys)` suffix, or quoted), then a collector's relay prefix is recognised when a second
+timestamp follows. Zone-less times are taken in the device's zone (inventory, default Asia/Shanghai).
+Every pattern here is anchored and free of nested quantifiers, so the work is linear in the line length.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-_PRI = re.compile(r"<(\d{1,3})>")
-_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)}
-# BSD timestamps seen in the field: "Mar  1 10:00:00", "Mar 1 2024 10:00:00" (Huawei),
-# "%Mar  1 10:00:00:123 2024" (H3C), optionally followed by a hostname.
-_BSD_TS = re.compile(
-    r"%?(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(?P<day>\d{1,2})"
-    r"(?: +(?P<year1>\d{4}))? +(?P<time>\d{2}:\d{2}:\d{2})(?:[:.](?P<frac>\d{1,6}))?(?: +(?P<year2>\d{4}))?"
-    r"(?: +(?:[+-]\d{2}:?\d{2}|UTC|CST|GMT)(?=\s))? +"
+DEFAULT_TZ = "Asia/Shanghai"
+
+_PRI = re.compile(r"<(\d{1,3})> ?")
+_SEQ = re.compile(r"\d{1,10}: +")
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1
+    )
+}
+_ZONE_WORDS = {  # zone names devices print after the time (CST is China Standard Time on this network)
+    "UTC": 0, "GMT": 0, "Z": 0, "CST": 480, "HKT": 480, "JST": 540, "KST": 540, "SGT": 480, "CET": 60,
+    "CEST": 120, "EST": -300, "EDT": -240, "CDT": -300, "MST": -420, "MDT": -360, "PST": -480, "PDT": -420,
+}  # fmt: skip
+_ZONE_ALT = "|".join(sorted(_ZONE_WORDS, key=len, reverse=True))
+_OFFSET = r"(?P<off>Z|[+-]\d{2}:?\d{2})"
+# BSD: "Mar  1 10:00:00", "Mar 1 2024 10:00:00" (Huawei, ASA), "%Mar  1 10:00:00:123 2024" (H3C),
+# "Jan 8 2013 3:58:15+07:00" (VRP), "Apr 15 2014 09:34:34 EDT" (ASA), "*Mar 19 20:16:00:" (Ruijie).
+_BSD = re.compile(
+    r"%?(?P<mon>Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) {1,2}(?P<day>\d{1,2})"
+    r"(?: (?P<y1>\d{4}))? (?P<h>\d{1,2}):(?P<mi>\d{2}):(?P<s>\d{2})(?:[:.](?P<frac>\d{1,6}))?"
+    r"(?: (?P<y2>\d{4})(?![:\d]))?" + _OFFSET.replace("off", "boff") + r"?"
+    r"(?: (?P<zone>" + _ZONE_ALT + r")(?=[\s:]))?:?(?= |$)"
 )
-_ISO_TS = re.compile(r"(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?) +")
-_HOST = re.compile(r"(?P<host>[^\s:\[]+)(?: +|$)")
-_TAG = re.compile(r"(?P<tag>[A-Za-z0-9_./-]{1,48})(?:\[(?P<pid>[^\]]{0,32})\])?: ?")
+# ISO-like: "2018-10-05 10:52:13", "2018-7-23 01:00:34.270.1", "2018/10/05 09:52:14",
+# "2013-10-30T14:51:30.267401+01:00", "2020-03-23 08:14:32.766049-0700", "2000-02-05 01:51:21,".
+_ISO = re.compile(
+    r"(?P<y>\d{4})(?P<sep>[-/])(?P<mo>\d{1,2})(?P=sep)(?P<d>\d{1,2})(?P<t>[T ])(?P<h>\d{1,2}):(?P<mi>\d{2})"
+    r":(?P<s>\d{2})(?:[.,](?P<frac>\d{1,9})(?:\.\d{1,3})?)?" + _OFFSET + r"?"
+    r"(?: (?P<zone>" + _ZONE_ALT + r")(?=[\s:]))?[,:]?(?= |$)"
+)
+_YEAR_ONLY = re.compile(r"(?P<y>\d{4}) (?=\S+ +%%)")  # old VRP behind a relay: "2015 HOST %% 01 ..."
+_HOST = re.compile(r'(?P<host>"[^"\s]{1,255}"|[^\s"]{1,255}?)(?P<colon> ?:)?(?: +|$)')
+_VSYS = re.compile(r"(?P<host>.+?)\((?P<vsys>[^()\s]{1,64})\)")
+_TAG = re.compile(r"(?P<tag>[A-Za-z0-9_./()-]{1,48}?)(?:\[(?P<pid>\d{1,10})\])?:(?: +|$)")
 _SD_PARAM = re.compile(r'\s*([^\s=\]"]{1,32})="((?:[^"\\]|\\.)*)"')
+_SD_UNESCAPE = re.compile(r"\\([\"\\\]])")
+
+
+_ts_cache: dict[tuple[str, str | None, int], tuple[str | None, str]] = {}
 
 
 @dataclass(slots=True)
 class Header:
-    """What the syslog header says: priority, device time, host, app, structured data, message."""
+    """What the header says: priority, device time, host, app, structured data, message."""
 
     facility: int | None = None
     severity: int | None = None
+    pri: int | None = None
     dev_ts: str | None = None
+    time_text: str | None = None
+    time_kind: str | None = None  # "bsd", "iso", "rfc3339" (ISO with T, fraction and offset), "year"
     host: str | None = None
+    relay_host: str | None = None
+    vsys: str | None = None
     app: str | None = None
-    msg: str = ""
+    pid: int | None = None
+    body: str = ""  # the text after the host (tag included): what vendor formats read
+    msg: str = ""  # the text after the tag
     rfc: str = "none"
     sd: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
-def parse_header(text: str, recv_year: int) -> Header:
-    """Split PRI and header; the message is the text after it (whole text when there is no header)."""
+@lru_cache(maxsize=64)
+def zone(name: str | None) -> tzinfo:
+    """The tzinfo of an IANA zone name (the default zone when unknown)."""
+    try:
+        return ZoneInfo(name or DEFAULT_TZ)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(DEFAULT_TZ)
+
+
+def parse_header(text: str, recv_ts: float, tz: str | None = None) -> Header:
+    """Split PRI and header from `text`; `tz` is the device's zone for zone-less times."""
+    hdr = Header()
+    pos = 0
     m = _PRI.match(text)
-    if not m:
-        return Header(msg=text)
-    pri = int(m.group(1))
-    hdr = Header(facility=pri >> 3, severity=pri & 7) if pri <= 191 else Header()
-    rest = text[m.end() :]
-    if rest.startswith("1 "):
-        _rfc5424(rest[2:], hdr)
-    else:
-        _rfc3164(rest, hdr, recv_year)
+    if m:
+        pri = int(m.group(1))
+        hdr.pri = pri
+        if pri <= 191:
+            hdr.facility, hdr.severity = pri >> 3, pri & 7
+        pos = m.end()
+        if text.startswith(("1 ", "0 "), pos) and _rfc5424(text, pos + 2, hdr, tz):
+            return hdr
+        hdr.rfc = "rfc3164"
+    m = _SEQ.match(text, pos)
+    if m:
+        pos = m.end()
+    if text.startswith("*", pos) or text.startswith(".", pos):  # clock not synchronised (IOS-style)
+        pos += 1
+        while text.startswith(" ", pos):
+            pos += 1
+    pos = _timestamp(text, pos, hdr, recv_ts, tz)
+    if hdr.time_kind is not None:
+        pos = _host(text, pos, hdr)
+        # A collector's prefix ("receive time, sender address") in front of the device's own header.
+        save = (hdr.dev_ts, hdr.time_text, hdr.time_kind, hdr.host)
+        hdr.time_kind = None
+        nxt = _timestamp(text, pos, hdr, recv_ts, tz, relayed=True)
+        if hdr.time_kind is not None:
+            hdr.relay_host = save[3]
+            hdr.host = None
+            pos = _host(text, nxt, hdr)
+        else:
+            hdr.dev_ts, hdr.time_text, hdr.time_kind, hdr.host = save
+    hdr.body = text[pos:]
+    m = _TAG.match(text, pos)
+    if m and not text.startswith("%", pos):
+        hdr.app = m.group("tag")
+        hdr.pid = int(m.group("pid")) if m.group("pid") else None
+        pos = m.end()
+    hdr.msg = text[pos:]
+    if hdr.rfc == "none" and hdr.time_kind is not None:
+        hdr.rfc = "rfc3164"
     return hdr
 
 
-def _rfc5424(rest: str, hdr: Header) -> None:
+def read_time(text: str, recv_ts: float, tz: str | None = None) -> str | None:
+    """UTC ISO-8601 of a timestamp text on its own (a body's `date= time=` or `GenTime=`), else None."""
+    hdr = Header()
+    _timestamp(text.strip() + " ", 0, hdr, recv_ts, tz)
+    return hdr.dev_ts
+
+
+def _timestamp(
+    text: str, pos: int, hdr: Header, recv_ts: float, tz: str | None, relayed: bool = False
+) -> int:
+    """Parse a timestamp at `pos`; set dev_ts/time_text/time_kind and return the position after it."""
+    m = _BSD.match(text, pos) or _ISO.match(text, pos)
+    if m:
+        # A sender repeats the same stamp for every line of a second: convert each one once.
+        key = (m.group(0), tz, int(recv_ts // 86400))
+        cached = _ts_cache.get(key)
+        if cached is not None:
+            hdr.dev_ts, hdr.time_kind = cached
+            hdr.time_text = m.group(0).rstrip(",: ")
+            end = m.end()
+            while end < len(text) and text[end] == " ":
+                end += 1
+            return end
+    m = _BSD.match(text, pos)
+    if m:
+        year = m.group("y1") or m.group("y2")
+        dt = _mk(int(year) if year else 0, _MONTHS[m.group("mon")], m.group("day"), m, m.group("boff"))
+        kind = "bsd"
+    else:
+        m = _ISO.match(text, pos)
+        if m:
+            dt = _mk(int(m.group("y")), int(m.group("mo")), m.group("d"), m, m.group("off"))
+            kind = "rfc3339" if m.group("t") == "T" and m.group("off") and m.group("frac") else "iso"
+            year = m.group("y")
+        elif relayed and (m := _YEAR_ONLY.match(text, pos)):
+            hdr.dev_ts, hdr.time_text, hdr.time_kind = None, m.group("y"), "year"
+            return m.end()
+        else:
+            return pos
+    hdr.time_kind = kind
+    hdr.time_text = m.group(0).rstrip(",: ")
+    hdr.dev_ts = to_utc(dt, m.group("zone"), tz, recv_ts, has_year=bool(year)) if dt else None
+    if len(_ts_cache) > 4096:
+        _ts_cache.clear()
+    _ts_cache[(m.group(0), tz, int(recv_ts // 86400))] = (hdr.dev_ts, kind)
+    end = m.end()
+    while end < len(text) and text[end] == " ":
+        end += 1
+    return end
+
+
+def _mk(year: int, month: int, day: str, m: re.Match[str], off: str | None) -> datetime | None:
+    """A datetime from the matched parts (None when the date does not exist)."""
+    frac = m.group("frac")
+    micro = int(frac.ljust(6, "0")[:6]) if frac else 0
+    tzi: tzinfo | None = None
+    if off:
+        if off == "Z":
+            tzi = UTC
+        else:
+            sign = -1 if off[0] == "-" else 1
+            digits = off[1:].replace(":", "")
+            tzi = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+    try:
+        return datetime(
+            year or 2000, month, int(day), int(m.group("h")), int(m.group("mi")), int(m.group("s")),
+            micro, tzinfo=tzi,
+        )  # fmt: skip
+    except ValueError:
+        return None
+
+
+def to_utc(dt: datetime, zone_word: str | None, tz: str | None, recv_ts: float, has_year: bool) -> str | None:
+    """UTC ISO-8601 of a device time: its own offset or zone name, else the device's zone.
+
+    A year-less time is put in the year that makes it the latest not more than two days after the
+    receive time (a December stamp received in January belongs to last year).
+    """
+    if dt.tzinfo is None:
+        if zone_word:
+            dt = dt.replace(tzinfo=timezone(timedelta(minutes=_ZONE_WORDS[zone_word])))
+        else:
+            dt = dt.replace(tzinfo=zone(tz))
+    if not has_year:
+        recv = datetime.fromtimestamp(recv_ts, dt.tzinfo)
+        try:
+            dt = dt.replace(year=recv.year)
+            if dt > recv + timedelta(days=2):
+                dt = dt.replace(year=recv.year - 1)
+        except ValueError:  # 29 February in a year without one
+            return None
+    try:
+        return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except (OverflowError, ValueError):
+        return None
+
+
+def _host(text: str, pos: int, hdr: Header) -> int:
+    """The host after a timestamp, unless what follows is a tag, a mnemonic or a key=value body."""
+    if text.startswith(":", pos):  # "TIME: %ASA-..." (no host)
+        pos += 1
+        while text.startswith(" ", pos):
+            pos += 1
+        return pos
+    m = _HOST.match(text, pos)
+    if not m:
+        return pos
+    token = m.group("host")
+    if (
+        (token[0] in "%<[" and token != "<IP>")  # noqa: S105 (a sanitised host, not a password)
+        or "=" in token
+        or (
+            "@" in token and m.group("colon") and token.split("@", 1)[0].isupper()
+        )  # StoneOS "WARNING@LOGIN:"
+        or (m.group("colon") is not None and "[" in token)  # "prog[pid]:" right after the time
+    ):
+        return pos
+    token = token.strip('"')
+    vm = _VSYS.fullmatch(token)
+    if vm:  # StoneOS "serial(vsys)"
+        token, hdr.vsys = vm.group("host"), vm.group("vsys")
+    if token.startswith("src@"):  # Sangfor AD: "src@NAME :"
+        token = token[4:]
+    hdr.host = token
+    end = m.end()
+    # H3C/Huawei sysnames may contain a space: everything up to the "%%vv" tag is the sysname.
+    pct = text.find(" %%", end - 1, end + 64)
+    if (
+        pct >= end - 1
+        and " " not in text[end:pct].strip()
+        and text[end:pct].strip()
+        and "=" not in text[end:pct]
+    ):
+        hdr.host = f"{token} {text[end:pct].strip()}"
+        end = pct + 1
+    return end
+
+
+def _rfc5424(text: str, pos: int, hdr: Header, tz: str | None) -> bool:
+    """RFC 5424 after `<PRI>1 `; False when the rest is not a 5424 header."""
+    parts = text[pos:].split(" ", 5)
+    if len(parts) < 5:
+        return False
+    ts = parts[0]
+    if ts != "-":
+        hdr.time_text = ts
+        hdr.time_kind = "rfc3339"
+        hdr.dev_ts = _iso_to_utc(ts, tz)
+        if hdr.dev_ts is None:
+            return False
     hdr.rfc = "rfc5424"
-    parts = rest.split(" ", 5)
-    if len(parts) < 6:
-        hdr.msg = rest
-        return
-    ts, host, app, _procid, _msgid, tail = parts
-    hdr.dev_ts = _iso_to_utc(ts) if ts != "-" else None
+    host, app, procid = parts[1], parts[2], parts[3]
+    tail = parts[5] if len(parts) > 5 else ""
     hdr.host = None if host == "-" else host
     hdr.app = None if app == "-" else app
+    hdr.pid = int(procid) if procid.isdigit() and len(procid) < 10 else None
     msg = tail[1:] if tail.startswith("-") else _structured_data(tail, hdr)
-    msg = msg[1:] if msg.startswith(" ") else msg
-    hdr.msg = msg.removeprefix("\ufeff")
+    msg = msg.lstrip(" ").removeprefix("\ufeff")
+    hdr.msg = hdr.body = msg
+    return True
+
+
+def _iso_to_utc(ts: str, tz: str | None) -> str | None:
+    try:
+        dt = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=zone(tz))
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _structured_data(tail: str, hdr: Header) -> str:
@@ -80,69 +320,10 @@ def _structured_data(tail: str, hdr: Header) -> str:
             pm = _SD_PARAM.match(tail, pos)
             if not pm:
                 break
-            params[pm.group(1)] = re.sub(r"\\([\"\\\]])", r"\1", pm.group(2))
+            params[pm.group(1)] = _SD_UNESCAPE.sub(r"\1", pm.group(2))
             pos = pm.end()
         if pos >= len(tail) or tail[pos] != "]":
             break  # malformed: keep the rest as message
         pos += 1
         hdr.sd[sd_id] = params
     return tail[pos:]
-
-
-def _iso_to_utc(ts: str) -> str | None:
-    try:
-        dt = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        return dt.isoformat()
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-_bsd_cache: dict[tuple[str, int], str | None] = {}
-
-
-def _bsd_to_iso(m: re.Match[str], recv_year: int) -> str | None:
-    """Device time of a BSD stamp match, naive ISO-8601 (None when the date does not exist)."""
-    year = int(m.group("year1") or m.group("year2") or recv_year)
-    frac = (m.group("frac") or "0").ljust(6, "0")[:6] if m.group("frac") else None
-    try:
-        hh, mm, ss = (int(x) for x in m.group("time").split(":"))
-        dt = datetime(year, _MONTHS[m.group("mon")], int(m.group("day")), hh, mm, ss)
-    except ValueError:
-        return None
-    # Device-local time without zone: kept naive (the device's zone is not in the message).
-    return dt.isoformat() + (f".{frac}" if frac else "")
-
-
-def _rfc3164(rest: str, hdr: Header, recv_year: int) -> None:
-    hdr.rfc = "rfc3164"
-    m = _BSD_TS.match(rest)
-    if m:
-        key = (m.group(0), recv_year)
-        try:
-            hdr.dev_ts = _bsd_cache[key]
-        except KeyError:
-            # Converting the stamp costs more than the rest of the header; a sender repeats the same
-            # stamp for every line of a second, so remember the last few thousand.
-            if len(_bsd_cache) > 4096:
-                _bsd_cache.clear()
-            hdr.dev_ts = _bsd_cache[key] = _bsd_to_iso(m, recv_year)
-        rest = rest[m.end() :]
-    else:
-        iso = _ISO_TS.match(rest)
-        if iso:
-            hdr.dev_ts = _iso_to_utc(iso.group("ts").replace(" ", "T"))
-            rest = rest[iso.end() :]
-        else:
-            hdr.msg = rest
-            return
-    hm = _HOST.match(rest)
-    if hm:
-        hdr.host = hm.group("host")
-        rest = rest[hm.end() :]
-    tm = _TAG.match(rest)
-    if tm:
-        hdr.app = tm.group("tag")
-        rest = rest[tm.end() :]
-    hdr.msg = rest

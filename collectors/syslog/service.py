@@ -19,8 +19,9 @@ from collectors.syslog.receiver import (
     device_map_from_inventory,
     server_tls_context,
     start_receiver,
+    zone_map_from_inventory,
 )
-from govnet.samples import Sample
+from core.samples import Sample
 from govnet.service import RunContext
 from logstore.control import ControlServer
 from logstore.lock import StoreLocked
@@ -55,7 +56,9 @@ class SyslogSection(BaseModel):
     tls_key: Path | None = None
     retention_days: float = Field(180.0, ge=180.0)  # 网络安全法 Art. 21: at least six months
     budget_bytes: int | None = Field(None, gt=0)
-    parse_workers: int = Field(0, ge=0, le=8)
+    # Untrusted text is parsed only in worker processes, each line within `parse_budget` seconds.
+    parse_workers: int = Field(1, ge=1, le=8)
+    parse_budget: float = Field(2.0, gt=0, le=60)
     verify_every: float = Field(3600.0, gt=0)  # seconds between full chain verifications
 
 
@@ -69,7 +72,10 @@ class SyslogService:
         self.ctx = ctx
         self.store = store
         self.devices = device_map_from_inventory(ctx.inventory)
-        self.ingest = Ingest(store, load_formats(), self.devices, parse_workers=cfg.parse_workers)
+        self.ingest = Ingest(
+            store, load_formats(), self.devices, parse_workers=cfg.parse_workers,
+            zones=zone_map_from_inventory(ctx.inventory), parse_budget=cfg.parse_budget,
+        )  # fmt: skip
         self.receiver: Receiver | None = None
         self.verify_ok: float | None = None
 
@@ -120,6 +126,16 @@ class SyslogService:
             Sample(metric, (), float(getattr(st, attr)), now, "counter", help_)
             for metric, (attr, help_) in COUNTERS.items()
         ]
+        pool = self.ingest.pool
+        if pool is not None:
+            for metric, value, help_ in (
+                ("govnet_syslog_parse_timeouts_total", pool.timeouts,
+                 "Lines stored raw because parsing took longer than the per-line budget."),
+                ("govnet_syslog_parse_crashes_total", pool.crashes,
+                 "Lines stored raw because a parse worker died on them."),
+                ("govnet_syslog_parse_worker_restarts_total", pool.restarts, "Parse workers replaced."),
+            ):  # fmt: skip
+                out.append(Sample(metric, (), float(value), now, "counter", help_))
         out.append(
             Sample(
                 "govnet_syslog_connections",

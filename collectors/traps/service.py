@@ -31,9 +31,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from collectors.base import device_labels
 from collectors.traps.defs import Classified, DefinitionError, TrapCatalog, generic_trap_names
 from collectors.traps.receiver import TrapEvent, TrapReceiver, V3User
-from govnet.samples import Sample
-from govnet.secrets import SecretError
-from govnet.service import RunContext, Service
+from core.pipeline import Service
+from core.samples import Sample
+from core.secrets import SecretError
+from govnet.service import RunContext
 from inventory.model import WEAK_AUTH, WEAK_PRIV, AuthProtocol, Duration, Inventory, PrivProtocol, SecretRef
 
 log = logging.getLogger(__name__)

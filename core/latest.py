@@ -1,0 +1,38 @@
+"""The latest complete sample set of every device, read by /metrics."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from core.samples import Sample
+
+
+class LatestStore:
+    """Per device, the samples of its last poll; each poll REPLACES the whole set (no frozen series)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_device: dict[str, tuple[Sample, ...]] = {}
+
+    def publish(self, device: str, samples: Sequence[Sample]) -> None:
+        """Replace the device's sample set (a failed poll publishes only govnet_up 0 and poll metrics)."""
+        snapshot = tuple(samples)
+        with self._lock:
+            self._by_device[device] = snapshot
+
+    def remove(self, device: str) -> None:
+        """Forget a device (removed from the inventory)."""
+        with self._lock:
+            self._by_device.pop(device, None)
+
+    def snapshot(self) -> list[Sample]:
+        """All current samples, device by device (a consistent copy)."""
+        with self._lock:
+            sets = list(self._by_device.values())
+        return [s for samples in sets for s in samples]
+
+    def devices(self) -> list[str]:
+        """Names of the devices with a sample set."""
+        with self._lock:
+            return sorted(self._by_device)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The alert and API suites at other dates and times of day (libfaketime) and in reverse order:
+# no test may depend on the calendar, the clock or another test. Usage: scripts/time-independence.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v faketime >/dev/null || { echo "faketime missing: run ./scripts/system-deps.sh as root" >&2; exit 1; }
+mapfile -t SUITES < <(ls tests/test_alerts_*.py tests/test_api_*.py 2>/dev/null || true)
+if [ ${#SUITES[@]} -eq 0 ]; then
+  mapfile -t SUITES < <(find tests/alerts tests/api -name 'test_*.py' | sort)
+fi
+PYTEST=(.venv/bin/pytest -q -p no:cacheprovider "${SUITES[@]}")
+export GOVNET_STRICT=1
+# Monday 00:30 Beijing time, a month end just before midnight Beijing time, a leap day at noon UTC.
+for when in "2026-12-06 16:30:00" "2027-01-31 15:50:00" "2028-02-29 12:00:00"; do
+  echo "== faketime '$when' (UTC)"
+  TZ=UTC faketime "$when" "${PYTEST[@]}"
+done
+echo "== reverse order"
+"${PYTEST[@]}" --reverse

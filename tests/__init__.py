@@ -1,0 +1,1 @@
+"""govnet's tests, one folder per room; shared harnesses in tests/support/."""

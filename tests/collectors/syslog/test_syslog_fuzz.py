@@ -1,0 +1,109 @@
+"""Fuzz the frame parser and the TCP framer: no exception escapes, raw bytes kept, frames bounded."""
+
+from __future__ import annotations
+
+import base64
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from collectors.syslog.formats import load_formats
+from collectors.syslog.framing import Framer
+from collectors.syslog.parse import parse_frame
+
+FORMATS = load_formats()
+PIECES = [
+    b"<190>", b"<13>1 ", b"Mar 12 2024 10:46:04 ", b"%Mar 12 10:46:04:123 2024 ",
+    b"%%01POLICY/6/POLICYDENY(l):", b"%%10FILTER/6/FILTER_ZONE_IPV4_EXECUTION: ", b"SrcIPAddr(1003)=",
+    b"source-ip=", b"Traffic@FLOW: SESSION: ", b"->", b":80(TCP)",
+    "日志类型:".encode(), "日志".encode("gbk"), b'[a b="', b'\\"',
+    b"]", b"\xef\xbb\xbf", b"\n\x00", b" ", b"=", b";", b",", b"(", b")", b"-",
+]  # fmt: skip
+frames = st.one_of(
+    st.binary(max_size=600),
+    st.lists(st.one_of(st.sampled_from(PIECES), st.binary(max_size=20)), max_size=40).map(b"".join),
+)
+SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(frames)
+def test_parse_frame_never_raises_and_keeps_raw(raw: bytes) -> None:
+    # No timing assert here (the machine is shared): linear time is structural (RE2 formats, refused at
+    # load otherwise) and test_syslog_hostile.py feeds every format adversarial 64 KiB inputs.
+    rec = parse_frame(raw, 1_773_312_000.0, "10.0.0.1:1", "tcp", FORMATS, {})
+    assert base64.b64decode(rec["raw"]) == raw
+    assert not any(f.startswith("parse_error") for f in rec["flags"]), rec["flags"]
+
+
+@SETTINGS
+@given(st.lists(st.binary(max_size=300), max_size=20), st.integers(min_value=16, max_value=512))
+def test_framer_is_bounded(chunks: list[bytes], max_frame: int) -> None:
+    framer = Framer(max_frame=max_frame)
+    for chunk in chunks:
+        for frame in framer.feed(chunk):
+            assert len(frame) <= max_frame
+        assert len(framer.buf) <= max_frame + 300 + 12
+
+
+def test_long_hostile_line_is_parsed_and_kept() -> None:
+    raw = (
+        b"<190>Mar 12 2024 10:46:04 h %%01IPS/4/DETECT(l):" + b"a=" * 20_000 + b"(" * 10_000 + b"\xff" * 1000
+    )
+    rec = parse_frame(raw, 1_773_312_000.0, "10.0.0.1:1", "tcp", FORMATS, {})
+    assert base64.b64decode(rec["raw"]) == raw
+
+
+def _frames_one_by_one(framer: Framer, data: bytes) -> list[bytes]:
+    """Reference: the framer's per-frame path only (what `feed` did before its LF fast path)."""
+    if framer.error is not None:
+        return []
+    framer.buf += data
+    out = []
+    while True:
+        try:
+            frame = framer._next()
+        except ValueError as exc:  # FrameTooLarge: feed() keeps the frames before it and sets `error`
+            framer.error = str(exc)
+            del framer.buf[:]
+            return out
+        if frame is None:
+            return out
+        out.append(frame)
+
+
+STREAM_PIECES = [
+    b"\n",
+    b"\r",
+    b"\x00",
+    b"1",
+    b"9",
+    b"0",
+    b" ",
+    b"<13>",
+    b"abc def",
+    b"12 ",
+    b"5 hello",
+    b"\n\x00",
+]
+
+
+@SETTINGS
+@given(
+    st.lists(st.sampled_from(STREAM_PIECES), max_size=60).map(b"".join),
+    st.lists(st.integers(min_value=1, max_value=12), min_size=1, max_size=60),
+    st.sampled_from([4, 8, 16, 64, 1000]),
+)
+def test_framer_fast_path_matches_per_frame_path(data: bytes, cuts: list[int], max_frame: int) -> None:
+    fast, slow = Framer(max_frame=max_frame), Framer(max_frame=max_frame)
+    got: list[bytes] = []
+    want: list[bytes] = []
+    pos = 0
+    for n in cuts * (len(data) // max(1, sum(cuts)) + 1):
+        if pos >= len(data):
+            break
+        chunk = data[pos : pos + n]
+        pos += n
+        got += fast.feed(chunk)
+        want += _frames_one_by_one(slow, chunk)
+    assert (got, fast.error, fast.truncated, fast.rest()) == (want, slow.error, slow.truncated, slow.rest())

@@ -1,0 +1,155 @@
+"""Parsers: every vendor example in collectors/syslog/formats/*.yaml, RFC 3164/5424, encodings, framing."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collectors.syslog.formats import VendorFormat, load_formats
+from collectors.syslog.framing import Framer
+from collectors.syslog.parse import parse_frame
+
+FORMATS = load_formats()
+NOW = 1_773_312_000.0  # 2026-03-12
+EXAMPLES = [(f.spec.name, i, ex) for f in FORMATS for i, ex in enumerate(f.spec.examples)]
+
+
+def parse(raw: bytes, devices: dict[str, str] | None = None) -> dict[str, Any]:
+    return parse_frame(raw, NOW, "10.9.0.1:40000", "tcp", FORMATS, devices or {})
+
+
+def test_at_least_three_vendor_formats_are_data() -> None:
+    names = {f.spec.vendor for f in FORMATS}
+    assert {"huawei", "h3c", "hillstone", "sangfor"} <= names
+    assert all(f.spec.examples for f in FORMATS)
+
+
+@pytest.mark.parametrize(("fmt", "index", "example"), EXAMPLES, ids=[f"{n}-{i}" for n, i, _ in EXAMPLES])
+def test_vendor_examples(fmt: str, index: int, example: dict[str, Any]) -> None:
+    raw = example["message"].encode()
+    rec = parse(raw)
+    assert rec["format"] == fmt
+    for key, want in example["expect"].items():
+        assert rec[key] == want, key
+    assert base64.b64decode(rec["raw"]) == raw  # raw bytes verbatim
+
+
+def test_bad_format_file_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown target fields"):
+        VendorFormat.model_validate(
+            {
+                "name": "x",
+                "vendor": "x",
+                "detect": "x",
+                "kv": [{"pattern": "(a)=(b)", "fields": {"a": "nope"}}],
+            }
+        )
+
+
+def test_rfc5424_structured_data_and_bom() -> None:
+    raw = (
+        b'<165>1 2026-03-12T10:46:04.5+08:00 fw-a app 123 ID47 [origin ip="10.1.1.1"]'
+        b'[ev@32473 src="192.0.2.1" dpt="22" user="a\\"b"] \xef\xbb\xbfuser admin login ok'
+    )
+    rec = parse(raw)
+    assert rec["format"] == "rfc5424"
+    assert rec["facility"] == 20 and rec["severity"] == 5
+    assert rec["dev_ts"] == "2026-03-12T02:46:04.500000Z"
+    assert rec["host"] == "fw-a" and rec["app"] == "app"
+    assert rec["msg"] == "user admin login ok"
+    assert rec["src_ip"] == "192.0.2.1" and rec["dst_port"] == 22 and rec["user"] == 'a"b'
+
+
+def test_rfc3164_without_year_takes_receive_year() -> None:
+    rec = parse(b"<38>Mar  2 01:02:03 host1 sshd[99]: Accepted password for root")
+    assert rec["dev_ts"] == "2026-03-01T17:02:03.000000Z"  # zone-less: Asia/Shanghai, the default
+    assert rec["host"] == "host1" and rec["app"] == "sshd"
+    assert rec["msg"] == "Accepted password for root"
+    assert rec["facility"] == 4 and rec["severity"] == 6
+
+
+def test_december_stamp_received_in_january_is_last_year() -> None:
+    rec = parse_frame(b"<38>Dec 31 23:59:59 h a: x", 1_767_225_700.0, "1.1.1.1:1", "udp", FORMATS, {})
+    assert rec["dev_ts"] == "2025-12-31T15:59:59.000000Z"
+
+
+def test_gbk_text_is_decoded_and_raw_kept() -> None:
+    msg = (
+        "<134>Mar 12 10:46:04 localhost fwlog: "
+        "日志类型:服务控制或应用控制, 用户:张三, 源IP:10.0.0.5, 系统动作:拒绝"
+    )
+    raw = msg.encode("gbk")
+    rec = parse(raw)
+    assert rec["encoding"] == "gbk"
+    assert rec["user"] == "张三" and rec["event_type"] == "policy_deny" and rec["action"] == "deny"
+    assert base64.b64decode(rec["raw"]) == raw
+
+
+def test_hillstone_nul_ending_is_stripped_for_parsing_only() -> None:
+    raw = (
+        b"<190>Mar 12 10:46:19 sn Traffic@FLOW: SESSION: 10.3.1.5:1->10.4.0.1:80(TCP), policy 3, "
+        b"session end\n\x00"
+    )
+    rec = parse(raw)
+    assert rec["format"] == "hillstone" and not rec["msg"].endswith(("\n", "\x00"))
+    assert base64.b64decode(rec["raw"]) == raw
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"\x00\x00", b"garbage without header", b"<999>x", b"\xff\xfe\xfa junk", b"<13>1 -", b"<13>1 a b"],
+)
+def test_unparseable_is_kept(raw: bytes) -> None:
+    rec = parse(raw)
+    assert base64.b64decode(rec["raw"]) == raw
+    assert rec["event_type"] == "other"
+
+
+def test_unknown_source_flagged_known_mapped() -> None:
+    assert "unknown_source" in parse(b"<13>x")["flags"]
+    rec = parse(b"<13>Mar 12 10:00:00 h t: x", {"10.9.0.1": "fw-core-1"})
+    assert rec["device"] == "fw-core-1" and "unknown_source" not in rec["flags"]
+
+
+def test_framer_octet_counting_and_lf_mixed() -> None:
+    f = Framer(max_frame=100)
+    frames = f.feed(b"5 <1>hi10 <13>world\n<14>lf line\n\x00")
+    frames += f.feed(b"5 <1>a")
+    frames += f.feed(b"b")
+    assert frames == [b"<1>hi", b"<13>world\n", b"<14>lf line", b"<1>ab"]
+
+
+def test_framer_lf_line_starting_with_digits_is_a_line_not_a_length() -> None:
+    # StoneOS sends body-only records over LF framing: "48088401 IPS@IPS: ..." is not an octet count.
+    f = Framer(max_frame=1000)
+    lines = [b"48088401 IPS@IPS: From 10.0.0.1:1 to 10.0.0.2:80, threat name: x", b"7 days", b"<13>next"]
+    frames = []
+    data = b"\n".join(lines) + b"\n"
+    for i in range(0, len(data), 7):
+        frames += f.feed(data[i : i + 7])
+    assert frames == lines and f.error is None
+
+
+def test_framer_oversized_length_prefix_raises() -> None:
+    f = Framer(max_frame=1000)
+    assert f.feed(b"5 <1>ab99999999 <" + b"x" * 5000) == [b"<1>ab"]
+    assert f.error and "exceeds" in f.error and not f.buf
+    assert f.feed(b"5 <1>ab") == []  # nothing more is accepted on this connection
+    g = Framer(max_frame=1000)
+    assert g.feed(b"123456789012345") == [] and not g.error  # no count has 15 digits: a line
+    assert g.feed(b" x\n") == [b"123456789012345 x"]
+    assert Framer().feed(b"2026-03-12 no pri but LF framed\n") == [b"2026-03-12 no pri but LF framed"]
+
+
+def test_framer_long_lf_line_is_truncated_with_bounded_memory() -> None:
+    f = Framer(max_frame=100)
+    out = []
+    for _ in range(100):
+        out += f.feed(b"<13>" + b"x" * 1000)
+        assert len(f.buf) <= 1100
+    out += f.feed(b"tail\n<13>next\n")
+    assert out[0] == b"<13>" + b"x" * 96 and out[-1] == b"<13>next" and len(out) == 2
+    assert f.truncated == 1

@@ -1,0 +1,1 @@
+"""Harnesses shared by the tests of several rooms (real components, started and stopped by the tests)."""
