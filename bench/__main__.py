@@ -16,6 +16,7 @@ OTHER_BENCHES = [
     ("Lab cost (bench/lab_cost.py)", "bench.lab_cost"),
     ("Syslog ingest (bench/syslog_ingest.py)", "bench.syslog_ingest"),
     ("Monthly report (bench/report_month.py)", "bench.report_month"),
+    ("Security-log search, 10M records (bench/log_search.py)", "bench.log_search"),
 ]
 
 

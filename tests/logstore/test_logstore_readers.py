@@ -19,7 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from logstore.store import LogStore
+from logstore.control import AuditUnavailable, ControlServer, append_audit
+from logstore.lock import StoreLocked
+from logstore.record import new_record
+from logstore.store import LogStore, ReadOnlyStore
 from tests.support.paths import GOVNET as GOVNET_BIN
 
 GOVNET = [str(GOVNET_BIN)]
@@ -171,3 +174,41 @@ def test_exports_and_verifications_beside_a_streaming_writer(tmp_path: Path) -> 
     rate = sender.sent / sender.elapsed
     print(f"\n{sender.sent} lines in {sender.elapsed:.1f} s = {rate:.0f} lines/s over TCP (target {RATE}); "
           f"10 exports, 10 store verifications, 1 search from other processes")  # fmt: skip
+
+
+def test_a_reader_never_writes_and_audits_through_the_writer(tmp_path: Path) -> None:
+    """In one process, for the details: the lock names the holder, a reader leaves every byte alone
+    (even a half-written line at the tail), and its audit record goes through the writer's socket."""
+    writer = LogStore(tmp_path)
+    writer.append_batch([new_record(msg=f"line {i}") for i in range(10)])
+    with pytest.raises(StoreLocked) as err:
+        LogStore(tmp_path)
+    assert err.value.pid == os.getpid() and f"process {os.getpid()}" in str(err.value)
+    active = tmp_path / "segments" / writer.active.file
+    with active.open("ab") as fh:  # a write in progress, as a reader may catch it
+        fh.write(b'{"h":"00')
+    before = {p.name: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    reader = LogStore(tmp_path, readonly=True)
+    assert reader.last_seq == 10 and reader.verify() == []
+    assert [r["seq"] for r, _ in reader.iter_records()] == list(range(1, 11))
+    with pytest.raises(ReadOnlyStore):
+        reader.append(new_record(msg="nope"))
+    with pytest.raises(AuditUnavailable):  # no writer serving its socket: no audit, no action
+        append_audit(reader, {"action": "search", "user": "auditor"})
+    assert {p.name: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    with active.open("r+b") as fh:  # the write completes (the writer would truncate a torn tail)
+        fh.truncate(writer.active.bytes)
+    control = ControlServer(writer)
+    control.start()
+    try:
+        seq = append_audit(reader, {"action": "search", "user": "auditor", "msg": "ip=10.0.0.1"})
+        with pytest.raises(AuditUnavailable, match="may not be set"):
+            append_audit(reader, {"action": "x", "event_type": "policy_deny"})  # only audit records pass
+    finally:
+        control.close()
+    assert seq == 11
+    reader.refresh()
+    rec = next(r for r, _ in reader.iter_records() if r["seq"] == 11)
+    assert (rec["event_type"], rec["user"], rec["action"]) == ("audit", "auditor", "search")
+    writer.close()
+    assert not (tmp_path / "control.sock").exists()
