@@ -145,8 +145,19 @@ class LogStore:
 
     def _read_sealed(self) -> list[SegmentIndex]:
         out = []
+        # A reader refreshes often (every API search): parse a meta file again only when it changed.
+        cache: dict[str, tuple[int, SegmentIndex]] = getattr(self, "_meta_cache", {})
+        fresh: dict[str, tuple[int, SegmentIndex]] = {}
         for meta in sorted(self.seg_dir.glob("seg-*.meta.json")):
-            out.append(SegmentIndex.from_json(json.loads(meta.read_text())))
+            stamp = meta.stat().st_mtime_ns
+            hit = cache.get(meta.name)
+            seg = hit[1] if hit is not None and hit[0] == stamp else None
+            if seg is None:
+                seg = SegmentIndex.from_json(json.loads(meta.read_text()))
+            fresh[meta.name] = (stamp, seg)
+            out.append(seg)
+        if self.readonly:
+            self._meta_cache = fresh
         out.sort(key=lambda s: s.first_seq)
         return out
 
