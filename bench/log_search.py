@@ -32,12 +32,12 @@ LINE = (
 
 
 def generate(root: Path, total: int, batch: int = 20_000) -> float:
-    """Write `total` records; return the seconds it took."""
-    rng = random.Random(20261204)
+    """Write records until the store holds `total`; return the seconds it took."""
     clock = [T0]
     store = LogStore(root, StoreConfig(), clock=lambda: clock[0])
+    n = store.last_seq
+    rng = random.Random(20261204 + n)
     started = time.perf_counter()
-    n = 0
     while n < total:
         recs = []
         for _ in range(min(batch, total - n)):
@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     """Generate (or reuse) the store, then time first pages with and without the index."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--records", type=int, default=10_000_000)
+    ap.add_argument(
+        "--active", type=int, default=60_000, help="records beyond --records, left in the active segment"
+    )
     ap.add_argument("--dir", type=Path, default=None, help="store folder (reused if it holds a store)")
     ap.add_argument("--keep", action="store_true", help="keep the generated store")
     ap.add_argument("--no-scan", action="store_true", help="skip the full-scan anchor")
@@ -90,18 +93,23 @@ def main(argv: list[str] | None = None) -> int:
     base = args.dir or Path(tempfile.mkdtemp(prefix="govnet-search-bench-"))
     root = base / "store"
     try:
-        if not (root / "segments").is_dir():
-            print(f"generating {args.records:,} records in {root}", flush=True)
-            secs = generate(root, args.records)
-            print(f"generated in {secs:.0f} s ({secs / args.records * 1e6:.1f} us/record)")
+        total = args.records + args.active  # the active segment (scanned, not indexed) nearly full
+        have = LogStore(root, readonly=True).last_seq if (root / "segments").is_dir() else 0
+        if have < total:
+            print(f"generating records {have + 1:,}..{total:,} in {root}", flush=True)
+            secs = generate(root, total)
+            print(f"generated in {secs:.0f} s ({secs / (total - have) * 1e6:.1f} us/record)")
         reader = LogStore(root, readonly=True)
         size = reader.disk_bytes()
         print(
-            f"store: seq 1..{reader.last_seq:,}, {len(reader.sealed)} sealed segments, {size / 2**30:.2f} GiB"
+            f"store: seq 1..{reader.last_seq:,}, {len(reader.sealed)} sealed segments, "
+            f"{size / 2**30:.2f} GiB; "
+            f"active segment (scanned, not indexed): {reader.active.count:,} records, "
+            f"{reader.active.bytes / 2**20:.0f} MiB"
         )
         mid = iso_utc(T0 + reader.last_seq * 0.001 / 2)
         queries = [
-            ("rare source IP (tail)", Query(ip="10.200.77.1")),
+            ("rare source IP (~20 records spread over the store)", Query(ip="10.30.7.1")),
             ("busy source IP", Query(ip="10.1.5.1")),
             ("source IP + second half", Query(src_ip="10.3.9.1", from_ts=mid)),
             ("user", Query(user="user123")),
