@@ -13,6 +13,7 @@ from typing import Any
 
 from alerts.engine import Engine
 from alerts.incidents import Incident
+from alerts.regex import RegexError
 from alerts.render import render_string
 from alerts.silences import Silence, parse_matcher
 from api.state import ApiState
@@ -174,10 +175,9 @@ def add_silence(
         raise OpError(422, "a silence needs a comment")
     try:
         parsed = tuple(parse_matcher(m) for m in matchers)
-        for m in parsed:
-            if m.op in ("=~", "!~"):
-                re.compile(m.value)
-    except (ValueError, re.error):
+    except RegexError as exc:
+        raise OpError(422, f"matcher regex refused: {exc}") from None
+    except ValueError:
         raise OpError(422, 'matchers look like name="value", name!=value, name=~regex') from None
     now = state.clock()
     sid = f"SIL-{secrets.token_hex(6)}"
@@ -286,9 +286,21 @@ def search_logs(
         text or None,
     )
     store.refresh()  # a read-only store (the writer runs in another process): see what it wrote
-    found = search(store, query, after_seq, limit)
+    found = search(store, query, after_seq, limit, max_examined=state.max_log_scan)
     items = [{k: v for k, v in rec.items() if k != "raw"} for rec in found.items]
-    return {"items": items, "next_after": found.next_after}
+    out: dict[str, Any] = {
+        "items": items,
+        "next_after": found.next_after,
+        "complete": found.complete,
+        "scanned": found.examined,
+    }
+    if not found.complete:
+        # Bounded work per request: a text that matches nothing must not read the whole store in one
+        # call. The answer says so and where to go on (next_after = the last record examined).
+        out["note"] = (
+            f"stopped after examining {found.examined} records; page on with after_seq={found.next_after}"
+        )
+    return out
 
 
 def parse_seqs(text: str) -> list[int]:

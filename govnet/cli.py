@@ -82,12 +82,18 @@ def syslog(
     segment_bytes: Annotated[
         int, typer.Option("--segment-bytes", help="Seal (compress, index) segments at this size.", min=65536)
     ] = 64 * 1024 * 1024,
+    tls_client_ca: Annotated[
+        Path | None, typer.Option("--tls-client-ca", help="Require TLS client certificates from this CA.")
+    ] = None,
 ) -> None:
     """Receive syslog (UDP, TCP, TLS) into the tamper-evident log store until interrupted."""
     from collectors.syslog.cli import syslog_command
 
-    extra = (tls_port, tls_cert, tls_key, forward, None, segment_bytes)
-    code = syslog_command(store, listen, tcp_port, udp_port, inventory, retention_days, budget_bytes, *extra)
+    extra = (tls_port, tls_cert, tls_key, forward)
+    code = syslog_command(
+        store, listen, tcp_port, udp_port, inventory, retention_days, budget_bytes, *extra,
+        tls_client_ca=tls_client_ca, segment_bytes=segment_bytes,
+    )  # fmt: skip
     raise typer.Exit(code)
 
 
@@ -183,6 +189,18 @@ def probe(
     from collectors.icmp.cli import probe_command
 
     raise typer.Exit(probe_command(str(inventory), device or [], count, timeout, json_out))
+
+
+@app.command("check-services")
+def check_services(
+    inventory: InventoryPath,
+    service: Annotated[list[str] | None, typer.Option("--service", "-s", help="Only these services.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per service.")] = False,
+) -> None:
+    """Run the inventory's service checks once (HTTP(S), TLS, DNS, TCP) and print each verdict."""
+    from collectors.services.cli import check_services_command
+
+    raise typer.Exit(check_services_command(inventory, service or [], json_out))
 
 
 @app.command("doctor")

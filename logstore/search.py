@@ -126,17 +126,32 @@ class Query:
 
 @dataclass
 class Page:
-    """One page of results in seq order; `next_after` is the seq to continue after (None: last page)."""
+    """One page of results in seq order; `next_after` is the seq to continue after (None: last page).
+
+    `complete` is False when the search stopped at `max_examined` records before filling the page:
+    then `next_after` is the last record examined, and paging on continues the search from there.
+    """
 
     items: list[Record]
     next_after: int | None
     used_index: int = 0  # segments answered from their term index
     scanned: int = 0  # segments scanned
+    examined: int = 0  # records looked at (index candidates and scanned lines)
+    complete: bool = True
 
 
-def search(store: Any, query: Query, after_seq: int = 0, limit: int = 50, use_index: bool = True) -> Page:
+def search(
+    store: Any,
+    query: Query,
+    after_seq: int = 0,
+    limit: int = 50,
+    use_index: bool = True,
+    max_examined: int | None = None,
+) -> Page:
     """The first `limit` records after `after_seq` matching `query` (store: a LogStore, reader or writer).
-    `use_index=False` scans every segment (the benchmark's anchor)."""
+
+    `use_index=False` scans every segment (the benchmark's anchor); `max_examined` bounds the work of
+    one call (a text that matches nothing must not read the whole store in one request)."""
     page = Page([], None)
     for seg in store.segments():
         if seg.count == 0 or seg.last_seq <= after_seq:
@@ -151,11 +166,20 @@ def search(store: Any, query: Query, after_seq: int = 0, limit: int = 50, use_in
         else:
             page.scanned += 1
             found = _by_scan(store, seg, query, after_seq)
-        for rec in found:
-            if len(page.items) == limit:
-                page.next_after = page.items[-1]["seq"]
+        for seq, rec in found:
+            if rec is not None:
+                if len(page.items) == limit:
+                    page.next_after = page.items[-1]["seq"]
+                    return page
+                page.items.append(rec)
+            page.examined += 1
+            if max_examined is not None and page.examined >= max_examined:
+                if len(page.items) < limit:
+                    page.complete = False
+                    page.next_after = seq
+                else:
+                    page.next_after = page.items[-1]["seq"]
                 return page
-            page.items.append(rec)
     return page
 
 
@@ -168,20 +192,24 @@ def _loads(line: bytes) -> Record | None:
     return rec if isinstance(rec, dict) else None
 
 
-def _by_scan(store: Any, seg: SegmentIndex, query: Query, after_seq: int) -> Iterator[Record]:
+def _by_scan(
+    store: Any, seg: SegmentIndex, query: Query, after_seq: int
+) -> Iterator[tuple[int, Record | None]]:
+    """(seq, record if it matches else None) for every record after `after_seq` in the segment."""
     needles = query.needles()
     with contextlib.suppress(FileNotFoundError):
         for line in store.segment_lines(seg):
+            m = SEQ_KEY.search(line)
+            if m is None:
+                continue
+            seq = int(m.group(1))
+            if seq <= after_seq:
+                continue
             if needles and not all(n in line for n in needles):
+                yield seq, None
                 continue
             rec = _loads(line)
-            if (
-                rec is not None
-                and isinstance(rec.get("seq"), int)
-                and rec["seq"] > after_seq
-                and query.matches(rec)
-            ):
-                yield rec
+            yield seq, rec if rec is not None and rec.get("seq") == seq and query.matches(rec) else None
 
 
 def _seqs(idx: Path, query: Query, after_seq: int) -> Iterator[int]:
@@ -208,23 +236,23 @@ def _seqs(idx: Path, query: Query, after_seq: int) -> Iterator[int]:
         conn.close()
 
 
-def _by_index(store: Any, seg: SegmentIndex, idx: Path, query: Query, after_seq: int) -> Iterator[Record]:
+def _by_index(
+    store: Any, seg: SegmentIndex, idx: Path, query: Query, after_seq: int
+) -> Iterator[tuple[int, Record | None]]:
     path = store.segment_path(seg)
     firsts = [b[0] for b in seg.blocks]
     cached: tuple[int, list[bytes]] | None = None
     for seq in _seqs(idx, query, after_seq):
         block = bisect.bisect_right(firsts, seq) - 1
         if block < 0:
+            yield seq, None
             continue
         if cached is None or cached[0] != block:
             cached = (block, read_block(path, seg.blocks, block).splitlines())
         lines = cached[1]
         pos = seq - firsts[block]  # seqs are gap-free inside a segment: line i holds first + i
-        if not 0 <= pos < len(lines):
-            continue
-        rec = _loads(lines[pos])
-        if rec is not None and rec.get("seq") == seq and query.matches(rec):
-            yield rec
+        rec = _loads(lines[pos]) if 0 <= pos < len(lines) else None
+        yield seq, rec if rec is not None and rec.get("seq") == seq and query.matches(rec) else None
 
 
 def fetch(store: Any, seqs: list[int]) -> list[Record]:
