@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from alerts.levels import Level
+from alerts.regex import compile_linear
 from alerts.rules import Condition, Rule, RuleError
 from core.samples import Sample
 from inventory.model import Duration
@@ -54,7 +55,7 @@ class FieldTest(_Strict):
     @classmethod
     def _compiles(cls, v: str | None) -> str | None:
         if v is not None:
-            re.compile(v)
+            compile_linear(v)  # RE2: the text it runs on is the attacker's (device log lines)
         return v
 
 
@@ -204,7 +205,6 @@ class CorrelationEngine:
         # Silence means something only while a log store feeds this engine (see `attach`).
         self.fed = start > 0
         self.skipped: dict[str, int] = {}  # rule -> records it could not use (e.g. no networks declared)
-        self._regex: dict[str, re.Pattern[str]] = {}
 
     # -- input -------------------------------------------------------------------------------------
 
@@ -305,12 +305,8 @@ class CorrelationEngine:
                 return False
             if (test.le is not None and value > test.le) or (test.ge is not None and value < test.ge):
                 return False
-        if test.regex is not None:
-            pattern = self._regex.get(test.regex) or self._regex.setdefault(
-                test.regex, re.compile(test.regex)
-            )
-            if not pattern.search(str(value)):
-                return False
+        if test.regex is not None and compile_linear(test.regex).search(str(value)) is None:
+            return False
         for name, inside in ((test.in_networks, True), (test.not_in_networks, False)):
             if name is None:
                 continue
