@@ -99,8 +99,16 @@ class Query:
             and (self.dst_ip is None or rec.get("dst_ip") == self.dst_ip)
             and (self.ip is None or self.ip in (rec.get("src_ip"), rec.get("dst_ip")))
             and (self.user is None or rec.get("user") == self.user)
-            and (not self.text or self.text.lower() in (rec.get("msg") or "").lower())
+            and (not self.text or self._text_in(rec))
         )
+
+    def _text_in(self, rec: Record) -> bool:
+        # Searches are audited with their filters in the audit record's message: a text search
+        # would find every earlier search for the same text. Text matches device lines; audit
+        # records only when they are asked for (event_type=audit).
+        if rec.get("event_type") == "audit" and self.event_type != "audit":
+            return False
+        return bool(self.text) and str(self.text).lower() in (rec.get("msg") or "").lower()
 
     def terms(self) -> list[list[str]]:
         """Index lookups: every inner list is an OR (one IP as source or destination), the lists AND."""
