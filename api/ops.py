@@ -36,10 +36,42 @@ class OpError(Exception):
         self.status, self.message = status, message
 
 
+def latest_samples(state: ApiState) -> list[Any]:
+    """The latest poll of every device (empty when no poller runs in this process)."""
+    return list(state.latest.snapshot()) if state.latest is not None else []
+
+
+def where_lookup(state: ApiState, q: str) -> dict[str, Any]:
+    """Where is this address (400 for a malformed address or MAC, 503 without address tracking)."""
+    from collectors.where.query import QueryError, parse_query
+
+    try:
+        query = parse_query(q)
+    except QueryError as exc:
+        raise OpError(400, str(exc)) from None
+    svc = state.where()
+    if svc is None:
+        raise OpError(503, "address tracking (where:) is not configured on this node")
+    return dict(svc.lookup(query))
+
+
+ADDRESS_LABELS = ("ip", "src_ip", "dst_ip", "source_ip", "mac", "previous_mac")
+
+
 def view(state: ApiState) -> NetworkView:
     """Current status of every device."""
-    samples = state.latest.snapshot() if state.latest is not None else []
-    return network_view(state.inventory, state.topology, samples)
+    return network_view(state.inventory, state.topology, latest_samples(state))
+
+
+def link_states(state: ApiState) -> dict[str, str]:
+    """LLDP/CDP verdict per topology link id (confirmed, wrong_port, down, missing, unknown)."""
+    from api.hardware import link_view
+
+    found = link_view(state.inventory, latest_samples(state))
+    return {
+        f"{c.link.a.device}:{c.link.a.interface}--{c.link.b.device}:{c.link.b.interface}": c.state
+        for c in found.links
+    }
 
 
 # --- incidents ------------------------------------------------------------------------------------
@@ -64,6 +96,8 @@ def incident_json(engine: Engine, inc: Incident, now: float) -> dict[str, Any]:
                 "alert": st.rule,
                 "device": labels.get("device", ""),
                 "site": labels.get("site", ""),
+                # Addresses an alert names, each a link to "where" in the console.
+                "addresses": [labels[k] for k in ADDRESS_LABELS if labels.get(k)],
                 "state": st.state,
                 "summary": engine.summary(rule, st) if rule else st.rule,
                 "runbook": [render_string(step, labels=labels, value=st.value) for step in rule.runbook]

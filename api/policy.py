@@ -26,6 +26,7 @@ LOG_READ = frozenset({Role.auditor, Role.engineer, Role.oncall})
 AUDITOR = frozenset({Role.auditor})
 LOG_STATS = frozenset({Role.auditor, Role.admin, Role.engineer})  # 等保 review figures, no log content
 REPORTS = frozenset({Role.admin, Role.engineer, Role.auditor})  # monthly reports for leadership and 等保
+WHERE = frozenset({Role.engineer, Role.oncall, Role.auditor})  # from a log line or alert to the port
 ADMIN = frozenset({Role.admin})
 
 # Reachable without a session or token (the login itself and the stylesheet/script).
@@ -47,6 +48,9 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/api/v1/devices"): OPS,
     ("GET", "/api/v1/devices/{name}"): OPS,
     ("GET", "/api/v1/topology"): OPS,
+    ("GET", "/api/v1/links"): OPS,
+    ("GET", "/api/v1/hardware"): OPS,
+    ("GET", "/api/v1/hardware/export"): OPS,
     ("GET", "/api/v1/alerts"): OPS,
     ("GET", "/api/v1/incidents"): OPS,
     ("GET", "/api/v1/incidents/{incident_id}"): OPS,
@@ -71,6 +75,7 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/api/v1/logs/exports"): AUDITOR,
     ("GET", "/api/v1/logs/exports/{export_id}/{filename}"): AUDITOR,
     ("GET", "/api/v1/audit"): AUDITOR,
+    ("GET", "/api/v1/where"): WHERE,
     ("GET", "/api/v1/users"): ADMIN,
     ("POST", "/api/v1/users"): ADMIN,
     ("POST", "/api/v1/users/{username}/disable"): ADMIN,
@@ -89,6 +94,8 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/devices/{name}"): OPS,
     ("GET", "/topology"): OPS,
     ("GET", "/topology.svg"): OPS,
+    ("GET", "/hardware"): OPS,
+    ("GET", "/hardware/export"): OPS,
     ("GET", "/backups"): CONFIGS,
     ("GET", "/reports"): REPORTS,
     ("GET", "/backups/{device}"): CONFIGS,
@@ -100,6 +107,7 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/logs/export"): AUDITOR,
     ("GET", "/logs/exports/{export_id}/{filename}"): AUDITOR,
     ("GET", "/audit"): AUDITOR,
+    ("GET", "/where"): WHERE,
 }
 
 

@@ -238,6 +238,20 @@ def backups(
     raise typer.Exit(backups_command(config, check, job or [], json_out))
 
 
+@app.command("where")
+def where(
+    config: ConfigPath,
+    query: Annotated[
+        str, typer.Argument(help="An IPv4/IPv6 address or a MAC (00:e0:fc:12:34:56, 00e0.fc12.3456).")
+    ],
+    json_out: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Where is this address: its MAC, vendor, switch port, VLAN and history (exit 1 if never seen)."""
+    from collectors.where.cli import where_command
+
+    raise typer.Exit(where_command(config, query, json_out))
+
+
 alerts_app = typer.Typer(no_args_is_help=True, help="Incidents: list, acknowledge, silence, report.")
 app.add_typer(alerts_app, name="alerts")
 
@@ -405,6 +419,28 @@ def token_add(
     from api.cli import token_add_command
 
     raise typer.Exit(token_add_command(state_dir, user, days, label))
+
+
+links_app = typer.Typer(help="Declared links checked against what LLDP/CDP sees.", no_args_is_help=True)
+
+
+@links_app.command("check")
+def links_check(inventory: InventoryPath) -> None:
+    """Poll once and print each declared link's state (confirmed, wrong_port, down, missing, unknown)."""
+    from collectors.links import links_command
+
+    raise typer.Exit(links_command(inventory, discover=False))
+
+
+@links_app.command("discover")
+def links_discover(inventory: InventoryPath) -> None:
+    """Poll once and print the links LLDP/CDP sees that the inventory lacks, as a YAML fragment."""
+    from collectors.links import links_command
+
+    raise typer.Exit(links_command(inventory, discover=True))
+
+
+app.add_typer(links_app, name="links")
 
 
 report_app = typer.Typer(no_args_is_help=True, help="Reports for leadership and auditors (PDF + XLSX).")

@@ -358,6 +358,7 @@ def _run_config(
         "inventory": str(setup.inventory),
         "prometheus": {"listen": f"{host}:{ports.metrics}"},
         "scheduler": {"timeout": "2s", "retries": 1},
+        "links": {"interval": "30s"},  # declared links checked against the lab's LLDP
         "log_level": "warning",
         "alerts": {
             "rules": ["default"],
@@ -428,6 +429,8 @@ def _run_config(
             "interval": "1m",
             "local_hosts": setup.backup_hosts,
         },
+        # ARP/FDB sweeps of the lab's synthetic hosts: the console's 地址定位 and `govnet where`.
+        "where": {"state_dir": str(state), "interval": "60s"},
     }
     return config
 

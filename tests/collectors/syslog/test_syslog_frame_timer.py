@@ -13,7 +13,7 @@ from collectors.syslog.limits import Limits
 from collectors.syslog.receiver import Ingest, start_receiver
 from logstore.store import LogStore
 
-HOST = "127.42.0.1"
+HOST = "127.48.0.1"  # this file's loopback range
 
 
 def _run(tmp_path: Path, payload: list[bytes], pause: float) -> tuple[int, dict[str, int], list[Exception]]:
