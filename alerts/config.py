@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from alerts.correlation import DEFAULT_CORRELATIONS, alert_rules, load_correlations
 from alerts.engine import Engine
 from alerts.levels import Level
 from alerts.maintenance import MaintenanceWindow
@@ -29,6 +31,14 @@ def _default_rules(value: Any) -> Any:
 
 
 RuleFilePath = Annotated[InputFile, BeforeValidator(_default_rules)]
+
+
+def _default_correlations(value: Any) -> Any:
+    # `default` names the shipped security correlation rules.
+    return DEFAULT_CORRELATIONS if value == "default" else value
+
+
+CorrelationFilePath = Annotated[InputFile, BeforeValidator(_default_correlations)]
 
 
 class RotaConfig(Section):
@@ -124,6 +134,26 @@ class SharedStateConfig(Section):
     node: str | None = Field(None, min_length=1, max_length=64)
 
 
+class SecurityConfig(Section):
+    """Security-event correlation over the syslog records (alerts/rules/security.yaml)."""
+
+    enabled: bool = True
+    rules: list[CorrelationFilePath] = Field(default_factory=lambda: [DEFAULT_CORRELATIONS])
+    # Named network lists the rules test addresses against, e.g. management: [10.0.0.0/24].
+    networks: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("networks")
+    @classmethod
+    def _cidrs(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, nets in v.items():
+            for net in nets:
+                try:
+                    ipaddress.ip_network(net, strict=False)
+                except ValueError:
+                    raise ValueError(f"networks.{name}: {net!r} is not an IP network (CIDR)") from None
+        return v
+
+
 class AlertingConfig(Section):
     """Everything the alert pipeline needs (relative paths are relative to the config file)."""
 
@@ -142,6 +172,7 @@ class AlertingConfig(Section):
     fallback: str | None = None
     retry: RetryConfig = Field(default_factory=RetryConfig)
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
     # The console's address as on-call staff reach it: every notification links to its incident page.
     console_url: str | None = Field(None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$", max_length=200)
 
@@ -230,8 +261,9 @@ def build(cfg: AlertingConfig, topology: Topology | None) -> tuple[Engine, Dispa
         if cfg.rota
         else None
     )
+    correlations = load_correlations(*cfg.security.rules) if cfg.security.enabled else []
     engine = Engine(
-        load_rules(*cfg.rules),
+        [*load_rules(*cfg.rules), *alert_rules(correlations)],
         topology,
         None,
         policy,

@@ -9,11 +9,19 @@ from typing import Any
 
 import yaml
 
+from alerts.correlation import (
+    DEFAULT_CORRELATIONS,
+    CorrelationEngine,
+    WatchedDevice,
+    alert_rules,
+    load_correlations,
+)
 from alerts.engine import Engine, Notification
 from alerts.rules import DEFAULT_RULES, RuleError, load_rules
 from core.config import parse_duration
 from core.samples import Sample
 from inventory.topology import Topology
+from logstore.record import Record, iso_utc, new_record
 
 _SERIES = re.compile(r"^\s*([A-Za-z_:][A-Za-z0-9_:]*)\s*(?:\{(.*)\})?\s*$")
 _LABEL = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?')
@@ -75,7 +83,44 @@ def _subset(expected: dict[str, Any], got: dict[str, str]) -> bool:
     return all(got.get(str(k)) == str(v) for k, v in expected.items())
 
 
-def _run_group(group: dict[str, Any], rule_paths: list[Path], base: Path, default_inv: Any) -> CaseResult:
+def _watched(d: dict[str, Any]) -> WatchedDevice:
+    labels = (("device", str(d["name"])), ("role", str(d["role"])))
+    return WatchedDevice(str(d["name"]), str(d["role"]), str(d.get("address", "")), labels)
+
+
+def _secs(value: Any) -> float:
+    """A duration that may be zero (`0`, `0s`)."""
+    return 0.0 if str(value).rstrip("smhd") in ("0", "") else parse_duration(value)
+
+
+def _records(items: list[dict[str, Any]]) -> list[tuple[float, Record]]:
+    """Test records: `at` (duration), optional `repeat` and `every`, `{n}` in text replaced by 0..n-1;
+    seqs assigned in time order as the store would."""
+    out: list[tuple[float, dict[str, Any]]] = []
+    for item in items:
+        fields = {k: v for k, v in item.items() if k not in ("at", "repeat", "every")}
+        start, every = _secs(item.get("at", 0)), _secs(item.get("every", 0))
+        for n in range(int(item.get("repeat", 1))):
+            values = {k: v.replace("{n}", str(n)) if isinstance(v, str) else v for k, v in fields.items()}
+            for k in ("dst_port", "src_port", "severity"):
+                if isinstance(values.get(k), str) and values[k].isdigit():
+                    values[k] = int(values[k])
+            out.append((start + n * every, values))
+    out.sort(key=lambda x: x[0])
+    recs = []
+    for seq, (t, values) in enumerate(out, 1):
+        recs.append((t, new_record(seq=seq, recv_ts=iso_utc(t), **values)))
+    return recs
+
+
+def _run_group(
+    group: dict[str, Any],
+    rule_paths: list[Path],
+    base: Path,
+    default_inv: Any,
+    corr_paths: list[Path] | None = None,
+    networks: dict[str, list[str]] | None = None,
+) -> CaseResult:
     name = str(group.get("name", "unnamed"))
     result = CaseResult(name)
     interval = parse_duration(group.get("interval", "30s"))
@@ -88,7 +133,18 @@ def _run_group(group: dict[str, Any], rule_paths: list[Path], base: Path, defaul
     from alerts.maintenance import MaintenanceWindow  # windows (config format) given per test group
 
     windows = [MaintenanceWindow.model_validate(w) for w in group.get("maintenance", [])]
-    engine = Engine(load_rules(*rule_paths), topology=topo, maintenance=windows)
+    correlations = load_correlations(*corr_paths) if corr_paths else []
+    engine = Engine(
+        [*load_rules(*rule_paths), *alert_rules(correlations)], topology=topo, maintenance=windows
+    )
+    corr = CorrelationEngine(
+        correlations,
+        networks={**(networks or {}), **group.get("networks", {})},
+        in_maintenance=engine.in_maintenance,
+        devices=[_watched(d) for d in group.get("devices", [])],
+    )
+    corr.attach(0.0)
+    records = _records(group.get("input_records", []))
     series: dict[str, list[tuple[str, tuple[tuple[str, str], ...], list[float | None]]]] = {}
     for item in group.get("input_series", []):
         metric, labels = parse_series(str(item["series"]))
@@ -110,6 +166,11 @@ def _run_group(group: dict[str, Any], rule_paths: list[Path], base: Path, defaul
                 if step < len(vals) and (value := vals[step]) is not None
             ]
             engine.publish(device, batch)
+        if correlations:
+            due = [rec for t, rec in records if t <= now]
+            records = [(t, rec) for t, rec in records if t > now]
+            corr.observe_batch(due)
+            engine.publish_internal("correlation", corr.samples(now))
         sent.extend(engine.evaluate(now))
         for check in checks_at.get(step, []):
             result.failures.extend(_check(check, engine, sent, now))
@@ -154,12 +215,20 @@ def run_test_file(path: Path) -> list[CaseResult]:
         raise TestFileError("expected a mapping with 'rule_files' and 'tests'")
     base = path.parent
     rule_paths = [
-        DEFAULT_RULES if f == "default" else base / str(f) for f in doc.get("rule_files", ["default"])
+        DEFAULT_RULES if f == "default" else base / str(f)
+        for f in doc.get("rule_files", [] if "correlation_files" in doc else ["default"])
+    ]
+    corr_paths = [
+        DEFAULT_CORRELATIONS if f == "default" else base / str(f) for f in doc.get("correlation_files", [])
     ]
     results = []
     for group in doc["tests"]:
         try:
-            results.append(_run_group(group, rule_paths, base, doc.get("inventory")))
+            results.append(
+                _run_group(
+                    group, rule_paths, base, doc.get("inventory"), corr_paths, doc.get("networks") or {}
+                )
+            )
         except (KeyError, TypeError, ValueError, RuleError) as exc:
             raise TestFileError(f"test {group.get('name', '?')!r}: {type(exc).__name__}: {exc}") from None
     return results

@@ -11,12 +11,14 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from alerts.config import AlertingConfig, node_name
 from alerts.config import build as build_pipeline
+from alerts.correlation import CorrelationEngine, WatchedDevice, load_correlations
 from alerts.engine import Engine
 from alerts.ha import PgLeaderElector
 from alerts.journal import Journal
 from alerts.levels import Level
 from alerts.notify.dispatch import Dispatcher
 from alerts.rules import RuleError
+from collectors.base import device_labels
 from core.config import SectionError
 from core.samples import Sample, labels_of
 from inventory.model import Inventory
@@ -99,7 +101,8 @@ class AlertService:
         if elector is not None:
             self._fence(None)
         self.sources: list[MetricsSourceFn] = []
-        self.journal: Journal | None = None  # state changes for the monthly report (build_services)
+        self.journal: Journal | None = None
+        self.correlation: CorrelationEngine | None = None  # security events from syslog (build)
         self.cycles = 0
         self.source_errors = 0
         self.started = time.time()
@@ -267,8 +270,34 @@ def build(section: AlertingConfig, *, inventory: Inventory | None) -> list[Alert
     if section.state is not None:
         elector = PgLeaderElector(section.state.postgres.resolve(), section.state.cluster, node_name(section))
     service = AlertService(section, engine, dispatcher, inventory, elector)
+    if section.security.enabled:
+        # The syslog service (built after this one) feeds it the records it stores: govnet/run.py
+        # hands `service.correlation.observe_batch` to it.
+        try:
+            service.correlation = build_correlation(section, engine, inventory)
+        except RuleError as exc:
+            raise SectionError(("security", "rules"), str(exc)) from None
+        correlation = service.correlation
+        service.add_source(lambda: correlation.samples(time.time()))
     service.journal = open_journal(section)
     return [service]
+
+
+def build_correlation(cfg: AlertingConfig, engine: Engine, inventory: Inventory | None) -> CorrelationEngine:
+    """The correlation engine of `cfg.security`, watching the inventory's security devices."""
+    watched = []
+    if inventory is not None:
+        for d in inventory.devices:
+            labels = tuple(sorted(device_labels(d)))
+            watched.append(WatchedDevice(d.name, str(d.role), str(d.address), labels))
+    by_name = {w.name: w.labels for w in watched}
+    return CorrelationEngine(
+        load_correlations(*cfg.security.rules),
+        networks=cfg.security.networks,
+        in_maintenance=engine.in_maintenance,
+        devices=watched,
+        device_labels=lambda name: by_name.get(name, (("device", name),) if name else ()),
+    )
 
 
 def open_journal(cfg: AlertingConfig, readonly: bool = False) -> Journal:

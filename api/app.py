@@ -16,6 +16,7 @@ from api.ops import OpError
 from api.routes.api import router as api_router
 from api.routes.console import router as console_router
 from api.state import ApiState
+from logstore.control import AuditUnavailable
 
 
 def create_app(state: ApiState) -> FastAPI:
@@ -55,6 +56,11 @@ def create_app(state: ApiState) -> FastAPI:
         if is_api(request):
             return JSONResponse({"detail": exc.message}, status_code=exc.status)
         return render(request, "error.html", http_status=exc.status, message=exc.message, code=exc.status)
+
+    @app.exception_handler(AuditUnavailable)
+    async def audit_unavailable(request: Request, exc: AuditUnavailable) -> Response:
+        # No action without its audit record (等保): the log store writer must be running.
+        return await operror_response(request, OpError(503, f"audit trail unavailable: {exc}"))
 
     @app.exception_handler(NotLeader)
     async def not_leader(request: Request, exc: NotLeader) -> Response:

@@ -13,8 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from logstore.record import iso_utc, new_record
+from logstore.control import append_audit
+from logstore.record import iso_utc
 from logstore.store import LogStore
+
+
+def _refreshed(store: LogStore) -> LogStore:
+    store.refresh()  # a reader sees what the writer appended since its last look
+    return store
 
 
 @dataclass(frozen=True)
@@ -60,18 +66,19 @@ class LogStoreAudit:
         self.store = store
 
     def record(self, user: str, action: str, target: str, outcome: str, client: str, detail: str) -> None:
-        """Append one audit record (fsynced before returning)."""
-        self.store.append(
-            new_record(
-                event_type="audit",
-                action=action,
-                outcome=outcome,
-                user=user,
-                src_ip=client or None,
-                app="govnet-api",
-                rule=target[:200] or None,
-                msg=detail[:2000] or None,
-            )
+        """Append one audit record (fsynced before returning): directly when this process is the
+        store's writer, else through the running writer's control socket (raises AuditUnavailable)."""
+        append_audit(
+            self.store,
+            {
+                "action": action,
+                "outcome": outcome,
+                "user": user,
+                "src_ip": client or None,
+                "app": "govnet-api",
+                "rule": target[:200] or None,
+                "msg": detail[:2000] or None,
+            },
         )
 
     def page(
@@ -89,7 +96,7 @@ class LogStoreAudit:
                 rec.get("src_ip") or "",
                 rec.get("msg") or "",
             )
-            for rec, _ in self.store.iter_records(event_type="audit")
+            for rec, _ in _refreshed(self.store).iter_records(event_type="audit")
             if (user is None or rec.get("user") == user) and (action is None or rec.get("action") == action)
         ]
         rows.reverse()

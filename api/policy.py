@@ -24,6 +24,7 @@ ACT = frozenset({Role.engineer, Role.oncall})  # acknowledge, silence, escalate,
 CONFIGS = frozenset({Role.admin, Role.engineer, Role.oncall})  # config texts may hold sensitive lines
 LOG_READ = frozenset({Role.auditor, Role.engineer, Role.oncall})
 AUDITOR = frozenset({Role.auditor})
+LOG_STATS = frozenset({Role.auditor, Role.admin, Role.engineer})  # 等保 review figures, no log content
 REPORTS = frozenset({Role.admin, Role.engineer, Role.auditor})  # monthly reports for leadership and 等保
 WHERE = frozenset({Role.engineer, Role.oncall, Role.auditor})  # from a log line or alert to the port
 ADMIN = frozenset({Role.admin})
@@ -69,6 +70,7 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/api/v1/services/{name}"): OPS,
     ("POST", "/api/v1/services/{name}/baseline"): ACT,
     ("GET", "/api/v1/logs"): LOG_READ,
+    ("GET", "/api/v1/logs/stats"): LOG_STATS,
     ("POST", "/api/v1/logs/exports"): AUDITOR,
     ("GET", "/api/v1/logs/exports"): AUDITOR,
     ("GET", "/api/v1/logs/exports/{export_id}/{filename}"): AUDITOR,
@@ -101,6 +103,7 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/services/{name}"): OPS,
     ("POST", "/services/{name}/baseline"): ACT,
     ("GET", "/logs"): LOG_READ,
+    ("GET", "/logs/stats"): LOG_STATS,
     ("POST", "/logs/export"): AUDITOR,
     ("GET", "/logs/exports/{export_id}/{filename}"): AUDITOR,
     ("GET", "/audit"): AUDITOR,

@@ -146,8 +146,13 @@ def build_state(
     closers: list[Callable[[], None]] = []
     store = logstore
     if store is None and cfg.logstore_dir is not None:
-        store = LogStore(cfg.logstore_dir)
-        closers.append(store.close)
+        # Another process (govnet syslog) is the store's one writer: read only; audit records go
+        # through its control socket. No store yet (nothing received): the API runs without one.
+        try:
+            store = LogStore(cfg.logstore_dir, readonly=True)
+            closers.append(store.close)
+        except FileNotFoundError:
+            store = None
     audit: AuditSink = LogStoreAudit(store) if store is not None else SqliteAudit(cfg.state_dir / "audit.db")
     key = (
         KeySpec("hmac-sha256", cfg.export_hmac_key.ref)

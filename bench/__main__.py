@@ -18,6 +18,7 @@ OTHER_BENCHES = [
     ("Service checks vs blackbox_exporter (bench/services_vs_blackbox.py)", "bench.services_vs_blackbox"),
     ("Monthly report (bench/report_month.py)", "bench.report_month"),
     ("Where is this address (bench/where.py)", "bench.where"),
+    ("Security-log search, 10M records (bench/log_search.py)", "bench.log_search"),
 ]
 
 

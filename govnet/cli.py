@@ -79,6 +79,9 @@ def syslog(
     forward: Annotated[
         str | None, typer.Option("--forward", help="Also forward durable frames to HOST:PORT (TCP).")
     ] = None,
+    segment_bytes: Annotated[
+        int, typer.Option("--segment-bytes", help="Seal (compress, index) segments at this size.", min=65536)
+    ] = 64 * 1024 * 1024,
     tls_client_ca: Annotated[
         Path | None, typer.Option("--tls-client-ca", help="Require TLS client certificates from this CA.")
     ] = None,
@@ -89,7 +92,7 @@ def syslog(
     extra = (tls_port, tls_cert, tls_key, forward)
     code = syslog_command(
         store, listen, tcp_port, udp_port, inventory, retention_days, budget_bytes, *extra,
-        tls_client_ca=tls_client_ca,
+        tls_client_ca=tls_client_ca, segment_bytes=segment_bytes,
     )  # fmt: skip
     raise typer.Exit(code)
 
@@ -130,6 +133,45 @@ def verify_export(
     from logstore.cli import verify_command
 
     raise typer.Exit(verify_command(folder, hmac_key, ed25519_pub))
+
+
+@app.command("verify-store")
+def verify_store(
+    store: Annotated[Path, typer.Option("--store", help="Log store folder.", show_default=False)],
+) -> None:
+    """Check the whole log store's hash chain read-only (the receiver may keep running)."""
+    from logstore.cli import verify_store_command
+
+    raise typer.Exit(verify_store_command(store))
+
+
+@app.command("search-logs")
+def search_logs(
+    store: Annotated[Path, typer.Option("--store", help="Log store folder.", show_default=False)],
+    from_: Annotated[str | None, typer.Option("--from", help="Start (ISO 8601, inclusive).")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="End (ISO 8601, exclusive).")] = None,
+    ip: Annotated[str | None, typer.Option("--ip", help="Source or destination IP.")] = None,
+    src_ip: Annotated[str | None, typer.Option("--src-ip", help="Source IP.")] = None,
+    dst_ip: Annotated[str | None, typer.Option("--dst-ip", help="Destination IP.")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="User name.")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="Device name.")] = None,
+    event_type: Annotated[str | None, typer.Option("--type", help="Event type.")] = None,
+    text: Annotated[str | None, typer.Option("--text", help="Text in the message.")] = None,
+    after: Annotated[int, typer.Option("--after", help="Continue after this seq (paging).")] = 0,
+    limit: Annotated[int, typer.Option("--limit", help="Records per page (1-1000).")] = 50,
+) -> None:
+    """Search the security logs (audited): one JSON record per line, then {"next_after": seq}."""
+    from logstore.cli import iso_arg, search_command
+    from logstore.search import Query
+
+    try:
+        query = Query(
+            iso_arg(from_, ""), iso_arg(to, "~"), device, event_type, src_ip, dst_ip, ip, user, text
+        )
+    except ValueError as exc:
+        typer.echo(f"search-logs: bad time: {exc}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(search_command(store, query, after, max(1, min(limit, 1000))))
 
 
 ConfigPath = Annotated[Path, typer.Option("--config", "-c", help="govnet config YAML.", show_default=False)]

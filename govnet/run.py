@@ -17,6 +17,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,16 +151,22 @@ def build_runtime(
     try:
         scheduler = Scheduler(inventory, collector, fanout, settings_of(cfg.scheduler), devices)
         services: list[Service] = []
-        logstore: LogStore | None = None
-        if cfg.syslog is not None:
-            syslog = build_syslog(cfg.syslog, inventory=inventory)
-            logstore = syslog[0].store  # the API audits into and searches this same store
-            services += syslog
         alerting: AlertService | None = None
         if cfg.alerts is not None:
             with _section(cfg, "alerts"):
                 (alerting,) = build_alerts(cfg.alerts, inventory=inventory)
             services.append(alerting)
+        correlation = alerting.correlation if alerting is not None else None
+        logstore: LogStore | None = None
+        if cfg.syslog is not None:
+            with _section(cfg, "syslog"):
+                # The security correlation rules see each durable batch of records, in seq order.
+                hooks = [correlation.observe_batch] if correlation is not None else []
+                syslog = build_syslog(cfg.syslog, inventory=inventory, on_append=hooks)
+            if correlation is not None:
+                correlation.attach(time.time())  # silent security devices count from now
+            logstore = syslog[0].store  # the API audits into and searches this same store
+            services += syslog
         engine = alerting.engine if alerting is not None else None
         if cfg.probes is not None:
             services += build_probes(cfg.probes, inventory=inventory, latest=store)

@@ -8,12 +8,14 @@ import hashlib
 import io
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from logstore.control import AuditUnavailable, append_audit
 from logstore.merkle import merkle_root
-from logstore.record import FIELDS, Record, body_hash, canonical, chain_hash, leaf_hash, new_record
+from logstore.record import FIELDS, Record, body_hash, canonical, chain_hash, iso_utc, leaf_hash, parse_iso
 from logstore.signing import KeySpec, check, sign
 from logstore.store import LogStore
 
@@ -87,10 +89,11 @@ def export_logs(
     out.mkdir(parents=True, exist_ok=True)
     if any(out.iterdir()):
         raise FileExistsError(f"export folder {out} is not empty")
+    store.refresh()  # a reader exports the snapshot of now; the writer's view is always current
     span: list[tuple[Record, str]] = []
     prev_hash = ""
     last_before = ""
-    for rec, chain in store.iter_records(from_ts, to_ts, whole_segments=True):
+    for rec, chain in span_records(store, from_ts, to_ts):
         if rec["recv_ts"] < from_ts and not span:
             last_before = chain
             continue
@@ -145,15 +148,43 @@ def export_logs(
     }
     manifest["signature"] = sign(_signed_bytes(manifest), key)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
-    store.append(
-        new_record(
-            event_type="audit", action="export", outcome="success", user=getpass.getuser(), app="govnet",
-            msg=f"export {from_ts}..{to_ts} device={device} type={event_type} format={fmt} "
-            f"records={selected} span={manifest['span']['first_seq']}..{manifest['span']['last_seq']} "
-            f"root={manifest['span']['merkle_root']} to {out}",
-        )
-    )  # fmt: skip
+    # Through the running writer when this is a reader (its control socket), so the audit record
+    # takes the next seq of the one chain; if it cannot be written, the export does not stand.
+    try:
+        append_audit(
+            store,
+            {
+                "action": "export", "outcome": "success", "user": getpass.getuser(), "app": "govnet",
+                "msg": f"export {from_ts}..{to_ts} device={device} type={event_type} format={fmt} "
+                f"records={selected} span={manifest['span']['first_seq']}..{manifest['span']['last_seq']} "
+                f"root={manifest['span']['merkle_root']} to {out}",
+            },
+        )  # fmt: skip
+    except AuditUnavailable:
+        for name in [*files, "manifest.json"]:
+            (out / name).unlink(missing_ok=True)
+        raise
     return manifest
+
+
+# Receive times are not strictly ordered by seq: a record is stamped when it is received and gets its
+# seq when it is committed, while audit records are stamped when they are appended. A segment in the
+# middle of a range can therefore end before a record of the previous one; the export's span must
+# never skip it. Commit lag is bounded by the receiver's backpressure; this margin is generous.
+COMMIT_LAG = 600.0
+
+
+def span_records(store: LogStore, from_ts: str, to_ts: str) -> Iterator[tuple[Record, str]]:
+    """Every record of the contiguous run of segments that can hold the range (none skipped inside)."""
+    segs = store.segments()
+    first = next((i for i, seg in enumerate(segs) if seg.count and seg.max_ts >= from_ts), len(segs))
+    stop = iso_utc(parse_iso(to_ts) + COMMIT_LAG) if to_ts[:1].isdigit() else to_ts
+    for seg in segs[first:]:
+        if seg.count and seg.min_ts >= stop:
+            break
+        for entry, rec in store.segment_entries(seg):
+            if rec is not None and entry.stored_hash is not None:
+                yield rec, entry.stored_hash
 
 
 def _prev_of_first(store: LogStore, span: list[tuple[Record, str]]) -> str:

@@ -6,7 +6,9 @@ import gzip
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+import re
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,19 +32,43 @@ def decode_line(line: bytes) -> tuple[str, Record]:
     return obj["h"], obj["r"]
 
 
-def read_lines(path: Path) -> Iterator[bytes]:
-    """Lines of a segment file (gzip when the name ends in .gz), newline included."""
-    if path.name.endswith(".gz"):
-        with gzip.open(path, "rb") as fh:
-            yield from fh
-    else:
-        with path.open("rb") as fh:
-            yield from fh
+def segment_name(first_seq: int) -> str:
+    """The name of the segment whose first record has `first_seq`."""
+    return f"seg-{first_seq:012d}"
 
 
-def entries(path: Path) -> Iterator[tuple[Entry, Record | None]]:
+def read_lines(path: Path, limit: int | None = None) -> Iterator[bytes]:
+    """Lines of a segment file (gzip when the name ends in .gz), newline included; with `limit`,
+    only the complete lines within the first `limit` bytes of the (uncompressed) records.
+
+    The file is opened before this returns (a missing file raises here, not at the first line), so
+    a reader can fall back to the compressed file when the writer has just sealed the segment.
+    """
+    fh: Any = gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")  # noqa: SIM115
+    return _lines(fh, limit)
+
+
+def _lines(fh: Any, limit: int | None) -> Iterator[bytes]:
+    with fh:
+        if limit is None:
+            yield from fh
+            return
+        left = limit
+        for line in fh:
+            if len(line) > left:
+                return
+            left -= len(line)
+            yield line
+
+
+def entries(path: Path, limit: int | None = None) -> Iterator[tuple[Entry, Record | None]]:
     """Read records back as chain-check entries (unreadable lines become error entries)."""
-    for line in read_lines(path):
+    return entries_of(read_lines(path, limit))
+
+
+def entries_of(lines: Iterator[bytes]) -> Iterator[tuple[Entry, Record | None]]:
+    """Chain-check entries of already opened segment lines."""
+    for line in lines:
         try:
             if line.startswith(b'{"h":"') and line[70:76] == b'","r":' and line.endswith(b"}\n"):
                 # Fast path: hash the stored record bytes as they are (the store wrote them canonical;
@@ -88,6 +114,13 @@ class SegmentIndex:
     types: dict[str, int] = field(default_factory=dict)
     file: str = ""
     bytes: int = 0
+    # Random access into a sealed, compressed segment: [first seq, byte offset] of each gzip member
+    # (the file is a plain multi-member gzip: any gzip reader still reads it whole).
+    blocks: list[list[int]] = field(default_factory=list)
+    # Audit statistics without reading records: per UTC hour ("2026-03-12T07") lines per device,
+    # and each device's newest receive time.
+    hourly: dict[str, dict[str, int]] = field(default_factory=dict)
+    device_last: dict[str, str] = field(default_factory=dict)
 
     def add(self, rec: Record, chain: str) -> None:
         """Account for one appended record."""
@@ -103,6 +136,14 @@ class SegmentIndex:
         if device not in self.devices:
             self.devices.append(device)
         self.types[rec["event_type"]] = self.types.get(rec["event_type"], 0) + 1
+        if rec["event_type"] not in ("store", "audit"):
+            ts = rec["recv_ts"]
+            hour = self.hourly.get(ts[:13])
+            if hour is None:
+                hour = self.hourly[ts[:13]] = {}
+            hour[device] = hour.get(device, 0) + 1
+            if ts > self.device_last.get(device, ""):
+                self.device_last[device] = ts
 
     def may_hold(self, from_ts: str, to_ts: str, device: str | None, event_type: str | None) -> bool:
         """False when the index proves no record matches (used to skip whole segments)."""
@@ -120,6 +161,62 @@ class SegmentIndex:
     def from_json(cls, data: dict[str, Any]) -> SegmentIndex:
         """Inverse of to_json."""
         return cls(**data)
+
+
+SEQ_KEY = re.compile(rb',"seq":(\d+)')  # a key, never text: inside strings a quote is escaped
+
+
+def compress_segment(
+    src: Path,
+    dst: Path,
+    level: int,
+    on_line: Callable[[int, bytes], None] | None = None,
+    block_bytes: int = 256 * 1024,
+) -> list[list[int]]:
+    """Write `src` as a multi-member gzip file (one member per ~`block_bytes` of whole lines) to `dst`
+    durably; return the block table. `on_line(seq, line)` sees every record line (for indexing)."""
+    blocks: list[list[int]] = []
+    offset = 0
+    chunk: list[bytes] = []
+    size = 0
+    first = 0
+    with src.open("rb") as fin, dst.open("wb") as fout:
+
+        def flush() -> None:
+            nonlocal offset, chunk, size
+            comp = zlib.compressobj(level, zlib.DEFLATED, 31)
+            data = comp.compress(b"".join(chunk)) + comp.flush()
+            fout.write(data)
+            blocks.append([first, offset])
+            offset += len(data)
+            chunk, size = [], 0
+
+        for line in fin:
+            m = SEQ_KEY.search(line)
+            seq = int(m.group(1)) if m else 0
+            if not chunk:
+                first = seq
+            chunk.append(line)
+            size += len(line)
+            if on_line is not None and m:
+                on_line(seq, line)
+            if size >= block_bytes:
+                flush()
+        if chunk:
+            flush()
+        fout.flush()
+        os.fsync(fout.fileno())
+    return blocks
+
+
+def read_block(path: Path, blocks: list[list[int]], index: int) -> bytes:
+    """The uncompressed lines of one block of a compressed segment."""
+    start = blocks[index][1]
+    end = blocks[index + 1][1] if index + 1 < len(blocks) else None
+    with path.open("rb") as fh:
+        fh.seek(start)
+        data = fh.read() if end is None else fh.read(end - start)
+    return zlib.decompress(data, 31)
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import json
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,12 +13,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from logstore.lock import WriterLock
 from logstore.merkle import merkle_root, merkle_root_of_digests
 from logstore.record import ZERO_HASH, Record, canonical, iso_utc, meta_bytes, new_record
-from logstore.segment import SegmentIndex, decode_line, entries, fsync_dir, write_atomic
-from logstore.verify import Problem, check_chain
+from logstore.search import PostingCollector, index_path
+from logstore.segment import (
+    SegmentIndex,
+    compress_segment,
+    decode_line,
+    entries,
+    entries_of,
+    fsync_dir,
+    read_lines,
+    segment_name,
+    write_atomic,
+)
+from logstore.verify import Entry, Problem, check_chain
 
 DAY = 86400.0
+SETTINGS = "settings.json"
 
 
 @dataclass(slots=True)
@@ -37,18 +48,36 @@ class StoreConfig:
     compress_level: int = 1
 
 
+class ReadOnlyStore(RuntimeError):
+    """A write was attempted on a store opened read-only."""
+
+
 class LogStore:
-    """Append-only log store in one folder; `append_batch` returns only after the batch is fsynced."""
+    """Append-only log store in one folder; `append_batch` returns only after the batch is fsynced.
+
+    One writer per store (an OS lock, `logstore.lock`): a second writer raises `StoreLocked` naming
+    the holder's PID. `readonly=True` opens a reader: no lock, no file is created, changed or
+    repaired; it sees a consistent snapshot (taken at open and at each `refresh()`) while the writer
+    goes on appending, sealing and compressing.
+    """
 
     def __init__(
-        self, root: Path, config: StoreConfig | None = None, clock: Callable[[], float] = time.time
+        self,
+        root: Path,
+        config: StoreConfig | None = None,
+        clock: Callable[[], float] = time.time,
+        readonly: bool = False,
+        lock: WriterLock | None = None,
     ) -> None:
         self.root = Path(root)
         self.config = config or StoreConfig()
         self.clock = clock
+        self.readonly = readonly
         self.seg_dir = self.root / "segments"
-        self.seg_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._writer_lock: WriterLock | None = None
+        # Called with each durable batch (records carry their seq) by the writer, under its lock.
+        self.on_append: list[Callable[[list[Record]], None]] = []
         self.metrics: dict[str, float] = {
             "appended_total": 0,
             "batches_total": 0,
@@ -58,14 +87,52 @@ class LogStore:
             "budget_ratio": 0.0,
             "budget_warning": 0,
         }
-        self.anchor = self._read_anchor()
-        self.sealed: list[SegmentIndex] = self._read_sealed()
         self._fh: Any = None
         # Leaf digests of the active segment, kept as they are written so sealing does not re-read
         # and re-hash 64 MiB (that cost more than parsing); 32 bytes per record.
         self._leaves: list[bytes] = []
         self.active: SegmentIndex
-        self._open_active()
+        self.anchor: dict[str, Any]
+        self.sealed: list[SegmentIndex]
+        if readonly:
+            if not self.seg_dir.is_dir():
+                raise FileNotFoundError(f"no log store at {self.root}")
+            self._reader_pos = 0
+            self.refresh()
+            return
+        self.seg_dir.mkdir(parents=True, exist_ok=True)
+        if lock is not None and lock.held:
+            self._writer_lock = lock
+        else:
+            self._writer_lock = WriterLock(self.root)
+            self._writer_lock.acquire()
+        try:
+            self.anchor = self._read_anchor()
+            self.sealed = self._read_sealed()
+            self._open_active()
+            # What readers (the API's audit statistics) report as the retention target and budget.
+            settings = {
+                "retention_days": self.config.retention_days,
+                "budget_bytes": self.config.budget_bytes,
+            }
+            if self.settings() != settings:
+                write_atomic(self.root / SETTINGS, json.dumps(settings).encode())
+        except BaseException:
+            self._writer_lock.release()
+            raise
+
+    def settings(self) -> dict[str, Any]:
+        """Retention target and disk budget as the writer last declared them (empty if never)."""
+        try:
+            data = json.loads((self.root / SETTINGS).read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    @property
+    def writable(self) -> bool:
+        """True for the (single) writer."""
+        return not self.readonly
 
     # --- opening -------------------------------------------------------------------------------------
 
@@ -78,8 +145,19 @@ class LogStore:
 
     def _read_sealed(self) -> list[SegmentIndex]:
         out = []
+        # A reader refreshes often (every API search): parse a meta file again only when it changed.
+        cache: dict[str, tuple[int, SegmentIndex]] = getattr(self, "_meta_cache", {})
+        fresh: dict[str, tuple[int, SegmentIndex]] = {}
         for meta in sorted(self.seg_dir.glob("seg-*.meta.json")):
-            out.append(SegmentIndex.from_json(json.loads(meta.read_text())))
+            stamp = meta.stat().st_mtime_ns
+            hit = cache.get(meta.name)
+            seg = hit[1] if hit is not None and hit[0] == stamp else None
+            if seg is None:
+                seg = SegmentIndex.from_json(json.loads(meta.read_text()))
+            fresh[meta.name] = (stamp, seg)
+            out.append(seg)
+        if self.readonly:
+            self._meta_cache = fresh
         out.sort(key=lambda s: s.first_seq)
         return out
 
@@ -157,7 +235,7 @@ class LogStore:
         return len(cut), keep, hashlib.sha256(cut).hexdigest()
 
     def _new_active(self, first_seq: int, prev_hash: str) -> SegmentIndex:
-        name = f"seg-{first_seq:012d}"
+        name = segment_name(first_seq)
         path = self.seg_dir / f"{name}.ndjson"
         path.touch()
         fsync_dir(self.seg_dir)
@@ -184,6 +262,8 @@ class LogStore:
 
     def append_batch(self, recs: list[Record]) -> list[int]:
         """Assign sequence numbers, write, fsync once; return the seqs (durable when this returns)."""
+        if self.readonly:
+            raise ReadOnlyStore(f"log store {self.root} is open read-only")
         if not recs:
             return []
         with self._lock:
@@ -230,6 +310,8 @@ class LogStore:
             self.metrics["fsyncs_total"] += 1
             if self.active.bytes >= self.config.max_segment_bytes:
                 self._seal_active()
+            for hook in self.on_append:
+                hook(recs)
             return [r["seq"] for r in recs]
 
     def append(self, rec: Record) -> int:
@@ -255,14 +337,17 @@ class LogStore:
         self._fh = (self.seg_dir / self.active.file).open("ab")
 
     def _compress(self, seg: SegmentIndex) -> None:
+        """Compress a sealed segment in independent blocks and build its search index (one read)."""
         src = self.seg_dir / seg.file.removesuffix(".gz")
         dst = self.seg_dir / seg.file
         tmp = dst.with_name(dst.name + ".tmp")
-        with src.open("rb") as fin, gzip.open(tmp, "wb", compresslevel=self.config.compress_level) as fout:
-            shutil.copyfileobj(fin, fout, 1024 * 1024)
-        with tmp.open("rb") as fh:
-            os.fsync(fh.fileno())
+        postings = PostingCollector()
+        seg.blocks = compress_segment(src, tmp, self.config.compress_level, postings.add)
+        # Index first: a segment whose plain file is gone always has its index (or never had one).
+        postings.write(index_path(self.seg_dir, seg.name))
         tmp.replace(dst)
+        # The block table goes into the meta file; until then the segment is read sequentially.
+        write_atomic(self.seg_dir / f"{seg.name}.meta.json", json.dumps(seg.to_json(), indent=1).encode())
         src.unlink()
         fsync_dir(self.seg_dir)
         seg.bytes = dst.stat().st_size
@@ -274,22 +359,32 @@ class LogStore:
                 self._seal_active()
 
     def close(self) -> None:
-        """Flush and mark a clean shutdown."""
+        """Flush, mark a clean shutdown and release the writer lock (a reader has nothing to close)."""
+        if self.readonly or self._writer_lock is None or not self._writer_lock.held:
+            return
         with self._lock:
             self._fh.flush()
             os.fsync(self._fh.fileno())
             self._fh.close()
             (self.root / "CLEAN").touch()
             fsync_dir(self.root)
+            self._writer_lock.release()
 
     # --- retention ---------------------------------------------------------------------------------
 
     def disk_bytes(self) -> int:
-        """Bytes used by all segment files."""
-        return sum(p.stat().st_size for p in self.seg_dir.iterdir() if p.is_file())
+        """Bytes used by all segment files (and their search indexes)."""
+        total = 0
+        for p in self.seg_dir.iterdir():
+            with contextlib.suppress(FileNotFoundError):  # a reader races the writer's sealing
+                if p.is_file():
+                    total += p.stat().st_size
+        return total
 
     def housekeeping(self, now: float) -> list[str]:
         """Apply retention by age and the disk budget; warn before the budget removes anything."""
+        if self.readonly:
+            raise ReadOnlyStore(f"log store {self.root} is open read-only")
         with self._lock:
             return self._housekeeping(now)
 
@@ -323,7 +418,11 @@ class LogStore:
             "removed": [*self.anchor.get("removed", []), seg.to_json()],
         }
         write_atomic(self.root / "anchor.json", json.dumps(self.anchor, indent=1).encode())
-        for path in (self.seg_dir / seg.file, self.seg_dir / f"{seg.name}.meta.json"):
+        for path in (
+            self.seg_dir / seg.file,
+            self.seg_dir / f"{seg.name}.meta.json",
+            index_path(self.seg_dir, seg.name),
+        ):
             path.unlink(missing_ok=True)
         fsync_dir(self.seg_dir)
         self.metrics["segments_removed_total"] += 1
@@ -337,10 +436,92 @@ class LogStore:
     # --- reading -----------------------------------------------------------------------------------
 
     def segments(self) -> list[SegmentIndex]:
-        """Sealed segments then the active one, oldest first."""
+        """Sealed segments then the active one, oldest first (a reader: as of its last refresh)."""
+        if self.readonly:
+            return [*self.sealed, self.active]
         with self._lock:
             self._fh.flush()
             return [*self.sealed, self.active]
+
+    def segment_path(self, seg: SegmentIndex) -> Path:
+        """The file holding a segment's records; while it is being compressed, whichever exists."""
+        path = self.seg_dir / seg.file
+        if path.exists():
+            return path
+        other = (
+            path.with_name(seg.file.removesuffix(".gz"))
+            if seg.file.endswith(".gz")
+            else (path.with_name(seg.file + ".gz"))
+        )
+        return other if other.exists() else path
+
+    def segment_lines(self, seg: SegmentIndex) -> Iterator[bytes]:
+        """The record lines of one segment (opened now); a reader stops at the bytes of its snapshot."""
+        limit = seg.bytes if self.readonly and seg is self.active else None
+        try:
+            return read_lines(self.segment_path(seg), limit)
+        except FileNotFoundError:
+            # The writer sealed it between our look and the open: its compressed file is there now.
+            return read_lines(self.segment_path(seg), limit)
+
+    def segment_entries(self, seg: SegmentIndex) -> Iterator[tuple[Entry, Record | None]]:
+        """Chain-check entries of one segment (see segment_lines)."""
+        return entries_of(self.segment_lines(seg))
+
+    # --- reader snapshot ---------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Reader: take a new snapshot of sealed segments and the complete lines of the active one."""
+        if not self.readonly:
+            return
+        for _ in range(100):
+            anchor = self._read_anchor()
+            try:
+                sealed = self._read_sealed()
+            except (FileNotFoundError, ValueError):
+                time.sleep(0.01)  # a meta file removed (retention) or replaced while listing
+                continue
+            last_seq = sealed[-1].last_seq if sealed else int(anchor["seq"])
+            prev_hash = sealed[-1].last_hash if sealed else anchor["hash"]
+            name = segment_name(last_seq + 1)
+            current = getattr(self, "active", None)
+            if current is not None and current.name == name:
+                active = current
+            else:
+                active = SegmentIndex(
+                    name=name, file=f"{name}.ndjson", prev_hash=prev_hash, first_seq=last_seq + 1
+                )
+                self._reader_pos = 0
+            try:
+                self._read_tail(active)
+            except FileNotFoundError:
+                # Sealed and compressed between listing and reading: the next listing has its meta.
+                time.sleep(0.01)
+                continue
+            self.anchor, self.sealed, self.active = anchor, sealed, active
+            return
+        raise RuntimeError(f"log store {self.root}: no consistent snapshot (segments changing too fast)")
+
+    def _read_tail(self, active: SegmentIndex) -> None:
+        """Add the complete lines written to the active segment since the last refresh."""
+        path = self.seg_dir / active.file
+        if not path.exists():
+            if (self.seg_dir / (active.file + ".gz")).exists() or self._meta_exists(active.name):
+                raise FileNotFoundError(path)
+            return  # the writer has not created it yet (just sealed the previous one): empty
+        with path.open("rb") as fh:
+            fh.seek(self._reader_pos)
+            data = fh.read()
+        end = data.rfind(b"\n") + 1  # a line still being written is not part of the snapshot
+        for line in data[:end].splitlines(keepends=True):
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                chain, rec = decode_line(line)
+                active.add(rec, chain)
+        self._reader_pos += end
+        active.bytes = self._reader_pos
+
+    def _meta_exists(self, name: str) -> bool:
+        return (self.seg_dir / f"{name}.meta.json").exists()
 
     def iter_records(
         self,
@@ -356,7 +537,7 @@ class LogStore:
                 from_ts, to_ts, None if whole_segments else device, None if whole_segments else event_type
             ):
                 continue
-            for entry, rec in entries(self.seg_dir / seg.file):
+            for entry, rec in self.segment_entries(seg):
                 if rec is None or entry.stored_hash is None:
                     continue
                 if not whole_segments and not (
@@ -376,11 +557,14 @@ class LogStore:
                 problems.append(
                     Problem(seg.name, 0, seg.first_seq, "segment does not link to the previous one")
                 )
-            path = self.seg_dir / seg.file
+            path = self.segment_path(seg)
             if not path.exists():
+                if seg is self.active and seg.count == 0:
+                    prev_hash, prev_seq = seg.prev_hash, seg.first_seq - 1
+                    continue  # a reader's snapshot between sealing and the next segment's creation
                 problems.append(Problem(seg.name, 0, seg.first_seq, "segment file missing"))
                 continue
-            check = check_chain((e for e, _ in entries(path)), seg.name, prev_hash, prev_seq)
+            check = check_chain((e for e, _ in self.segment_entries(seg)), seg.name, prev_hash, prev_seq)
             problems += check.problems
             if seg is not self.active:
                 if check.count != seg.count:

@@ -308,6 +308,9 @@ def logs(
     device: Opt = None,
     event_type: Opt = None,
     q: Opt = None,
+    ip: Opt = None,
+    user: Opt = None,
+    seqs: Annotated[str | None, Query(max_length=1200)] = None,
     after: Annotated[int, Query(ge=0, le=10**12)] = 0,
 ) -> Response:
     """The auditor's page: search the security logs, export a range, download exports."""
@@ -317,18 +320,28 @@ def logs(
     available = state.logstore() is not None
     if available:
         try:
-            result = ops.search_logs(
-                state,
-                from_ts or None,
-                to_ts or None,
-                device or None,
-                event_type or None,
-                q or None,
-                after,
-                PAGE,
+            result = (
+                ops.logs_by_seq(state, ops.parse_seqs(seqs))
+                if seqs
+                else ops.search_logs(
+                    state,
+                    from_ts or None,
+                    to_ts or None,
+                    device or None,
+                    event_type or None,
+                    q or None,
+                    after,
+                    PAGE,
+                    ip=ip or None,
+                    user=user or None,
+                )
             )
         except OpError as exc:
             error = exc.message
+        else:
+            params = {"from": from_ts, "to": to_ts, "device": device, "event_type": event_type, "q": q,
+                      "ip": ip, "user": user, "after_seq": after, "seqs": seqs}  # fmt: skip
+            audit(request, "log_search", "logs", "success", ops.search_summary(params, result))
     exports = ops.list_exports(state) if principal_of(request).role == "auditor" else []
     form = {
         "from": from_ts or "",
@@ -336,6 +349,8 @@ def logs(
         "device": device or "",
         "event_type": event_type or "",
         "q": q or "",
+        "ip": ip or "",
+        "user": user or "",
     }
     return render(
         request,
@@ -347,6 +362,14 @@ def logs(
         available=available,
         export=None,
     )
+
+
+@router.get("/logs/stats")
+def log_stats(request: Request) -> Response:
+    """Audit statistics page (coverage, retention, size, per device last log and lines per day)."""
+    state = api_state(request)
+    stats = ops.log_stats(state) if state.logstore() is not None else None
+    return render(request, "logs_stats.html", stats=stats)
 
 
 @router.get("/where")
@@ -374,7 +397,8 @@ def export(
     """Run a signed export and show its files."""
     state = api_state(request)
     result = run_export(request, from_ts, to_ts, device or None, event_type or None, fmt)
-    form = {"from": from_ts, "to": to_ts, "device": device, "event_type": event_type, "q": ""}
+    form = {"from": from_ts, "to": to_ts, "device": device, "event_type": event_type, "q": "", "ip": "",
+            "user": ""}  # fmt: skip
     shown = ops.search_logs(state, from_ts, to_ts, device or None, event_type or None, None, 0, PAGE)
     return render(
         request,

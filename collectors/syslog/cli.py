@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from collectors.syslog.receiver import Receiver
 from collectors.syslog.service import SyslogSection, SyslogService, build
+from core.config import SectionError
 from inventory.model import Inventory
 
 
@@ -34,6 +35,7 @@ def syslog_command(
     forward: str | None = None,
     parse_workers: int | None = None,
     tls_client_ca: Path | None = None,
+    segment_bytes: int = 64 * 1024 * 1024,
 ) -> int:
     """Receive syslog into the store; SIGINT/SIGTERM commit what was received and stop.
 
@@ -50,7 +52,7 @@ def syslog_command(
         "store": store_dir, "listen": listen, "tcp_port": tcp_port, "udp_port": udp_port,
         "retention_days": retention_days, "budget_bytes": budget_bytes, "tls_port": tls_port,
         "tls_cert": tls_cert, "tls_key": tls_key, "tls_client_ca": tls_client_ca, "forward": forward,
-        "parse_workers": parse_workers,
+        "parse_workers": parse_workers, "segment_bytes": segment_bytes,
     }  # fmt: skip
     try:
         section = SyslogSection.model_validate(options)
@@ -68,7 +70,11 @@ def syslog_command(
         except InventoryError as exc:
             print(f"syslog: inventory has problems: {exc}", file=sys.stderr)
             return 2
-    (service,) = build(section, inventory=inv, report=lambda note: print(f"store: {note}", flush=True))
+    try:
+        (service,) = build(section, inventory=inv, report=lambda note: print(f"store: {note}", flush=True))
+    except SectionError as exc:  # the store is locked by another writer (names its PID)
+        print(f"syslog: {exc}", file=sys.stderr)
+        return 2
     asyncio.run(_serve(service))
     if service.listen_error is not None:
         print(f"syslog: {service.listen_error}", file=sys.stderr)

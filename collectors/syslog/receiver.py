@@ -437,7 +437,8 @@ class Receiver:
                     if rest:
                         ingest.submit(rest, source, transport)
                     break
-                ingest.submit_many(framer.feed(data), source, transport)
+                frames = framer.feed(data)
+                ingest.submit_many(frames, source, transport)
                 if framer.error is not None:
                     ingest.stats.oversized_closed_total += 1
                     self._count(ingest.stats.closed, "oversized")
@@ -450,7 +451,9 @@ class Receiver:
                 held = now_held
                 if not held:
                     frame_started = None
-                elif frame_started is None:
+                elif frame_started is None or frames:
+                    # A frame completed in this read: what is held now is a new partial frame. (A
+                    # steady stream whose reads end mid-line was cut every frame_timeout otherwise.)
                     frame_started = loop.time()
                 if self.buffered > limits.buffer_bytes:
                     # Partial frames of every connection together are bounded: the one that just

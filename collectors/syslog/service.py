@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -25,9 +25,13 @@ from collectors.syslog.receiver import (
     start_receiver,
     zone_map_from_inventory,
 )
-from core.config import ConfigPath, HostPort, InputFile, Section, split_host_port
+from core.config import ConfigPath, HostPort, InputFile, Section, SectionError, split_host_port
 from core.samples import Sample
 from inventory.model import Inventory
+from logstore.control import ControlServer
+from logstore.lock import StoreLocked
+from logstore.record import Record
+from logstore.stats import DeviceInfo, audit_stats
 from logstore.store import LogStore, StoreConfig
 
 log = logging.getLogger("govnet.syslog")
@@ -108,6 +112,7 @@ class SyslogSection(Section):
 
     retention_days: float = Field(180.0, ge=180.0)  # 网络安全法 Art. 21: at least six months
     budget_bytes: int | None = Field(None, gt=0)
+    segment_bytes: int = Field(64 * 1024 * 1024, ge=65536)  # seal (compress, index) segments at this size
     # Untrusted text is parsed only in worker processes, each line within `parse_budget` seconds.
     parse_workers: int = Field(1, ge=1, le=8)
     parse_budget: float = Field(2.0, gt=0, le=60)
@@ -186,6 +191,8 @@ class SyslogService:
             self.forwarder.start()
         if listening is not None:
             listening(self.receiver)
+        control = ControlServer(self.store)  # audit records of exports/searches in other processes
+        control.start()
         next_verify = 0.0
         try:
             while not stop.is_set():
@@ -208,6 +215,7 @@ class SyslogService:
                     async with asyncio.timeout(5):
                         await self.forwarder.flush()
                 await self.forwarder.close()
+            control.close()
             self.store.close()
 
     def internal_samples(self) -> list[Sample]:
@@ -332,6 +340,7 @@ class SyslogService:
                 "Bytes the log store uses on disk.",
             )
         )
+        out += self.audit_samples(now)
         if self.verify_ok is not None:
             out.append(
                 Sample(
@@ -345,12 +354,108 @@ class SyslogService:
             )
         return out
 
+    def audit_samples(self, now: float) -> list[Sample]:
+        """等保 review figures from the segment indexes: coverage, retention, budget, lines per device."""
+        inv = self.inventory
+        devices = (
+            [DeviceInfo(d.name, str(d.role), d.site, str(d.address)) for d in inv.devices] if inv else []
+        )
+        st = audit_stats(self.store, devices, now, days=1)
+        store = (("store", str(self.store.root)),)
+        out = [
+            Sample(
+                "govnet_logstore_retention_held_days",
+                store,
+                float(st["retention"]["held_days"]),
+                now,
+                "gauge",
+                "Days between the oldest record kept and now.",
+            ),
+        ]
+        if st["retention"]["target_days"] is not None:
+            out.append(
+                Sample(
+                    "govnet_logstore_retention_target_days",
+                    store,
+                    st["retention"]["target_days"],
+                    now,
+                    "gauge",
+                    "Days the store keeps records (retention setting).",
+                )
+            )
+        if st["store"]["budget_bytes"]:
+            out.append(
+                Sample(
+                    "govnet_logstore_budget_bytes",
+                    store,
+                    float(st["store"]["budget_bytes"]),
+                    now,
+                    "gauge",
+                    "Disk budget of the log store.",
+                )
+            )
+        cov = st["coverage"]
+        for state, n in (("reporting", cov["reporting_24h"]), ("silent", len(cov["silent"]))):
+            out.append(
+                Sample(
+                    "govnet_syslog_security_devices",
+                    (("state", state),),
+                    float(n),
+                    now,
+                    "gauge",
+                    "Security devices (firewall, IPS, VPN, isolation gateway) that sent / did not "
+                    "send logs in the last 24 h.",
+                )
+            )
+        if cov["ratio"] is not None:
+            out.append(
+                Sample(
+                    "govnet_syslog_coverage_ratio",
+                    (),
+                    float(cov["ratio"]),
+                    now,
+                    "gauge",
+                    "Security devices that sent logs in the last 24 h / all of them.",
+                )
+            )
+        by_name = {d.name: d for d in inv.devices} if inv else {}
+        for row in st["devices"]:
+            dev = by_name.get(row["device"])
+            if dev is not None:
+                out.append(
+                    Sample(
+                        "govnet_syslog_device_lines_24h",
+                        device_labels(dev),
+                        row["lines_24h"],
+                        now,
+                        "gauge",
+                        "Log lines stored from the device in the last 24 h.",
+                    )
+                )
+        return out
+
 
 def build(
-    section: SyslogSection, *, inventory: Inventory | None, report: Callable[[str], None] | None = None
+    section: SyslogSection,
+    *,
+    inventory: Inventory | None,
+    report: Callable[[str], None] | None = None,
+    on_append: Sequence[Callable[[list[Record]], None]] = (),
 ) -> list[SyslogService]:
-    """The receiver and its log store (the API shares this store: `govnet run` hands it over)."""
-    store = LogStore(
-        section.store, StoreConfig(retention_days=section.retention_days, budget_bytes=section.budget_bytes)
-    )
+    """The receiver and its log store (the API shares this store: `govnet run` hands it over).
+
+    `on_append` are called with each durable batch in seq order (the security correlation rules).
+    """
+    try:
+        store = LogStore(
+            section.store,
+            StoreConfig(
+                retention_days=section.retention_days,
+                budget_bytes=section.budget_bytes,
+                max_segment_bytes=section.segment_bytes,
+            ),
+        )
+    except StoreLocked as exc:
+        raise SectionError(("store",), str(exc)) from None
+    store.on_append.extend(on_append)
     return [SyslogService(section, inventory, store, report)]

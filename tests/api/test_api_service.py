@@ -14,6 +14,7 @@ from api.service import ApiSection, ApiService, build
 from core.config import validate_section
 from core.latest import LatestStore
 from inventory.load import load_inventory
+from logstore.control import ControlServer
 from logstore.store import LogStore
 from tests.support.api_world import DISTRICT
 
@@ -53,6 +54,11 @@ def test_serves_inside_the_loop_and_stops(tmp_path: Path, monkeypatch: pytest.Mo
         "session_secret": "env:GOVNET_TEST_SESSION_SECRET",
         "logstore_dir": "logs",
     }
+    # The store's one writer (as `govnet syslog` would be): the API opens the store read-only and
+    # sends its audit records through the writer's control socket.
+    writer = LogStore(tmp_path / "logs")
+    control = ControlServer(writer)
+    control.start()
     (svc,) = build(section(tmp_path, data), inventory=load_inventory(DISTRICT), latest=LatestStore())
     assert isinstance(svc, ApiService) and (tmp_path / "api-state").is_dir()
     db = AuthDB(tmp_path / "api-state" / "users.db")
@@ -82,11 +88,12 @@ def test_serves_inside_the_loop_and_stops(tmp_path: Path, monkeypatch: pytest.Mo
     anon, code, health, done = asyncio.run(scenario())
     assert (anon, code, done) == (401, 200, True)
     assert health["logstore"] is True and health["audit_backend"] == "logstore" and health["devices"] == 133
-    assert (tmp_path / "logs" / "CLEAN").exists()  # the store the API opened was closed cleanly
-    store = LogStore(tmp_path / "logs")
+    control.close()
+    writer.close()
+    store = LogStore(tmp_path / "logs", readonly=True)
     logins = [r for r, _ in store.iter_records(event_type="audit") if r["action"] == "login"]
-    store.close()
     assert [(r["user"], r["outcome"]) for r in logins] == [("ops", "failure")]
+    assert any(f.startswith("peer_uid:") for f in logins[0]["flags"])  # came through the socket
     assert logins[0]["src_ip"].startswith("127.")  # the TCP peer, not the 10.9.9.9 the headers claim
     with socket.socket() as s:  # the port was released
         s.bind((HOST, port))

@@ -17,6 +17,7 @@ import uvicorn
 from api.app import create_app
 from logstore.export import verify_export
 from logstore.signing import KeySpec
+from logstore.stats import SECURITY_ROLES
 from tests.support.api_world import EXPORT_KEY_ENV, PASSWORD, XSS, World, make_world
 from tests.support.paths import TESTS
 from tests.support.require import require, require_cmd
@@ -159,4 +160,23 @@ def test_auditor_searches_and_exports_a_range(
         dl.value.save_as(out / href.rsplit("/", 1)[1])
     check = verify_export(out, KeySpec("hmac-sha256", f"env:{EXPORT_KEY_ENV}"))
     assert check.ok and check.records == 41, check.problems
+    assert dialogs == []
+
+
+def test_log_audit_statistics_page(server: tuple[str, World], browser: Browser) -> None:
+    """The 等保 statistics page: coverage of the security devices, retention, size, per device lines."""
+    base, world = server
+    page, dialogs = login(browser, base, "u-auditor")
+    page.goto(base + "/logs/stats")
+    coverage = page.locator("#coverage").inner_text()
+    security = [d for d in world.state.inventory.devices if d.role.value in SECURITY_ROLES]
+    assert f"2 / {len(security)}" in coverage  # nc-fw-1 and nc-fw-2 sent logs in the last 24 h
+    assert "nc-ips-1" in coverage  # named as silent, linked to its logs
+    row = page.locator("#devices tr", has_text="nc-fw-1").first.inner_text()
+    assert "40" in row and "正常上报" in row
+    page.screenshot(path=str(ARTIFACTS / "logs-stats.png"))  # docs/logs-stats.png is a copy
+    page.goto(base + "/logout")
+    oncall, _ = login(browser, base, "u-oncall")
+    oncall.goto(base + "/logs/stats")
+    assert "无权" in oncall.locator("main").inner_text()  # on-call staff: not a 等保 review role
     assert dialogs == []

@@ -196,8 +196,10 @@ def test_unclean_shutdown_is_recorded(tmp_path: Path) -> None:
     clock = Clock(T0)
     store = LogStore(tmp_path, clock=clock)
     fill(store, 10, clock)
-    # no close(): as after kill -9
+    # no close(): as after kill -9 (which also drops the process's writer lock)
     store._fh.close()
+    assert store._writer_lock is not None
+    store._writer_lock.release()
     reopened = LogStore(tmp_path, clock=clock)
     try:
         recs = [rec for rec, _ in reopened.iter_records()]
