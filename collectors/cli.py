@@ -185,7 +185,9 @@ class Runtime:
             if isinstance(svc, MetricsSource):
                 samples.add_source(svc.internal_samples)
         try:
-            server = MetricsServer(cfg.prometheus.listen, samples, healthy=scheduler.healthy)
+            server = MetricsServer(
+                cfg.prometheus.listen, samples, healthy=scheduler.healthy, targets=scheduler.device_names
+            )
         except BaseException:
             if writer is not None:
                 writer.spool.close()

@@ -392,6 +392,10 @@ class Scheduler:
         self._wake.set()
         return added, removed
 
+    def device_names(self) -> list[str]:
+        """The devices this scheduler polls now (the per-device scrape targets of this node)."""
+        return list(self._devices)
+
     def stop(self) -> None:
         """Ask run() to return after the running polls end."""
         self._stopping = True

@@ -14,9 +14,9 @@ from pydantic import ValidationError
 
 from collectors.cluster.config import ClusterConfig
 from collectors.cluster.membership import Membership
-from collectors.cluster.ring import HashRing
 from collectors.cluster.store import StateStore
 from core.pipeline import Service
+from core.ring import HashRing
 from core.samples import MetricType, Sample
 from core.secrets import Secret, SecretError
 from govnet.service import RunContext

@@ -25,11 +25,11 @@ import yaml
 
 from collectors.base import PollResult, device_labels
 from collectors.cluster.membership import Member, Membership
-from collectors.cluster.ring import HashRing
 from collectors.cluster.service import ClusterService, build_services
 from collectors.cluster.store import MemberStore
 from collectors.scheduler import Schedule, Scheduler, SchedulerSettings
 from core.latest import LatestStore
+from core.ring import HashRing
 from core.samples import Sample
 from core.secrets import Secret
 from govnet.service import RunContext
