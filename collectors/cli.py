@@ -21,6 +21,7 @@ from typing import TextIO
 
 from collectors.base import Collector, PollResult
 from collectors.scheduler import Schedule, Scheduler, SchedulerSettings, accepted_keywords, run_poll
+from collectors.workers import WorkerPool, default_workers
 from core.fanout import FanOut
 from core.latest import LatestStore
 from core.pipeline import MetricsSource, SampleSink, Service
@@ -144,7 +145,7 @@ def poll_once_command(inventory: Path, json_out: bool, devices: list[str]) -> in
 class Runtime:
     """Everything `govnet run` starts: scheduler, latest store, /metrics server, Influx writer."""
 
-    scheduler: Scheduler
+    scheduler: Scheduler | WorkerPool
     store: LatestStore
     fanout: FanOut
     server: MetricsServer
@@ -160,8 +161,12 @@ class Runtime:
         devices: Sequence[Device],
         services: Sequence[Service] = (),
         store: LatestStore | None = None,
+        workers: int = 1,
+        config_path: Path | None = None,
     ) -> Runtime:
-        """Wire the pieces (raises SecretError, SpoolError, OSError for the caller to report)."""
+        """Wire the pieces (raises SecretError, SpoolError, OSError for the caller to report).
+
+        With `workers` > 1 (and the config file they read) polling runs in worker processes."""
         store = store or LatestStore()
         fanout = FanOut([store])
         writer = None
@@ -174,7 +179,11 @@ class Runtime:
                 spool, sender, ic.batch_size, ic.flush_interval, ic.precision, backoff_max=ic.backoff_max
             )
             fanout.add(writer)
-        scheduler = Scheduler(inventory, collector, fanout, settings_of(cfg.scheduler), devices)
+        scheduler: Scheduler | WorkerPool
+        if workers > 1 and config_path is not None:
+            scheduler = WorkerPool(config_path, workers, fanout, devices)
+        else:
+            scheduler = Scheduler(inventory, collector, fanout, settings_of(cfg.scheduler), devices)
         samples = SamplesCollector(store, [scheduler.internal_samples])
         if writer is not None:
             samples.add_source(writer.internal_samples)
@@ -272,14 +281,18 @@ def run_command(config: Path) -> int:
     ctx.extra["metrics_sources"] = [s.internal_samples for s in services if isinstance(s, MetricsSource)]
     try:
         collector = snmp_collector(settings_of(cfg.scheduler))
-        runtime = Runtime.build(cfg, inventory, collector, devices, services, store=store)
+        workers = cfg.scheduler.workers or default_workers()
+        runtime = Runtime.build(
+            cfg, inventory, collector, devices, services, store=store, workers=workers, config_path=config
+        )
     except (SecretError, SpoolError, OSError) as exc:
         err.write(f"govnet: cannot start: {exc}\n")
         return 2
     ctx.request_poll = runtime.scheduler.poll_now
     ctx.extra["scheduler"] = runtime.scheduler  # the cluster service narrows it to its shard
     err.write(
-        f"govnet: polling {len(devices)} device(s); metrics on http://{cfg.prometheus.listen}/metrics\n"
+        f"govnet: polling {len(devices)} device(s) in {workers} worker(s); "
+        f"metrics on http://{cfg.prometheus.listen}/metrics\n"
     )
     asyncio.run(runtime.run())
     err.write("govnet: stopped\n")
