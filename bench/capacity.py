@@ -186,6 +186,9 @@ def format_verify(rows: list[dict[str, Any]], interval: float) -> str:
     return "\n".join(out)
 
 
+LAST: dict[str, Any] = {}  # the last main() run's figures, for the summary of `python -m bench`
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -202,7 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     cal = calibrate(args.calibrate, args.rounds, args.interval)
     print(f"# calibration: {INTERFACES} interfaces per device, 64 concurrent polls")
     print(format_calibration(cal, args.interval))
-    rows = []
+    LAST["calibration"] = cal
+    LAST["interval"] = args.interval
+    rows: list[dict[str, Any]] = []
+    LAST["rows"] = rows
     for n in args.verify:
         rows.append(verify(n, args.cycles, args.interval))
         print(f"# verified {n} devices for {args.cycles} x {args.interval:g} s", flush=True)

@@ -29,6 +29,8 @@ def go_float(d: float) -> str:
         return "+Inf" if d > 0 else "-Inf"
     if math.isnan(d):
         return "NaN"
+    if -1e15 < d < 1e6 and d == int(d) and (d != 0 or math.copysign(1.0, d) > 0):
+        return f"{int(d)}.0"  # the common case (states, small counters), as repr() would write it
     s = repr(float(d))
     dot = s.find(".")
     if d > 0 and dot > 6:
@@ -38,6 +40,8 @@ def go_float(d: float) -> str:
 
 
 def _escape_value(v: str) -> str:
+    if "\\" not in v and "\n" not in v and '"' not in v:
+        return v
     return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
@@ -58,21 +62,33 @@ def render(samples: Iterable[Sample]) -> tuple[bytes, int]:
     """Prometheus text format of `samples`, grouped by family; (text, samples left out as invalid)."""
     families: dict[str, list[str]] = {}
     seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    # An interface's labels are shared by its ~10 metrics: format each label set once.
+    label_text: dict[tuple[tuple[str, str], ...], str | None] = {}
+    good_names: set[str] = set()
     invalid = 0
     for s in samples:
         key = (s.metric, s.labels)
-        if key in seen or not _NAME.match(s.metric) or any(not _LABEL.match(k) for k, _ in s.labels):
+        labels = label_text.get(s.labels, "")
+        if labels == "":
+            ok = all(_LABEL.match(k) for k, _ in s.labels)
+            labels = label_text[s.labels] = (
+                ("{" + ",".join(f'{k}="{_escape_value(v)}"' for k, v in sorted(s.labels)) + "}")
+                if ok
+                else None
+            )
+        if s.metric not in good_names:
+            if not _NAME.match(s.metric):
+                invalid += 1
+                continue
+            good_names.add(s.metric)
+        if labels is None or key in seen:
             invalid += 1
             continue
         seen.add(key)
         lines = families.get(s.metric)
         if lines is None:
             lines = families[s.metric] = [_family_head(s)]
-        if s.labels:
-            labels = ",".join(f'{k}="{_escape_value(v)}"' for k, v in sorted(s.labels))
-            lines.append(f"{s.metric}{{{labels}}} {go_float(s.value)}\n")
-        else:
-            lines.append(f"{s.metric} {go_float(s.value)}\n")
+        lines.append(f"{s.metric}{labels} {go_float(s.value)}\n")
     return "".join(line for lines in families.values() for line in lines).encode("utf-8"), invalid
 
 
