@@ -68,14 +68,11 @@ def render(samples: Iterable[Sample]) -> tuple[bytes, int]:
     invalid = 0
     for s in samples:
         key = (s.metric, s.labels)
-        labels = label_text.get(s.labels, "")
-        if labels == "":
+        labels = label_text.get(s.labels, "?")  # "?" = not formatted yet (a label text is "" or "{...}")
+        if labels == "?":
             ok = all(_LABEL.match(k) for k, _ in s.labels)
-            labels = label_text[s.labels] = (
-                ("{" + ",".join(f'{k}="{_escape_value(v)}"' for k, v in sorted(s.labels)) + "}")
-                if ok
-                else None
-            )
+            text = ",".join(f'{k}="{_escape_value(v)}"' for k, v in sorted(s.labels))
+            labels = label_text[s.labels] = (("{" + text + "}") if text else "") if ok else None
         if s.metric not in good_names:
             if not _NAME.match(s.metric):
                 invalid += 1

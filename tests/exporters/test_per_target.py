@@ -235,6 +235,7 @@ def test_device_scrape_carries_only_that_device(node: str) -> None:
     node_own = parsed(http_get(f"http://{node}/metrics?scope=node")[1])
     assert node_own and all("device" not in dict(s[1]) for s in node_own)
     assert ("govnet_scheduler_devices", (), float(N_DEVICES)) in node_own
+    assert "\ngovnet_scheduler_devices " in http_get(f"http://{node}/metrics?scope=node")[1]
     assert http_get(f"http://{node}/metrics?device=nope")[0] == 404
     assert http_get(f"http://{node}/metrics?shard=2&shards=2")[0] == 400
     assert http_get(f"http://{node}/metrics?colour=red")[0] == 400
