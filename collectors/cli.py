@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import TextIO
 
 from collectors.base import Collector, PollResult
-from collectors.scheduler import Schedule, Scheduler, SchedulerSettings, accepted_keywords, run_poll
+from collectors.scheduler import (
+    PollDriver,
+    Schedule,
+    Scheduler,
+    SchedulerSettings,
+    accepted_keywords,
+    run_poll,
+)
 from collectors.workers import WorkerPool, default_workers
 from core.fanout import FanOut
 from core.latest import LatestStore
@@ -145,7 +152,7 @@ def poll_once_command(inventory: Path, json_out: bool, devices: list[str]) -> in
 class Runtime:
     """Everything `govnet run` starts: scheduler, latest store, /metrics server, Influx writer."""
 
-    scheduler: Scheduler | WorkerPool
+    scheduler: PollDriver
     store: LatestStore
     fanout: FanOut
     server: MetricsServer
@@ -179,7 +186,7 @@ class Runtime:
                 spool, sender, ic.batch_size, ic.flush_interval, ic.precision, backoff_max=ic.backoff_max
             )
             fanout.add(writer)
-        scheduler: Scheduler | WorkerPool
+        scheduler: PollDriver
         if workers > 1 and config_path is not None:
             scheduler = WorkerPool(config_path, workers, fanout, devices)
         else:
