@@ -25,12 +25,12 @@ MAX_SHARDS = 1024
 
 def go_float(d: float) -> str:
     """A value as Go (and prometheus_client) writes it: +Inf, -Inf, NaN, exponent past 1e6."""
+    if -1e15 < d < 1e6:  # the common case (false for NaN and the infinities): repr() is Go's text
+        return repr(float(d))
     if math.isinf(d):
         return "+Inf" if d > 0 else "-Inf"
     if math.isnan(d):
         return "NaN"
-    if -1e15 < d < 1e6 and d == int(d) and (d != 0 or math.copysign(1.0, d) > 0):
-        return f"{int(d)}.0"  # the common case (states, small counters), as repr() would write it
     s = repr(float(d))
     dot = s.find(".")
     if d > 0 and dot > 6:
