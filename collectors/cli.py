@@ -169,11 +169,10 @@ class Runtime:
         services: Sequence[Service] = (),
         store: LatestStore | None = None,
         workers: int = 1,
-        config_path: Path | None = None,
     ) -> Runtime:
         """Wire the pieces (raises SecretError, SpoolError, OSError for the caller to report).
 
-        With `workers` > 1 (and the config file they read) polling runs in worker processes."""
+        With `workers` > 1 polling runs in that many worker processes (collectors/workers.py)."""
         store = store or LatestStore()
         fanout = FanOut([store])
         writer = None
@@ -187,8 +186,8 @@ class Runtime:
             )
             fanout.add(writer)
         scheduler: PollDriver
-        if workers > 1 and config_path is not None:
-            scheduler = WorkerPool(config_path, workers, fanout, devices)
+        if workers > 1:
+            scheduler = WorkerPool(cfg.inventory, settings_of(cfg.scheduler), workers, fanout, devices)
         else:
             scheduler = Scheduler(inventory, collector, fanout, settings_of(cfg.scheduler), devices)
         samples = SamplesCollector(store, [scheduler.internal_samples])
@@ -289,9 +288,7 @@ def run_command(config: Path) -> int:
     try:
         collector = snmp_collector(settings_of(cfg.scheduler))
         workers = cfg.scheduler.workers or default_workers()
-        runtime = Runtime.build(
-            cfg, inventory, collector, devices, services, store=store, workers=workers, config_path=config
-        )
+        runtime = Runtime.build(cfg, inventory, collector, devices, services, store=store, workers=workers)
     except (SecretError, SpoolError, OSError) as exc:
         err.write(f"govnet: cannot start: {exc}\n")
         return 2

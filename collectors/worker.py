@@ -1,4 +1,4 @@
-"""A poller worker process (`python -m collectors.worker --config F --index I`), started by the supervisor.
+"""A poller worker process (`python -m collectors.worker --inventory F --settings JSON --index I`).
 
 It polls the devices the supervisor names (frames on stdin) with an ordinary Scheduler and writes each
 poll's samples back in batches (frames on stdout; logs go to stderr). It ends when stdin closes, so a
@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
 import sys
 from pathlib import Path
 
-from collectors.scheduler import Scheduler
+from collectors.scheduler import Scheduler, SchedulerSettings
 from collectors.workers import SampleBatcher, encode, read_frame
 
 log = logging.getLogger("govnet.worker")
@@ -24,14 +25,12 @@ FLUSH_INTERVAL = 0.1
 STATS_INTERVAL = 1.0
 
 
-async def serve(config: Path, index: int, out_fd: int) -> int:
+async def serve(inventory_path: Path, settings: SchedulerSettings, out_fd: int) -> int:
     """Poll what the supervisor says until stdin closes or it says stop."""
-    from collectors.cli import settings_of, snmp_collector
-    from govnet.config import load_config
+    from collectors.snmp import SnmpCollector
     from inventory.load import load_inventory
 
-    cfg = load_config(config)
-    inventory = load_inventory(cfg.inventory)
+    inventory = load_inventory(inventory_path)
     known = {d.name: d for d in inventory.devices}
     loop = asyncio.get_running_loop()
 
@@ -43,8 +42,8 @@ async def serve(config: Path, index: int, out_fd: int) -> int:
             view = view[n:]
 
     batcher = SampleBatcher(write)
-    settings = settings_of(cfg.scheduler)
-    scheduler = Scheduler(inventory, snmp_collector(settings), batcher, settings, devices=[])
+    collector = SnmpCollector(timeout_s=settings.timeout, retries=settings.retries)
+    scheduler = Scheduler(inventory, collector, batcher, settings, devices=[])
     reader = asyncio.StreamReader(limit=1 << 20)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
 
@@ -91,7 +90,8 @@ async def serve(config: Path, index: int, out_fd: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of a worker process."""
     parser = argparse.ArgumentParser(prog="govnet-worker")
-    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--inventory", type=Path, required=True)
+    parser.add_argument("--settings", type=json.loads, required=True, help="SchedulerSettings as JSON")
     parser.add_argument("--index", type=int, required=True)
     args = parser.parse_args(argv)
     # Ctrl-C reaches the whole process group: the supervisor alone decides when workers stop.
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        return asyncio.run(serve(args.config, args.index, out_fd))
+        return asyncio.run(serve(args.inventory, SchedulerSettings(**args.settings), out_fd))
     except BrokenPipeError:
         return 0
     except KeyboardInterrupt:

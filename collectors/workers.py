@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 import os
 import pickle
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from collectors.scheduler import SCHEDULER_METRICS
+from collectors.scheduler import SCHEDULER_METRICS, SchedulerSettings
 from core.pipeline import SampleSink
 from core.ring import HashRing
 from core.samples import MetricType, Sample
@@ -122,13 +124,15 @@ class WorkerPool:
 
     def __init__(
         self,
-        config: Path,
+        inventory: Path,
+        settings: SchedulerSettings,
         workers: int,
         fanout: SampleSink,
         devices: Sequence[Device],
         command: Sequence[str] | None = None,
     ) -> None:
-        self.config = config
+        self.inventory = inventory
+        self.settings = settings
         self.fanout = fanout
         self.command = list(command or [sys.executable, "-m", "collectors.worker"])
         self._workers = [_Worker(i) for i in range(max(1, workers))]
@@ -228,8 +232,10 @@ class WorkerPool:
             try:
                 w.proc = await asyncio.create_subprocess_exec(
                     *self.command,
-                    "--config",
-                    str(self.config),
+                    "--inventory",
+                    str(self.inventory),
+                    "--settings",
+                    json.dumps(dataclasses.asdict(self.settings)),
                     "--index",
                     str(w.index),
                     stdin=asyncio.subprocess.PIPE,
