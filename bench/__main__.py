@@ -97,9 +97,9 @@ def summary(syslog_out: str) -> str:
     for r in bench.capacity.LAST.get("workers", []):
         rows.append(
             (
-                f"verified {r['devices']} devices, govnet run, {r['workers']} workers: polls/missed/late p99",
+                f"verified {r['devices']} devices, govnet run, {r['workers']} workers: polls/failed/late p99",
                 "all / 0 / < 1 s",
-                f"{r['polls']}/{r['expected_polls']} / {r['missed']} / {r['lateness_p99']:.2f} s",
+                f"{r['polls']}/{r['expected_polls']} / {r['failures']} / {r['lateness_p99']:.2f} s",
             )
         )
         rows.append(
