@@ -19,7 +19,7 @@ system-deps:
 	./scripts/system-deps.sh
 
 demo: bootstrap system-deps
-	$(BIN)/python -m govnet.demo
+	$(BIN)/python -m govnet.demo $(DEMO_ARGS)
 
 lint: bootstrap
 	$(BIN)/ruff check .

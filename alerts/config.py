@@ -140,6 +140,8 @@ class AlertingConfig(_Strict):
     fallback: str | None = None
     retry: RetryConfig = Field(default_factory=RetryConfig)
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+    # The console's address as on-call staff reach it: every notification links to its incident page.
+    console_url: str | None = Field(None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$", max_length=200)
 
     @model_validator(mode="after")
     def _names(self) -> AlertingConfig:
@@ -269,6 +271,7 @@ def build(cfg: AlertingConfig, topology: Topology | None) -> tuple[Engine, Dispa
         cfg.lang,
         db=db,
         maintenance=cfg.maintenance,
+        console_url=cfg.console_url,
     )
     notifiers = {c.name: make_notifier(c) for c in cfg.channels}
     dispatcher = Dispatcher(

@@ -7,10 +7,11 @@ incidents (group) -> acknowledgement / escalation / reporting deadlines -> rende
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import quote
 
 from alerts import conditions
 from alerts.incidents import Incident
@@ -30,6 +31,10 @@ from inventory.topology import Topology
 AlertKey = tuple[str, Labels]
 CST = timezone(timedelta(hours=8), "CST")
 RESOLVED_RETENTION = 3600.0
+MAX_DETAIL_LINES = 20
+# Rule name -> lines to show under a firing alert (a page's text diff, the forbidden words found):
+# evidence held by the service that measured it, not a label. Lines are escaped like any other text.
+DetailProvider = Callable[[dict[str, str]], list[str]]
 INTERNAL_PREFIX = "\x00"  # store keys of internal sources: never a device name
 
 
@@ -108,8 +113,11 @@ class Engine:
         lang: str = "zh",
         db: AlertStore | None = None,
         maintenance: Sequence[MaintenanceWindow] = (),
+        console_url: str | None = None,
     ) -> None:
         self.rules = {r.alert: r for r in rules}
+        self.console_url = console_url.rstrip("/") if console_url else None
+        self.details: dict[str, DetailProvider] = {}
         self.maintenance = tuple(maintenance)
         self.topology = topology
         windows = [r.condition.window for r in rules if r.condition.func != "value"]
@@ -303,6 +311,19 @@ class Engine:
         self._persist(out, self._snapshot(now) if self.db is not None else None)
         return out
 
+    def device_states(self) -> dict[str, str]:
+        """Each device with a poll result: up / degraded / down / unreachable, as the last evaluation saw
+        it (the state-change journal of the monthly report records these)."""
+        degraded = self.net.assessment.degraded if self.net.assessment is not None else frozenset()
+        out: dict[str, str] = {}
+        for labels, hist in self.store.series("govnet_up", {}):
+            device = dict(labels).get("device")
+            if device is None or not hist:
+                continue
+            state = self.net.status(device)
+            out[device] = "degraded" if state == "up" and device in degraded else state
+        return out
+
     def in_maintenance(self, labels: dict[str, str], t: float) -> bool:
         """True if a configured maintenance window or a maintenance silence covers these labels at `t`."""
         return any(w.covers(labels, t) for w in self.maintenance) or self.silences.in_maintenance(labels, t)
@@ -494,6 +515,15 @@ class Engine:
             )
         return views
 
+    def _detail(self, rule: str, labels: dict[str, str]) -> list[str]:
+        provider = self.details.get(rule)
+        if provider is None:
+            return []
+        try:
+            return [str(line) for line in provider(labels)][:MAX_DETAIL_LINES]
+        except Exception:  # evidence is a courtesy: a failing provider must not stop the notification
+            return []
+
     def _notify(self, kind: str, inc: Incident, now: float, recipients: tuple[str, ...]) -> Notification:
         rows = []
         for st in inc.alerts.values():
@@ -503,11 +533,14 @@ class Engine:
                 {
                     "alert": st.rule,
                     "device": labels.get("device", ""),
+                    "service": labels.get("service", ""),
+                    "unit": labels.get("unit", ""),
                     "site": labels.get("site", ""),
                     "summary": self.summary(rule, st),
                     "since": format_time(st.fired_at or now),
                     "state": st.state,
                     "runbook": [render_string(step, labels=labels, value=st.value) for step in rule.runbook],
+                    "detail": self._detail(st.rule, labels) if kind != "resolved" else [],
                 }
             )
         deadline = inc.report_deadline
@@ -523,6 +556,8 @@ class Engine:
             "deadline": format_time(deadline) if deadline is not None else None,
             "category": REPORT_CATEGORY_ZH.get(inc.report_category, inc.report_category),
             "escalated_to": recipients[0] if kind == "escalation" and recipients else None,
+            # Incident ids are ours (INC-NNNNNN), quoted anyway: the link survives the text escaper.
+            "link": f"{self.console_url}/incidents/{quote(inc.id, safe='')}" if self.console_url else None,
         }
         text = render_file(f"notification.{self.lang}.j2", **context).strip()
         title = text.splitlines()[0]

@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from alerts.levels import Level
+from alerts.regex import compile_linear
 from inventory.model import Duration
 
 Op = Literal[">", ">=", "<", "<=", "==", "!="]
@@ -39,6 +40,8 @@ class Condition(_Strict):
     def _one_kind(self) -> Condition:
         if (self.metric is None) == (self.topology is None):
             raise ValueError("a condition needs exactly one of 'metric' or 'topology'")
+        for pattern in self.match.values():
+            compile_linear(pattern)  # refused here (RE2 syntax, linear time), not at evaluation
         return self
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Iterable, Sequence
-from functools import cache
+from typing import Any
 
+from alerts.regex import compile_linear
 from core.samples import Sample
 
 Labels = tuple[tuple[str, str], ...]
@@ -21,9 +21,9 @@ def matches(labels: Labels, match: dict[str, str]) -> bool:
     return all(_regex(v).fullmatch(got.get(k, "")) is not None for k, v in match.items())
 
 
-@cache
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def _regex(pattern: str) -> Any:
+    # Linear time (RE2): a rule's match pattern cannot stall the engine whatever the label text.
+    return compile_linear(pattern)
 
 
 class SeriesStore:

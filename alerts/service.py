@@ -13,6 +13,7 @@ from typing import Any
 from alerts.config import AlertingConfig, build, node_name, parse_alerting
 from alerts.engine import Engine
 from alerts.ha import PgLeaderElector
+from alerts.journal import Journal
 from alerts.levels import Level
 from alerts.notify.dispatch import Dispatcher
 from alerts.rules import RuleError
@@ -35,6 +36,7 @@ async def run_alerts(
     before: Callable[[float], None] | None = None,
     ready: Callable[[float], bool] | None = None,
     leading: Callable[[], Awaitable[bool]] | None = None,
+    journal: Journal | None = None,
 ) -> int:
     """Evaluate rules and deliver due notifications until `stop` is set; returns the number of cycles.
 
@@ -62,6 +64,8 @@ async def run_alerts(
             # condition: evaluating then would resolve restored alerts and page them again.
             if ready is None or ready(now):
                 engine.evaluate(now)
+                if journal is not None:
+                    journal.observe(engine.device_states(), now)
             await asyncio.to_thread(dispatcher.run_due, now)
         except Exception:  # one bad cycle must not end alerting; the next one retries
             log.exception("alert cycle failed")
@@ -96,6 +100,7 @@ class AlertService:
         if elector is not None:
             self._fence(None)
         self.sources: list[MetricsSourceFn] = []
+        self.journal: Journal | None = None  # state changes for the monthly report (build_services)
         self.cycles = 0
         self.source_errors = 0
         self.started = time.time()
@@ -198,12 +203,15 @@ class AlertService:
                 before=self._pull_sources,
                 ready=self.ready,
                 leading=self.leading if self.elector is not None else None,
+                journal=self.journal,
             )
         finally:
             if self.elector is not None:
                 self.elector.release()
             if self.engine.db is not None:
                 self.engine.db.close()
+            if self.journal is not None:
+                self.journal.close()
 
     def internal_samples(self) -> list[Sample]:
         """MetricsSource: firing alerts and open incidents per level; notifications per channel."""
@@ -266,4 +274,17 @@ def build_services(section: dict[str, Any], ctx: RunContext) -> list[Service]:
         elector = PgLeaderElector(cfg.state.postgres.resolve(), cfg.state.cluster, node_name(cfg))
     # The API/console (same process, same loop) acknowledges and silences through this engine.
     ctx.extra["alerts_engine"] = engine
-    return [AlertService(cfg, engine, dispatcher, ctx, elector)]
+    service = AlertService(cfg, engine, dispatcher, ctx, elector)
+    service.journal = open_journal(cfg)
+    return [service]
+
+
+def open_journal(cfg: AlertingConfig, readonly: bool = False) -> Journal:
+    """The state-change journal of the monthly reports, in the SQLite state file (`state_db`).
+
+    With a PostgreSQL store (HA pair) each node keeps its own journal in `state_db` beside it.
+    """
+    journal = Journal(cfg.state_db, gap=max(30.0, 3 * cfg.evaluate_interval), readonly=readonly)
+    if not readonly:
+        journal.record_windows([(w.name, w.model_dump_json()) for w in cfg.maintenance], time.time())
+    return journal

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from alerts.regex import RegexError, compile_linear, full_match
+
 
 @dataclass(frozen=True)
 class Matcher:
@@ -18,7 +20,10 @@ class Matcher:
         """True if the label set satisfies this matcher (a missing label is the empty string)."""
         got = labels.get(self.name, "")
         if self.op in ("=~", "!~"):
-            hit = re.fullmatch(self.value, got) is not None
+            try:
+                hit = full_match(self.value, got)
+            except RegexError:  # stored before patterns were checked: matches nothing
+                hit = False
             return hit if self.op == "=~" else not hit
         return (got == self.value) if self.op == "=" else (got != self.value)
 
@@ -31,6 +36,8 @@ def parse_matcher(text: str) -> Matcher:
     m = _MATCHER.match(text)
     if not m:
         raise ValueError(f"not a matcher: {text!r}")
+    if m.group(2) in ("=~", "!~"):
+        compile_linear(m.group(3))  # RegexError (a ValueError) for a pattern RE2 refuses
     return Matcher(m.group(1), m.group(3), m.group(2))
 
 

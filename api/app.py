@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from alerts.persist import NotLeader
 from api.deps import check_access, error_response, guard, is_api, make_env, render
+from api.guards import BodyLimit, cross_site
 from api.ops import OpError
 from api.routes.api import router as api_router
 from api.routes.console import router as console_router
@@ -68,7 +69,16 @@ def create_app(state: ApiState) -> FastAPI:
 
     @app.middleware("http")
     async def policy(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        denied = check_access(request)
-        return denied if denied is not None else await call_next(request)
+        if cross_site(request):
+            state.refused["cross_site"] = state.refused.get("cross_site", 0) + 1
+            resp: Response = JSONResponse({"detail": "cross-site request refused"}, status_code=403)
+        else:
+            denied = check_access(request)
+            resp = denied if denied is not None else await call_next(request)
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        if not request.url.path.startswith("/static/"):
+            resp.headers["Cache-Control"] = "no-store"  # pages and answers may carry what a role may see
+        return resp
 
+    app.add_middleware(BodyLimit, state=state)
     return app

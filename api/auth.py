@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import re
 import secrets
 import sqlite3
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,9 @@ MIN_PASSWORD = 12
 # scrypt cost: n=2^15, r=8 -> 32 MiB and ~50-100 ms per check here; RFC 7914 interactive-login range.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 SESSION_SECONDS = 8 * 3600.0
+SESSION_IDLE_SECONDS = 30 * 60.0  # a console/API session unused this long is no longer accepted
+TOUCH_EVERY = 30.0  # seconds between writes of a session's last use (one write per request is too many)
+MIN_DISTINCT = 6  # distinct characters a password needs ("aaaaaaaaaaaa" has one)
 TOKEN_PREFIX = "gvn"  # noqa: S105 - a label, not a secret
 
 SCHEMA = """
@@ -33,6 +37,7 @@ CREATE TABLE IF NOT EXISTS tokens (
   revoked INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS tokens_user ON tokens (user);
 """
+MIGRATIONS = ("ALTER TABLE tokens ADD COLUMN last_used REAL",)
 
 
 class AuthError(ValueError):
@@ -87,16 +92,32 @@ def _token_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def check_password_strength(password: str) -> None:
-    """Refuse short passwords (no defaults exist: every password is chosen when the user is created)."""
+def _runs(password: str) -> bool:
+    """True if the password is one ascending or descending run ("123456789012", "abcdefghijkl")."""
+    steps = {ord(b) - ord(a) for a, b in itertools.pairwise(password)}
+    return steps in ({1}, {-1})
+
+
+def check_password_strength(password: str, user: str = "") -> None:
+    """Refuse short, repetitive and sequential passwords and ones containing the user name.
+
+    No defaults exist: every password is chosen when the user is created.
+    """
     if len(password) < MIN_PASSWORD:
         raise AuthError(f"password must have at least {MIN_PASSWORD} characters")
+    if len(set(password.lower())) < MIN_DISTINCT or _runs(password.lower()):
+        raise AuthError(f"password too weak: use at least {MIN_DISTINCT} different characters, not a run")
+    if user and len(user) >= 4 and user.lower() in password.lower():
+        raise AuthError("password too weak: it contains the user name")
 
 
 class AuthDB:
     """Users and tokens; every write is committed before returning; safe to share between threads."""
 
-    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, path: Path, clock: Callable[[], float] = time.time, idle_seconds: float = SESSION_IDLE_SECONDS
+    ) -> None:
+        self.idle_seconds = idle_seconds  # sessions (console and API login) unused this long end
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.clock = clock
@@ -104,6 +125,10 @@ class AuthDB:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.executescript(SCHEMA)
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(tokens)")}
+        if "last_used" not in columns:
+            for statement in MIGRATIONS:
+                self.conn.execute(statement)
         self.lock = threading.Lock()
         self.path.chmod(0o600)
 
@@ -122,7 +147,7 @@ class AuthDB:
             role_v = Role(role)
         except ValueError:
             raise AuthError(f"role must be one of {', '.join(r.value for r in Role)}") from None
-        check_password_strength(password)
+        check_password_strength(password, name)
         pw = hash_password(password)
         with self.lock:
             try:
@@ -178,8 +203,9 @@ class AuthDB:
             if self.conn.execute("SELECT 1 FROM users WHERE name = ?", (user,)).fetchone() is None:
                 raise AuthError(f"no user {user}")
             self.conn.execute(
-                "INSERT INTO tokens (id, user, kind, hash, label, created, expires) VALUES (?,?,?,?,?,?,?)",
-                (token_id, user, kind, _token_hash(secret), label[:100], now, now + ttl),
+                "INSERT INTO tokens (id, user, kind, hash, label, created, expires, last_used) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (token_id, user, kind, _token_hash(secret), label[:100], now, now + ttl, now),
             )
         return token_id, f"{TOKEN_PREFIX}_{token_id}_{secret}"
 
@@ -190,18 +216,27 @@ class AuthDB:
             return None
         with self.lock:
             row = self.conn.execute(
-                "SELECT t.user, u.role, t.hash, t.expires, t.revoked, u.disabled FROM tokens t "
-                "JOIN users u ON u.name = t.user WHERE t.id = ? AND t.kind = ?",
+                "SELECT t.user, u.role, t.hash, t.expires, t.revoked, u.disabled, t.last_used, t.label "
+                "FROM tokens t JOIN users u ON u.name = t.user WHERE t.id = ? AND t.kind = ?",
                 (parts[1], kind),
             ).fetchone()
         if row is None:
             _token_hash(parts[2])
             return None
-        user, role, want, expires, revoked, disabled = row
+        user, role, want, expires, revoked, disabled, last_used, label = row
         if not hmac.compare_digest(_token_hash(parts[2]), want):
             return None
-        if revoked or disabled or self.clock() >= expires:
+        now = self.clock()
+        if revoked or disabled or now >= expires:
             return None
+        if kind == "session" or label == "login":
+            # Sessions (console cookie, API login) end after `idle_seconds` unused; tokens an
+            # administrator made for a script are not sessions and only expire.
+            if last_used is not None and now - last_used > self.idle_seconds:
+                return None
+            if last_used is None or now - last_used > min(TOUCH_EVERY, self.idle_seconds / 4):
+                with self.lock:
+                    self.conn.execute("UPDATE tokens SET last_used = ? WHERE id = ?", (now, parts[1]))
         return Principal(user, Role(role), parts[1], kind)
 
     def revoke(self, token_id: str) -> bool:
@@ -223,40 +258,103 @@ class AuthDB:
         ]
 
 
-class LoginLimiter:
-    """Failed logins per user name and per client address in a sliding window (time passed in).
+@dataclass
+class _Pair:
+    failures: int = 0
+    next_allowed: float = 0.0  # no attempt from this client for this user before this time
+    last: float = 0.0  # last failure
+    throttled: int = 0  # refused attempts not yet written to the audit trail
+    audited: float = float("-inf")  # when the last rate_limited record was written
 
-    The client address is the TCP peer: X-Forwarded-For is never read, so a header cannot reset it.
+
+class LoginLimiter:
+    """Failed logins per (user name, client) with growing delays, plus a cap per client across names.
+
+    No global per-user lockout: a stranger failing with a user's name delays only their own address,
+    and the user still logs in from theirs. The first `per_user` failures of a pair are free; each
+    further failure doubles the wait (1 s, 2 s, 4 s ... up to `max_delay`). Memory is bounded: at
+    most `max_keys` pairs and clients (least recently seen forgotten first). The client address is
+    the TCP peer: X-Forwarded-For is never read, so a header cannot reset it.
     """
 
-    def __init__(self, per_user: int = 5, per_client: int = 20, window: float = 300.0) -> None:
+    def __init__(
+        self,
+        per_user: int = 5,
+        per_client: int = 20,
+        window: float = 300.0,
+        max_delay: float = 300.0,
+        max_keys: int = 10_000,
+        audit_every: float = 60.0,
+    ) -> None:
         self.per_user, self.per_client, self.window = per_user, per_client, window
-        self._fails: dict[str, deque[float]] = {}
+        self.max_delay, self.max_keys, self.audit_every = max_delay, max_keys, audit_every
+        self._pairs: OrderedDict[tuple[str, str], _Pair] = OrderedDict()
+        self._clients: OrderedDict[str, deque[float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _recent(self, key: str, now: float) -> deque[float]:
-        q = self._fails.setdefault(key, deque())
+    def __len__(self) -> int:
+        return len(self._pairs) + len(self._clients)
+
+    def _client(self, client: str, now: float) -> deque[float]:
+        q = self._clients.get(client)
+        if q is None:
+            q = self._clients[client] = deque()
+            while len(self._clients) > self.max_keys:
+                self._clients.popitem(last=False)
+        self._clients.move_to_end(client)
         while q and q[0] <= now - self.window:
             q.popleft()
         return q
 
-    def blocked(self, user: str, client: str, now: float) -> bool:
-        """True when this user name or this client failed too often recently."""
+    def blocked(self, user: str, client: str, now: float) -> float:
+        """Seconds this client must wait before trying this user name again (0.0: it may try now)."""
         with self._lock:
-            return (
-                len(self._recent("u:" + user, now)) >= self.per_user
-                or len(self._recent("c:" + client, now)) >= self.per_client
-            )
+            pair = self._pairs.get((user, client))
+            wait = max(0.0, pair.next_allowed - now) if pair is not None else 0.0
+            q = self._clients.get(client)
+            if q is not None:
+                while q and q[0] <= now - self.window:
+                    q.popleft()
+                if len(q) >= self.per_client:
+                    wait = max(wait, q[0] + self.window - now)
+            return wait
 
     def failed(self, user: str, client: str, now: float) -> None:
-        """Count a failed attempt."""
+        """Count a failed attempt of this client for this user name."""
         with self._lock:
-            self._recent("u:" + user, now).append(now)
-            self._recent("c:" + client, now).append(now)
-            if len(self._fails) > 100_000:  # bounded memory under a spray of random names
-                self._fails.clear()
+            key = (user, client)
+            pair = self._pairs.get(key)
+            if pair is None or now >= max(pair.last, pair.next_allowed) + self.window:  # quiet for a window
+                pair = self._pairs[key] = _Pair()
+                while len(self._pairs) > self.max_keys:
+                    self._pairs.popitem(last=False)
+            self._pairs.move_to_end(key)
+            pair.failures += 1
+            pair.last = now
+            over = pair.failures - self.per_user + 1  # the per_user-th failure starts the delays
+            if over > 0:
+                pair.next_allowed = now + min(self.max_delay, 2.0 ** (over - 1))
+            self._client(client, now).append(now)
 
-    def succeeded(self, user: str) -> None:
-        """A successful login clears the user's failures (not the client's)."""
+    def throttled(self, user: str, client: str, now: float) -> int | None:
+        """Note a refused attempt; the count to write in ONE audit record when one is due, else None.
+
+        At most one `rate_limited` record per pair every `audit_every` seconds, however fast the
+        attempts come: the trail records the attack without the attacker filling the store.
+        """
         with self._lock:
-            self._fails.pop("u:" + user, None)
+            pair = self._pairs.get((user, client))
+            if pair is None:  # refused by the per-client cap: aggregate under the client
+                pair = self._pairs.setdefault(("", client), _Pair())
+                while len(self._pairs) > self.max_keys:
+                    self._pairs.popitem(last=False)
+            pair.throttled += 1
+            if now - pair.audited < self.audit_every:
+                return None
+            count, pair.throttled, pair.audited = pair.throttled, 0, now
+            return count
+
+    def succeeded(self, user: str, client: str) -> None:
+        """A successful login clears this pair's failures only (never other clients' counters)."""
+        with self._lock:
+            self._pairs.pop((user, client), None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,22 @@ TEMPLATES = Path(__file__).parent / "templates"
 def client_of(request: Request) -> str:
     """The TCP peer address; X-Forwarded-For and similar headers are never trusted."""
     return request.client.host if request.client else ""
+
+
+def login_wait(state: ApiState, user: str, client: str, now: float, channel: str) -> int:
+    """Seconds before this client may try this user name again (0: go ahead).
+
+    Refused attempts are audited as one `rate_limited` record per pair and window, with their count.
+    """
+    wait = state.limiter.blocked(user, client, now)
+    if not wait:
+        return 0
+    count = state.limiter.throttled(user, client, now)
+    if count is not None:
+        every = state.limiter.audit_every
+        detail = f"{count} attempt(s) refused, retry in {math.ceil(wait)} s (one record per {every:g} s)"
+        state.audit.record(user[:64], "login", channel, "rate_limited", client, detail)
+    return max(1, math.ceil(wait))
 
 
 def api_state(request: Request) -> ApiState:

@@ -12,6 +12,7 @@ from typing import Any
 
 from alerts.engine import Engine
 from alerts.incidents import Incident
+from alerts.regex import RegexError
 from alerts.render import render_string
 from alerts.silences import Silence, parse_matcher
 from api.state import ApiState
@@ -170,10 +171,9 @@ def add_silence(
         raise OpError(422, "a silence needs a comment")
     try:
         parsed = tuple(parse_matcher(m) for m in matchers)
-        for m in parsed:
-            if m.op in ("=~", "!~"):
-                re.compile(m.value)
-    except (ValueError, re.error):
+    except RegexError as exc:
+        raise OpError(422, f"matcher regex refused: {exc}") from None
+    except ValueError:
         raise OpError(422, 'matchers look like name="value", name!=value, name=~regex') from None
     now = state.clock()
     sid = f"SIL-{secrets.token_hex(6)}"
@@ -264,16 +264,35 @@ def search_logs(
     needle = (text or "").lower()
     items: list[Record] = []
     more = False
+    scanned = 0
+    last_seq = after_seq
     for rec, _ in store.iter_records(start, end, device or None, event_type):
         if rec["seq"] <= after_seq:
             continue
+        if scanned >= state.max_log_scan:
+            # Bounded work per request: a text that matches nothing must not read the whole store in
+            # one call. The answer says so and where to go on (next_after = the last record examined).
+            return {
+                "items": items,
+                "next_after": last_seq,
+                "complete": False,
+                "scanned": scanned,
+                "note": f"stopped after examining {scanned} records; page on with after_seq={last_seq}",
+            }
+        scanned += 1
+        last_seq = rec["seq"]
         if needle and needle not in (rec.get("msg") or "").lower():
             continue
         if len(items) == limit:
             more = True
             break
         items.append({k: v for k, v in rec.items() if k != "raw"})
-    return {"items": items, "next_after": items[-1]["seq"] if more and items else None}
+    return {
+        "items": items,
+        "next_after": items[-1]["seq"] if more and items else None,
+        "complete": True,
+        "scanned": scanned,
+    }
 
 
 def run_export(
@@ -347,6 +366,24 @@ def backup_files(state: ApiState, limit: int = 500) -> list[dict[str, Any]]:
             rows.append({"path": p.relative_to(base).as_posix(), "bytes": st.st_size, "mtime": st.st_mtime})
     rows.sort(key=lambda r: -float(r["mtime"]))
     return rows[:limit]
+
+
+def report_files(state: ApiState) -> list[dict[str, Any]]:
+    """Monthly reports under the report root (`<period>/report.pdf|xlsx`), newest period first."""
+    root = state.report_dir
+    if root is None or not root.is_dir():
+        return []
+    base = root.resolve()
+    rows: list[dict[str, Any]] = []
+    for p in base.glob("*/report.*"):
+        if p.is_file() and not p.is_symlink() and p.suffix in (".pdf", ".xlsx"):
+            st = p.stat()
+            rows.append(
+                {"period": p.parent.name, "path": p.relative_to(base).as_posix(), "bytes": st.st_size,
+                 "mtime": st.st_mtime}
+            )  # fmt: skip
+    rows.sort(key=lambda r: (str(r["period"]), str(r["path"])), reverse=True)
+    return rows
 
 
 def backup_jobs(state: ApiState) -> list[dict[str, Any]]:

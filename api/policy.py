@@ -24,6 +24,7 @@ ACT = frozenset({Role.engineer, Role.oncall})  # acknowledge, silence, escalate,
 CONFIGS = frozenset({Role.admin, Role.engineer, Role.oncall})  # config texts may hold sensitive lines
 LOG_READ = frozenset({Role.auditor, Role.engineer, Role.oncall})
 AUDITOR = frozenset({Role.auditor})
+REPORTS = frozenset({Role.admin, Role.engineer, Role.auditor})  # monthly reports for leadership and 等保
 ADMIN = frozenset({Role.admin})
 
 # Reachable without a session or token (the login itself and the stylesheet/script).
@@ -56,8 +57,13 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/silences/{silence_id}/expire"): ACT,
     ("GET", "/api/v1/backups"): CONFIGS,
     ("GET", "/api/v1/backups/files/{path:path}"): CONFIGS,
+    ("GET", "/api/v1/reports"): REPORTS,
+    ("GET", "/api/v1/reports/files/{path:path}"): REPORTS,
     ("GET", "/api/v1/configs/{device}/versions"): CONFIGS,
     ("GET", "/api/v1/configs/{device}/diff"): CONFIGS,
+    ("GET", "/api/v1/services"): OPS,
+    ("GET", "/api/v1/services/{name}"): OPS,
+    ("POST", "/api/v1/services/{name}/baseline"): ACT,
     ("GET", "/api/v1/logs"): LOG_READ,
     ("POST", "/api/v1/logs/exports"): AUDITOR,
     ("GET", "/api/v1/logs/exports"): AUDITOR,
@@ -67,12 +73,13 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/api/v1/users"): ADMIN,
     ("POST", "/api/v1/users/{username}/disable"): ADMIN,
     ("GET", "/api/v1/tokens"): ADMIN,
-    ("POST", "/api/v1/tokens"): ADMIN,
+    ("POST", "/api/v1/tokens"): ALL,  # each user their own token only (api.routes.api.create_token)
     ("POST", "/api/v1/tokens/{token_id}/revoke"): ADMIN,
     # --- web console --------------------------------------------------------------------------
     ("GET", "/"): ALL,
     ("POST", "/logout"): ALL,
     ("GET", "/incidents"): OPS,
+    ("GET", "/incidents/{incident_id}"): OPS,
     ("POST", "/incidents/{incident_id}/ack"): ACT,
     ("POST", "/incidents/{incident_id}/silence"): ACT,
     ("POST", "/incidents/{incident_id}/escalate"): ACT,
@@ -81,7 +88,11 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/topology"): OPS,
     ("GET", "/topology.svg"): OPS,
     ("GET", "/backups"): CONFIGS,
+    ("GET", "/reports"): REPORTS,
     ("GET", "/backups/{device}"): CONFIGS,
+    ("GET", "/services"): OPS,
+    ("GET", "/services/{name}"): OPS,
+    ("POST", "/services/{name}/baseline"): ACT,
     ("GET", "/logs"): LOG_READ,
     ("POST", "/logs/export"): AUDITOR,
     ("GET", "/logs/exports/{export_id}/{filename}"): AUDITOR,

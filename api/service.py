@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from api.app import create_app
 from api.audit import AuditSink, LogStoreAudit, SqliteAudit
 from api.auth import AuthDB, LoginLimiter
+from api.connguard import ConnectionGuard
 from api.state import ApiState
 from collectors.ssh.configrepo import ConfigRepo
 from core.pipeline import Service
+from core.samples import Sample
 from govnet.service import RunContext
 from inventory.model import SecretRef
 from logstore.signing import KeySpec
@@ -28,6 +31,7 @@ log = logging.getLogger(__name__)
 # Keys other builders may set in RunContext.extra so the API acts on the same objects in this process.
 ENGINE_KEY = "alerts_engine"  # alerts.engine.Engine
 LOGSTORE_KEY = "logstore"  # logstore.store.LogStore
+SERVICES_KEY = "service_checker"  # collectors.services.runner.ServiceChecker
 
 
 class ApiSection(BaseModel):
@@ -43,9 +47,17 @@ class ApiSection(BaseModel):
     logstore_dir: Path | None = None  # opened here only when no syslog service shares its store
     config_repo: Path | None = None
     backup_dir: Path | None = None
+    report_dir: Path | None = None  # monthly reports to list and download (the `reports:` section's dir)
     session_hours: float = Field(8.0, gt=0, le=24 * 30)
     secure_cookies: bool = False  # set true behind TLS
-    login_max_failures: int = Field(5, ge=1, le=100)
+    login_max_failures: int = Field(5, ge=1, le=100)  # free failures per (user, client) before delays
+    session_idle_minutes: float = Field(30.0, gt=0, le=24 * 60)  # unused sessions end after this
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)  # login routes: 4 KiB
+    body_timeout: float = Field(30.0, gt=0, le=600)  # seconds a request body may take
+    max_connections: int = Field(256, ge=1, le=100_000)  # open HTTP connections; beyond: 503
+    max_connections_per_source: int = Field(32, ge=1, le=100_000)  # per client address; beyond: cut
+    header_timeout: float = Field(10.0, gt=0, le=600)  # seconds to send a request's headers
+    max_log_scan: int = Field(100_000, ge=1000, le=100_000_000)  # records one log search examines
 
     @field_validator("listen")
     @classmethod
@@ -85,6 +97,11 @@ class ApiService:
             lifespan="off",
             server_header=False,
             proxy_headers=False,  # X-Forwarded-* never change the client address
+            limit_concurrency=self.state.max_connections,
+            timeout_keep_alive=5,
+            http=ConnectionGuard(
+                self.state.max_connections_per_source, self.state.header_timeout, self.state.refused
+            ).protocol(),
         )
         self.server = _Server(config)
         task = asyncio.create_task(self.server.serve())
@@ -100,6 +117,24 @@ class ApiService:
             stopper.cancel()
             for close in self.state.closers:
                 close()
+
+    def internal_samples(self) -> list[Sample]:
+        """Requests refused before reaching a route, and the login limiter's size."""
+        now = time.time()
+        out = [
+            Sample(
+                "govnet_api_refused_total", (("reason", reason),), float(count), now, "counter",
+                "API requests refused before a route ran (too_large, too_slow, cross_site).",
+            )
+            for reason, count in sorted(self.state.refused.items())
+        ]  # fmt: skip
+        out.append(
+            Sample(
+                "govnet_api_login_limiter_keys", (), float(len(self.state.limiter)), now, "gauge",
+                "(user, client) pairs and clients the login limiter remembers (bounded).",
+            )
+        )  # fmt: skip
+        return out
 
 
 def _resolve(base: Path, p: Path | None) -> Path | None:
@@ -147,19 +182,27 @@ def build_state(section: dict[str, Any], ctx: RunContext) -> tuple[ApiState, str
     repo_dir = _resolve(ctx.base_dir, cfg.config_repo)
     state = ApiState(
         inventory=ctx.inventory,
-        auth=AuthDB(state_dir / "users.db"),
+        auth=AuthDB(state_dir / "users.db", idle_seconds=cfg.session_idle_minutes * 60.0),
         audit=audit,
         session_secret=cfg.session_secret.resolve().encode(),
         export_dir=state_dir / "exports",
         latest=ctx.latest,
         engine=lambda: ctx.extra.get(ENGINE_KEY),
         logstore=logstore,
+        services=lambda: ctx.extra.get(SERVICES_KEY),
         config_repo=ConfigRepo(repo_dir) if repo_dir is not None else None,
         backup_dir=_resolve(ctx.base_dir, cfg.backup_dir),
+        report_dir=_resolve(ctx.base_dir, cfg.report_dir),
         export_key=key,
         limiter=LoginLimiter(per_user=cfg.login_max_failures),
         secure_cookies=cfg.secure_cookies,
         session_seconds=cfg.session_hours * 3600.0,
+        max_body_bytes=cfg.max_body_bytes,
+        body_timeout=cfg.body_timeout,
+        max_connections=cfg.max_connections,
+        max_connections_per_source=cfg.max_connections_per_source,
+        header_timeout=cfg.header_timeout,
+        max_log_scan=cfg.max_log_scan,
         closers=closers,
     )
     closers.append(state.auth.close)

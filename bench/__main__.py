@@ -19,6 +19,8 @@ import bench.snmp_vs_exporter
 OTHER_BENCHES = [
     ("Lab cost (bench/lab_cost.py)", "bench.lab_cost"),
     ("Syslog ingest (bench/syslog_ingest.py)", "bench.syslog_ingest"),
+    ("Service checks vs blackbox_exporter (bench/services_vs_blackbox.py)", "bench.services_vs_blackbox"),
+    ("Monthly report (bench/report_month.py)", "bench.report_month"),
 ]
 SYSLOG_RATIO = re.compile(
     r"^ratio govnet parse_workers=(\d+) / rsyslog sync=on ioBufferSize=256k: ([\d.]+)$", re.M

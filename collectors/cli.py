@@ -258,6 +258,17 @@ def build_services(cfg: Config, ctx: RunContext) -> list[Service]:
     return services
 
 
+def _report_services(cfg: Config, inventory: Inventory) -> list[Service]:
+    if cfg.reports is None:
+        return []
+    from govnet.reporting import report_mailer, report_sources
+    from reports.config import parse_reports
+    from reports.service import build
+
+    section = parse_reports(cfg.reports, cfg.base_dir)
+    return build(section, report_sources(cfg), inventory, report_mailer(cfg, section))
+
+
 def run_command(config: Path) -> int:
     """`govnet run --config FILE`: poll on schedule, serve /metrics, export to Influx until signalled."""
     err = sys.stderr
@@ -280,6 +291,7 @@ def run_command(config: Path) -> int:
     ctx = RunContext(cfg.base_dir, inventory, cfg.inventory, store)
     try:
         services = build_services(cfg, ctx)
+        services.extend(_report_services(cfg, inventory))
     except (ValueError, ImportError) as exc:
         err.write(f"govnet: invalid config {config}\n{exc}\n")
         return 2

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -79,12 +79,18 @@ def syslog(
     forward: Annotated[
         str | None, typer.Option("--forward", help="Also forward durable frames to HOST:PORT (TCP).")
     ] = None,
+    tls_client_ca: Annotated[
+        Path | None, typer.Option("--tls-client-ca", help="Require TLS client certificates from this CA.")
+    ] = None,
 ) -> None:
     """Receive syslog (UDP, TCP, TLS) into the tamper-evident log store until interrupted."""
     from collectors.syslog.cli import syslog_command
 
     extra = (tls_port, tls_cert, tls_key, forward)
-    code = syslog_command(store, listen, tcp_port, udp_port, inventory, retention_days, budget_bytes, *extra)
+    code = syslog_command(
+        store, listen, tcp_port, udp_port, inventory, retention_days, budget_bytes, *extra,
+        tls_client_ca=tls_client_ca,
+    )  # fmt: skip
     raise typer.Exit(code)
 
 
@@ -141,6 +147,18 @@ def probe(
     from collectors.icmp.cli import probe_command
 
     raise typer.Exit(probe_command(str(inventory), device or [], count, timeout, json_out))
+
+
+@app.command("check-services")
+def check_services(
+    inventory: InventoryPath,
+    service: Annotated[list[str] | None, typer.Option("--service", "-s", help="Only these services.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per service.")] = False,
+) -> None:
+    """Run the inventory's service checks once (HTTP(S), TLS, DNS, TCP) and print each verdict."""
+    from collectors.services.cli import check_services_command
+
+    raise typer.Exit(check_services_command(inventory, service or [], json_out))
 
 
 @app.command("doctor")
@@ -345,6 +363,38 @@ def token_add(
     from api.cli import token_add_command
 
     raise typer.Exit(token_add_command(state_dir, user, days, label))
+
+
+report_app = typer.Typer(no_args_is_help=True, help="Reports for leadership and auditors (PDF + XLSX).")
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("monthly")
+def report_monthly(
+    config: ConfigPath,
+    month: Annotated[str | None, typer.Option("--month", help="YYYY-MM (Beijing time).")] = None,
+    from_: Annotated[str | None, typer.Option("--from", help="Start, ISO 8601 (instead of --month).")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="End, ISO 8601, exclusive.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for the PDF and XLSX (default: reports.dir)")
+    ] = None,
+    lang: Annotated[str | None, typer.Option("--lang", help="zh (default) or en.")] = None,
+) -> None:
+    """Availability per unit and device, uplink 95th percentiles, incidents, security logs, backups."""
+    from govnet.config import ConfigError
+    from govnet.reporting import load_for_report
+    from reports.cli import monthly_command
+
+    if lang not in (None, "zh", "en"):
+        raise typer.BadParameter("--lang must be zh or en")
+
+    def load() -> Any:
+        try:
+            return load_for_report(config)
+        except ConfigError as exc:
+            raise ValueError(f"invalid config {config}\n{exc}") from None
+
+    raise typer.Exit(monthly_command(load, month, from_, to, out, lang))
 
 
 def _lab_app() -> typer.Typer:

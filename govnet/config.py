@@ -10,6 +10,7 @@ from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError, fi
 
 from core.secrets import Secret
 from inventory.model import Duration, SecretRef
+from inventory.source import structure_problems
 
 DEFAULT_LISTEN = "127.0.0.1:9810"
 
@@ -78,6 +79,8 @@ class Config(_Strict):
     syslog: dict[str, Any] | None = None
     api: dict[str, Any] | None = None
     cluster: dict[str, Any] | None = None
+    services: dict[str, Any] | None = None
+    reports: dict[str, Any] | None = None  # monthly reports (reports/service.py): built by run_command
     base_dir: Path = Field(default=Path("."), exclude=True)
 
 
@@ -118,6 +121,12 @@ def load_config(path: Path) -> Config:
         raise ConfigError([f"{path}: cannot read config: {exc.strerror}"]) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            # Aliases are checked on the composed graph before anything is built: a YAML bomb is
+            # refused in milliseconds instead of expanding into gigabytes (as the inventory loader does).
+            bombs = structure_problems(str(path), node)
+            if bombs:
+                raise ConfigError([f"{b.file}:{b.line}: {b.message}" for b in bombs])
         data: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

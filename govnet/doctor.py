@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import io
+import itertools
 import os
 import re
 import shutil
@@ -388,6 +389,14 @@ def port_owner(proto: str, port: int) -> tuple[int, str] | None:
     return None
 
 
+def _is_govnet(cmdline: str) -> bool:
+    """The command is govnet itself (`govnet run`, `python -m govnet run`), not merely a path naming it."""
+    words = cmdline.split()
+    if any(Path(w).name == "govnet" for w in words[:2]):
+        return True
+    return any(a == "-m" and b.split(".")[0] == "govnet" for a, b in itertools.pairwise(words))
+
+
 def check_port(lis: Listener) -> Finding:
     """Try to bind the socket the service will bind."""
     where = f"{lis.host}:{lis.port}/{lis.proto} ({lis.source})"
@@ -401,7 +410,7 @@ def check_port(lis: Listener) -> Finding:
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             owner = port_owner(lis.proto, lis.port)
-            if owner and "govnet" in owner[1]:
+            if owner and _is_govnet(owner[1]):
                 return Finding(
                     "warn", "ports", f"{where} is in use by govnet itself (pid {owner[0]}: {owner[1]})",
                     "fine if that is the running service; otherwise stop the stray process",

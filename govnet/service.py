@@ -32,4 +32,5 @@ BUILDERS: dict[str, str] = {
     "syslog": "collectors.syslog.service:build_services",
     "api": "api.service:build_services",
     "cluster": "collectors.cluster.service:build_services",
+    "services": "collectors.services.service:build_services",
 }

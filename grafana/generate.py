@@ -17,7 +17,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from grafana.boards import datacentre, device, longrange, overview, security, selfmon, uplinks
+from grafana.boards import datacentre, device, longrange, overview, security, selfmon, services, uplinks
 from grafana.build import Board, Rules
 
 HERE = Path(__file__).resolve().parent
@@ -33,6 +33,7 @@ BOARDS: dict[str, Callable[[Rules], Board]] = {
     "datacentre": datacentre.build,
     "govnet": selfmon.build,
     "longrange": longrange.build,
+    "services": services.build,
 }
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import difflib
 from collections import defaultdict
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from inventory.model import BackupJob, Defaults, Device, HaGroup, Link, Site
 from inventory.problems import Problem, safe_text
+from inventory.services import ServiceEntry
 from inventory.source import Collected, Item
 
 ACTIVE_ROLES = frozenset({"active", "primary"})
@@ -37,6 +39,32 @@ def semantic_problems(c: Collected) -> list[Problem]:
     out += _ha_groups(groups, device_names)
     for j in jobs:
         out += _reference(j, ("host",), j.model.host, device_names, "device")
+    out += _services(c.sections["services"], c.raw_names["sites"])
+    return out
+
+
+def _services(services: list[Item[ServiceEntry]], sites: set[str]) -> list[Problem]:
+    out: list[Problem] = []
+    first: dict[str, Item[ServiceEntry]] = {}
+    for item in services:
+        check = item.model.root
+        if check.name in first:
+            out.append(
+                item.problem(
+                    ("name",),
+                    f"duplicate service name; first defined at {first[check.name].where()}",
+                    check.name,
+                )
+            )
+        else:
+            first[check.name] = item
+        out += _reference(item, ("owner", "site"), check.owner.site, sites, "site")
+        ca = getattr(getattr(check, "tls", None), "ca_file", None)
+        if ca is not None:
+            base = Path(item.doc.file).parent
+            path = Path(ca) if Path(ca).is_absolute() else base / ca
+            if not path.is_file():
+                out.append(item.problem(("tls", "ca_file"), "no such CA file (relative to this file)", ca))
     return out
 
 

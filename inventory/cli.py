@@ -37,6 +37,7 @@ def summary(inventory: Inventory) -> str:
         f"{_n(len(inventory.sites), 'site')}, {_n(len(inventory.devices), 'device')} ({by_role or 'none'}), "
         f"{_n(len(inventory.links), 'link')}, {_n(len(topology.redundancy_groups), 'redundancy group')}, "
         f"{_n(len(inventory.ha_groups), 'HA group')}, {_n(len(inventory.backup_jobs), 'backup job')}"
+        + (f", {_n(len(inventory.services), 'service check')}" if inventory.services else "")
     )
 
 

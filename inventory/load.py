@@ -14,6 +14,7 @@ from inventory.checks import semantic_problems
 from inventory.model import BackupJob, Defaults, Device, HaGroup, Inventory, Link, Site
 from inventory.problems import InventoryError, Problem, safe_text
 from inventory.schema_errors import schema_problems
+from inventory.services import ServiceEntry
 from inventory.source import Collected, Document, Item, inventory_files, locate, mapping_get, read_document
 
 __all__ = ["InventoryError", "Item", "Problem", "load_inventory"]
@@ -26,6 +27,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "ha_groups": HaGroup,
     "links": Link,
     "backup_jobs": BackupJob,
+    "services": ServiceEntry,
 }
 TOP_LEVEL = ("defaults", *SECTIONS)
 
@@ -39,7 +41,11 @@ def load_inventory(path: Path) -> Inventory:
     defaults = collected.defaults.model if collected.defaults else Defaults()
     return Inventory(
         defaults=defaults,
-        **{name: [item.model for item in items] for name, items in collected.sections.items()},
+        # `services` entries are a tagged union wrapped in a RootModel: unwrap to the check itself.
+        **{
+            name: [getattr(item.model, "root", item.model) for item in items]
+            for name, items in collected.sections.items()
+        },
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -20,6 +19,12 @@ from pydantic import (
 )
 
 from core.secrets import Secret, SecretError
+
+# Re-exported: the other rooms import these from here.
+from inventory.fields import Duration as Duration
+from inventory.fields import Name as Name
+from inventory.fields import parse_duration as parse_duration
+from inventory.services import ServiceCheck
 
 
 class Role(StrEnum):
@@ -52,28 +57,6 @@ class Vendor(StrEnum):
     generic = "generic"
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from `30`, `30s`, `5m`, `26h`, `1d` or `250ms`."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration like 30s, 5m, 26h or 1d")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNIT[m.group(2)]
-    else:
-        raise ValueError("expected a duration like 30s, 5m, 26h or 1d")
-    if seconds <= 0:
-        raise ValueError("a duration must be positive")
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-
 def _to_secret(value: Any) -> Secret:
     if isinstance(value, Secret):
         return value
@@ -92,8 +75,6 @@ SecretRef = Annotated[
     PlainSerializer(lambda s: s.ref, return_type=str),
     WithJsonSchema({"type": "string", "pattern": "^(env|file):.+$"}),
 ]
-
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=64)]
 
 
 def _zone_name(value: str) -> str:
@@ -275,6 +256,7 @@ class Inventory(_Strict):
     ha_groups: list[HaGroup] = Field(default_factory=list)
     links: list[Link] = Field(default_factory=list)
     backup_jobs: list[BackupJob] = Field(default_factory=list)
+    services: list[Annotated[ServiceCheck, Field(discriminator="type")]] = Field(default_factory=list)
 
     def device(self, name: str) -> Device:
         """The device called `name` (KeyError if none)."""

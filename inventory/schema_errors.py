@@ -34,6 +34,10 @@ def schema_problems(
         loc = list(err["loc"])
         kind = err["type"]
         line, parts = locate(node, loc, keep_last=kind == "missing")
+        if kind == "union_tag_invalid":
+            # The line of the selecting key itself (`type: htps`), not the entry's first line.
+            tag = str((err.get("ctx") or {}).get("discriminator", "")).strip("'")
+            line = locate(node, [*loc, tag])[0]
         message = _message(err, model)
         if "weak SNMPv3" in message:
             line = _weak_protocol_line(node, loc) or line
@@ -118,9 +122,19 @@ def _is_model(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, BaseModel)
 
 
+def _tag_of(tp: type[BaseModel], tag: int | str) -> bool:
+    version = tp.model_fields.get("version")
+    if version is not None and version.default == tag:
+        return True
+    kind = tp.model_fields.get("type")
+    return kind is not None and tag in get_args(kind.annotation)
+
+
 def _fields_at(model: type[BaseModel], loc: Sequence[int | str]) -> list[str]:
     """Field names of the model(s) found at `loc` under `model` (for 'did you mean')."""
-    current: list[Any] = [model]
+    current: list[Any] = (
+        _flatten(model.model_fields["root"].annotation) if "root" in model.model_fields else [model]
+    )
     for element in loc:
         advanced: list[Any] = []
         for tp in current:
@@ -131,12 +145,9 @@ def _fields_at(model: type[BaseModel], loc: Sequence[int | str]) -> list[str]:
         if advanced:
             current = advanced
         else:
-            # A union tag ('2c', '3'): keep the member whose `version` default is that tag.
-            tagged = [
-                tp
-                for tp in current
-                if _is_model(tp) and getattr(tp.model_fields.get("version"), "default", None) == element
-            ]
+            # A union tag ('2c', '3'; 'https'): keep the member whose `version` default or `type`
+            # literal is that tag.
+            tagged = [tp for tp in current if _is_model(tp) and _tag_of(tp, element)]
             current = tagged or current
     fields = {name for tp in current if _is_model(tp) for name in tp.model_fields}
     return sorted(fields)

@@ -255,3 +255,7 @@ class Collected:
     sections: dict[str, list[Item[Any]]]
     raw_names: dict[str, set[str]]  # names declared even by invalid entries (no cascade errors)
     files: list[str]  # in reading order, the order problems are reported in
+
+
+# Public for other YAML loaders (the run config) that need the same alias-bomb guard.
+structure_problems = _structure_problems

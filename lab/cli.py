@@ -142,3 +142,43 @@ def clear(
     """Clear one fault kind, or all faults, of a lab device."""
     res = _call(run_dir, {"op": "clear", "device": device, "kind": kind})
     typer.echo("cleared: " + (", ".join(res["cleared"]) or "nothing"))
+
+
+@app.command()
+def tour(
+    step: Annotated[
+        str | None, typer.Argument(help="uplink | core | failover | bruteforce | config | clear")
+    ] = None,
+    run_dir: RunDir = DEFAULT_RUN_DIR,
+) -> None:
+    """The guided tour: list the steps, run one, or clear every fault."""
+    from lab import tour as t
+
+    if step is None:
+        typer.echo("\n".join(t.menu(run_dir)))
+        return
+    if step == "clear":
+        try:
+            done = t.clear_all(run_dir)
+        except control.ControlError as exc:
+            typer.echo(f"lab: {exc}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo("cleared: " + ("; ".join(done) or "nothing"))
+        return
+    if step not in t.STEP_KEYS:
+        typer.echo(f"unknown step {step!r}; one of {', '.join(t.STEP_KEYS)}, clear", err=True)
+        raise typer.Exit(2)
+    try:
+        s, device, answers = t.run_step(run_dir, step)
+    except (control.ControlError, LookupError, OSError) as exc:
+        typer.echo(f"lab: {exc}", err=True)
+        raise typer.Exit(1) from None
+    failed = [a for a in answers if not a.get("ok")]
+    typer.echo(f"{s.title}: {device}")
+    typer.echo(
+        f"  注入 {len(answers) - len(failed)} 项" + (f"，失败 {len(failed)}: {failed}" if failed else "")
+    )
+    typer.echo(f"  预期: {s.expect}")
+    typer.echo(f"  去看: {t.console_url(run_dir)}{s.look.format(device=device)}")
+    if failed:
+        raise typer.Exit(1)

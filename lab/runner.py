@@ -47,6 +47,8 @@ class LabProcess:
         snmp_port: int = 16161,
         ssh_port: int = 2222,
         start_timeout: float = 60.0,
+        syslog: str | None = None,
+        traps: str | None = None,
         progress: Callable[[int, int], None] | None = _stderr_progress,
     ) -> None:
         self.inventory = Path(inventory)
@@ -55,6 +57,7 @@ class LabProcess:
         self.snmp_port = snmp_port
         self.ssh_port = ssh_port
         self.start_timeout = start_timeout
+        self.syslog, self.traps = syslog, traps  # HOST:PORT the devices send syslog / traps to
         self.progress = progress
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -90,6 +93,8 @@ class LabProcess:
             "--run-dir", str(self.run_dir), "--base", self.base,
             "--snmp-port", str(self.snmp_port), "--ssh-port", str(self.ssh_port),
         ]  # fmt: skip
+        cmd += ["--syslog", self.syslog] if self.syslog else []
+        cmd += ["--traps", self.traps] if self.traps else []
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")

@@ -1,7 +1,8 @@
 """The lab process: SNMP agents (and SSH CLIs) for every inventory device, driven by a control socket.
 
 Run as `python -m lab.server --inventory F --run-dir D [--base 127.77.0.0] [--snmp-port 16161]
-[--ssh-port 2222]`; prints `READY` when every socket is bound; stops cleanly on SIGTERM/SIGINT.
+[--ssh-port 2222] [--syslog HOST:PORT] [--traps HOST:PORT]`; prints `READY` when every socket is
+bound; stops cleanly on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from inventory.model import Inventory
 from lab.control import SOCKET_NAME
 from lab.devices import build_devices, build_view
 from lab.faults import FaultError, Faults
+from lab.signals import LabSignals
 from lab.snmp.agent import AgentServer, DeviceAgent
 from lab.snmp.snmprec import snmprec_view
 from lab.snmp.usm import UsmEngine, UsmUser
@@ -147,8 +149,19 @@ def make_agent(
 class LabServer:
     """Everything the lab process runs; `run()` until stopped."""
 
-    def __init__(self, inventory: Path, run_dir: Path, base: str, snmp_port: int, ssh_port: int) -> None:
+    def __init__(
+        self,
+        inventory: Path,
+        run_dir: Path,
+        base: str,
+        snmp_port: int,
+        ssh_port: int,
+        syslog: str | None = None,
+        traps: str | None = None,
+    ) -> None:
         self.inventory = inventory
+        self.syslog_target, self.trap_target = syslog, traps
+        self.signals: LabSignals | None = None
         self.run_dir = run_dir
         self.base = base
         self.snmp_port = snmp_port
@@ -182,6 +195,9 @@ class LabServer:
             agent = make_agent(d, community, auth, priv, self.inventory.parent)
             await self.agents.add(agent, d.address, d.snmp_port)
         await self._start_ssh()
+        if self.syslog_target or self.trap_target:
+            self.signals = LabSignals(self.faults, self.syslog_target, self.trap_target, community)
+            self.signals.start(self.stop_event)
         sock = self.run_dir / SOCKET_NAME
         sock.unlink(missing_ok=True)  # a stale socket: the runner refused to start over a live lab
         self.control = await asyncio.start_unix_server(self._client, path=str(sock))
@@ -258,11 +274,21 @@ class LabServer:
                 return {"ok": True, **self.status()}
             if op == "fault":
                 params = req.get("params") or {}
-                return {"ok": True, **self.faults.apply(str(req["device"]), str(req["kind"]), now, **params)}
+                result = self.faults.apply(str(req["device"]), str(req["kind"]), now, **params)
+                if self.signals is not None:
+                    self.signals.on_fault(str(req["device"]), str(req["kind"]), result)
+                return {"ok": True, **result}
             if op == "clear":
                 kind = req.get("kind")
+                ups = self.signals.before_clear(str(req["device"]), kind) if self.signals else []
                 cleared = self.faults.clear(str(req["device"]), str(kind) if kind else None, now)
+                if self.signals is not None:
+                    self.signals.on_clear(str(req["device"]), cleared, ups)
                 return {"ok": True, "cleared": cleared}
+            if op in ("syslog_burst", "signals"):
+                if self.signals is None:
+                    return {"ok": False, "error": "the lab sends no syslog or traps (--syslog/--traps)"}
+                return await self.signals.request(req)
             if op == "stop":
                 self.stop_event.set()
                 return {"ok": True}
@@ -287,6 +313,8 @@ class LabServer:
 
     async def close(self) -> None:
         """Stop every server and remove the control socket."""
+        if self.signals is not None:
+            await self.signals.close()
         self.agents.close()
         if self.ssh_closer is not None:
             with contextlib.suppress(Exception):
@@ -300,7 +328,15 @@ class LabServer:
 
 async def serve(args: argparse.Namespace) -> None:
     """Run the lab until SIGTERM/SIGINT or a `stop` request."""
-    server = LabServer(Path(args.inventory), Path(args.run_dir), args.base, args.snmp_port, args.ssh_port)
+    server = LabServer(
+        Path(args.inventory),
+        Path(args.run_dir),
+        args.base,
+        args.snmp_port,
+        args.ssh_port,
+        args.syslog,
+        args.traps,
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.stop_event.set)
@@ -322,6 +358,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--base", default="127.77.0.0")
     p.add_argument("--snmp-port", type=int, default=16161)
     p.add_argument("--ssh-port", type=int, default=2222, help="0: no SSH CLIs")
+    p.add_argument(
+        "--syslog", default=None, help="HOST:PORT: the devices send syslog there (lab/syslog_gen.py)"
+    )
+    p.add_argument("--traps", default=None, help="HOST:PORT: the devices send SNMPv2c traps there on faults")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     asyncio.run(serve(args))

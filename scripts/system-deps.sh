@@ -15,8 +15,11 @@ PKGS=(
   python3-venv                  # install.sh of the offline bundle creates a virtualenv
   systemd logrotate             # systemd-analyze verify / logrotate -d check deploy/ files (tests)
   postgresql-15                 # PostgreSQL 15 primary + hot standby and pg_dump files (DB pair, backup tests)
+  poppler-utils                 # pdftoppm: the monthly report PDF rendered to PNG in tests
   faketime                      # scripts/time-independence.sh: the alert and API suites at other dates
   chromium fonts-wqy-microhei   # headless browser tests of the web console (CJK font for screenshots)
+  nginx dnsmasq-base            # service checks: a real HTTPS server and a real DNS server on loopback
+  prometheus-blackbox-exporter  # service checks: the side-by-side anchor (tests and bench/)
 )
 missing=()
 for p in "${PKGS[@]}"; do

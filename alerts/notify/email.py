@@ -56,13 +56,17 @@ class EmailNotifier:
 
     def send(self, n: Notification, now: float) -> Result:
         """One SMTP session; 4xx replies and connection failures are transient, 5xx permanent."""
+        return self.deliver(self.message(n, now))
+
+    def deliver(self, msg: EmailMessage) -> Result:
+        """Send any prepared mail (a notification, a monthly report) through this channel's server."""
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
                 if self.starttls:
                     smtp.starttls(context=self.tls_context or ssl.create_default_context())
                 if self.username and self.password is not None:
                     self._login(smtp, self.username, self.password.resolve())
-                smtp.send_message(self.message(n, now))
+                smtp.send_message(msg)
         except smtplib.SMTPResponseException as exc:
             return 400 <= exc.smtp_code < 500, f"SMTP {exc.smtp_code}"
         except smtplib.SMTPRecipientsRefused:

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api import ops
+from api import ops, services_ops
 from api.auth import AuthError
-from api.deps import api_state, audit, client_of, guard, principal_of
+from api.deps import api_state, audit, client_of, guard, login_wait, principal_of
 from api.ops import OpError
 from api.policy import Role
 
@@ -67,9 +67,9 @@ class NewUser(_Body):
 
 
 class NewToken(_Body):
-    """An API token for a user, valid for `days`."""
+    """An API token for the caller, valid for `days` (`user`, if given, must be the caller)."""
 
-    user: str = Field(min_length=1, max_length=64)
+    user: str | None = Field(None, min_length=1, max_length=64)
     days: float = Field(gt=0, le=366)
     label: str = Field("", max_length=100)
 
@@ -84,17 +84,19 @@ async def login(body: Login, request: Request) -> JSONResponse:
     """Exchange a user name and password for a session token (rate-limited per user and per client)."""
     state = api_state(request)
     client, now = client_of(request), state.clock()
-    if state.limiter.blocked(body.username, client, now):
-        state.audit.record(body.username[:64], "login", "api", "rate_limited", client, "")
+    wait = login_wait(state, body.username, client, now, "api")
+    if wait:
         return JSONResponse(
-            {"detail": "too many failed logins"}, status_code=429, headers={"Retry-After": "300"}
+            {"detail": "too many failed logins from this address"},
+            status_code=429,
+            headers={"Retry-After": str(wait)},
         )
     role = await asyncio.to_thread(state.auth.verify_login, body.username, body.password)
     if role is None:
         state.limiter.failed(body.username, client, now)
         state.audit.record(body.username[:64], "login", "api", "failure", client, "")
         return JSONResponse({"detail": "wrong user name or password"}, status_code=401)
-    state.limiter.succeeded(body.username)
+    state.limiter.succeeded(body.username, client)
     _, token = state.auth.issue(body.username, "api", state.session_seconds, "login")
     state.audit.record(body.username, "login", "api", "success", client, "")
     return JSONResponse({"token": token, "role": role.value, "expires_in": state.session_seconds})
@@ -300,6 +302,21 @@ def backup_file(path: str, request: Request) -> FileResponse:
     return FileResponse(target, filename=target.name, media_type="application/octet-stream")
 
 
+@router.get("/reports")
+def reports(request: Request, offset: Offset = 0, limit: Limit = 100) -> dict[str, Any]:
+    """Monthly reports (PDF and XLSX) kept by the `reports:` section, newest first."""
+    return page(ops.report_files(api_state(request)), offset, limit)
+
+
+@router.get("/reports/files/{path:path}")
+def report_file(path: str, request: Request) -> FileResponse:
+    """Download one report file (only below the report root); every download is audited."""
+    target = ops.safe_file(api_state(request).report_dir, path)
+    audit(request, "report_download", path)
+    media = "application/pdf" if target.suffix == ".pdf" else "application/octet-stream"
+    return FileResponse(target, filename=f"govnet-{target.parent.name}-{target.name}", media_type=media)
+
+
 @router.get("/configs/{device}/versions")
 def config_versions(device: str, request: Request, offset: Offset = 0, limit: Limit = 100) -> dict[str, Any]:
     """Stored configuration versions of a device, newest first."""
@@ -312,6 +329,32 @@ def config_diff(
 ) -> PlainTextResponse:
     """Unified diff of the configuration from `back` versions ago to the newest."""
     return PlainTextResponse(ops.config_diff(api_state(request), device, back))
+
+
+@router.get("/services")
+def services(request: Request) -> dict[str, Any]:
+    """Every service check with its latest verdict (`running` false without a `services:` section)."""
+    items = services_ops.list_services(api_state(request))
+    return {"items": items or [], "running": items is not None}
+
+
+@router.get("/services/{name}")
+def service(name: str, request: Request) -> dict[str, Any]:
+    """One service: latest result, timings, certificate, DNS answers, last page diff, baselines."""
+    return services_ops.get_service(api_state(request), name)
+
+
+@router.post("/services/{name}/baseline")
+async def accept_baseline(name: str, request: Request) -> dict[str, Any]:
+    """Accept the page last seen as the service's new baseline (committed under the caller's name)."""
+    user = principal_of(request).user
+    try:
+        commit = await asyncio.to_thread(services_ops.accept_baseline, api_state(request), name, user)
+    except OpError as exc:
+        audit(request, "baseline_accept", name, "failure", exc.message)
+        raise
+    audit(request, "baseline_accept", name, "success", f"commit={commit}")
+    return {"service": name, "commit": commit}
 
 
 @router.get("/logs")
@@ -408,12 +451,20 @@ def tokens(request: Request) -> dict[str, Any]:
 
 @router.post("/tokens", status_code=201)
 def create_token(body: NewToken, request: Request) -> dict[str, Any]:
-    """Create an API token for a user; the token text is shown only in this answer."""
+    """Create an API token for the caller; the token text is shown only in this answer.
+
+    Nobody mints a token for someone else (三权分立: an administrator acting as an auditor would be
+    audited under the auditor's name); administrators manage users and revoke tokens.
+    """
+    me = principal_of(request).user
+    if body.user is not None and body.user != me:
+        audit(request, "token_add", body.user, "denied", "a token for another user")
+        raise OpError(403, "tokens are issued only to the caller: the user creates their own")
     try:
-        token_id, token = api_state(request).auth.issue(body.user, "api", body.days * 86400, body.label)
+        token_id, token = api_state(request).auth.issue(me, "api", body.days * 86400, body.label)
     except AuthError as exc:
         raise OpError(404, str(exc)) from None
-    audit(request, "token_add", token_id, "success", f"user={body.user} days={body.days:g}")
+    audit(request, "token_add", token_id, "success", f"user={me} days={body.days:g}")
     return {"id": token_id, "token": token}
 
 

@@ -10,8 +10,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from api import ops
-from api.deps import SESSION_COOKIE, api_state, audit, client_of, guard, principal_of, render
+from api import ops, services_ops
+from api.deps import SESSION_COOKIE, api_state, audit, client_of, guard, login_wait, principal_of, render
 from api.ops import OpError
 from api.policy import home_of
 from api.topomap import layout
@@ -54,15 +54,14 @@ async def login(
     """Check the password (rate-limited), set an HttpOnly SameSite=Strict session cookie."""
     state = api_state(request)
     client, now = client_of(request), state.clock()
-    if state.limiter.blocked(username, client, now):
-        state.audit.record(username, "login", "console", "rate_limited", client, "")
+    if login_wait(state, username, client, now, "console"):
         return render(request, "login.html", http_status=429, next=_next(next), error="login_limited")
     role = await asyncio.to_thread(state.auth.verify_login, username, password)
     if role is None:
         state.limiter.failed(username, client, now)
         state.audit.record(username, "login", "console", "failure", client, "")
         return render(request, "login.html", http_status=401, next=_next(next), error="login_failed")
-    state.limiter.succeeded(username)
+    state.limiter.succeeded(username, client)
     _, token = state.auth.issue(username, "session", state.session_seconds, "console")
     state.audit.record(username, "login", "console", "success", client, "")
     target = _next(next)
@@ -108,12 +107,27 @@ async def incidents(request: Request, status: Opt = "active") -> Response:
     return render(request, "incidents.html", incidents=rows, engine_up=engine_up, status=status)
 
 
+@router.get("/incidents/{incident_id}")
+async def incident_page(incident_id: str, request: Request) -> Response:
+    """One incident on its own page: the link every notification carries (made for a phone screen)."""
+    state = api_state(request)
+    if state.engine() is None:
+        raise OpError(503, "alert engine not running")
+    return render(request, "incident.html", inc=ops.get_incident(state, incident_id))
+
+
 @router.post("/incidents/{incident_id}/ack")
-async def ack(incident_id: str, request: Request, comment: Text = "") -> Response:
-    """Acknowledge from the board."""
+async def ack(
+    incident_id: str,
+    request: Request,
+    comment: Text = "",
+    back: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Acknowledge from the board (or from the incident's own page: `back` returns there)."""
     ops.acknowledge(api_state(request), incident_id, principal_of(request).user, comment)
     audit(request, "incident_ack", incident_id, "success", comment)
-    return RedirectResponse(f"/incidents#{quote(incident_id)}", status_code=303)
+    target = _next(back) if back.startswith("/incidents/") else f"/incidents#{quote(incident_id)}"
+    return RedirectResponse(target, status_code=303)
 
 
 @router.post("/incidents/{incident_id}/silence")
@@ -211,6 +225,15 @@ def backups(request: Request) -> Response:
     )
 
 
+@router.get("/reports")
+def reports(request: Request) -> Response:
+    """Past monthly reports for download."""
+    state = api_state(request)
+    return render(
+        request, "reports.html", files=ops.report_files(state), configured=state.report_dir is not None
+    )
+
+
 @router.get("/backups/{device}")
 def backup_device(device: str, request: Request, back: Annotated[int, Query(ge=1, le=1000)] = 1) -> Response:
     """Configuration versions of one device and the diff to the newest."""
@@ -220,6 +243,28 @@ def backup_device(device: str, request: Request, back: Annotated[int, Query(ge=1
     return render(
         request, "backup_device.html", device=device, versions=versions, diff=diff.splitlines(), back=back
     )
+
+
+@router.get("/services")
+def services(request: Request) -> Response:
+    """Websites and services: up/down, certificate days left, content changes, defacement."""
+    return render(request, "services.html", services=services_ops.list_services(api_state(request)))
+
+
+@router.get("/services/{name}")
+def service(name: str, request: Request) -> Response:
+    """One service: the last check, its timings and certificate, the last diff, the baselines."""
+    s = services_ops.get_service(api_state(request), name)
+    return render(request, "service.html", s=s)
+
+
+@router.post("/services/{name}/baseline")
+async def accept_baseline(name: str, request: Request) -> Response:
+    """Accept the current page as the baseline."""
+    user = principal_of(request).user
+    commit = await asyncio.to_thread(services_ops.accept_baseline, api_state(request), name, user)
+    audit(request, "baseline_accept", name, "success", f"commit={commit}")
+    return RedirectResponse(f"/services/{quote(name)}", status_code=303)
 
 
 @router.get("/logs")

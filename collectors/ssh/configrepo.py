@@ -94,7 +94,9 @@ class ConfigRepo:
         path = self.path / self.file_of(device)
         return path.read_text(encoding="utf-8") if path.is_file() else None
 
-    def save(self, device: str, text: str, now: float, author: str = DEFAULT_AUTHOR) -> str | None:
+    def save(
+        self, device: str, text: str, now: float, author: str = DEFAULT_AUTHOR, subject: str | None = None
+    ) -> str | None:
         """Store `text`; the new commit id, or None when it equals the stored version."""
         self.ensure()
         name = self.file_of(device)
@@ -105,7 +107,7 @@ class ConfigRepo:
                 return None
             old = path.read_text(encoding="utf-8") if existed else None
             self._write(path, text)
-            subject = f"{device}: {'configuration changed' if existed else 'first backup'}"
+            subject = subject or f"{device}: {'configuration changed' if existed else 'first backup'}"
             try:
                 self._run("add", "--", name)
                 self._run("commit", "-q", "--no-verify", "-m", subject, "--", name, now=now, author=author)

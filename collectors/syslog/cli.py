@@ -36,6 +36,7 @@ def syslog_command(
     tls_key: Path | None = None,
     forward: str | None = None,
     parse_workers: int | None = None,
+    tls_client_ca: Path | None = None,
 ) -> int:
     """Receive syslog into the store; SIGINT/SIGTERM commit what was received and stop.
 
@@ -49,7 +50,9 @@ def syslog_command(
         if tls_cert is None or tls_key is None:
             print("syslog: --tls-port needs --tls-cert and --tls-key", file=sys.stderr)
             return 2
-        tls_context = server_tls_context(str(tls_cert), str(tls_key))
+        tls_context = server_tls_context(
+            str(tls_cert), str(tls_key), str(tls_client_ca) if tls_client_ca else None
+        )
     devices: dict[str, str] = {}
     zones: dict[str, str] = {}
     if inventory is not None:
@@ -120,6 +123,7 @@ async def _serve(
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 60)
+        rx.report_drops()
         for note in await asyncio.to_thread(store.housekeeping, time.time()):
             print(f"store: {note}", flush=True)
     await rx.close()

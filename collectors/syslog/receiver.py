@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from collectors.sockstats import grow_receive_buffer, udp_kernel_drops
 from collectors.syslog.formats import CompiledFormat, FormatSet
 from collectors.syslog.framing import Framer
+from collectors.syslog.limits import Limits, SourcePolicy
 from collectors.syslog.parse import parse_frame
 from collectors.syslog.parse_pool import LINE_BUDGET, ParsePool, Pending
 from collectors.syslog.sequence import SequenceGaps, sequence_id
@@ -29,7 +32,10 @@ class IngestStats:
     batches_total: int = 0
     oversized_closed_total: int = 0
     truncated_total: int = 0
-    udp_overflow_total: int = 0
+    udp_overflow_total: int = 0  # UDP datagrams dropped because the queue was full
+    udp_refused_total: int = 0  # UDP datagrams from senders not on the allow-list (refusal configured)
+    refused: dict[str, int] = field(default_factory=dict)  # stream connections refused, by reason
+    closed: dict[str, int] = field(default_factory=dict)  # stream connections cut, by reason
     connections: int = 0
     last_durable_seq: int = 0
     errors: list[str] = field(default_factory=list)
@@ -52,7 +58,12 @@ class Ingest:
         parse_workers: int = 0,
         zones: Mapping[str, str] | None = None,
         parse_budget: float = LINE_BUDGET,
+        max_pending_bytes: int = 64 * 1024 * 1024,
+        batch_max_bytes: int = 4 * 1024 * 1024,
     ) -> None:
+        self.batch_max_bytes = batch_max_bytes  # large frames make smaller batches (memory per commit)
+        self.max_pending_bytes = max_pending_bytes
+        self.pending_bytes = 0  # bytes of the frames waiting for the writer
         self.forward = forward  # receives the raw frames of each batch once it is durable
         self.on_durable = on_durable  # (frames durable so far, last durable seq) after each commit
         self.store = store
@@ -83,6 +94,7 @@ class Ingest:
     def submit(self, raw: bytes, source: str, transport: str) -> None:
         """Queue one frame (receive time taken now)."""
         self._pending.append((raw, self.clock(), source, transport))
+        self.pending_bytes += len(raw)
         self.stats.received_total += 1
         self._signal()
 
@@ -92,6 +104,7 @@ class Ingest:
             return
         now = self.clock()
         self._pending.extend([(frame, now, source, transport) for frame in frames])
+        self.pending_bytes += sum(len(frame) for frame in frames)
         self.stats.received_total += len(frames)
         self._signal()
 
@@ -103,7 +116,7 @@ class Ingest:
     def _signal(self) -> None:
         self._idle.clear()
         self._wake.set()
-        if len(self._pending) >= self.max_pending:
+        if len(self._pending) >= self.max_pending or self.pending_bytes >= self.max_pending_bytes:
             self._room.clear()
 
     @property
@@ -132,10 +145,21 @@ class Ingest:
         elif self.pool is not None:
             self.pool.close()
 
+    def _head(self, count: int) -> int:
+        """How many items at the head make one batch: at most `count` and about `batch_max_bytes`."""
+        size = 0
+        for i, item in enumerate(self._pending[:count]):
+            if isinstance(item, tuple):
+                size += len(item[0])
+                if size > self.batch_max_bytes and i:
+                    return i
+        return min(count, len(self._pending))
+
     def _take(self, count: int) -> list[Item]:
         batch = self._pending[:count]
         del self._pending[:count]
-        if len(self._pending) < self.max_pending:
+        self.pending_bytes -= _bytes(batch)
+        if len(self._pending) < self.max_pending and self.pending_bytes < self.max_pending_bytes:
             self._room.set()
         return batch
 
@@ -154,8 +178,8 @@ class Ingest:
             parsing: Pending | None = None  # the head batch's frames, already handed to the workers
             nxt: list[Item] = []
             while self._pending:
-                batch = self._take(len(nxt) if parsing is not None else self.batch_max)
-                nxt = self._pending[: self.batch_max] if self.pool is not None else []
+                batch = self._take(len(nxt) if parsing is not None else self._head(self.batch_max))
+                nxt = self._pending[: self._head(self.batch_max)] if self.pool is not None else []
                 try:
                     seqs, parsing = await asyncio.to_thread(self._commit, batch, parsing, nxt)
                 except OSError as exc:
@@ -163,6 +187,7 @@ class Ingest:
                     # back by backpressure meanwhile); the workers' copy of the next batch was discarded.
                     parsing = None
                     self._pending[:0] = batch
+                    self.pending_bytes += _bytes(batch)
                     self.stats.errors.append(f"store write failed: {type(exc).__name__}")
                     await asyncio.sleep(1.0)
                     continue
@@ -230,6 +255,10 @@ class Ingest:
             raise
 
 
+def _bytes(items: list[Item]) -> int:
+    return sum(len(item[0]) for item in items if isinstance(item, tuple))
+
+
 def receiver_event(action: str, source: str, msg: str, now: float) -> Record:
     """A record about the receiver itself (e.g. a sender cut off for an oversized frame)."""
     return new_record(
@@ -239,14 +268,24 @@ def receiver_event(action: str, source: str, msg: str, now: float) -> Record:
 
 
 class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, ingest: Ingest) -> None:
+    def __init__(self, ingest: Ingest, policy: SourcePolicy) -> None:
         self.ingest = ingest
+        self.policy = policy
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        # UDP cannot be slowed down: keep accepting (memory grows past max_pending) and count it.
+        # UDP cannot be slowed down: past the queue bound a datagram is dropped and counted (memory
+        # stays bounded); the kernel's own drops are read from /proc/net/udp (udp_kernel_drops).
+        stats = self.ingest.stats
+        if self.policy.refused(str(addr[0]), "udp"):
+            stats.udp_refused_total += 1
+            return
         if self.ingest.full:
-            self.ingest.stats.udp_overflow_total += 1
+            stats.udp_overflow_total += 1
+            return
         self.ingest.submit(data, f"{addr[0]}:{addr[1]}", "udp")
+
+
+READ_CHUNK = 64 * 1024
 
 
 @dataclass
@@ -258,6 +297,14 @@ class Receiver:
     tls: asyncio.Server | None = None
     udp: asyncio.DatagramTransport | None = None
     max_frame: int = 64 * 1024
+    limits: Limits = field(default_factory=Limits)
+    policy: SourcePolicy = field(default_factory=lambda: SourcePolicy(refuse_unknown=False))
+    tls_context: ssl.SSLContext | None = None
+    buffered: int = 0  # bytes of partial frames held for all stream connections
+    handshaking: int = 0  # TLS handshakes in progress
+    _per_listener: dict[str, int] = field(default_factory=dict)
+    _per_source: dict[str, int] = field(default_factory=dict)
+    _reported: dict[str, int] = field(default_factory=dict)  # drop counters at the last report
 
     @property
     def tcp_port(self) -> int:
@@ -280,26 +327,111 @@ class Receiver:
         port: int = self.udp.get_extra_info("sockname")[1]
         return port
 
+    def udp_kernel_drops(self) -> int | None:
+        """Datagrams the kernel dropped on the UDP socket (receive buffer full), None if unknown."""
+        return udp_kernel_drops(self.udp.get_extra_info("socket") if self.udp is not None else None)
+
     async def handle_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Plain TCP sender (RFC 6587)."""
         await self.handle_stream(reader, writer, "tcp")
 
     async def handle_tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """TLS sender (RFC 5425: octet counting; LF framing accepted too)."""
+        """TLS sender (RFC 5425: octet counting; LF framing accepted too); the handshake runs here."""
         await self.handle_stream(reader, writer, "tls")
+
+    def _count(self, table: dict[str, int], reason: str) -> None:
+        table[reason] = table.get(reason, 0) + 1
+
+    def _admit(self, host: str, transport: str) -> str | None:
+        """Why a new connection is refused (None: admitted and counted)."""
+        if self.policy.refused(host, transport):
+            return "source_not_allowed"
+        if self._per_listener.get(transport, 0) >= self.limits.max_connections:
+            return "listener_full"
+        if self._per_source.get(host, 0) >= self.limits.max_per_source:
+            return "source_full"
+        self._per_listener[transport] = self._per_listener.get(transport, 0) + 1
+        self._per_source[host] = self._per_source.get(host, 0) + 1
+        return None
+
+    def _release(self, host: str, transport: str) -> None:
+        self._per_listener[transport] -= 1
+        self._per_source[host] -= 1
+        if not self._per_source[host]:
+            del self._per_source[host]
 
     async def handle_stream(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, transport: str
     ) -> None:
-        """Read frames from one stream sender until EOF, error or an oversized frame."""
+        """Admit a stream sender (caps, allow-list, TLS handshake), then read frames until it ends."""
         peer = writer.get_extra_info("peername")
+        host = str(peer[0]) if peer else "?"
         source = f"{peer[0]}:{peer[1]}" if peer else "?"
+        refusal = self._admit(host, transport)
+        if refusal is not None:
+            self._count(self.ingest.stats.refused, refusal)
+            writer.transport.abort()  # no FIN handshake to wait for: the sender gets a reset
+            return
+        self.ingest.stats.connections += 1
+        try:
+            if transport == "tls":
+                assert self.tls_context is not None
+                if self.handshaking >= self.limits.max_handshakes:
+                    self._count(self.ingest.stats.refused, "handshakes_full")
+                    writer.transport.abort()
+                    return
+                loop = asyncio.get_running_loop()
+                began = loop.time()
+                self.handshaking += 1
+                try:
+                    await writer.start_tls(
+                        self.tls_context, ssl_handshake_timeout=self.limits.tls_handshake_timeout
+                    )
+                except (ssl.SSLError, ConnectionError, OSError, TimeoutError):
+                    # asyncio reports an expired handshake as ConnectionAbortedError: tell it by the clock.
+                    slow = loop.time() - began >= self.limits.tls_handshake_timeout * 0.99
+                    self._count(
+                        self.ingest.stats.refused, "tls_handshake_timeout" if slow else "tls_handshake_failed"
+                    )
+                    writer.transport.abort()
+                    return
+                finally:
+                    self.handshaking -= 1
+            await self._read_frames(reader, writer, source, transport)
+        finally:
+            self.ingest.stats.connections -= 1
+            self._release(host, transport)
+
+    async def _read_frames(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, source: str, transport: str
+    ) -> None:
         framer = Framer(self.max_frame)
         ingest = self.ingest
-        ingest.stats.connections += 1
+        limits = self.limits
+        held = 0  # this connection's share of `buffered`
+        frame_started: float | None = None  # monotonic time the partial frame in the buffer began
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                data = await reader.read(256 * 1024)
+                now = loop.time()
+                wait = limits.idle_timeout
+                if frame_started is not None:
+                    wait = min(wait, frame_started + limits.frame_timeout - now)
+                try:
+                    async with asyncio.timeout(max(wait, 0.0)):
+                        data = await reader.read(READ_CHUNK)
+                except TimeoutError:
+                    reason = "idle" if frame_started is None else "frame_timeout"
+                    self._count(ingest.stats.closed, reason)
+                    ingest.submit_event(
+                        receiver_event(
+                            "connection_closed",
+                            source,
+                            f"{reason}: no complete frame in time",
+                            ingest.clock(),
+                        )
+                    )
+                    break
                 if not data:
                     rest = framer.rest().strip(b"\x00\r\n")
                     if rest:
@@ -308,18 +440,57 @@ class Receiver:
                 ingest.submit_many(framer.feed(data), source, transport)
                 if framer.error is not None:
                     ingest.stats.oversized_closed_total += 1
+                    self._count(ingest.stats.closed, "oversized")
                     ingest.submit_event(
                         receiver_event("connection_closed", source, framer.error, ingest.clock())
+                    )
+                    break
+                now_held = len(framer.buf)
+                self.buffered += now_held - held
+                held = now_held
+                if not held:
+                    frame_started = None
+                elif frame_started is None:
+                    frame_started = loop.time()
+                if self.buffered > limits.buffer_bytes:
+                    # Partial frames of every connection together are bounded: the one that just
+                    # grew past the budget is cut (its complete frames were kept).
+                    self._count(ingest.stats.closed, "buffer_full")
+                    ingest.submit_event(
+                        receiver_event(
+                            "connection_closed", source, "reassembly memory budget exceeded", ingest.clock()
+                        )
                     )
                     break
                 if ingest.full:
                     await ingest.wait_room()
         except (ConnectionError, OSError) as exc:
             ingest.stats.errors.append(type(exc).__name__)
+            del ingest.stats.errors[:-100]
         finally:
+            self.buffered -= held
             ingest.stats.truncated_total += framer.truncated
-            ingest.stats.connections -= 1
             writer.close()
+
+    def report_drops(self) -> None:
+        """Store one record of the UDP datagrams dropped since the last report (none if nothing was).
+
+        Called once a minute: the store says when and how much was lost, and a flood costs one
+        record per minute however large it is.
+        """
+        st = self.ingest.stats
+        now = {
+            "queue full": st.udp_overflow_total,
+            "kernel buffer full": self.udp_kernel_drops() or 0,
+            "sender not allowed": st.udp_refused_total,
+        }
+        parts = [
+            f"{n - self._reported.get(k, 0)} ({k})" for k, n in now.items() if n > self._reported.get(k, 0)
+        ]
+        self._reported = now
+        if parts:
+            msg = "UDP datagrams dropped since the last report: " + ", ".join(parts)
+            self.ingest.submit_event(receiver_event("udp_dropped", "", msg, self.ingest.clock()))
 
     async def close(self) -> None:
         """Stop listening and commit everything received."""
@@ -339,9 +510,21 @@ async def start_receiver(
     max_frame: int = 64 * 1024,
     tls_port: int | None = None,
     tls_context: ssl.SSLContext | None = None,
+    limits: Limits | None = None,
+    policy: SourcePolicy | None = None,
 ) -> Receiver:
-    """Bind the listeners (port 0 picks a free one) and start the writer."""
-    rx = Receiver(ingest, max_frame=max_frame)
+    """Bind the listeners (port 0 picks a free one) and start the writer.
+
+    Without `policy` every sender is accepted (unknown ones are flagged by the parser).
+    """
+    rx = Receiver(
+        ingest,
+        max_frame=max_frame,
+        limits=limits or Limits(),
+        policy=policy or SourcePolicy(refuse_unknown=False),
+        tls_context=tls_context,
+    )
+    ingest.max_pending_bytes = rx.limits.queue_bytes
     ingest.start()
     loop = asyncio.get_running_loop()
     if tcp_port is not None:
@@ -349,10 +532,18 @@ async def start_receiver(
     if tls_port is not None:
         if tls_context is None:
             raise ValueError("a TLS port needs a TLS context (certificate and key)")
-        rx.tls = await asyncio.start_server(rx.handle_tls, host, tls_port, limit=max_frame, ssl=tls_context)
+        # Plain accept, then the handshake inside the handler: caps and the handshake timeout apply
+        # before a connection costs TLS state.
+        rx.tls = await asyncio.start_server(rx.handle_tls, host, tls_port, limit=max_frame)
     if udp_port is not None:
-        transport, _ = await loop.create_datagram_endpoint(lambda: _Udp(ingest), local_addr=(host, udp_port))
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Udp(ingest, rx.policy), local_addr=(host, udp_port)
+        )
         rx.udp = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                grow_receive_buffer(sock, rx.limits.udp_receive_buffer)
     return rx
 
 

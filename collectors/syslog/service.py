@@ -7,12 +7,13 @@ import contextlib
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from collectors.base import device_labels
 from collectors.syslog.formats import load_formats
+from collectors.syslog.limits import Limits, SourcePolicy
 from collectors.syslog.receiver import (
     Ingest,
     Receiver,
@@ -35,8 +36,43 @@ COUNTERS = {
         "TCP connections closed for an oversized frame length.",
     ),
     "govnet_syslog_truncated_total": ("truncated_total", "Overlong LF-framed lines truncated (kept)."),
-    "govnet_syslog_udp_overflow_total": ("udp_overflow_total", "UDP datagrams dropped on queue overflow."),
+    "govnet_syslog_udp_overflow_total": (
+        "udp_overflow_total",
+        "UDP datagrams dropped because the receive queue was at its bound (queue_bytes).",
+    ),
+    "govnet_syslog_udp_refused_total": (
+        "udp_refused_total",
+        "UDP datagrams refused: sender not on the listener's allow-list (unknown_sources: refuse).",
+    ),
 }
+
+
+class SyslogLimits(BaseModel):
+    """`syslog.limits`: what unauthenticated senders can make the receiver hold (see Limits)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    queue_bytes: int = Field(Limits.queue_bytes, ge=1024 * 1024)
+    max_connections: int = Field(Limits.max_connections, ge=1, le=100_000)
+    max_connections_per_source: int = Field(Limits.max_per_source, ge=1, le=100_000)
+    tls_handshake_timeout: float = Field(Limits.tls_handshake_timeout, gt=0, le=300)
+    max_tls_handshakes: int = Field(Limits.max_handshakes, ge=1, le=100_000)
+    idle_timeout: float = Field(Limits.idle_timeout, gt=0, le=86400)
+    frame_timeout: float = Field(Limits.frame_timeout, gt=0, le=3600)
+    buffer_bytes: int = Field(Limits.buffer_bytes, ge=1024 * 1024)
+
+    def limits(self) -> Limits:
+        """As the receiver's Limits."""
+        return Limits(
+            queue_bytes=self.queue_bytes,
+            max_connections=self.max_connections,
+            max_per_source=self.max_connections_per_source,
+            tls_handshake_timeout=self.tls_handshake_timeout,
+            max_handshakes=self.max_tls_handshakes,
+            idle_timeout=self.idle_timeout,
+            frame_timeout=self.frame_timeout,
+            buffer_bytes=self.buffer_bytes,
+        )
 
 
 class SyslogSection(BaseModel):
@@ -51,6 +87,25 @@ class SyslogSection(BaseModel):
     tls_port: int | None = Field(None, ge=0, le=65535)
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    tls_client_ca: Path | None = None  # set: TLS senders must present a certificate this CA signed
+    # Per listener: CIDR allow-list, or "inventory" (default) for the inventory's device addresses.
+    allow: dict[Literal["udp", "tcp", "tls"], list[str] | Literal["inventory"]] = Field(default_factory=dict)
+    unknown_sources: Literal["flag", "refuse"] = "flag"  # senders off the allow-list: kept+flagged or refused
+    limits: SyslogLimits = Field(default_factory=SyslogLimits)
+
+    @field_validator("allow")
+    @classmethod
+    def _networks(
+        cls, v: dict[str, list[str] | Literal["inventory"]]
+    ) -> dict[str, list[str] | Literal["inventory"]]:
+        for transport, cidrs in v.items():
+            for cidr in [] if cidrs == "inventory" else cidrs:
+                try:
+                    SourcePolicy.build((), {transport: [cidr]})
+                except ValueError:
+                    raise ValueError(f"{transport}: {cidr!r} is not an address or network") from None
+        return v
+
     retention_days: float = Field(180.0, ge=180.0)  # 网络安全法 Art. 21: at least six months
     budget_bytes: int | None = Field(None, gt=0)
     # Untrusted text is parsed only in worker processes, each line within `parse_budget` seconds.
@@ -80,7 +135,12 @@ class SyslogService:
         """Listen until `stop`; housekeeping every minute, a full verification every `verify_every`."""
         tls = None
         if self.cfg.tls_port is not None and self.cfg.tls_cert and self.cfg.tls_key:
-            tls = server_tls_context(str(self.cfg.tls_cert), str(self.cfg.tls_key))
+            ca = str(self.cfg.tls_client_ca) if self.cfg.tls_client_ca else None
+            tls = server_tls_context(str(self.cfg.tls_cert), str(self.cfg.tls_key), ca)
+        allow: dict[str, list[str] | None] = {
+            t: None if v == "inventory" else v for t, v in self.cfg.allow.items()
+        }
+        policy = SourcePolicy.build(self.devices, allow, self.cfg.unknown_sources == "refuse")
         try:
             self.receiver = await start_receiver(
                 self.ingest,
@@ -89,6 +149,8 @@ class SyslogService:
                 self.cfg.udp_port,
                 tls_port=self.cfg.tls_port if tls else None,
                 tls_context=tls,
+                limits=self.cfg.limits.limits(),
+                policy=policy,
             )
         except OSError as exc:
             log.error("syslog receiver cannot listen on %s: %s", self.cfg.listen, exc.strerror)
@@ -98,6 +160,7 @@ class SyslogService:
         try:
             while not stop.is_set():
                 now = time.time()
+                self.receiver.report_drops()
                 for note in await asyncio.to_thread(self.store.housekeeping, now):
                     log.info("log store: %s", note)
                 if now >= next_verify:
@@ -120,6 +183,49 @@ class SyslogService:
             Sample(metric, (), float(getattr(st, attr)), now, "counter", help_)
             for metric, (attr, help_) in COUNTERS.items()
         ]
+        for reason, count in sorted(st.refused.items()):
+            out.append(
+                Sample(
+                    "govnet_syslog_connections_refused_total",
+                    (("reason", reason),),
+                    float(count),
+                    now,
+                    "counter",
+                    "TCP/TLS connections refused (caps, allow-list, TLS handshake failed or too slow).",
+                )
+            )
+        for reason, count in sorted(st.closed.items()):
+            out.append(
+                Sample(
+                    "govnet_syslog_connections_closed_total",
+                    (("reason", reason),),
+                    float(count),
+                    now,
+                    "counter",
+                    "TCP/TLS connections cut by the receiver (idle, frame_timeout, buffer_full, oversized).",
+                )
+            )
+        out.append(
+            Sample(
+                "govnet_syslog_queue_bytes", (), float(self.ingest.pending_bytes), now, "gauge",
+                "Bytes of received frames waiting for the writer.",
+            )
+        )  # fmt: skip
+        if self.receiver is not None:
+            out.append(
+                Sample(
+                    "govnet_syslog_buffered_bytes", (), float(self.receiver.buffered), now, "gauge",
+                    "Bytes of partial frames held for stream connections.",
+                )
+            )  # fmt: skip
+            drops = self.receiver.udp_kernel_drops()
+            if drops is not None:
+                out.append(
+                    Sample(
+                        "govnet_syslog_udp_kernel_drops_total", (), float(drops), now, "counter",
+                        "UDP datagrams the kernel dropped on the syslog socket (receive buffer full).",
+                    )
+                )  # fmt: skip
         pool = self.ingest.pool
         if pool is not None:
             for metric, value, help_ in (
@@ -205,6 +311,11 @@ class SyslogService:
         return out
 
 
+def _rebase(base: Path, path: Path | None) -> Path | None:
+    # Relative paths are relative to the config file; absolute ones are kept as they are.
+    return None if path is None else path if path.is_absolute() else base / path
+
+
 def build_services(section: dict[str, Any], ctx: RunContext) -> list[SyslogService]:
     """Validate the `syslog:` section and open the store (shared with the API through ctx.extra)."""
     try:
@@ -217,8 +328,9 @@ def build_services(section: dict[str, Any], ctx: RunContext) -> list[SyslogServi
     cfg = cfg.model_copy(
         update={
             "store": cfg.store if cfg.store.is_absolute() else base / cfg.store,
-            "tls_cert": None if cfg.tls_cert is None or cfg.tls_cert.is_absolute() else base / cfg.tls_cert,
-            "tls_key": None if cfg.tls_key is None or cfg.tls_key.is_absolute() else base / cfg.tls_key,
+            "tls_cert": _rebase(base, cfg.tls_cert),
+            "tls_key": _rebase(base, cfg.tls_key),
+            "tls_client_ca": _rebase(base, cfg.tls_client_ca),
         }
     )
     if cfg.tls_port is not None and (cfg.tls_cert is None or cfg.tls_key is None):

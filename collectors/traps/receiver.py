@@ -22,7 +22,9 @@ from pysnmp.entity.rfc3413 import ntfrcv
 from pysnmp.proto import api as snmp_api
 from pysnmp.proto.api import v2c
 
+from collectors.sockstats import grow_receive_buffer, udp_kernel_drops
 from collectors.traps.defs import Classified, TrapCatalog, if_index_of
+from collectors.traps.flood import TrapGate
 from inventory.model import Inventory
 from inventory.problems import safe_text
 
@@ -112,16 +114,24 @@ class _GuardedUdp(udp.UdpTransport):  # type: ignore[misc]
     receiver: TrapReceiver
 
     def datagram_received(self, datagram: bytes, transportAddress: Any) -> None:
-        self.receiver.note_datagram(len(datagram))
+        receiver = self.receiver
+        receiver.note_datagram(len(datagram))
         callback = self._callback_function
         if callback is None or len(datagram) > MAX_DATAGRAM:
+            return
+        # Flood control before any decoding: per-source buckets and a cap on queued datagrams.
+        source = str(transportAddress[0]).split("%", 1)[0] if transportAddress else ""
+        gate = receiver.gate
+        if not gate.admit(source, time.monotonic()):
             return
 
         def guarded() -> None:
             try:
                 callback(self, transportAddress, datagram)
             except Exception as exc:
-                self.receiver.note_malformed(transportAddress, exc)
+                receiver.note_malformed(transportAddress, exc)
+            finally:
+                gate.done()
 
         self.loop.call_soon(guarded)
 
@@ -148,6 +158,7 @@ class TrapReceiver:
         engine_id: bytes | None = None,
         on_event: Callable[[TrapEvent, Classified], None] | None = None,
         wall: Callable[[], float] = time.time,
+        gate: TrapGate | None = None,
     ) -> None:
         self.catalog = catalog
         self.host, self.port = host, port
@@ -158,6 +169,7 @@ class TrapReceiver:
         for d in inventory.devices:
             self.by_address.setdefault(str(ipaddress.ip_address(d.address)), d.name)
         self.by_engine: dict[bytes, str] = {eid: dev for dev, eid in (engine_ids or {}).items()}
+        self.gate = gate or TrapGate(frozenset(self.by_address))
         self.received: dict[tuple[str, str], int] = {}  # (device, trap) -> count
         self.unknown_source_total = 0
         self.datagrams_total = 0
@@ -180,7 +192,7 @@ class TrapReceiver:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            grow_receive_buffer(sock, 4 << 20)
             sock.bind((self.host, self.port))
             sock.setblocking(False)
         except OSError:
@@ -241,6 +253,10 @@ class TrapReceiver:
         self.malformed_total += 1
         src = safe_text(str(address[0]) if isinstance(address, tuple) and address else repr(address))
         log.warning("malformed SNMP datagram from %s: %s", src, safe_text(type(exc).__name__))
+
+    def kernel_drops(self) -> int | None:
+        """Datagrams the kernel dropped on the trap socket (receive buffer full), None if unknown."""
+        return udp_kernel_drops(self._sock)
 
     def rejected(self) -> dict[str, int]:
         """pysnmp's rejection counters by reason (parse errors, bad community, USM failures...)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from collectors.base import device_labels
 from collectors.traps.defs import Classified, DefinitionError, TrapCatalog, generic_trap_names
+from collectors.traps.flood import TrapGate
 from collectors.traps.receiver import TrapEvent, TrapReceiver, V3User
 from core.pipeline import Service
 from core.samples import Sample
@@ -46,6 +48,8 @@ HELP = {
     "govnet_traps_unknown_source_total": "Notifications from addresses/engine IDs not in the inventory.",
     "govnet_traps_datagrams_total": "UDP datagrams reaching the trap receiver.",
     "govnet_traps_malformed_total": "Datagrams or notifications the receiver could not process.",
+    "govnet_traps_dropped_total": "Datagrams dropped by flood control before decoding, by reason.",
+    "govnet_traps_kernel_drops_total": "Datagrams the kernel dropped on the trap socket (buffer full).",
     "govnet_traps_rejected_total": "Notifications pysnmp rejected, by reason (community, USM, parse).",
     "govnet_traps_informs_total": "Informs received (each acknowledged).",
     "govnet_traps_repolls_total": "Re-polls requested because of a trap.",
@@ -102,6 +106,11 @@ class TrapsConfig(BaseModel):
     confirm_attempts: int = Field(10, ge=1, le=100)
     confirm_interval: Duration = 0.5
     definitions: list[Path] = Field(default_factory=list)
+    # Flood control (collectors/traps/flood.py): per inventory address, and shared by all others.
+    rate_per_source: float = Field(100.0, gt=0, le=100_000)  # traps/s each inventory device may send
+    burst_per_source: float = Field(200.0, ge=1, le=100_000)
+    unknown_rate: float = Field(200.0, gt=0, le=100_000)  # traps/s shared by senders not in the inventory
+    max_pending: int = Field(1000, ge=10, le=1_000_000)  # datagrams waiting for the decoder
 
     @field_validator("listen")
     @classmethod
@@ -218,6 +227,13 @@ class TrapService:
             ring_size=self.cfg.ring_size,
             engine_id=_hex_engine_id(self.cfg.engine_id, "engine_id") if self.cfg.engine_id else None,
             on_event=self._on_event,
+            gate=TrapGate(
+                frozenset(str(ipaddress.ip_address(d.address)) for d in self.inventory.devices),
+                rate=self.cfg.rate_per_source,
+                burst=self.cfg.burst_per_source,
+                unknown_rate=self.cfg.unknown_rate,
+                max_pending=self.cfg.max_pending,
+            ),
         )
         receiver.start()
         self.receiver = receiver
@@ -335,6 +351,11 @@ class TrapService:
             s("govnet_traps_confirmed_total", (), float(self.confirmed_total)),
             s("govnet_traps_unconfirmed_total", (), float(self.unconfirmed_total)),
         ]
+        for reason, count in sorted(rcv.gate.dropped.items()):
+            out.append(s("govnet_traps_dropped_total", (("reason", reason),), float(count)))
+        drops = rcv.kernel_drops()
+        if drops is not None:
+            out.append(s("govnet_traps_kernel_drops_total", (), float(drops)))
         for reason, count in sorted(rcv.rejected().items()):
             out.append(s("govnet_traps_rejected_total", (("reason", reason),), float(count)))
         # Generic traps start at 0 for every inventory device, so increase() sees the first one.

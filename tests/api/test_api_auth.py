@@ -142,6 +142,27 @@ def test_login_rate_limited_per_client_across_names(world: World) -> None:
     assert not lim.blocked("fresh-name", "192.0.2.7", 1301.0)
 
 
+def test_login_delays_grow_per_user_and_client_and_memory_is_bounded() -> None:
+    lim = LoginLimiter(per_user=3, per_client=1000, window=300, max_delay=60, max_keys=50)
+    waits = []
+    now = 1000.0
+    for _ in range(10):
+        lim.failed("victim", "198.51.100.9", now)
+        waits.append(lim.blocked("victim", "198.51.100.9", now))
+        now += waits[-1]
+    assert waits[:2] == [0.0, 0.0] and waits[2:6] == [1.0, 2.0, 4.0, 8.0] and max(waits) == 60.0
+    assert not lim.blocked("victim", "198.51.100.10", now)  # the victim's own address is untouched
+    lim.succeeded("victim", "198.51.100.10")  # a success elsewhere resets nothing of the attacker's
+    assert lim.blocked("victim", "198.51.100.9", now - 1)
+    # Refused attempts make one audit record per window, with their count.
+    counts = [lim.throttled("victim", "198.51.100.9", now + i * 0.01) for i in range(500)]
+    assert counts[0] == 1 and counts[1:] == [None] * 499
+    assert lim.throttled("victim", "198.51.100.9", now + 61) == 500
+    for i in range(5000):  # a spray of names from many clients: memory stays bounded
+        lim.failed(f"n{i}", f"10.0.{i // 250}.{i % 250}", now)
+    assert len(lim) <= 100
+
+
 def test_console_login_sets_strict_cookie_and_csrf_is_required(client: TestClient) -> None:
     r = client.post(
         "/login",

@@ -228,28 +228,37 @@ def test_config_versions_and_diff(client: TestClient, world: World) -> None:
 
 def test_user_and_token_admin(client: TestClient, world: World) -> None:
     h = world.headers("admin")
+    pw = "new auditor pw 7"
     r = client.post(
         "/api/v1/users", json={"name": "new-auditor", "role": "auditor", "password": "p" * 14}, headers=h
     )
-    assert r.status_code == 201
-    assert (
-        client.post(
-            "/api/v1/users", json={"name": "new-auditor", "role": "auditor", "password": "p" * 14}, headers=h
-        ).status_code
-        == 409
+    assert r.status_code == 422 and "weak" in r.json()["detail"]  # one character repeated
+    r = client.post(
+        "/api/v1/users", json={"name": "new-auditor", "role": "auditor", "password": pw}, headers=h
     )
+    assert r.status_code == 201
+    r = client.post(
+        "/api/v1/users", json={"name": "new-auditor", "role": "auditor", "password": pw}, headers=h
+    )
+    assert r.status_code == 409
     users = client.get("/api/v1/users", headers=h).json()["items"]
     assert "pw_hash" not in users[0] and "new-auditor" in {u["name"] for u in users}
-    tok = client.post(
-        "/api/v1/tokens", json={"user": "new-auditor", "days": 1, "label": "siem"}, headers=h
-    ).json()
+    # The administrator cannot mint the auditor's token (三权分立); the refusal is audited as the admin.
+    r = client.post("/api/v1/tokens", json={"user": "new-auditor", "days": 1, "label": "siem"}, headers=h)
+    assert r.status_code == 403
+    _, rows = world.state.audit.page(0, 5, "u-admin", "token_add")
+    assert rows[0].outcome == "denied" and rows[0].target == "new-auditor"
+    login = client.post("/api/v1/auth/login", json={"username": "new-auditor", "password": pw}).json()
+    lh = {"Authorization": f"Bearer {login['token']}"}
+    tok = client.post("/api/v1/tokens", json={"days": 1, "label": "siem"}, headers=lh).json()
     listed = client.get("/api/v1/tokens", headers=h).json()["items"]
     assert tok["id"] in {t["id"] for t in listed} and all(
         "token" not in t and "hash" not in t for t in listed
     )
+    assert {t["user"] for t in listed if t["id"] == tok["id"]} == {"new-auditor"}
     ah = {"Authorization": f"Bearer {tok['token']}"}
     assert client.get("/api/v1/audit", headers=ah).status_code == 200
-    assert client.post(f"/api/v1/tokens/{tok['id']}/revoke", headers=h).status_code == 200
+    assert client.post(f"/api/v1/tokens/{tok['id']}/revoke", headers=h).status_code == 200  # admin revokes
     assert client.get("/api/v1/audit", headers=ah).status_code == 401
 
 

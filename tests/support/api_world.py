@@ -140,6 +140,12 @@ def make_world(tmp: Path, logstore: bool = True, audit_in_logstore: bool = False
     (backups / "pgsql" / "dc-db-1.dump").write_bytes(b"PGDMP-backup")
     (tmp / "secret.txt").write_text("outside the backup root")
     (backups / "escape").symlink_to(tmp / "secret.txt")
+    reports = tmp / "reports" / "2026-11"
+    reports.mkdir(parents=True)
+    (reports / "report.pdf").write_bytes(b"%PDF-1.7 monthly")
+    (reports / "report.xlsx").write_bytes(b"PK xlsx")
+    (reports.parent / "escape").mkdir()
+    (reports.parent / "escape" / "report.pdf").symlink_to(tmp / "secret.txt")
     os.environ[EXPORT_KEY_ENV] = "test-export-key-0123456789"
     auth = AuthDB(tmp / "users.db", clock=clock)
     audit = (
@@ -158,6 +164,7 @@ def make_world(tmp: Path, logstore: bool = True, audit_in_logstore: bool = False
         logstore=lambda: store,
         config_repo=repo,
         backup_dir=backups,
+        report_dir=reports.parent,
         export_key=KeySpec("hmac-sha256", f"env:{EXPORT_KEY_ENV}"),
         clock=clock,
     )

@@ -191,7 +191,8 @@ def test_dead_agent_times_out_within_deadline(secrets: None) -> None:
         r = run(SnmpCollector(timeout_s=0.4, retries=10).poll(inv, inv.devices[0], 0.0, deadline_s=1.5))
         elapsed = time.monotonic() - t0
     assert not r.ok and r.error and r.timeouts >= 1
-    assert elapsed < 1.5 + 1.0, "the poll ran past its deadline"
+    # 10 retries of 0.4 s would take 4.4 s; the 1.5 s deadline cuts them (bound loose for a shared machine).
+    assert elapsed < 4.0, "the poll ran past its deadline"
 
 
 def test_garbage_agent_fails_cleanly(secrets: None) -> None:

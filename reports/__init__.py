@@ -1,0 +1,1 @@
+"""Monthly reports for leadership and auditors: the state-change journal, availability, PDF and XLSX."""
