@@ -28,8 +28,12 @@ lint: bootstrap
 typecheck: bootstrap
 	$(BIN)/mypy
 
+# Two workers on this 2-core machine: most tests wait on real components (labs, timers, browsers).
+# Whole files go to one worker (`loadfile`), so a module's fixtures and fixed addresses stay together.
+TEST_WORKERS ?= 2
+
 unit: bootstrap
-	GOVNET_STRICT=1 $(BIN)/pytest -q -rfEs
+	GOVNET_STRICT=1 $(BIN)/pytest -q -rfEs -n $(TEST_WORKERS) --dist loadfile
 
 test: bootstrap system-deps lint typecheck unit
 

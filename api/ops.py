@@ -32,6 +32,23 @@ class OpError(Exception):
         self.status, self.message = status, message
 
 
+def where_lookup(state: ApiState, q: str) -> dict[str, Any]:
+    """Where is this address (400 for a malformed address or MAC, 503 without address tracking)."""
+    from collectors.where.query import QueryError, parse_query
+
+    try:
+        query = parse_query(q)
+    except QueryError as exc:
+        raise OpError(400, str(exc)) from None
+    svc = state.where()
+    if svc is None:
+        raise OpError(503, "address tracking (where:) is not configured on this node")
+    return dict(svc.lookup(query))
+
+
+ADDRESS_LABELS = ("ip", "src_ip", "dst_ip", "source_ip", "mac", "previous_mac")
+
+
 def view(state: ApiState) -> NetworkView:
     """Current status of every device."""
     samples = state.latest.snapshot() if state.latest is not None else []
@@ -60,6 +77,8 @@ def incident_json(engine: Engine, inc: Incident, now: float) -> dict[str, Any]:
                 "alert": st.rule,
                 "device": labels.get("device", ""),
                 "site": labels.get("site", ""),
+                # Addresses an alert names, each a link to "where" in the console.
+                "addresses": [labels[k] for k in ADDRESS_LABELS if labels.get(k)],
                 "state": st.state,
                 "summary": engine.summary(rule, st) if rule else st.rule,
                 "runbook": [render_string(step, labels=labels, value=st.value) for step in rule.runbook]

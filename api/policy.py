@@ -25,6 +25,7 @@ CONFIGS = frozenset({Role.admin, Role.engineer, Role.oncall})  # config texts ma
 LOG_READ = frozenset({Role.auditor, Role.engineer, Role.oncall})
 AUDITOR = frozenset({Role.auditor})
 REPORTS = frozenset({Role.admin, Role.engineer, Role.auditor})  # monthly reports for leadership and 等保
+WHERE = frozenset({Role.engineer, Role.oncall, Role.auditor})  # from a log line or alert to the port
 ADMIN = frozenset({Role.admin})
 
 # Reachable without a session or token (the login itself and the stylesheet/script).
@@ -69,6 +70,7 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/api/v1/logs/exports"): AUDITOR,
     ("GET", "/api/v1/logs/exports/{export_id}/{filename}"): AUDITOR,
     ("GET", "/api/v1/audit"): AUDITOR,
+    ("GET", "/api/v1/where"): WHERE,
     ("GET", "/api/v1/users"): ADMIN,
     ("POST", "/api/v1/users"): ADMIN,
     ("POST", "/api/v1/users/{username}/disable"): ADMIN,
@@ -97,6 +99,7 @@ POLICY: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/logs/export"): AUDITOR,
     ("GET", "/logs/exports/{export_id}/{filename}"): AUDITOR,
     ("GET", "/audit"): AUDITOR,
+    ("GET", "/where"): WHERE,
 }
 
 

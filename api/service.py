@@ -190,6 +190,7 @@ def build_state(section: dict[str, Any], ctx: RunContext) -> tuple[ApiState, str
         engine=lambda: ctx.extra.get(ENGINE_KEY),
         logstore=logstore,
         services=lambda: ctx.extra.get(SERVICES_KEY),
+        where=lambda: ctx.extra.get("where"),
         config_repo=ConfigRepo(repo_dir) if repo_dir is not None else None,
         backup_dir=_resolve(ctx.base_dir, cfg.backup_dir),
         report_dir=_resolve(ctx.base_dir, cfg.report_dir),

@@ -31,6 +31,7 @@ class ApiState:
     engine: Callable[[], Engine | None] = lambda: None
     logstore: Callable[[], LogStore | None] = lambda: None
     services: Callable[[], Any] = lambda: None  # collectors.services.runner.ServiceChecker
+    where: Callable[[], Any] = lambda: None  # the running collectors.where WhereService (lookup(query))
     config_repo: ConfigRepo | None = None
     backup_dir: Path | None = None
     report_dir: Path | None = None

@@ -21,6 +21,7 @@ OTHER_BENCHES = [
     ("Syslog ingest (bench/syslog_ingest.py)", "bench.syslog_ingest"),
     ("Service checks vs blackbox_exporter (bench/services_vs_blackbox.py)", "bench.services_vs_blackbox"),
     ("Monthly report (bench/report_month.py)", "bench.report_month"),
+    ("Where is this address (bench/where.py)", "bench.where"),
 ]
 SYSLOG_RATIO = re.compile(
     r"^ratio govnet parse_workers=(\d+) / rsyslog sync=on ioBufferSize=256k: ([\d.]+)$", re.M

@@ -196,6 +196,20 @@ def backups(
     raise typer.Exit(backups_command(config, check, job or [], json_out))
 
 
+@app.command("where")
+def where(
+    config: ConfigPath,
+    query: Annotated[
+        str, typer.Argument(help="An IPv4/IPv6 address or a MAC (00:e0:fc:12:34:56, 00e0.fc12.3456).")
+    ],
+    json_out: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Where is this address: its MAC, vendor, switch port, VLAN and history (exit 1 if never seen)."""
+    from collectors.where.cli import where_command
+
+    raise typer.Exit(where_command(config, query, json_out))
+
+
 alerts_app = typer.Typer(no_args_is_help=True, help="Incidents: list, acknowledge, silence, report.")
 app.add_typer(alerts_app, name="alerts")
 

@@ -81,6 +81,7 @@ class Config(_Strict):
     cluster: dict[str, Any] | None = None
     services: dict[str, Any] | None = None
     reports: dict[str, Any] | None = None  # monthly reports (reports/service.py): built by run_command
+    where: dict[str, Any] | None = None
     base_dir: Path = Field(default=Path("."), exclude=True)
 
 

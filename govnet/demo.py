@@ -428,6 +428,8 @@ def _run_config(
             "interval": "1m",
             "local_hosts": setup.backup_hosts,
         },
+        # ARP/FDB sweeps of the lab's synthetic hosts: the console's 地址定位 and `govnet where`.
+        "where": {"state_dir": str(state), "interval": "60s"},
     }
     return config
 

@@ -149,7 +149,7 @@ def secret_refs(cfg: Config, inventory: Inventory | None) -> dict[tuple[str, str
 
     if cfg.influx is not None:
         add(cfg.influx.token, "influx.token")
-    for name in ("alerts", "probes", "traps", "ssh", "backups", "syslog", "api"):
+    for name in ("alerts", "probes", "traps", "ssh", "backups", "syslog", "api", "where"):
         section = getattr(cfg, name)
         for where, ref in _refs_in(section, name):
             add(Secret(ref, cfg.base_dir), where)

@@ -33,4 +33,5 @@ BUILDERS: dict[str, str] = {
     "api": "api.service:build_services",
     "cluster": "collectors.cluster.service:build_services",
     "services": "collectors.services.service:build_services",
+    "where": "collectors.where.service:build_services",
 }

@@ -185,6 +185,8 @@ class Device(_Strict):
     interfaces: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
     timezone: TimeZoneName | None = None  # of the device clock (syslog times without a zone); else defaults
+    # Ports with one host behind them (a government unit's PC): a new MAC there raises an alert.
+    single_host_ports: list[str] = Field(default_factory=list)
 
     @field_validator("address")
     @classmethod

@@ -13,6 +13,7 @@ import typer
 
 from lab import control
 from lab.faults import KINDS
+from lab.hosts import KINDS as HOST_KINDS
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -115,8 +116,12 @@ def status(
 @app.command()
 def fault(
     device: str,
-    kind: Annotated[str, typer.Argument(help=" | ".join(KINDS))],
+    kind: Annotated[str, typer.Argument(help=" | ".join(KINDS + HOST_KINDS))],
     interface: Annotated[str | None, typer.Option(help="For link_down.")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="For host_move/arp_spoof: the host's IP or MAC (default: the first).")
+    ] = None,
+    to: Annotated[str | None, typer.Option(help="For host_move: the access switch to move to.")] = None,
     seconds: Annotated[
         float | None, typer.Option(help="For slow (delay) and counter_wrap (time to wrap).")
     ] = None,
@@ -128,6 +133,10 @@ def fault(
         params["interface"] = interface
     if seconds is not None:
         params["seconds"] = seconds
+    if host:
+        params["host"] = host
+    if to:
+        params["to"] = to
     res = _call(run_dir, {"op": "fault", "device": device, "kind": kind, "params": params})
     res.pop("ok", None)
     typer.echo(json.dumps(res))
@@ -182,3 +191,10 @@ def tour(
     typer.echo(f"  去看: {t.console_url(run_dir)}{s.look.format(device=device)}")
     if failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def hosts(run_dir: RunDir = DEFAULT_RUN_DIR) -> None:
+    """The lab's synthetic hosts: IP, MAC, VLAN, access switch and port (one JSON object per line)."""
+    for h in _call(run_dir, {"op": "hosts"})["hosts"]:
+        typer.echo(json.dumps(h))

@@ -27,6 +27,8 @@ from inventory.model import Inventory
 from lab.control import SOCKET_NAME
 from lab.devices import build_devices, build_view
 from lab.faults import FaultError, Faults
+from lab.hosts import KINDS as HOST_KINDS
+from lab.hosts import HostFaultError, LabHosts, install
 from lab.signals import LabSignals
 from lab.snmp.agent import AgentServer, DeviceAgent
 from lab.snmp.snmprec import snmprec_view
@@ -170,6 +172,8 @@ class LabServer:
         self.agents = AgentServer()
         self.devices: list[LabDevice] = []
         self.faults = Faults([])
+        self.hosts: LabHosts | None = None
+        self.community = b""
         self.ssh_closer: Callable[[], Awaitable[None]] | None = None
         self.ssh_status = "not started"
         self.started = time.time()
@@ -191,8 +195,13 @@ class LabServer:
         need = len(self.devices) * 2 + 64
         if soft < need:
             resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(need, soft)), hard))
+        self.hosts = LabHosts(inv, self.devices)
+        self.community = community
         for d in self.devices:
             agent = make_agent(d, community, auth, priv, self.inventory.parent)
+            if d.name in self.hosts.affected():
+                assert agent.v3_view is not None
+                install(self.hosts, agent, agent.v3_view, community)
             await self.agents.add(agent, d.address, d.snmp_port)
         await self._start_ssh()
         if self.syslog_target or self.trap_target:
@@ -274,17 +283,25 @@ class LabServer:
                 return {"ok": True, **self.status()}
             if op == "fault":
                 params = req.get("params") or {}
+                if req.get("kind") in HOST_KINDS:
+                    return {"ok": True, **self._host_fault(str(req["device"]), str(req["kind"]), params)}
                 result = self.faults.apply(str(req["device"]), str(req["kind"]), now, **params)
                 if self.signals is not None:
                     self.signals.on_fault(str(req["device"]), str(req["kind"]), result)
                 return {"ok": True, **result}
             if op == "clear":
                 kind = req.get("kind")
+                if kind in HOST_KINDS:
+                    return {"ok": True, "cleared": self._host_clear(str(req["device"]), str(kind))}
                 ups = self.signals.before_clear(str(req["device"]), kind) if self.signals else []
                 cleared = self.faults.clear(str(req["device"]), str(kind) if kind else None, now)
                 if self.signals is not None:
                     self.signals.on_clear(str(req["device"]), cleared, ups)
+                if not kind:
+                    cleared += self._host_clear(str(req["device"]), None)
                 return {"ok": True, "cleared": cleared}
+            if op == "hosts":
+                return {"ok": True, "hosts": self.hosts.status() if self.hosts else []}
             if op in ("syslog_burst", "signals"):
                 if self.signals is None:
                     return {"ok": False, "error": "the lab sends no syslog or traps (--syslog/--traps)"}
@@ -292,9 +309,31 @@ class LabServer:
             if op == "stop":
                 self.stop_event.set()
                 return {"ok": True}
-        except (FaultError, KeyError, TypeError, ValueError) as exc:
+        except (FaultError, HostFaultError, KeyError, TypeError, ValueError) as exc:
             return {"ok": False, "error": str(exc)}
         return {"ok": False, "error": f"unknown op {op!r}"}
+
+    def _host_fault(self, device: str, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+        if self.hosts is None:
+            raise HostFaultError("the lab has no hosts")
+        result = {"device": device, "kind": kind, **self.hosts.apply(device, kind, params)}
+        self._refresh_hosts()
+        return result
+
+    def _host_clear(self, device: str, kind: str | None) -> list[str]:
+        if self.hosts is None or device not in self.hosts.switches:
+            return []
+        cleared = self.hosts.clear(device, kind)
+        self._refresh_hosts()
+        return cleared
+
+    def _refresh_hosts(self) -> None:
+        """Rebuild the views of the devices that serve host tables (a fault moved or faked a host)."""
+        assert self.hosts is not None
+        by_name = {d.name: d for d in self.devices}
+        for agent in self.agents.agents.values():
+            if agent.name in self.hosts.affected():
+                install(self.hosts, agent, build_view(by_name[agent.name]), self.community)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

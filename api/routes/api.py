@@ -372,6 +372,12 @@ def logs(
     return ops.search_logs(api_state(request), from_ts, to_ts, device, event_type, q, after_seq, limit)
 
 
+@router.get("/where")
+def where(request: Request, q: Annotated[str, Query(max_length=1000)]) -> dict[str, Any]:
+    """Where is an IP or MAC address: MAC(s) with vendor, switch port, VLAN, history (400 if malformed)."""
+    return ops.where_lookup(api_state(request), q)
+
+
 @router.post("/logs/exports", status_code=201)
 def create_export(body: NewExport, request: Request) -> dict[str, Any]:
     """Signed, offline-verifiable export of a time range (records, proofs, manifest)."""

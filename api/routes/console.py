@@ -316,6 +316,19 @@ def logs(
     )
 
 
+@router.get("/where")
+def where(request: Request, q: Annotated[str | None, Query(max_length=1000)] = None) -> Response:
+    """The search box's page: an address traced to its switch port, with its history."""
+    state = api_state(request)
+    result, error, status = None, None, 200
+    if q:
+        try:
+            result = ops.where_lookup(state, q)
+        except OpError as exc:
+            error, status = exc.message, exc.status
+    return render(request, "where.html", http_status=status, q=q or "", result=result, error=error)
+
+
 @router.post("/logs/export")
 def export(
     request: Request,

@@ -29,6 +29,7 @@ class DeviceAgent:
     name: str
     views: dict[bytes, MibView]  # v2c community -> view
     v3_view: MibView | None = None
+    v3_contexts: dict[bytes, MibView] = field(default_factory=dict)  # SNMPv3 context name -> view
     usm: UsmEngine | None = None
     boots: Callable[[], int] = lambda: 1
     boot_time: Callable[[], float] = lambda: 0.0
@@ -71,7 +72,7 @@ class DeviceAgent:
         req, report = self.usm.process(data, boots, etime)
         if req is None:
             return report
-        view = self.v3_view
+        view = self.v3_contexts.get(req.context_name) if req.context_name else self.v3_view
         if view is None or req.pdu.tag not in (ber.GET, ber.GETNEXT, ber.GETBULK):
             return None
         limit = min(MAX_RESPONSE, max(req.max_size, 484)) - V3_OVERHEAD
