@@ -63,7 +63,16 @@ def evaluate(cond: Condition, store: SeriesStore, now: float) -> dict[Labels, fl
         present = {dict(labels).get("device") for labels, _ in store.series(cond.metric, cond.match)}
         return {store.device_labels(d): 1.0 for d in store.devices() if d not in present}
     active: dict[Labels, float] = {}
-    for labels, hist in store.series(cond.metric, cond.match):
+    series = store.series(cond.metric, cond.match)
+    # The partner index walks every partner series: only build it when there is something to judge.
+    partners = _partners(cond, store) if series else None
+    for labels, hist in series:
+        if cond.requires is not None:
+            if partners is None:
+                continue
+            got = dict(labels)
+            if not partners.get(tuple(got.get(k, "") for k in cond.requires.by)):
+                continue
         value = apply_func(cond, hist, now)
         if value is None:
             continue
@@ -73,6 +82,33 @@ def evaluate(cond: Condition, store: SeriesStore, now: float) -> dict[Labels, fl
             if not divisor:
                 continue  # unknown or zero speed: no ratio
             value /= divisor
-        if math.isfinite(value) and _OPS[cond.op](value, cond.value):
+        bound = cond.value if cond.against is None else _against(cond, store, labels)
+        if bound is not None and math.isfinite(value) and _OPS[cond.op](value, bound):
             active[labels] = value
     return active
+
+
+def _partners(cond: Condition, store: SeriesStore) -> dict[tuple[str, ...], bool] | None:
+    """For `requires`: whether each `by` label combination's partner series meets its condition now."""
+    req = cond.requires
+    if req is None:
+        return None
+    out: dict[tuple[str, ...], bool] = {}
+    for labels, hist in store.series(req.metric, {}):
+        got = dict(labels)
+        key = tuple(got.get(k, "") for k in req.by)
+        ok = bool(hist) and _OPS[req.op](hist[-1][1], req.value)
+        out[key] = out.get(key, True) and ok  # several partners (ifindex differs): all must agree
+    return out
+
+
+def _against(cond: Condition, store: SeriesStore, labels: Labels) -> float | None:
+    """The bound from the other series with these labels (plus each `prefer` set in turn), or its default."""
+    spec = cond.against
+    assert spec is not None
+    for extra in spec.prefer:
+        key = tuple(sorted({**dict(labels), **extra}.items())) if extra else labels
+        other = store.latest(spec.metric, key)
+        if other is not None and math.isfinite(other):
+            return other + spec.offset
+    return spec.default + spec.offset if spec.default is not None else None

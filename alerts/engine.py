@@ -262,6 +262,9 @@ class Engine:
             devices = [d for d in net.failed if net.status(d) == "unreachable"]
         elif cond.topology == "split_brain":
             devices = self._split_brain()
+        elif cond.topology == "firmware_mismatch":
+            found_fw = self._firmware_mismatch()
+            return {labels: 1.0 for labels in found_fw if matches(labels, cond.match)}
         else:
             devices = sorted(net.assessment.degraded) if net.assessment else []
         found = (self.store.device_labels(d) for d in devices)
@@ -281,6 +284,28 @@ class Engine:
             both = [m for m in members if m in active]
             if len(both) > 1:
                 out.extend(both)
+        return out
+
+    def _firmware_mismatch(self) -> list[Labels]:
+        """Members of an HA group whose devices report different software versions (device_info).
+
+        Each member's labels carry `ha_group` and its `version`; a member that reports no version
+        is left out (unknown is not different).
+        """
+        if self.topology is None:
+            return []
+        version: dict[str, str] = {}
+        for labels, hist in self.store.series("govnet_device_info", {}):
+            got = dict(labels)
+            if hist and got.get("version"):
+                version[got.get("device", "")] = got["version"]
+        out: list[Labels] = []
+        for group, members in sorted(self.topology.ha_groups.items()):
+            known = [m for m in members if m in version]
+            if len({version[m] for m in known}) > 1:
+                for m in known:
+                    extra = {"ha_group": group, "version": version[m]}
+                    out.append(tuple(sorted({**dict(self.store.device_labels(m)), **extra}.items())))
         return out
 
     def _labels(self, rule: Rule, series: Labels) -> Labels:

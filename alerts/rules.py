@@ -15,12 +15,42 @@ from inventory.model import Duration
 
 Op = Literal[">", ">=", "<", "<=", "==", "!="]
 Func = Literal["value", "rate", "delta", "changes", "absent", "since"]
-TopoState = Literal["down", "unreachable", "degraded", "split_brain"]
+TopoState = Literal["down", "unreachable", "degraded", "split_brain", "firmware_mismatch"]
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _no_extra_labels() -> list[dict[str, str]]:
+    return [{}]
+
+
+class Against(_Strict):
+    """Compare with another series of the same labels instead of a constant: `value op other + offset`.
+
+    `prefer` lists extra labels that pick the other series, first found wins (a device's low warning
+    threshold, else its low alarm threshold); `default` is used when none exists (None: no alert).
+    """
+
+    metric: str
+    prefer: list[dict[str, str]] = Field(default_factory=_no_extra_labels)
+    default: float | None = None
+    offset: float = 0.0
+
+
+class Requires(_Strict):
+    """Only while another metric's series sharing the `by` labels meets `op value` (e.g. the port is up).
+
+    A series with no such partner is not active: an optic on a port govnet has no status for is not
+    judged (right or absent).
+    """
+
+    metric: str
+    by: list[str] = Field(min_length=1)  # (not `on`: YAML 1.1 reads a bare `on` key as true)
+    op: Op = "=="
+    value: float = 1.0
 
 
 class Condition(_Strict):
@@ -34,6 +64,8 @@ class Condition(_Strict):
     per: str | None = None  # divide by this metric's series with the same labels (e.g. interface speed)
     op: Op = ">"
     value: float = 0.0
+    against: Against | None = None  # instead of `value`: the same labels' series of another metric
+    requires: Requires | None = None  # and a partner series (same `by` labels) meets a condition
     topology: TopoState | None = None
 
     @model_validator(mode="after")

@@ -32,6 +32,11 @@ class OpError(Exception):
         self.status, self.message = status, message
 
 
+def latest_samples(state: ApiState) -> list[Any]:
+    """The latest poll of every device (empty when no poller runs in this process)."""
+    return list(state.latest.snapshot()) if state.latest is not None else []
+
+
 def where_lookup(state: ApiState, q: str) -> dict[str, Any]:
     """Where is this address (400 for a malformed address or MAC, 503 without address tracking)."""
     from collectors.where.query import QueryError, parse_query
@@ -51,8 +56,18 @@ ADDRESS_LABELS = ("ip", "src_ip", "dst_ip", "source_ip", "mac", "previous_mac")
 
 def view(state: ApiState) -> NetworkView:
     """Current status of every device."""
-    samples = state.latest.snapshot() if state.latest is not None else []
-    return network_view(state.inventory, state.topology, samples)
+    return network_view(state.inventory, state.topology, latest_samples(state))
+
+
+def link_states(state: ApiState) -> dict[str, str]:
+    """LLDP/CDP verdict per topology link id (confirmed, wrong_port, down, missing, unknown)."""
+    from api.hardware import link_view
+
+    found = link_view(state.inventory, latest_samples(state))
+    return {
+        f"{c.link.a.device}:{c.link.a.interface}--{c.link.b.device}:{c.link.b.interface}": c.state
+        for c in found.links
+    }
 
 
 # --- incidents ------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ aggregation points below with both uplinks drawn, access sites grouped under the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from api.status import NetworkView
@@ -44,6 +45,7 @@ class Edge:
     y2: float
     down: bool
     peer: bool
+    lldp: str = "unknown"  # LLDP/CDP verdict: confirmed, wrong_port, down, missing, unknown
 
 
 @dataclass
@@ -67,10 +69,18 @@ class MapLayout:
     edges: list[Edge] = field(default_factory=list)
     boxes: list[Box] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    link_counts: dict[str, int] = field(default_factory=dict)  # declared links miswired / unconfirmed
 
 
-def layout(inventory: Inventory, topo: Topology, view: NetworkView) -> MapLayout:
-    """Place every device; colour by status; draw non-access links (access sites sit under their parent)."""
+def layout(
+    inventory: Inventory, topo: Topology, view: NetworkView, lldp: Mapping[str, str] | None = None
+) -> MapLayout:
+    """Place every device; colour by status; draw non-access links (access sites sit under their parent).
+
+    `lldp` (link id -> verdict) marks links LLDP/CDP shows miswired (wrong_port) or does not confirm
+    (missing); unknown and confirmed links are drawn as before.
+    """
+    lldp = lldp or {}
     roles = {d.name: d.role.value for d in inventory.devices}
     status = {n: s.status for n, s in view.devices.items()}
     cores = [n for n, r in roles.items() if r == "core_switch"]
@@ -121,6 +131,8 @@ def layout(inventory: Inventory, topo: Topology, view: NetworkView) -> MapLayout
             continue
         (x1, y1), (x2, y2) = placed[link.a], placed[link.b]
         down = link.id in view.links_down or "down" in (status.get(link.a), status.get(link.b))
-        edges.append(Edge(x1, y1, x2, y2, down, link.kind == "peer"))
+        edges.append(Edge(x1, y1, x2, y2, down, link.kind == "peer", lldp.get(link.id, "unknown")))
     counts = {s: sum(1 for v in status.values() if v == s) for s in COLOURS}
-    return MapLayout(width, height, nodes, edges, boxes, counts)
+    m = MapLayout(width, height, nodes, edges, boxes, counts)
+    m.link_counts = {s: sum(1 for v in lldp.values() if v == s) for s in ("wrong_port", "missing")}
+    return m

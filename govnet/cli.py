@@ -379,6 +379,28 @@ def token_add(
     raise typer.Exit(token_add_command(state_dir, user, days, label))
 
 
+links_app = typer.Typer(help="Declared links checked against what LLDP/CDP sees.", no_args_is_help=True)
+
+
+@links_app.command("check")
+def links_check(inventory: InventoryPath) -> None:
+    """Poll once and print each declared link's state (confirmed, wrong_port, down, missing, unknown)."""
+    from collectors.links import links_command
+
+    raise typer.Exit(links_command(inventory, discover=False))
+
+
+@links_app.command("discover")
+def links_discover(inventory: InventoryPath) -> None:
+    """Poll once and print the links LLDP/CDP sees that the inventory lacks, as a YAML fragment."""
+    from collectors.links import links_command
+
+    raise typer.Exit(links_command(inventory, discover=True))
+
+
+app.add_typer(links_app, name="links")
+
+
 report_app = typer.Typer(no_args_is_help=True, help="Reports for leadership and auditors (PDF + XLSX).")
 app.add_typer(report_app, name="report")
 

@@ -79,6 +79,7 @@ class Config(_Strict):
     syslog: dict[str, Any] | None = None
     api: dict[str, Any] | None = None
     cluster: dict[str, Any] | None = None
+    links: dict[str, Any] | None = None  # declared links checked against LLDP/CDP (collectors/links.py)
     services: dict[str, Any] | None = None
     reports: dict[str, Any] | None = None  # monthly reports (reports/service.py): built by run_command
     where: dict[str, Any] | None = None

@@ -358,6 +358,7 @@ def _run_config(
         "inventory": str(setup.inventory),
         "prometheus": {"listen": f"{host}:{ports.metrics}"},
         "scheduler": {"timeout": "2s", "retries": 1},
+        "links": {"interval": "30s"},  # declared links checked against the lab's LLDP
         "log_level": "warning",
         "alerts": {
             "rules": ["default"],

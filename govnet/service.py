@@ -32,6 +32,7 @@ BUILDERS: dict[str, str] = {
     "syslog": "collectors.syslog.service:build_services",
     "api": "api.service:build_services",
     "cluster": "collectors.cluster.service:build_services",
+    "links": "collectors.links:build_services",
     "services": "collectors.services.service:build_services",
     "where": "collectors.where.service:build_services",
 }

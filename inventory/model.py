@@ -53,6 +53,8 @@ class Vendor(StrEnum):
     hillstone = "hillstone"
     sangfor = "sangfor"
     topsec = "topsec"
+    fortinet = "fortinet"
+    apc = "apc"
     linux = "linux"
     generic = "generic"
 

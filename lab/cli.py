@@ -117,13 +117,14 @@ def status(
 def fault(
     device: str,
     kind: Annotated[str, typer.Argument(help=" | ".join(KINDS + HOST_KINDS))],
-    interface: Annotated[str | None, typer.Option(help="For link_down.")] = None,
+    interface: Annotated[str | None, typer.Option(help="For link_down, optic_degrade and miswire.")] = None,
     host: Annotated[
         str | None, typer.Option(help="For host_move/arp_spoof: the host's IP or MAC (default: the first).")
     ] = None,
     to: Annotated[str | None, typer.Option(help="For host_move: the access switch to move to.")] = None,
     seconds: Annotated[
-        float | None, typer.Option(help="For slow (delay) and counter_wrap (time to wrap).")
+        float | None,
+        typer.Option(help="For slow (delay), counter_wrap (time to wrap), optic_degrade (s per 2 dB step)."),
     ] = None,
     run_dir: RunDir = DEFAULT_RUN_DIR,
 ) -> None:

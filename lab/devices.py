@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from inventory.model import Inventory
-from lab import profiles
+from lab import hardware, lldp, profiles
 from lab.snmp import ber
 from lab.snmp.ber import Oid, parse_oid
 from lab.snmp.view import MibView, Value
@@ -18,6 +18,7 @@ from lab.state import LabDevice, LabInterface
 
 SSH_VENDORS = {"huawei", "h3c", "cisco"}
 SSH_ROLES = {"core_switch", "aggregation_switch", "access_switch", "firewall", "vpn_gateway"}
+LLDP_VENDORS = {"huawei", "h3c", "ruijie", "cisco"}  # the vendors whose SNMP profiles read LLDP-MIB
 SESSION_ROLES = {"firewall", "vpn_gateway", "ips", "isolation_gateway", "load_balancer"}
 
 
@@ -309,6 +310,9 @@ def build_view(d: LabDevice) -> MibView:
             ((*ENT, 11, x), ber.octets(f"SN{zlib.crc32(f'{d.name}/{x}'.encode()):010d}" if k == 0 else "")),
             ((*ENT, 13, x), ber.octets(d.model if k == 0 else "")),
         ]
+    rows += hardware.hardware_rows(d, int(ent[0]["index"]) if ent else 1)
+    if d.vendor in LLDP_VENDORS:
+        rows += lldp.lldp_rows(d)
     for obj in profiles.objects_for(d.vendor, d.role, d.model):
         rows.append((parse_oid(str(obj["oid"])), _object_value(d, obj, fmt)))
     return MibView(rows)

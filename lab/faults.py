@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from lab import hardware, lldp
 from lab.state import LabDevice, LabInterface
 
 KINDS = (
     "link_down", "dead", "slow", "ha_failover", "reboot", "counter_wrap", "cpu_spike", "config_change",
+    "optic_degrade", "miswire",
 )  # fmt: skip
 WRAP = 2**64
 _SWAP = {"active": "standby", "standby": "active", "primary": "secondary", "secondary": "primary"}
@@ -107,6 +109,21 @@ class Faults:
             line = str(params.get("line") or f"description govnet-lab change {d.config_revision}")
             d.config_extra.append(line)
             result["config_revision"] = d.config_revision
+        elif kind == "optic_degrade":
+            # Rx power of one optic falls by 2 dB every `seconds` (default 10 s) until it is dark.
+            every = float(params["seconds"]) if params.get("seconds") else None
+            try:
+                result.update(hardware.apply_degrade(d, now, params.get("interface"), every))
+            except ValueError as exc:
+                raise FaultError(str(exc)) from None
+        elif kind == "miswire":
+            # An uplink's LLDP neighbour port changes (the cable moved to a free port of the peer).
+            ends = self._link_ends(d, params.get("interface"))
+            peer = self.devices.get(ends[0].peer[0]) if ends[0].peer else None
+            try:
+                result.update(lldp.apply_miswire(d, peer, ends[0].name))
+            except ValueError as exc:
+                raise FaultError(str(exc)) from None
         return result
 
     def clear(self, name: str, kind: str | None, now: float) -> list[str]:

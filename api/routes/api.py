@@ -6,10 +6,10 @@ import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api import ops, services_ops
+from api import hardware, ops, services_ops
 from api.auth import AuthError
 from api.deps import api_state, audit, client_of, guard, login_wait, principal_of
 from api.ops import OpError
@@ -166,9 +166,10 @@ def device(name: str, request: Request) -> dict[str, Any]:
 
 @router.get("/topology")
 def topology(request: Request) -> dict[str, Any]:
-    """Devices with status and links with state (for maps other than the console's)."""
+    """Devices with status and links with state and LLDP verdict (for maps other than the console's)."""
     state = api_state(request)
     v = ops.view(state)
+    lldp = ops.link_states(state)
     return {
         "devices": [
             {"name": d.name, "role": d.role, "site": d.site, "status": d.status} for d in v.devices.values()
@@ -180,10 +181,46 @@ def topology(request: Request) -> dict[str, Any]:
                 "b": link.b,
                 "kind": link.kind,
                 "state": "down" if link.id in v.links_down else "up",
+                "lldp": lldp.get(link.id, "unknown"),
             }
             for link in state.topology.links
         ],
     }
+
+
+@router.get("/links")
+def links(request: Request) -> dict[str, Any]:
+    """Each declared link checked against LLDP/CDP, and the neighbours no declared link explains."""
+    state = api_state(request)
+    return hardware.links_json(hardware.link_view(state.inventory, ops.latest_samples(state)))
+
+
+@router.get("/hardware")
+def hardware_inventory(request: Request, offset: Offset = 0, limit: Limit = 500) -> dict[str, Any]:
+    """Hardware and firmware inventory: per device its model, version, release, serial, then its modules."""
+    state = api_state(request)
+    return page(hardware.hardware_rows(state.inventory, ops.latest_samples(state)), offset, limit)
+
+
+@router.get("/hardware/export")
+def hardware_export(request: Request, format: Literal["csv", "xlsx"] = "csv") -> Response:
+    """The hardware inventory as CSV or XLSX (every cell plain text)."""
+    state = api_state(request)
+    return hardware_file(hardware.hardware_rows(state.inventory, ops.latest_samples(state)), format)
+
+
+def hardware_file(rows: list[dict[str, str]], fmt: str) -> Response:
+    """A download of the inventory rows in `fmt` (csv or xlsx)."""
+    if fmt == "xlsx":
+        body, media = (
+            hardware.to_xlsx(rows),
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
+    else:
+        body, media = hardware.to_csv(rows), "text/csv; charset=utf-8"
+    return Response(
+        body, media_type=media, headers={"Content-Disposition": f'attachment; filename="hardware.{fmt}"'}
+    )
 
 
 @router.get("/alerts")

@@ -10,7 +10,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from api import ops, services_ops
+from api import hardware, ops, services_ops
 from api.deps import SESSION_COOKIE, api_state, audit, client_of, guard, login_wait, principal_of, render
 from api.ops import OpError
 from api.policy import home_of
@@ -196,18 +196,40 @@ async def device(name: str, request: Request) -> Response:
 def topology(request: Request) -> Response:
     """The map page (the SVG is drawn inline, server-side)."""
     state = api_state(request)
-    return render(request, "topology.html", m=layout(state.inventory, state.topology, ops.view(state)))
+    m = layout(state.inventory, state.topology, ops.view(state), ops.link_states(state))
+    return render(request, "topology.html", m=m)
 
 
 @router.get("/topology.svg")
 def topology_svg(request: Request) -> Response:
     """The map alone, as an SVG document."""
     state = api_state(request)
-    m = layout(state.inventory, state.topology, ops.view(state))
+    m = layout(state.inventory, state.topology, ops.view(state), ops.link_states(state))
     resp = render(request, "topology.svg.j2", m=m)
     return Response(
         resp.body, media_type="image/svg+xml", headers={"Content-Security-Policy": "default-src 'none'"}
     )
+
+
+@router.get("/hardware")
+def hardware_page(request: Request, q: Opt = None) -> Response:
+    """Hardware and firmware inventory (models, versions, serials, modules) with CSV/XLSX export."""
+    state = api_state(request)
+    rows = hardware.hardware_rows(state.inventory, ops.latest_samples(state))
+    if q:
+        rows = [r for r in rows if q.lower() in r["device"].lower()]
+    return render(request, "hardware.html", rows=rows, q=q or "")
+
+
+@router.get("/hardware/export")
+def hardware_download(
+    request: Request, format: Annotated[str, Query(pattern="^(csv|xlsx)$")] = "csv"
+) -> Response:
+    """The inventory as a file."""
+    from api.routes.api import hardware_file
+
+    state = api_state(request)
+    return hardware_file(hardware.hardware_rows(state.inventory, ops.latest_samples(state)), format)
 
 
 @router.get("/backups")

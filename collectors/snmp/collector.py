@@ -12,6 +12,7 @@ from collectors.base import PollResult, device_labels
 from collectors.snmp.counters import CounterTracker
 from collectors.snmp.engine import DeadlineExceeded, Fetcher, WeakCryptoRefused, make_session
 from collectors.snmp.evaluate import EvalCache, Labels, Value, Walk, evaluate
+from collectors.snmp.optics import RxBaseline
 from collectors.snmp.profile import Profile, default_profiles, select_profile
 from core.samples import Sample
 from core.secrets import SecretError
@@ -36,6 +37,7 @@ class _DeviceState:
     merged_base: Labels = ()
     plan: tuple[list[str], list[str]] = field(default_factory=lambda: ([], []))  # set with the profile
     reps_hint: dict[str, int] = field(default_factory=dict)  # columns that needed a smaller GETBULK
+    rx_baseline: RxBaseline = field(default_factory=RxBaseline)  # 7-day median Rx power per port
 
 
 class NoSystemGroup(Exception):
@@ -215,4 +217,5 @@ class SnmpCollector:
                 out.append(Sample(raw.metric, labels, raw.value, now, "gauge", raw.help))
         if len(merged) > 4 * len(ev.samples) + 64:
             st.merged = {}  # rows come and go: keep the cache bounded
+        out.extend(st.rx_baseline.observe(out, now))
         return out

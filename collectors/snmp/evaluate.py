@@ -6,6 +6,7 @@ monotonic `_total` values afterwards by the stateful CounterTracker.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -63,6 +64,20 @@ def text(v: Value) -> str:
         s = str(v)
     s = _SPACE.sub(" ", _CTRL.sub(" ", s)).strip().strip("\"'").strip()
     return s[:MAX_LABEL]
+
+
+def _printable(v: bytes) -> bool:
+    try:
+        return v.decode("utf-8").isprintable()
+    except UnicodeDecodeError:
+        return False
+
+
+def hex_text(v: Value) -> str:
+    """Binary octets (a MAC address chassis or port id) as aa:bb:cc:..., printable text as text()."""
+    if isinstance(v, bytes) and v and not _printable(v):
+        return ":".join(f"{b:02x}" for b in v[:64])
+    return text(v)
 
 
 def number(v: Value) -> float | None:
@@ -135,16 +150,29 @@ class _Rows:
         # evaluation (hashing LabelSpec dataclasses per row cost more than computing the labels).
         self.label_maps: dict[int, dict[str, Labels]] = {}
         self.index_lists: dict[tuple[str, ...], list[str]] = {}
+        self._texts: dict[str, set[str]] = {}
 
     def get(self, ref: Ref, index: str) -> Value:
         if ref.at_index is not None:
             return self.at(ref.obj, ref.at_index)
+        if ref.index_part is not None:
+            parts = index.split(".")
+            if len(parts) < ref.index_part:
+                return None
+            index = parts[ref.index_part - 1]
         if ref.index_from is not None:
             pointer = number(self.at(ref.index_from, index))
             if pointer is None:
                 return None
             index = str(int(pointer))
         return self.at(ref.obj, index)
+
+    def texts(self, obj: MibObject) -> set[str]:
+        """Every value of a column as label text (cached for this evaluation)."""
+        got = self._texts.get(obj.oid)
+        if got is None:
+            got = self._texts[obj.oid] = {text(v) for v in self.cols.get(obj.oid, {}).values()}
+        return got
 
     def at(self, obj: MibObject, index: str) -> Value:
         col = self.cols.get(obj.oid, {})
@@ -163,9 +191,9 @@ class _Rows:
             deps = tuple(
                 self.cols.get(oid)
                 for lab in specs
-                if lab.ref is not None
-                for oid in (lab.ref.obj.oid, lab.ref.index_from.oid if lab.ref.index_from else "")
-            )
+                for ref in ((lab.ref, *lab.fallbacks) if lab.ref is not None else ())
+                for oid in (ref.obj.oid, ref.index_from.oid if ref.index_from else "")
+            ) + tuple(self.cols.get(lab.known_in.oid) for lab in specs if lab.known_in is not None)
             prev = self.cache.labels.get(specs)
             if prev is not None and prev[0] == deps:
                 got = prev[1]
@@ -203,11 +231,22 @@ def _compute_labels(m: MetricSpec, rows: _Rows, index: str) -> Labels:
     for lab in m.labels:
         if lab.from_index:
             val = index
+            if lab.regex is not None:
+                val = _extract(lab.regex, index)
         elif lab.literal is not None:
             val = lab.literal
         else:
             assert lab.ref is not None
-            val = text(rows.get(lab.ref, index))
+            val = ""
+            for n, ref in enumerate((lab.ref, *lab.fallbacks)):
+                raw = rows.get(ref, index)
+                if lab.fallbacks and isinstance(raw, bytes) and not _printable(raw):
+                    continue  # a binary port id (MAC subtype) is no name: try the next candidate
+                val = hex_text(raw) if lab.hex_binary else text(raw)
+                if n == 0 and lab.known_in is not None and val not in rows.texts(lab.known_in):
+                    val = ""  # not one of the device's names for its interfaces: try the next one
+                if val:
+                    break
             if lab.regex is not None:
                 hit = lab.regex.search(val)
                 val = (hit.group(1) if hit.groups() else hit.group(0)) if hit else val
@@ -247,8 +286,35 @@ def _row_indexes(m: MetricSpec, rows: _Rows) -> list[str]:
     return got
 
 
+# Optical power at or below this is "no light": 0 uW has no logarithm, and Huawei itself reports
+# -40.00 dBm for a dark receiver, so a zero reading is shown as that floor rather than dropped.
+DBM_FLOOR = -40.0
+
+
+def uw_to_dbm(uw: float) -> float:
+    """Microwatts to dBm (1 mW = 0 dBm), floored at DBM_FLOOR."""
+    if uw <= 0:
+        return DBM_FLOOR
+    return max(DBM_FLOOR, 10.0 * math.log10(uw / 1000.0))
+
+
+def _any_row(cond: Condition, rows: _Rows) -> bool:
+    """True if some row of the condition's object meets it (device-level unit detection)."""
+    assert cond.ref is not None
+    col = rows.cols.get(cond.ref.obj.oid, {})
+    return any(_check(cond, rows, index) for index in col)
+
+
+def _device_gate(m: MetricSpec, rows: _Rows) -> bool:
+    if m.when_any and not any(_any_row(c, rows) for c in m.when_any):
+        return False
+    return not (m.unless_any and any(_any_row(c, rows) for c in m.unless_any))
+
+
 def _eval_metric(m: MetricSpec, rows: _Rows) -> list[RawSample]:
     out: list[RawSample] = []
+    if (m.when_any or m.unless_any) and not _device_gate(m, rows):
+        return out
     # Per metric, not per row: each alternative's columns ({index: value}; scalars read row "0").
     empty: dict[str, Value] = {}
     alts = [
@@ -323,6 +389,13 @@ def _eval_metric(m: MetricSpec, rows: _Rows) -> list[RawSample]:
             if digits is None:
                 continue
             value /= 10**digits
+        if m.si_prefix is not None:
+            prefix = number(rows.get(m.si_prefix, index))
+            if prefix is None or not 1 <= prefix <= 17:
+                continue
+            value *= 1000.0 ** (int(prefix) - 9)
+        if m.convert == "uw_to_dbm":
+            value = uw_to_dbm(value)
         if m.type == "counter":
             comps = tuple(map(int, readings))
             series_source, bits = alt_meta[id(chosen)]
@@ -344,6 +417,16 @@ def _eval_metric(m: MetricSpec, rows: _Rows) -> list[RawSample]:
     return out
 
 
+def _extract(rx: re.Pattern[str], val: str) -> str:
+    """The regex's match: its group, or its non-empty groups joined by a space ("5.170 V200R010C00SPC600")."""
+    hit = rx.search(val)
+    if hit is None:
+        return ""
+    if not hit.groups():
+        return hit.group(0)
+    return " ".join(g for g in hit.groups() if g)
+
+
 def _info(profile: Profile, rows: _Rows) -> dict[str, str]:
     info: dict[str, str] = {}
     for spec in profile.info:
@@ -355,8 +438,7 @@ def _info(profile: Profile, rows: _Rows) -> dict[str, str]:
                     continue
                 val = text(rows.get(ref, index))
                 if rx is not None:
-                    hit = rx.search(val)
-                    val = text((hit.group(1) if hit.groups() else hit.group(0)) if hit else "")
+                    val = text(_extract(rx, val))
                 if val:
                     info[spec.label] = val
                     break

@@ -28,6 +28,7 @@ class Ref:
     obj: MibObject
     index_from: MibObject | None = None
     at_index: str | None = None  # a fixed row (net-snmp's hrStorage buffers are always row 6)
+    index_part: int | None = None  # the row index's Nth component (1-based) is the row to read
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,9 @@ class LabelSpec:
     literal: str | None = None
     from_index: bool = False
     regex: re.Pattern[str] | None = None
+    fallbacks: tuple[Ref, ...] = ()  # `first:` the first of ref, *fallbacks with a non-empty value
+    hex_binary: bool = False  # `format: hex`: binary values (MAC addresses) as aa:bb:cc:dd:ee:ff
+    known_in: MibObject | None = None  # `first:` the first candidate counts only if this column has it
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +67,10 @@ class MetricSpec:
     divide_by: tuple[Ref, ...] = ()
     subtract: tuple[Ref, ...] = ()  # missing values count as 0
     precision: Ref | None = None
+    si_prefix: Ref | None = None  # ENTITY-SENSOR-MIB scale: value x 1000^(prefix - 9), units(9)
+    convert: str | None = None  # "uw_to_dbm": microwatts to dBm (after scale)
+    when_any: tuple[Condition, ...] = ()  # device-level: some row of the device meets one of these
+    unless_any: tuple[Condition, ...] = ()  # device-level: no row of the device meets any of these
     min: float | None = None
     max: float | None = None
     labels: tuple[LabelSpec, ...] = ()
@@ -107,10 +115,17 @@ class Profile:
                 out.update(alt)
             add_ref(m.multiply_by)
             add_ref(m.precision)
+            add_ref(m.si_prefix)
+            for c in (*m.when_any, *m.unless_any):
+                add_ref(c.ref)
             for r in (*m.divide_by, *m.subtract):
                 add_ref(r)
             for lab in m.labels:
                 add_ref(lab.ref)
+                for r in lab.fallbacks:
+                    add_ref(r)
+                if lab.known_in is not None:
+                    out.add(lab.known_in)
             for c in m.where:
                 add_ref(c.ref)
         for i in self.info:
@@ -128,8 +143,14 @@ def _ref(v: Any, where: str) -> Ref:
         if isinstance(v, dict) and "object" in v:
             idx = v.get("index_from")
             at = v.get("at_index")
+            part = v.get("index_part")
+            if part is not None and (not isinstance(part, int) or part < 1):
+                raise ProfileError(f"{where}: index_part is a component number from 1")
             return Ref(
-                resolve(v["object"]), resolve(idx) if idx else None, str(at) if at is not None else None
+                resolve(v["object"]),
+                resolve(idx) if idx else None,
+                str(at) if at is not None else None,
+                part,
             )
     except KeyError as exc:
         raise ProfileError(f"{where}: {exc.args[0]}") from None
@@ -151,13 +172,14 @@ def _conditions(items: Any, where: str) -> tuple[Condition, ...]:
         ref = (
             None
             if c.get("index")
-            else _ref({k: c[k] for k in ("object", "index_from", "at_index") if k in c}, where)
+            else _ref({k: c[k] for k in ("object", "index_from", "at_index", "index_part") if k in c}, where)
         )
         out.append(Condition(ref, op, arg))
     return tuple(out)
 
 
 RESERVED_LABELS = {"device", "site", "role", "vendor"}
+CONVERSIONS = {"uw_to_dbm"}
 
 
 def _labels(raw: Any, where: str) -> tuple[LabelSpec, ...]:
@@ -168,11 +190,40 @@ def _labels(raw: Any, where: str) -> tuple[LabelSpec, ...]:
             raise ProfileError(f"{w}: reserved label (every device series carries it already)")
         if src == "$index":
             out.append(LabelSpec(name, from_index=True))
+        elif isinstance(src, dict) and "index_regex" in src:
+            # A value carried in the row index itself (lldpRemManAddrTable indexes by the address).
+            out.append(LabelSpec(name, from_index=True, regex=re.compile(str(src["index_regex"]))))
         elif isinstance(src, dict) and "value" in src:
             out.append(LabelSpec(name, literal=str(src["value"])))
         else:
             rx = re.compile(src["regex"]) if isinstance(src, dict) and "regex" in src else None
-            out.append(LabelSpec(name, ref=_ref(src, w), regex=rx))
+            fmt = src.get("format") if isinstance(src, dict) else None
+            if fmt not in (None, "hex"):
+                raise ProfileError(f"{w}: format must be hex")
+            if isinstance(src, dict) and "first" in src:
+                cands = list(src["first"])
+                if not cands:
+                    raise ProfileError(f"{w}: first needs at least one object")
+                head = cands[0] if isinstance(cands[0], dict) else {"object": cands[0]}
+                known = head.get("known_in")
+                try:
+                    known_obj = resolve(str(known)) if known else None
+                except KeyError as exc:
+                    raise ProfileError(f"{w}: {exc.args[0]}") from None
+                refs = [_ref({k: v for k, v in head.items() if k != "known_in"}, w)]
+                refs += [_ref(r, w) for r in cands[1:]]
+                out.append(
+                    LabelSpec(
+                        name,
+                        ref=refs[0],
+                        regex=rx,
+                        fallbacks=tuple(refs[1:]),
+                        hex_binary=bool(fmt),
+                        known_in=known_obj,
+                    )
+                )
+            else:
+                out.append(LabelSpec(name, ref=_ref(src, w), regex=rx, hex_binary=bool(fmt)))
     return tuple(out)
 
 
@@ -216,6 +267,10 @@ def _metric(m: dict[str, Any], where: str) -> MetricSpec:
         "divide_by",
         "subtract",
         "precision",
+        "si_prefix",
+        "convert",
+        "when_any",
+        "unless_any",
         "min",
         "max",
         "labels",
@@ -228,6 +283,13 @@ def _metric(m: dict[str, Any], where: str) -> MetricSpec:
     if unknown:
         raise ProfileError(f"{where}: unknown keys {sorted(unknown)}")
     divide = m.get("divide_by") or []
+    convert = m.get("convert")
+    if convert is not None and convert not in CONVERSIONS:
+        raise ProfileError(f"{where}: convert must be one of {sorted(CONVERSIONS)}")
+    when_any = _conditions(m.get("when_any"), where)
+    unless_any = _conditions(m.get("unless_any"), where)
+    if any(c.ref is None for c in (*when_any, *unless_any)):
+        raise ProfileError(f"{where}: when_any/unless_any conditions name an object")
     alternatives, alt_scales = _alternatives(m, where)
     return MetricSpec(
         name=name,
@@ -239,6 +301,10 @@ def _metric(m: dict[str, Any], where: str) -> MetricSpec:
         divide_by=tuple(_ref(d, where) for d in (divide if isinstance(divide, list) else [divide])),
         subtract=tuple(_ref(d, where) for d in m.get("subtract") or []),
         precision=_ref(m["precision"], where) if "precision" in m else None,
+        si_prefix=_ref(m["si_prefix"], where) if "si_prefix" in m else None,
+        convert=convert,
+        when_any=when_any,
+        unless_any=unless_any,
         min=float(m["min"]) if "min" in m else None,
         max=float(m["max"]) if "max" in m else None,
         labels=_labels(m.get("labels"), where),
@@ -256,7 +322,9 @@ def _info(raw: Any, where: str) -> tuple[InfoSpec, ...]:
         for c in cands if isinstance(cands, list) else [cands]:
             w = f"{where} info {label}"
             spec = c if isinstance(c, dict) else {"object": c}
-            ref = _ref({k: spec[k] for k in ("object", "index_from", "at_index") if k in spec}, w)
+            ref = _ref(
+                {k: spec[k] for k in ("object", "index_from", "at_index", "index_part") if k in spec}, w
+            )
             rx = re.compile(spec["regex"]) if "regex" in spec else None
             parsed.append((ref, _conditions(spec.get("where"), w), rx))
         out.append(InfoSpec(label, tuple(parsed)))

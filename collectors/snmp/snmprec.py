@@ -9,6 +9,19 @@ from collectors.snmp.evaluate import Walk
 _INT_TYPES = {"2", "65", "66", "67", "70"}
 
 
+def unhex(value: str) -> bytes:
+    """Hex digits to bytes as snmpsim reads them: an odd trailing nibble becomes a byte of its own.
+
+    Real recordings carry `4x` values with an odd number of digits ("4142a" is b"AB\\x0a");
+    snmpsim serves them that way, so the lab and the offline tests do the same. Raises ValueError
+    on a non-hex digit.
+    """
+    value = value.strip()
+    if len(value) % 2:
+        return bytes.fromhex(value[:-1]) + bytes([int(value[-1], 16)])
+    return bytes.fromhex(value)
+
+
 def parse_snmprec(text: str) -> Walk:
     """Parse recording text; values typed like gufo-snmp returns them (int, bytes, str OID/IP, None)."""
     walk: Walk = {}
@@ -27,7 +40,7 @@ def parse_snmprec(text: str) -> Walk:
             walk[oid] = value.encode("utf-8", "surrogateescape")
         elif tag == "4x":
             try:
-                walk[oid] = bytes.fromhex(value)
+                walk[oid] = unhex(value)
             except ValueError:
                 continue
         elif tag == "6":

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from grafana.boards.promql import REACH_CODES, REACH_MAP, bps, errors, increase_new, rate, stateset
+from grafana.boards.promql import (
+    REACH_CODES,
+    REACH_MAP,
+    bps,
+    errors,
+    increase_new,
+    optic,
+    rate,
+    rx_threshold,
+    stateset,
+)
 from grafana.build import (
     DEVICE_UID,
     OK,
@@ -73,7 +83,18 @@ def build(rules: Rules) -> Board:
         table_panel(
             "设备信息 Identity",
             [Column("", Q(f"govnet_device_info{{{DEV}}}"))],  # labels only
-            ["device", "site", "role", "vendor", "hardware", "version", "serial", "sysname", "sysdescr"],
+            [
+                "device",
+                "site",
+                "role",
+                "vendor",
+                "hardware",
+                "version",
+                "release",
+                "serial",
+                "sysname",
+                "sysdescr",
+            ],
             "From SNMP (sysDescr, ENTITY-MIB, vendor MIBs).",
             h=4,
         ),
@@ -105,6 +126,68 @@ def build(rules: Rules) -> Board:
             "Dashed line: TemperatureHigh rule.",
             thresholds=rules.thresholds("TemperatureHigh"),
             w=8,
+        ),
+    )
+    b.row("光模块 Optics")
+    b.add(
+        table_panel(
+            "光模块一览 Transceivers",
+            [
+                Column("收光 Rx", Q(optic("govnet_optic_rx_power_dbm", DEV)), "dBm"),
+                Column("告警门限 Rx low warning", Q(rx_threshold(DEV)), "dBm"),
+                Column("发光 Tx", Q(optic("govnet_optic_tx_power_dbm", DEV)), "dBm"),
+                Column("温度 Temp", Q(optic("govnet_optic_temperature_celsius", DEV)), "celsius"),
+                Column("偏置电流 Bias", Q(optic("govnet_optic_bias_amperes", DEV)), "amp"),
+                Column("电压 Voltage", Q(optic("govnet_optic_voltage_volts", DEV)), "volt"),
+            ],
+            ["ifname"],
+            "Digital optical monitoring per port. OpticRxPowerLow: Rx below the device's low warning "
+            "threshold (else its low alarm, else -20 dBm); OpticRxPowerDrop: 3 dB under the 7-day median.",
+            h=8,
+            sort_by="收光 Rx",
+        ),
+        ts(
+            "收光功率 Rx power",
+            [Q(optic("govnet_optic_rx_power_dbm", DEV), "{{ifname}}")],
+            "dBm",
+            "Receive power per transceiver. OpticRxPowerDrop compares it with its 7-day median "
+            "(govnet_optic_rx_power_baseline_dbm, after a day of history).",
+            min_val=None,
+        ),
+        ts(
+            "发光功率 Tx power",
+            [Q(optic("govnet_optic_tx_power_dbm", DEV), "{{ifname}}")],
+            "dBm",
+            "A falling Tx power with a steady bias current is an ageing laser.",
+            min_val=None,
+        ),
+    )
+    b.row("传感器 Sensors")
+    b.add(
+        ts(
+            "电压 Voltage",
+            [Q(f"govnet_voltage_volts{{{DEV}}}", "{{sensor}}{{psu}}")],
+            "volt",
+            w=6,
+            min_val=None,
+        ),
+        ts("电流 Current", [Q(f"govnet_current_amperes{{{DEV}}}", "{{sensor}}")], "amp", w=6),
+        ts(
+            "功率 Power",
+            [
+                Q(f"govnet_power_watts{{{DEV}}}", "{{sensor}}"),
+                Q(f"govnet_poe_power_consumed_watts{{{DEV}}}", "PoE {{pse}}"),
+            ],
+            "watt",
+            w=6,
+        ),
+        ts("风扇转速 Fan speed", [Q(f"govnet_fan_speed_rpm{{{DEV}}}", "{{sensor}}")], "rpm", w=6),
+        table_panel(
+            "硬件清单 Hardware inventory",
+            [Column("", Q(f"govnet_module_info{{{DEV}}}"))],  # labels only
+            ["class", "name", "model", "serial", "hardware_rev", "firmware_rev", "software_rev", "entity"],
+            "ENTITY-MIB chassis, modules, power supplies, fans and transceivers with a serial.",
+            h=8,
         ),
     )
     sel = DEV

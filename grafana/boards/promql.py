@@ -126,3 +126,17 @@ def increase_new(metric: str, sel: str, window: str) -> str:
     """
     m = f"{metric}{{{sel}}}"
     return f"(({m} * 1) unless ({m} offset {window})) or increase({m}[{window}])"
+
+
+def optic(metric: str, sel: str, port_sel: str = "") -> str:
+    """A transceiver metric of the selected devices; with `port_sel`, only ports the interface selector
+    picks (optics carry `ifname` only, so they are joined on device and ifname with an IF-MIB series)."""
+    expr = f"{metric}{{{sel}}}"
+    if port_sel:
+        expr += f" and on (device, ifname) govnet_if_oper_up{{{port_sel}}}"
+    return expr
+
+
+def rx_threshold(sel: str, threshold: str = "low_warn") -> str:
+    """The device's own receive power threshold per port, without the `threshold` label (table joins)."""
+    return f'max without (threshold) (govnet_optic_rx_power_threshold_dbm{{{sel},threshold="{threshold}"}})'

@@ -11,7 +11,9 @@ from grafana.boards.promql import (
     both_directions,
     bps,
     errors,
+    optic,
     rate,
+    rx_threshold,
     stateset,
     util,
 )
@@ -106,6 +108,21 @@ def build(rules: Rules) -> Board:
             sort_by="状态 State",
         )
     )
+    b.add(
+        table_panel(
+            "上联光模块 Uplink optics",
+            [
+                Column("收光 Rx", Q(optic("govnet_optic_rx_power_dbm", AGG, sel)), "dBm"),
+                Column("告警门限 Rx low warning", Q(rx_threshold(AGG)), "dBm"),
+                Column("发光 Tx", Q(optic("govnet_optic_tx_power_dbm", AGG, sel)), "dBm"),
+            ],
+            ["device", "ifname"],
+            "Receive power of each aggregation uplink's transceiver, weakest first: a fibre that lost "
+            "3 dB against its 7-day median is degrading (OpticRxPowerDrop) before the link fails.",
+            h=8,
+            sort_by="收光 Rx",
+        )
+    )
     b.row("$agg", repeat="agg")
     b.add(
         state_timeline(
@@ -153,6 +170,13 @@ def build(rules: Rules) -> Board:
             "pps",
             "Dashed line: InterfaceErrors rule.",
             thresholds=errs,
+        ),
+        ts(
+            "上联收光功率 Uplink Rx power",
+            [Q(optic("govnet_optic_rx_power_dbm", 'device=~"$agg"', ONE), "{{ifname}}")],
+            "dBm",
+            "Receive power of the uplink transceivers.",
+            min_val=None,
         ),
         ts(
             "上联最高利用率 Peak of in/out",

@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from collectors.snmp.snmprec import unhex
 from lab.snmp import ber
 from lab.snmp.agent import AgentServer, DeviceAgent
 from lab.snmp.ber import Oid
@@ -20,7 +21,7 @@ def encode_record(type_code: str, value: str) -> bytes:
     """Encode one snmprec value (`2`, `4`, `4x`, `5`, `6`, `64`, `65`, `66`, `67`, `70`, hex `x` forms)."""
     hexed = type_code.endswith("x")
     base = type_code[:-1] if hexed else type_code
-    raw = binascii.unhexlify(value) if hexed else value.encode("utf-8")
+    raw = unhex(value) if hexed else value.encode("utf-8")
     if base == "2":
         return ber.enc_int(int.from_bytes(raw, "big", signed=True) if hexed else int(value))
     if base == "4":

@@ -151,8 +151,11 @@ def test_maintenance_windows_fixed_and_weekly() -> None:
 
 
 def test_shipped_ops_rules_pass_their_unit_tests(capsys: pytest.CaptureFixture[str]) -> None:
-    assert test_rules_command([DATA / "ops_rules_test.yaml", DATA / "default_rules_test.yaml"]) == 0
-    assert "ops_rules_test.yaml: SUCCESS (7 tests)" in capsys.readouterr().out
+    files = [DATA / "ops_rules_test.yaml", DATA / "default_rules_test.yaml", DATA / "optics_rules_test.yaml"]
+    assert test_rules_command(files) == 0
+    out = capsys.readouterr().out
+    assert "ops_rules_test.yaml: SUCCESS (7 tests)" in out
+    assert "optics_rules_test.yaml: SUCCESS (5 tests)" in out
 
 
 def test_run_stops_and_closes(tmp_path: Path) -> None:
