@@ -48,13 +48,12 @@ test_rules_command.__test__ = False  # type: ignore[attr-defined]  # not a pytes
 
 
 def _state(config: Path) -> AlertStore:
-    from alerts.config import open_store, parse_alerting
-    from govnet.config import load_config
+    from alerts.config import AlertingConfig, open_store
+    from core.config import load_document
 
-    cfg = load_config(config)
-    if cfg.alerts is None:
+    alerting = load_document(config).section("alerts", AlertingConfig)
+    if alerting is None:
         raise ValueError(f"{config}: no alerts: section")
-    alerting = parse_alerting(cfg.alerts, cfg.base_dir, "alerts")
     if alerting.state is None and not alerting.state_db.exists():
         raise ValueError(f"{alerting.state_db}: no alert state yet (has govnet run started?)")
     try:
@@ -62,6 +61,15 @@ def _state(config: Path) -> AlertStore:
         return open_store(alerting, create=False)
     except ConnectionError as exc:
         raise ValueError(f"state.postgres: {exc}") from None
+
+
+def _state_or_report(config: Path) -> AlertStore | None:
+    """The alert state store, or None after saying on stderr why it cannot be opened."""
+    try:
+        return _state(config)
+    except ValueError as exc:
+        print(f"govnet: {exc}", file=sys.stderr)
+        return None
 
 
 def _wait_applied(db: AlertStore, command_id: int, wait: float) -> tuple[float | None, str | None]:
@@ -74,10 +82,8 @@ def _wait_applied(db: AlertStore, command_id: int, wait: float) -> tuple[float |
 
 
 def _queue(config: Path, doc: dict[str, Any], wait: float, what: str) -> int:
-    try:
-        db = _state(config)
-    except ValueError as exc:
-        print(f"govnet: {exc}", file=sys.stderr)
+    db = _state_or_report(config)
+    if db is None:
         return 2
     try:
         if doc["kind"] in ("ack", "report"):
@@ -122,7 +128,7 @@ def silence_command(
     wait: float = 0.0,
 ) -> int:
     """`govnet alerts silence 'device=core-1' ... --for 2h --author NAME --comment TEXT [--maintenance]`."""
-    from inventory.model import parse_duration
+    from core.config import parse_duration
 
     try:
         parsed = tuple(parse_matcher(m) for m in matchers)
@@ -149,10 +155,8 @@ def list_command(config: Path, as_json: bool = False, all_incidents: bool = Fals
     """`govnet alerts list [--json] [--all]`: incidents (with ack, escalation, affected devices), the
     current alerts (with what inhibits or silences them, as of the engine's last evaluation), silences,
     and queued actions not applied yet."""
-    try:
-        db = _state(config)
-    except ValueError as exc:
-        print(f"govnet: {exc}", file=sys.stderr)
+    db = _state_or_report(config)
+    if db is None:
         return 2
     try:
         now = time.time()

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from alerts.engine import Engine
 from alerts.levels import Level
@@ -19,17 +18,20 @@ from alerts.notify.robots import DingTalkNotifier, WeComNotifier
 from alerts.notify.webhook import WebhookNotifier
 from alerts.oncall import EscalationPolicy, Rota
 from alerts.persist import AlertStore, StateDB
-from alerts.rules import DEFAULT_RULES, load_rules
-from core.secrets import Secret
-from inventory.model import Duration, SecretRef
+from alerts.rules import DEFAULT_RULES, RuleError, load_rules
+from core.config import ConfigPath, Duration, InputFile, Loc, SecretRef, Section, load_document
 from inventory.topology import Topology
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+def _default_rules(value: Any) -> Any:
+    # `default` names the shipped rules.
+    return DEFAULT_RULES if value == "default" else value
 
 
-class RotaConfig(_Strict):
+RuleFilePath = Annotated[InputFile, BeforeValidator(_default_rules)]
+
+
+class RotaConfig(Section):
     """On-call people in order; each holds `shift`, the first from `start` (unix seconds)."""
 
     people: list[str] = Field(min_length=1)
@@ -37,7 +39,7 @@ class RotaConfig(_Strict):
     start: float = 0.0
 
 
-class WebhookChannel(_Strict):
+class WebhookChannel(Section):
     """Generic webhook (Alertmanager payload); `url` may be a secret reference."""
 
     type: Literal["webhook"]
@@ -45,7 +47,7 @@ class WebhookChannel(_Strict):
     url: SecretRef
 
 
-class WeComChannel(_Strict):
+class WeComChannel(Section):
     """企业微信 group robot."""
 
     type: Literal["wecom"]
@@ -53,7 +55,7 @@ class WeComChannel(_Strict):
     url: SecretRef
 
 
-class DingTalkChannel(_Strict):
+class DingTalkChannel(Section):
     """钉钉 group robot with optional 加签 secret."""
 
     type: Literal["dingtalk"]
@@ -62,7 +64,7 @@ class DingTalkChannel(_Strict):
     secret: SecretRef | None = None
 
 
-class EmailChannel(_Strict):
+class EmailChannel(Section):
     """SMTP mail."""
 
     type: Literal["email"]
@@ -77,7 +79,7 @@ class EmailChannel(_Strict):
     people: dict[str, str] = Field(default_factory=dict)
 
 
-class AlertmanagerChannel(_Strict):
+class AlertmanagerChannel(Section):
     """Forward to an existing Alertmanager."""
 
     type: Literal["alertmanager"]
@@ -85,7 +87,7 @@ class AlertmanagerChannel(_Strict):
     url: str = Field(pattern=r"^https?://\S+$")
 
 
-class SmsChannel(_Strict):
+class SmsChannel(Section):
     """SMS gateway over HTTP."""
 
     type: Literal["sms"]
@@ -102,14 +104,14 @@ Channel = Annotated[
 ]
 
 
-class RetryConfig(_Strict):
+class RetryConfig(Section):
     """Delivery retries on transient failures (5xx, 429, network): waits between attempts, then give up."""
 
     backoff: list[Duration] = Field(default_factory=lambda: list(BACKOFF), min_length=1)
     give_up_after: Duration = GIVE_UP_AFTER
 
 
-class SharedStateConfig(_Strict):
+class SharedStateConfig(Section):
     """HA pair: alert state in PostgreSQL instead of SQLite, and leader election by advisory lock.
 
     `postgres` is a secret reference to a libpq DSN (`file:secrets/alerts_dsn` holding e.g.
@@ -122,11 +124,11 @@ class SharedStateConfig(_Strict):
     node: str | None = Field(None, min_length=1, max_length=64)
 
 
-class AlertingConfig(_Strict):
+class AlertingConfig(Section):
     """Everything the alert pipeline needs (relative paths are relative to the config file)."""
 
-    rules: list[Path] = Field(default_factory=lambda: [DEFAULT_RULES])
-    state_db: Path = Path("alerts.db")
+    rules: list[RuleFilePath] = Field(default_factory=lambda: [DEFAULT_RULES])
+    state_db: ConfigPath = Path("alerts.db")
     state: SharedStateConfig | None = None  # set: PostgreSQL (HA pair); state_db is then unused
     evaluate_interval: Duration = 15.0
     lang: Literal["zh", "en"] = "zh"
@@ -154,54 +156,20 @@ class AlertingConfig(_Strict):
             raise ValueError(f"route/fallback name unknown channels: {', '.join(unknown)}")
         return self
 
+    def problems(self, inventory: Any) -> list[tuple[Loc, str]]:
+        """Every rule file loads (what `govnet run` would refuse; checked by run and doctor alike)."""
+        try:
+            load_rules(*self.rules)
+        except RuleError as exc:
+            return [(("rules",), p) for p in exc.problems]
+        except OSError as exc:
+            return [(("rules",), f"cannot read: {exc.strerror}")]
+        return []
+
 
 def load_alerting(path: Path) -> AlertingConfig:
-    """Read and validate an alerting config; paths become absolute (relative to the file)."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: cannot read ({type(exc).__name__})") from None
-    return parse_alerting(data or {}, path.parent, str(path))
-
-
-def _rebase(secret: Any, base: Path) -> Any:
-    # `file:` secret references are relative to the config file, as everywhere in govnet.
-    return Secret(secret.ref, base) if isinstance(secret, Secret) else secret
-
-
-def parse_alerting(data: Any, base: Path, source: str = "alerts") -> AlertingConfig:
-    """Validate an `alerts:` mapping; relative paths and `file:` secrets are resolved against `base`.
-
-    Errors name `source: field.path: what is expected`; values are never echoed (they may be secrets).
-    """
-    try:
-        cfg = AlertingConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ValueError(
-            "\n".join(
-                f"{source}: {'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}"
-                for e in exc.errors(include_input=False, include_url=False)
-            )
-        ) from None
-    channels = [
-        c.model_copy(
-            update={k: _rebase(getattr(c, k), base) for k in ("url", "secret", "password") if hasattr(c, k)}
-        )
-        for c in cfg.channels
-    ]
-    return cfg.model_copy(
-        update={
-            "rules": [
-                DEFAULT_RULES if str(p) == "default" else p if p.is_absolute() else base / p
-                for p in cfg.rules
-            ],
-            "state_db": cfg.state_db if cfg.state_db.is_absolute() else base / cfg.state_db,
-            "channels": channels,
-            "state": cfg.state.model_copy(update={"postgres": _rebase(cfg.state.postgres, base)})
-            if cfg.state
-            else None,
-        }
-    )
+    """Read and validate an alerting config file of its own; paths are relative to it (ConfigError)."""
+    return load_document(path).validate(AlertingConfig)
 
 
 def make_notifier(ch: Channel) -> Notifier:

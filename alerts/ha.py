@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 
-from alerts.persist_pg import connect
+from core.pg import connect
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ import psycopg
 from alerts.incidents import Incident
 from alerts.persist import DueRow, NotLeader, OutboxRow, incident_from_json, silence_from_json
 from alerts.silences import Silence
+from core.pg import connect
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS govnet_alert_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
@@ -41,27 +42,6 @@ CREATE TABLE IF NOT EXISTS govnet_alert_commands (
 # Two nodes starting at once both run CREATE TABLE IF NOT EXISTS, which can race on the catalog:
 # serialise schema creation with a transaction-level advisory lock of its own.
 SCHEMA_LOCK = 0x676F766E6574  # "govnet"
-
-
-def connect(dsn: str, application_name: str) -> psycopg.Connection[Any]:
-    """An autocommit connection with TCP keepalives, so a dead peer is noticed in seconds, not hours.
-
-    Errors name neither the DSN nor its password.
-    """
-    try:
-        return psycopg.connect(
-            dsn,
-            autocommit=True,
-            connect_timeout=5,
-            application_name=application_name,
-            keepalives=1,
-            keepalives_idle=5,
-            keepalives_interval=2,
-            keepalives_count=3,
-        )
-    except psycopg.Error as exc:
-        # psycopg's message may quote the host; never the password, but keep it short anyway.
-        raise ConnectionError(f"cannot reach the PostgreSQL alert store ({type(exc).__name__})") from None
 
 
 class PgStateDB:

@@ -11,8 +11,8 @@ import yaml
 
 from alerts.engine import Engine, Notification
 from alerts.rules import DEFAULT_RULES, RuleError, load_rules
+from core.config import parse_duration
 from core.samples import Sample
-from inventory.model import parse_duration
 from inventory.topology import Topology
 
 _SERIES = re.compile(r"^\s*([A-Za-z_:][A-Za-z0-9_:]*)\s*(?:\{(.*)\})?\s*$")

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from alerts.levels import Level
 from alerts.regex import compile_linear
-from inventory.model import Duration
+from core.config import Duration
 
 Op = Literal[">", ">=", "<", "<=", "==", "!="]
 Func = Literal["value", "rate", "delta", "changes", "absent", "since"]

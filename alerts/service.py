@@ -8,18 +8,18 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
-from alerts.config import AlertingConfig, build, node_name, parse_alerting
+from alerts.config import AlertingConfig, node_name
+from alerts.config import build as build_pipeline
 from alerts.engine import Engine
 from alerts.ha import PgLeaderElector
 from alerts.journal import Journal
 from alerts.levels import Level
 from alerts.notify.dispatch import Dispatcher
 from alerts.rules import RuleError
-from core.pipeline import Service
+from core.config import SectionError
 from core.samples import Sample, labels_of
-from govnet.service import RunContext
+from inventory.model import Inventory
 from inventory.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -79,9 +79,8 @@ class AlertService:
     """`govnet run`'s alert service: receives every poll (SampleSink), evaluates, notifies, exports counts.
 
     Samples other services produce themselves (SSH host keys and config changes, HA verdicts, backup
-    ages, syslog gaps...) are not polls: they reach the engine when `govnet run` lists their
-    `internal_samples` callables in `ctx.extra["metrics_sources"]` (read at every cycle) or through
-    `add_source`.
+    ages, syslog gaps...) are not polls: `govnet run` hands their `internal_samples` to `add_source`
+    (read at every cycle).
     """
 
     name = "alerts"
@@ -91,10 +90,10 @@ class AlertService:
         cfg: AlertingConfig,
         engine: Engine,
         dispatcher: Dispatcher,
-        ctx: RunContext | None = None,
+        inventory: Inventory | None = None,
         elector: PgLeaderElector | None = None,
     ) -> None:
-        self.cfg, self.engine, self.dispatcher, self.ctx = cfg, engine, dispatcher, ctx
+        self.cfg, self.engine, self.dispatcher = cfg, engine, dispatcher
         self.elector = elector
         self.takeovers: list[float] = []  # when this node became the leader (state reloaded)
         if elector is not None:
@@ -107,8 +106,8 @@ class AlertService:
         self.seen: set[str] = set()
         self.expected: set[str] = set()
         self.warmup = 0.0
-        if ctx is not None and ctx.inventory is not None:
-            inv = ctx.inventory
+        if inventory is not None:
+            inv = inventory
             polled = [d for d in inv.devices if inv.snmp_of(d) is not None]
             self.expected = {d.name for d in polled}
             intervals = [inv.interval_of(d) for d in polled] or [0.0]
@@ -130,11 +129,7 @@ class AlertService:
             log.exception("alert engine could not take samples of %s", device)
 
     def _pull_sources(self, now: float) -> None:
-        sources = list(self.sources)
-        if self.ctx is not None:
-            extra = self.ctx.extra.get("metrics_sources") or []
-            sources.extend(fn for fn in extra if getattr(fn, "__self__", None) is not self)
-        for i, source in enumerate(sources):
+        for i, source in enumerate(list(self.sources)):
             try:
                 samples = source()
             except Exception:
@@ -257,25 +252,22 @@ class AlertService:
         return out
 
 
-def build_services(section: dict[str, Any], ctx: RunContext) -> list[Service]:
-    """`govnet run` builder for the `alerts:` section (see govnet.service.BUILDERS)."""
-    cfg = parse_alerting(section, ctx.base_dir, "alerts")
-    topology = Topology.from_inventory(ctx.inventory) if ctx.inventory is not None else None
+def build(section: AlertingConfig, *, inventory: Inventory | None) -> list[AlertService]:
+    """The alert service for the `alerts:` section (SectionError names the field at fault)."""
+    topology = Topology.from_inventory(inventory) if inventory is not None else None
     try:
-        engine, dispatcher = build(cfg, topology)
+        engine, dispatcher = build_pipeline(section, topology)
     except RuleError as exc:
-        raise ValueError(f"rules: {exc}") from None
+        raise SectionError(("rules",), str(exc)) from None
     except ConnectionError as exc:
-        raise ValueError(f"state.postgres: {exc}") from None
+        raise SectionError(("state", "postgres"), str(exc)) from None
     except OSError as exc:
-        raise ValueError(f"state_db: cannot open {cfg.state_db}: {exc.strerror}") from None
+        raise SectionError(("state_db",), f"cannot open {section.state_db}: {exc.strerror}") from None
     elector = None
-    if cfg.state is not None:
-        elector = PgLeaderElector(cfg.state.postgres.resolve(), cfg.state.cluster, node_name(cfg))
-    # The API/console (same process, same loop) acknowledges and silences through this engine.
-    ctx.extra["alerts_engine"] = engine
-    service = AlertService(cfg, engine, dispatcher, ctx, elector)
-    service.journal = open_journal(cfg)
+    if section.state is not None:
+        elector = PgLeaderElector(section.state.postgres.resolve(), section.state.cluster, node_name(section))
+    service = AlertService(section, engine, dispatcher, inventory, elector)
+    service.journal = open_journal(section)
     return [service]
 
 

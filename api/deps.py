@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 from starlette.routing import Match
 
+from api import ops
 from api.auth import Principal
 from api.i18n import translator
+from api.ops import OpError
 from api.policy import PUBLIC, allowed
 from api.state import ApiState
 
@@ -189,3 +191,25 @@ def error_response(request: Request, code: int, detail: str, headers: dict[str, 
     resp = render(request, "error.html", http_status=code, message=Markup(""), key=key, code=code)
     resp.headers.update(headers)
     return resp
+
+
+def run_export(
+    request: Request, from_ts: str, to_ts: str, device: str | None, event_type: str | None, fmt: str
+) -> dict[str, Any]:
+    """A signed log export for the API and the console alike, audited as a success or a failure."""
+    what = f"{from_ts}..{to_ts} device={device} type={event_type} format={fmt}"
+    try:
+        result = ops.run_export(api_state(request), from_ts, to_ts, device, event_type, fmt)
+    except OpError as exc:
+        audit(request, "log_export", "logs", "failure", f"{what}: {exc.message}")
+        raise
+    detail = f"{what} records={result['records']} root={result['merkle_root']}"
+    audit(request, "log_export", result["id"], "success", detail)
+    return result
+
+
+def export_download(request: Request, export_id: str, filename: str) -> FileResponse:
+    """One file of an export, audited (the API and the console serve the same download)."""
+    target = ops.export_file(api_state(request), export_id, filename)
+    audit(request, "export_download", f"{export_id}/{filename}")
+    return FileResponse(target, filename=filename, media_type="application/octet-stream")

@@ -7,47 +7,43 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
 
 import uvicorn
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, model_validator
 
+from alerts.engine import Engine
 from api.app import create_app
 from api.audit import AuditSink, LogStoreAudit, SqliteAudit
 from api.auth import AuthDB, LoginLimiter
 from api.connguard import ConnectionGuard
 from api.state import ApiState
+from collectors.services.runner import ServiceChecker
 from collectors.ssh.configrepo import ConfigRepo
-from core.pipeline import Service
+from collectors.where.service import WhereService
+from core.config import ConfigPath, HostPort, SecretRef, Section, split_host_port
+from core.latest import LatestStore
 from core.samples import Sample
-from govnet.service import RunContext
-from inventory.model import SecretRef
+from inventory.model import Inventory
 from logstore.signing import KeySpec
 from logstore.store import LogStore
 
 log = logging.getLogger(__name__)
 
-# Keys other builders may set in RunContext.extra so the API acts on the same objects in this process.
-ENGINE_KEY = "alerts_engine"  # alerts.engine.Engine
-LOGSTORE_KEY = "logstore"  # logstore.store.LogStore
-SERVICES_KEY = "service_checker"  # collectors.services.runner.ServiceChecker
 
-
-class ApiSection(BaseModel):
+class ApiSection(Section):
     """The `api:` section."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
-
-    listen: str = "127.0.0.1:9820"
-    state_dir: Path  # users.db (users, tokens, sessions), audit.db, exports/
+    listen: HostPort = "127.0.0.1:9820"
+    state_dir: ConfigPath  # users.db (users, tokens, sessions), audit.db, exports/
     session_secret: SecretRef  # signs CSRF tokens; a reference, never a literal
     export_hmac_key: SecretRef | None = None
     export_ed25519_key: SecretRef | None = None
-    logstore_dir: Path | None = None  # opened here only when no syslog service shares its store
-    config_repo: Path | None = None
-    backup_dir: Path | None = None
-    report_dir: Path | None = None  # monthly reports to list and download (the `reports:` section's dir)
+    logstore_dir: ConfigPath | None = None  # opened here only when no syslog service shares its store
+    config_repo: ConfigPath | None = None
+    backup_dir: ConfigPath | None = None
+    report_dir: ConfigPath | None = (
+        None  # monthly reports to list and download (the `reports:` section's dir)
+    )
     session_hours: float = Field(8.0, gt=0, le=24 * 30)
     secure_cookies: bool = False  # set true behind TLS
     login_max_failures: int = Field(5, ge=1, le=100)  # free failures per (user, client) before delays
@@ -59,13 +55,11 @@ class ApiSection(BaseModel):
     header_timeout: float = Field(10.0, gt=0, le=600)  # seconds to send a request's headers
     max_log_scan: int = Field(100_000, ge=1000, le=100_000_000)  # records one log search examines
 
-    @field_validator("listen")
-    @classmethod
-    def _listen(cls, v: str) -> str:
-        host, sep, port = v.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("expected HOST:PORT, for example 127.0.0.1:9820 or [::1]:9820")
-        return v
+    @model_validator(mode="after")
+    def _one_key(self) -> ApiSection:
+        if self.export_hmac_key is not None and self.export_ed25519_key is not None:
+            raise ValueError("give at most one of export_hmac_key and export_ed25519_key")
+        return self
 
 
 class _Server(uvicorn.Server):
@@ -137,41 +131,24 @@ class ApiService:
         return out
 
 
-def _resolve(base: Path, p: Path | None) -> Path | None:
-    return None if p is None else (p if p.is_absolute() else base / p)
-
-
-def build_state(section: dict[str, Any], ctx: RunContext) -> tuple[ApiState, str, int]:
-    """Validate the section and assemble the ApiState (also used by tests)."""
-    try:
-        cfg = ApiSection.model_validate(section)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"api.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_input=False)
-        )
-        raise ValueError(problems) from None
-    if cfg.export_hmac_key is not None and cfg.export_ed25519_key is not None:
-        raise ValueError("api: give at most one of export_hmac_key and export_ed25519_key")
-    state_dir = _resolve(ctx.base_dir, cfg.state_dir)
-    assert state_dir is not None
-    state_dir.mkdir(parents=True, exist_ok=True)
-    own_store: list[LogStore] = []
+def build_state(
+    cfg: ApiSection,
+    *,
+    inventory: Inventory,
+    latest: LatestStore | None,
+    engine: Engine | None = None,
+    logstore: LogStore | None = None,
+    services: ServiceChecker | None = None,
+    where: WhereService | None = None,
+) -> tuple[ApiState, str, int]:
+    """Assemble the ApiState: the shared log store (the syslog service's) or, failing that, its own."""
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
     closers: list[Callable[[], None]] = []
-    logstore_dir = _resolve(ctx.base_dir, cfg.logstore_dir)
-
-    def logstore() -> LogStore | None:
-        shared = ctx.extra.get(LOGSTORE_KEY)
-        if isinstance(shared, LogStore):
-            return shared
-        if logstore_dir is None:
-            return None
-        if not own_store:
-            own_store.append(LogStore(logstore_dir))
-            closers.append(own_store[0].close)
-        return own_store[0]
-
-    store = logstore()
-    audit: AuditSink = LogStoreAudit(store) if store is not None else SqliteAudit(state_dir / "audit.db")
+    store = logstore
+    if store is None and cfg.logstore_dir is not None:
+        store = LogStore(cfg.logstore_dir)
+        closers.append(store.close)
+    audit: AuditSink = LogStoreAudit(store) if store is not None else SqliteAudit(cfg.state_dir / "audit.db")
     key = (
         KeySpec("hmac-sha256", cfg.export_hmac_key.ref)
         if cfg.export_hmac_key is not None
@@ -179,21 +156,20 @@ def build_state(section: dict[str, Any], ctx: RunContext) -> tuple[ApiState, str
         if cfg.export_ed25519_key is not None
         else None
     )
-    repo_dir = _resolve(ctx.base_dir, cfg.config_repo)
     state = ApiState(
-        inventory=ctx.inventory,
-        auth=AuthDB(state_dir / "users.db", idle_seconds=cfg.session_idle_minutes * 60.0),
+        inventory=inventory,
+        auth=AuthDB(cfg.state_dir / "users.db", idle_seconds=cfg.session_idle_minutes * 60.0),
         audit=audit,
         session_secret=cfg.session_secret.resolve().encode(),
-        export_dir=state_dir / "exports",
-        latest=ctx.latest,
-        engine=lambda: ctx.extra.get(ENGINE_KEY),
-        logstore=logstore,
-        services=lambda: ctx.extra.get(SERVICES_KEY),
-        where=lambda: ctx.extra.get("where"),
-        config_repo=ConfigRepo(repo_dir) if repo_dir is not None else None,
-        backup_dir=_resolve(ctx.base_dir, cfg.backup_dir),
-        report_dir=_resolve(ctx.base_dir, cfg.report_dir),
+        export_dir=cfg.state_dir / "exports",
+        latest=latest,
+        engine=lambda: engine,
+        logstore=lambda: store,
+        services=lambda: services,
+        where=lambda: where,
+        config_repo=ConfigRepo(cfg.config_repo) if cfg.config_repo is not None else None,
+        backup_dir=cfg.backup_dir,
+        report_dir=cfg.report_dir,
         export_key=key,
         limiter=LoginLimiter(per_user=cfg.login_max_failures),
         secure_cookies=cfg.secure_cookies,
@@ -207,11 +183,29 @@ def build_state(section: dict[str, Any], ctx: RunContext) -> tuple[ApiState, str
         closers=closers,
     )
     closers.append(state.auth.close)
-    host, _, port = cfg.listen.rpartition(":")
-    return state, host.strip("[]"), int(port)
+    host, port = split_host_port(cfg.listen)
+    return state, host, port
 
 
-def build_services(section: dict[str, Any], ctx: RunContext) -> list[Service]:
-    """The API service for `govnet run`."""
-    state, host, port = build_state(section, ctx)
+def build(
+    section: ApiSection,
+    *,
+    inventory: Inventory,
+    latest: LatestStore | None,
+    engine: Engine | None = None,
+    logstore: LogStore | None = None,
+    services: ServiceChecker | None = None,
+    where: WhereService | None = None,
+) -> list[ApiService]:
+    """The API service for the `api:` section, acting on this process's alert engine, log store and
+    service checker."""
+    state, host, port = build_state(
+        section,
+        inventory=inventory,
+        latest=latest,
+        engine=engine,
+        logstore=logstore,
+        services=services,
+        where=where,
+    )
     return [ApiService(state, host, port)]

@@ -12,6 +12,7 @@ from alerts.engine import Engine
 from api.audit import AuditSink
 from api.auth import AuthDB, LoginLimiter
 from collectors.ssh.configrepo import ConfigRepo
+from core.latest import LatestStore
 from inventory.model import Inventory
 from inventory.topology import Topology
 from logstore.signing import KeySpec
@@ -27,7 +28,7 @@ class ApiState:
     audit: AuditSink
     session_secret: bytes
     export_dir: Path
-    latest: Any = None  # core.latest.LatestStore
+    latest: LatestStore | None = None
     engine: Callable[[], Engine | None] = lambda: None
     logstore: Callable[[], LogStore | None] = lambda: None
     services: Callable[[], Any] = lambda: None  # collectors.services.runner.ServiceChecker

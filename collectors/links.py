@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from collectors.base import device_labels
+from core.config import Duration, Section
+from core.latest import LatestStore
 from core.samples import Sample
 from inventory.model import Inventory, Link
 
@@ -265,12 +267,16 @@ def discover_fragment(inventory: Inventory, result: Verification) -> str:
 
 
 class LinkCheckService:
-    """Re-verifies the declared links from ctx.latest every `interval` seconds (the `links:` section)."""
+    """Re-verifies the declared links from the latest samples every `interval` seconds (`links:`)."""
 
     name = "links"
 
     def __init__(
-        self, inventory: Inventory, latest: Any, interval: float = 30.0, wall: Callable[[], float] = time.time
+        self,
+        inventory: Inventory,
+        latest: LatestStore,
+        interval: float = 30.0,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.inventory = inventory
         self.latest = latest
@@ -302,16 +308,15 @@ class LinkCheckService:
         return list(self._samples)
 
 
-def build_services(section: dict[str, Any] | None, ctx: Any) -> list[Any]:
-    """`links: {interval: 30s}` in the govnet config: the link check service."""
-    from inventory.model import parse_duration
+class LinksSection(Section):
+    """`links:`: verify the declared links against LLDP/CDP every `interval`."""
 
-    section = dict(section or {})
-    unknown = set(section) - {"interval"}
-    if unknown:
-        raise ValueError(f"links: unknown field(s) {', '.join(sorted(unknown))}")
-    interval = parse_duration(section.get("interval", "30s"))
-    return [LinkCheckService(ctx.inventory, ctx.latest, interval)]
+    interval: Duration = 30.0
+
+
+def build(section: LinksSection, *, inventory: Inventory, latest: LatestStore) -> list[LinkCheckService]:
+    """The link check service of a `links:` section."""
+    return [LinkCheckService(inventory, latest, section.interval)]
 
 
 def states_by_link(result: Verification) -> Iterable[tuple[str, str, str, str, str, str]]:
@@ -328,11 +333,12 @@ def links_command(inventory: Path, discover: bool) -> int:
     """
     import sys
 
-    from collectors.cli import load_inventory_or_problems, poll_cycle, pollable, snmp_collector
+    from collectors.cli import poll_cycle, pollable, snmp_collector
     from collectors.scheduler import SchedulerSettings
+    from inventory.cli import load_or_report
 
     err, out = sys.stderr, sys.stdout
-    inv = load_inventory_or_problems(inventory, err)
+    inv = load_or_report(inventory, err)
     if inv is None:
         return 2
     chosen = pollable(inv, [], err) or []

@@ -16,9 +16,10 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from collectors.base import device_labels
+from core.latest import LatestStore
 from core.samples import Sample
 from inventory.model import Inventory
 from inventory.topology import Topology
@@ -232,14 +233,14 @@ class StateTracker:
 
 
 class ReachabilityService:
-    """Recomputes redundancy and reachability every `interval` seconds from ctx.latest and the prober."""
+    """Recomputes redundancy and reachability every `interval` seconds from the latest samples and probes."""
 
     name = "reachability"
 
     def __init__(
         self,
         inventory: Inventory,
-        latest: Any,
+        latest: LatestStore,
         probe_up: Callable[[], Mapping[str, bool]] | None = None,
         interval: float = 5.0,
         wall: Callable[[], float] = time.time,

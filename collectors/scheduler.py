@@ -362,9 +362,6 @@ class Scheduler:
 
     async def run(self) -> None:
         """Poll until stop() is called; then wait for running polls (each ends by its hard stop)."""
-        # One loop step first: services started with the scheduler (the cluster shard service) may
-        # narrow the devices with set_devices() before the first poll is due.
-        await asyncio.sleep(0)
         now = self.clock()
         for d in self._devices.values():
             if d.name not in self.schedule.devices:

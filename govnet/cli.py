@@ -55,7 +55,7 @@ def run(
     config: Annotated[Path, typer.Option("--config", "-c", help="govnet config YAML.", show_default=False)],
 ) -> None:
     """Keep polling on schedule and serve /metrics until interrupted."""
-    from collectors.cli import run_command
+    from govnet.run import run_command
 
     raise typer.Exit(run_command(config))
 

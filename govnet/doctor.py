@@ -1,5 +1,7 @@
 """`govnet doctor`: check a deployment and say what to fix (config, inventory, secrets, devices, ports,
-disk budget, clock). Exit 1 when any finding is an error; warnings alone exit 0.
+disk budget, clock). Exit 2 when the config, inventory or a secret is wrong (what `govnet run` refuses,
+checked by the same code: govnet.run.startup_problems), 1 when another finding is an error (a device, a
+port, the disk, the clock); warnings alone exit 0.
 
 Secrets are resolved to prove they can be read, and never printed: messages name references only.
 """
@@ -18,16 +20,18 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+from core.config import iter_secrets, split_host_port
 from core.secrets import Secret, SecretError
 from govnet.config import Config, ConfigError, load_config
+from govnet.run import startup_problems
 from inventory.model import Inventory, SnmpV2c, SnmpV3
 
 Level = Literal["ok", "warn", "error"]
+FATAL = ("config", "inventory", "secrets")  # checks whose errors mean a wrong deployment, not a fault
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
 _REF = re.compile(r"^(env|file):.+$")
 # Clock offsets beyond these make log timestamps (等保 2.0 audit records) and alert times doubtful.
@@ -73,6 +77,8 @@ def doctor_command(config: Path, out: TextIO | None = None, snmp_timeout: float 
     stream = out if out is not None else sys.stdout
     findings = run_checks(config, snmp_timeout=snmp_timeout)
     print_findings(config, findings, stream)
+    if any(f.level == "error" and f.check in FATAL for f in findings):
+        return 2
     return 1 if any(f.level == "error" for f in findings) else 0
 
 
@@ -83,6 +89,7 @@ def run_checks(config: Path, snmp_timeout: float = 1.0) -> list[Finding]:
         return findings
     inventory, found = check_inventory(cfg)
     findings += found
+    findings += check_startup(cfg, inventory)
     env = read_env_file(config.parent / "syslog.env")
     findings += check_secrets(cfg, inventory)
     if inventory is not None:
@@ -118,6 +125,13 @@ def check_config(path: Path) -> tuple[Config | None, list[Finding]]:
     return cfg, [Finding("ok", "config", f"{path} is valid")]
 
 
+def check_startup(cfg: Config, inventory: Inventory | None) -> list[Finding]:
+    """The checks `govnet run` makes before starting, beyond types: input files (certificates, rule
+    and trap definition files) readable and loading, names the inventory has (secrets: check_secrets)."""
+    fix = "correct the lines above; `govnet run` refuses to start with them"
+    return [Finding("error", "config", p, fix) for p in startup_problems(cfg, inventory, secrets=False)]
+
+
 def check_inventory(cfg: Config) -> tuple[Inventory | None, list[Finding]]:
     """The inventory the config names, or its problems."""
     from inventory.cli import print_problems, summary
@@ -147,12 +161,8 @@ def secret_refs(cfg: Config, inventory: Inventory | None) -> dict[tuple[str, str
         key = (secret.ref, str(getattr(secret, "_base", None)))
         found.setdefault(key, (secret, []))[1].append(where)
 
-    if cfg.influx is not None:
-        add(cfg.influx.token, "influx.token")
-    for name in ("alerts", "probes", "traps", "ssh", "backups", "syslog", "api", "where"):
-        section = getattr(cfg, name)
-        for where, ref in _refs_in(section, name):
-            add(Secret(ref, cfg.base_dir), where)
+    for loc, secret in iter_secrets(cfg):
+        add(secret, f"{'.'.join(map(str, loc))} at {cfg.locate(loc)}")
     if inventory is not None:
         owners: list[tuple[str, Any, Any]] = [("defaults", inventory.defaults.snmp, inventory.defaults.ssh)]
         owners += [(d.name, d.snmp, d.ssh) for d in inventory.devices]
@@ -164,18 +174,6 @@ def secret_refs(cfg: Config, inventory: Inventory | None) -> dict[tuple[str, str
                 for fname in fields:
                     add(getattr(obj, fname, None), f"{owner}.{fname}")
     return found
-
-
-def _refs_in(node: Any, path: str) -> Iterator[tuple[str, str]]:
-    # Subsystem sections are free-form here: any env:/file: string in them is a secret reference.
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield from _refs_in(v, f"{path}.{k}")
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield from _refs_in(v, f"{path}[{i}]")
-    elif isinstance(node, str) and _REF.match(node):
-        yield path, node
 
 
 def _file_of(secret: Secret) -> Path | None:
@@ -317,36 +315,27 @@ def read_env_file(path: Path) -> dict[str, str]:
     return env
 
 
-def _split_hostport(value: str) -> tuple[str, int] | None:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit():
-        return None
-    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 (a wildcard bind is what is checked)
-
-
 def listeners(cfg: Config, syslog_env: dict[str, str]) -> list[Listener]:
-    """The sockets govnet.service and govnet-syslog.service will bind."""
+    """The sockets govnet.service and govnet-syslog.service will bind (defaults included)."""
     out: list[Listener] = []
-    hp = _split_hostport(cfg.prometheus.listen)
-    if hp:
-        out.append(Listener("tcp", hp[0], hp[1], "prometheus.listen"))
-    # Subsystem sections: a `listen: HOST:PORT` (traps are UDP), or a host plus tcp_port/udp_port.
-    for name in ("traps", "syslog", "api", "alerts", "probes"):
-        section = getattr(cfg, name)
-        if not isinstance(section, dict):
-            continue
-        listen = section.get("listen")
-        proto: Literal["tcp", "udp"] = "udp" if name == "traps" else "tcp"
-        if isinstance(listen, str) and (hp := _split_hostport(listen)):
-            out.append(Listener(proto, hp[0], hp[1], f"{name}.listen"))
-        host = listen if isinstance(listen, str) and ":" not in listen else "0.0.0.0"  # noqa: S104
-        for key, p in (("tcp_port", "tcp"), ("udp_port", "udp"), ("tls_port", "tcp")):
-            if isinstance(section.get(key), int):
-                out.append(Listener(p, host, section[key], f"{name}.{key}"))  # type: ignore[arg-type]
+    host, port = split_host_port(cfg.prometheus.listen)
+    out.append(Listener("tcp", host or "0.0.0.0", port, "prometheus.listen"))  # noqa: S104
+    if cfg.traps is not None:
+        host, port = split_host_port(cfg.traps.listen)
+        out.append(Listener("udp", host or "0.0.0.0", port, "traps.listen"))  # noqa: S104
+    if cfg.api is not None:
+        host, port = split_host_port(cfg.api.listen)
+        out.append(Listener("tcp", host or "0.0.0.0", port, "api.listen"))  # noqa: S104
+    if cfg.syslog is not None:
+        sl = cfg.syslog
+        for key, proto, p in (("tcp_port", "tcp", sl.tcp_port), ("udp_port", "udp", sl.udp_port),
+                              ("tls_port", "tcp", sl.tls_port)):  # fmt: skip
+            if p is not None:
+                out.append(Listener(proto, sl.listen, p, f"syslog.{key}"))  # type: ignore[arg-type]
     host = syslog_env.get("GOVNET_SYSLOG_LISTEN", "0.0.0.0")  # noqa: S104
-    for key, p in (("GOVNET_SYSLOG_TCP_PORT", "tcp"), ("GOVNET_SYSLOG_UDP_PORT", "udp")):
+    for key, env_proto in (("GOVNET_SYSLOG_TCP_PORT", "tcp"), ("GOVNET_SYSLOG_UDP_PORT", "udp")):
         if syslog_env.get(key, "").isdigit():
-            out.append(Listener(p, host, int(syslog_env[key]), f"syslog.env {key}"))  # type: ignore[arg-type]
+            out.append(Listener(env_proto, host, int(syslog_env[key]), f"syslog.env {key}"))  # type: ignore[arg-type]
     tls = re.search(r"--tls-port[ =](\d+)", syslog_env.get("GOVNET_SYSLOG_EXTRA_ARGS", ""))
     if tls:
         out.append(Listener("tcp", host, int(tls.group(1)), "syslog.env GOVNET_SYSLOG_EXTRA_ARGS --tls-port"))
@@ -449,10 +438,8 @@ def budgets(cfg: Config, syslog_env: dict[str, str]) -> list[Budget]:
         # Without a budget the store grows with retention alone: count at least 10 GiB for it.
         size = int(raw) if raw.isdigit() else 10 * 2**30
         out.append(Budget(Path(store), size, "syslog.env GOVNET_SYSLOG_BUDGET_BYTES"))
-    if isinstance(cfg.alerts, dict):
-        db = Path(str(cfg.alerts.get("state_db", "alerts.db")))
-        db = db if db.is_absolute() else cfg.base_dir / db
-        out.append(Budget(db.parent, 256 * 2**20, "alerts.state_db (256 MiB allowance)"))
+    if cfg.alerts is not None and cfg.alerts.state is None:
+        out.append(Budget(cfg.alerts.state_db.parent, 256 * 2**20, "alerts.state_db (256 MiB allowance)"))
     return out
 
 

@@ -288,6 +288,16 @@ class Column:
     mappings: list[dm.ValueMapping] | None = None
 
 
+def mirrored(title: str, expr_in: str, expr_out: str, legend: str, unit: str, desc: str) -> timeseries.Panel:
+    """In above zero, out below: `expr_out` comes negated (`-sum by (...) (...)`), the legends say which."""
+    return ts(title, [Q(expr_in, f"{legend} in"), Q(expr_out, f"{legend} out")], unit, desc, min_val=None)
+
+
+def up_column(name: str, expr: str) -> Column:
+    """A column of a 1/0 state (answering, streaming, link up): shown as up in green, down in red."""
+    return Column(name, Q(expr), mappings=UP_DOWN, thresholds=fixed_thresholds((None, "red"), (1, OK)))
+
+
 def table_panel(
     title: str,
     columns: Sequence[Column],

@@ -52,11 +52,19 @@ def check_inventory_command(path: Path) -> int:
     return 0
 
 
-def load_or_exit(path: Path) -> Inventory:
-    """The inventory at `path`, or its problems on stderr and SystemExit(1) (stdout stays for data)."""
+def load_or_report(path: Path, err: TextIO) -> Inventory | None:
+    """The inventory at `path`, or None after writing every problem to `err` (stdout stays for data)."""
     try:
         return load_inventory(path)
     except InventoryError as exc:
-        sys.stderr.write(f"govnet: invalid inventory {safe_text(str(path))}\n")
-        print_problems(exc.problems, sys.stderr)
-        raise SystemExit(1) from None
+        err.write(f"govnet: invalid inventory {safe_text(str(path))}\n")
+        print_problems(exc.problems, err)
+        return None
+
+
+def load_or_exit(path: Path) -> Inventory:
+    """The inventory at `path`, or its problems on stderr and SystemExit(1)."""
+    inventory = load_or_report(path, sys.stderr)
+    if inventory is None:
+        raise SystemExit(1)
+    return inventory

@@ -12,15 +12,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from core.secrets import Secret, SecretError
+from core.config import SecretRef
 
-# Re-exported: the other rooms import these from here.
+# Re-exported: the other rooms import these from here (the field types live in core.config).
 from inventory.fields import Duration as Duration
 from inventory.fields import Name as Name
 from inventory.fields import parse_duration as parse_duration
@@ -57,26 +55,6 @@ class Vendor(StrEnum):
     apc = "apc"
     linux = "linux"
     generic = "generic"
-
-
-def _to_secret(value: Any) -> Secret:
-    if isinstance(value, Secret):
-        return value
-    if not isinstance(value, str):
-        raise ValueError("expected a secret reference 'env:NAME' or 'file:PATH'")
-    try:
-        return Secret(value)
-    except SecretError as exc:
-        # The literal itself must not reach the error message.
-        raise ValueError(str(exc)) from None
-
-
-SecretRef = Annotated[
-    Secret,
-    BeforeValidator(_to_secret),
-    PlainSerializer(lambda s: s.ref, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": "^(env|file):.+$"}),
-]
 
 
 def _zone_name(value: str) -> str:

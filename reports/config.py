@@ -5,17 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 from alerts.maintenance import _minutes
-from inventory.model import Duration
+from core.config import ConfigPath, Duration, Section
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TsdbSection(_Strict):
+class TsdbSection(Section):
     """A Prometheus-compatible query API (Prometheus, or VictoriaMetrics' /api/v1)."""
 
     kind: Literal["prometheus", "victoriametrics"] = "prometheus"
@@ -25,10 +21,10 @@ class TsdbSection(_Strict):
     timeout: Duration = 30.0
 
 
-class ReportsSection(_Strict):
+class ReportsSection(Section):
     """`reports:`: monthly reports written on `day` at `time` (Beijing time) for the month before."""
 
-    dir: Path = Path("state/reports")
+    dir: ConfigPath = Path("state/reports")
     lang: Literal["zh", "en"] = "zh"
     day: int = Field(1, ge=1, le=28)
     time: str = "08:00"
@@ -41,13 +37,3 @@ class ReportsSection(_Strict):
     def _hhmm(cls, v: str) -> str:
         _minutes(v)
         return v
-
-
-def parse_reports(section: object, base: Path) -> ReportsSection:
-    """Validate `reports:`; relative `dir` is relative to the config file; errors name the field."""
-    try:
-        cfg = ReportsSection.model_validate(section or {})
-    except ValidationError as exc:
-        problems = [f"reports.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise ValueError("\n".join(problems)) from None
-    return cfg.model_copy(update={"dir": cfg.dir if cfg.dir.is_absolute() else base / cfg.dir})

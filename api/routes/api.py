@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api import hardware, ops, services_ops
 from api.auth import AuthError
-from api.deps import api_state, audit, client_of, guard, login_wait, principal_of
+from api.deps import api_state, audit, client_of, guard, login_wait, principal_of, run_export
+from api.deps import export_download as deps_export_download
 from api.ops import OpError
 from api.policy import Role
 
@@ -418,22 +419,7 @@ def where(request: Request, q: Annotated[str, Query(max_length=1000)]) -> dict[s
 @router.post("/logs/exports", status_code=201)
 def create_export(body: NewExport, request: Request) -> dict[str, Any]:
     """Signed, offline-verifiable export of a time range (records, proofs, manifest)."""
-    what = f"{body.from_ts}..{body.to_ts} device={body.device} type={body.event_type} format={body.format}"
-    try:
-        result = ops.run_export(
-            api_state(request), body.from_ts, body.to_ts, body.device, body.event_type, body.format
-        )
-    except OpError as exc:
-        audit(request, "log_export", "logs", "failure", f"{what}: {exc.message}")
-        raise
-    audit(
-        request,
-        "log_export",
-        result["id"],
-        "success",
-        f"{what} records={result['records']} root={result['merkle_root']}",
-    )
-    return result
+    return run_export(request, body.from_ts, body.to_ts, body.device, body.event_type, body.format)
 
 
 @router.get("/logs/exports")
@@ -445,9 +431,7 @@ def exports(request: Request, offset: Offset = 0, limit: Limit = 100) -> dict[st
 @router.get("/logs/exports/{export_id}/{filename}")
 def export_download(export_id: str, filename: str, request: Request) -> FileResponse:
     """Download one file of an export."""
-    target = ops.export_file(api_state(request), export_id, filename)
-    audit(request, "export_download", f"{export_id}/{filename}")
-    return FileResponse(target, filename=filename, media_type="application/octet-stream")
+    return deps_export_download(request, export_id, filename)
 
 
 @router.get("/audit")

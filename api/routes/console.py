@@ -11,7 +11,18 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from api import hardware, ops, services_ops
-from api.deps import SESSION_COOKIE, api_state, audit, client_of, guard, login_wait, principal_of, render
+from api.deps import (
+    SESSION_COOKIE,
+    api_state,
+    audit,
+    client_of,
+    guard,
+    login_wait,
+    principal_of,
+    render,
+    run_export,
+)
+from api.deps import export_download as deps_export_download
 from api.ops import OpError
 from api.policy import home_of
 from api.topomap import layout
@@ -362,19 +373,7 @@ def export(
 ) -> Response:
     """Run a signed export and show its files."""
     state = api_state(request)
-    what = f"{from_ts}..{to_ts} device={device or None} type={event_type or None} format={fmt}"
-    try:
-        result = ops.run_export(state, from_ts, to_ts, device or None, event_type or None, fmt)
-    except OpError as exc:
-        audit(request, "log_export", "logs", "failure", f"{what}: {exc.message}")
-        raise
-    audit(
-        request,
-        "log_export",
-        result["id"],
-        "success",
-        f"{what} records={result['records']} root={result['merkle_root']}",
-    )
+    result = run_export(request, from_ts, to_ts, device or None, event_type or None, fmt)
     form = {"from": from_ts, "to": to_ts, "device": device, "event_type": event_type, "q": ""}
     shown = ops.search_logs(state, from_ts, to_ts, device or None, event_type or None, None, 0, PAGE)
     return render(
@@ -392,9 +391,7 @@ def export(
 @router.get("/logs/exports/{export_id}/{filename}")
 def export_download(export_id: str, filename: str, request: Request) -> Response:
     """Download one file of an export."""
-    target = ops.export_file(api_state(request), export_id, filename)
-    audit(request, "export_download", f"{export_id}/{filename}")
-    return FileResponse(target, filename=filename, media_type="application/octet-stream")
+    return deps_export_download(request, export_id, filename)
 
 
 @router.get("/audit")

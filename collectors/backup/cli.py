@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from collectors.backup.service import BackupChecker, parse_section
+from collectors.backup.service import BackupChecker, BackupsSection
 from collectors.backup.store import CheckRecord
+from core.config import SectionError
 
 
 def _age(seconds: float | None) -> str:
@@ -25,21 +26,18 @@ def _age(seconds: float | None) -> str:
 
 
 def _checker(config: Path, err: TextIO) -> BackupChecker | None:
-    from collectors.cli import load_inventory_or_problems
-    from govnet.config import ConfigError, load_config
+    from collectors.cli import load_section
 
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        err.write(f"govnet: invalid config {config}\n{exc}\n")
+    loaded = load_section(config, "backups", BackupsSection, err)
+    if loaded is None:
         return None
-    inventory = load_inventory_or_problems(cfg.inventory, err)
-    if inventory is None:
-        return None
+    section, inventory, doc = loaded
     try:
-        return BackupChecker(inventory, parse_section(cfg.backups or {}, cfg.base_dir))
-    except ValueError as exc:
-        err.write(f"govnet: invalid config {config}\n{exc}\n")
+        return BackupChecker(
+            inventory, section or BackupsSection.model_validate({}, context={"base_dir": doc.base_dir})
+        )
+    except SectionError as exc:
+        err.write(f"govnet: invalid config {config}\n{doc.problem(('backups', *exc.loc), exc.message)}\n")
         return None
 
 

@@ -9,30 +9,28 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
 from collectors.backup.source import LocalSource, Source, SshSource, split_path
 from collectors.backup.store import BackupStore, CheckRecord
 from collectors.backup.verify import BackupVerifier, JobResult, Policy, samples
-from collectors.ssh.client import SshError
-from collectors.ssh.exec import SshExec, exec_target
-from core.pipeline import Service
+from collectors.ssh.client import SshError, target_for
+from collectors.ssh.exec import SshExec
+from core.config import ConfigPath, Duration, Loc, Section, SectionError
 from core.samples import Sample
-from govnet.service import RunContext
-from inventory.model import BackupJob, Duration, Inventory
+from inventory.model import BackupJob, Inventory
 
 log = logging.getLogger(__name__)
 
 
-class BackupsSection(BaseModel):
+class BackupsSection(Section):
     """`backups:` in the run config."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    state_dir: Path = Path("state/backups")  # backups.sqlite: every file seen, its checksum, each verdict
-    known_hosts: Path | None = (
-        None  # govnet's known_hosts (`govnet ssh trust`); default <state_dir>/known_hosts
-    )
+    state_dir: ConfigPath = Path(
+        "state/backups"
+    )  # backups.sqlite: every file seen, its checksum, each verdict
+    # govnet's known_hosts (`govnet ssh trust`); default <state_dir>/known_hosts
+    known_hosts: ConfigPath | None = None
     interval: Duration = 3600.0  # how often each job is checked
     jobs: list[str] | None = None  # default: every backup job of the inventory
     local_hosts: list[str] = Field(default_factory=list)  # job hosts whose paths are read on this machine
@@ -43,18 +41,29 @@ class BackupsSection(BaseModel):
     ssh_timeout: Duration = 15.0
     restore_test: bool = True  # pg_restore -f /dev/null / gzip -t on each new backup, once
 
+    def problems(self, inventory: Any) -> list[tuple[Loc, str]]:
+        """Jobs and hosts named here exist in the inventory (as the service checks at start)."""
+        if not isinstance(inventory, Inventory):
+            return []
+        try:
+            backup_jobs(inventory, self)
+        except SectionError as exc:
+            return [(exc.loc, exc.message)]
+        return []
 
-def parse_section(section: dict[str, Any], base_dir: Path) -> BackupsSection:
-    """Validate the section; ValueError lists field paths and what is expected; paths made absolute."""
-    try:
-        cfg = BackupsSection.model_validate(section)
-    except ValidationError as exc:
-        problems = [f"backups.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise ValueError("\n".join(problems)) from None
-    state = cfg.state_dir if cfg.state_dir.is_absolute() else base_dir / cfg.state_dir
-    known = cfg.known_hosts or state / "known_hosts"
-    known = known if known.is_absolute() else base_dir / known
-    return cfg.model_copy(update={"state_dir": state, "known_hosts": known})
+
+def backup_jobs(inventory: Inventory, cfg: BackupsSection) -> list[BackupJob]:
+    """The jobs to check (SectionError naming a job or local host the inventory does not have)."""
+    jobs = {j.name: j for j in inventory.backup_jobs}
+    for i, n in enumerate(cfg.jobs or []):
+        if n not in jobs:
+            raise SectionError(("jobs", i), f"no backup job {n!r} in the inventory")
+    for i, host in enumerate(cfg.local_hosts):
+        try:
+            inventory.device(host)
+        except KeyError:
+            raise SectionError(("local_hosts", i), f"no device {host!r} in the inventory") from None
+    return [jobs[n] for n in cfg.jobs] if cfg.jobs is not None else list(jobs.values())
 
 
 class BackupChecker:
@@ -62,18 +71,8 @@ class BackupChecker:
 
     def __init__(self, inventory: Inventory, cfg: BackupsSection) -> None:
         self.inventory, self.cfg = inventory, cfg
-        jobs = {j.name: j for j in inventory.backup_jobs}
-        unknown = [n for n in cfg.jobs or [] if n not in jobs]
-        if unknown:
-            raise ValueError(f"backups.jobs: no backup job {unknown[0]!r} in the inventory")
-        self.jobs = [jobs[n] for n in cfg.jobs] if cfg.jobs is not None else list(jobs.values())
-        for host in cfg.local_hosts:
-            try:
-                inventory.device(host)
-            except KeyError:
-                raise ValueError(f"backups.local_hosts: no device {host!r} in the inventory") from None
-        assert cfg.known_hosts is not None
-        self.ssh = SshExec(cfg.known_hosts, timeout_s=cfg.ssh_timeout)
+        self.jobs = backup_jobs(inventory, cfg)
+        self.ssh = SshExec(cfg.known_hosts or cfg.state_dir / "known_hosts", timeout_s=cfg.ssh_timeout)
         self.store = BackupStore(cfg.state_dir / "backups.sqlite")
         policy = Policy(
             cfg.history, cfg.size_drop_ratio, cfg.rehash_every, cfg.rehash_per_check, cfg.restore_test
@@ -87,7 +86,7 @@ class BackupChecker:
             return LocalSource(directory)
         try:
             return SshSource(
-                self.ssh, exec_target(self.inventory, self.inventory.device(job.host)), directory
+                self.ssh, target_for(self.inventory, self.inventory.device(job.host), cli=False), directory
             )
         except (SshError, KeyError) as exc:
             return exc if isinstance(exc, SshError) else SshError("credentials", "host not in the inventory")
@@ -162,7 +161,6 @@ class BackupService:
         return list(self._samples)
 
 
-def build_services(section: dict[str, Any], ctx: RunContext) -> list[Service]:
-    """The backup verification service for `govnet run`."""
-    cfg = parse_section(section, ctx.base_dir)
-    return [BackupService(BackupChecker(ctx.inventory, cfg))]
+def build(section: BackupsSection, *, inventory: Inventory) -> list[BackupService]:
+    """The backup verification service (SectionError naming a job or host the inventory lacks)."""
+    return [BackupService(BackupChecker(inventory, section))]

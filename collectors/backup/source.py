@@ -17,8 +17,8 @@ from typing import Protocol
 
 import asyncssh
 
-from collectors.ssh.client import SshError
-from collectors.ssh.exec import ExecTarget, SshExec
+from collectors.ssh.client import SshError, Target
+from collectors.ssh.exec import SshExec
 
 SIDECAR_SUFFIXES = (".sha256", ".sha256sum", ".md5", ".sig", ".asc")
 SUMS_FILES = ("SHA256SUMS", "sha256sums.txt")
@@ -262,7 +262,7 @@ class SshSession:
 class SshSource:
     """Backups on a host reached over SSH (strict host keys, govnet's known_hosts)."""
 
-    def __init__(self, ssh: SshExec, target: ExecTarget, directory: str) -> None:
+    def __init__(self, ssh: SshExec, target: Target, directory: str) -> None:
         self.ssh, self.target, self.directory = ssh, target, directory
 
     @contextlib.asynccontextmanager

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import socket
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from inventory.model import Duration, SecretRef
+from core.config import Duration, SecretRef, Section
 
 
-class ClusterConfig(BaseModel):
+class ClusterConfig(Section):
     """Shard this node's polling with the other members registered in the shared PostgreSQL."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     # A libpq conninfo string or URI; a reference because it may carry a password.
     dsn: SecretRef

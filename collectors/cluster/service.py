@@ -7,20 +7,19 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import psycopg
-from pydantic import ValidationError
 
 from collectors.cluster.config import ClusterConfig
 from collectors.cluster.membership import Membership
 from collectors.cluster.store import StateStore
-from core.pipeline import Service
+from collectors.scheduler import PollDriver
+from core.latest import LatestStore
+from core.pipeline import SampleSink
 from core.ring import HashRing
 from core.samples import MetricType, Sample
-from core.secrets import Secret, SecretError
-from govnet.service import RunContext
-from inventory.model import Device
+from core.secrets import SecretError
+from inventory.model import Device, Inventory
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +32,8 @@ CLUSTER_METRICS: dict[str, tuple[MetricType, str]] = {
 }
 
 
-def shardable(ctx: RunContext) -> list[Device]:
+def shardable(inv: Inventory) -> list[Device]:
     """The devices `govnet run` polls (those with SNMP credentials), in inventory order."""
-    inv = ctx.inventory
     return [d for d in inv.devices if inv.snmp_of(d) is not None]
 
 
@@ -44,12 +42,21 @@ class ClusterService:
 
     name = "cluster"
 
-    def __init__(self, cfg: ClusterConfig, ctx: RunContext, dsn: Secret) -> None:
+    def __init__(
+        self,
+        cfg: ClusterConfig,
+        inventory: Inventory,
+        scheduler: PollDriver,
+        latest: LatestStore,
+        peer_sink: SampleSink | None = None,
+    ) -> None:
         self.cfg = cfg
-        self.ctx = ctx
-        self._dsn = dsn
+        self.scheduler = scheduler
+        self.latest = latest
+        # The alert engine on this node, fed other shards' device health (None: no alerts here).
+        self.peer_sink = peer_sink
         self.membership = Membership(cfg.node_id, cfg.heartbeat_interval, cfg.missed_heartbeats)
-        self.devices = shardable(ctx)
+        self.devices = shardable(inventory)
         self.owned: list[str] = []
         self.store_up = False
         self.heartbeat_failures = 0
@@ -58,8 +65,12 @@ class ClusterService:
         self._pending: dict[str, str] = {}  # device -> health samples (JSON) not yet written
         self._peers: list[Sample] = []
         self._fed: set[str] = set()  # peer devices last given to the alert engine
+        # Before the scheduler's first poll (it is built first, started later): nothing is ours until
+        # the ring says so.
+        self._apply((), first=True)
 
-    def _apply(self, scheduler: Any, members: tuple[str, ...], first: bool) -> None:
+    def _apply(self, members: tuple[str, ...], first: bool) -> None:
+        scheduler = self.scheduler
         ring = HashRing(members, self.cfg.vnodes)
         mine = [d for d in self.devices if ring.owner(d.name) == self.cfg.node_id]
         # The first shard is spread over the interval (each device on its phase); devices taken over
@@ -67,28 +78,21 @@ class ClusterService:
         _added, removed = scheduler.set_devices(mine, scheduler.clock(), poll_new_now=not first)
         # A device another node polls now must vanish from this node's /metrics (no duplicate series).
         for name in removed:
-            self.ctx.latest.remove(name)
+            self.latest.remove(name)
         self.owned = [d.name for d in mine]
         self._owned_set = set(self.owned)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Heartbeat every interval until `stop`; then leave the cluster so the others take over at once."""
-        scheduler = self.ctx.extra.get("scheduler")
-        if scheduler is None:
-            log.error("cluster: no scheduler to shard (govnet run did not expose it); polling everything")
-            await stop.wait()
-            return
-        # Synchronously, before the scheduler's first poll: nothing is ours until the ring says so.
-        self._apply(scheduler, (), first=True)
         try:
-            store = StateStore(self._dsn.resolve(), self.cfg.connect_timeout)
+            store = StateStore(self.cfg.dsn.resolve(), self.cfg.connect_timeout)
         except SecretError as exc:  # resolved at build time; the file may have gone since
             log.error("cluster: %s; polling nothing", exc)
             await stop.wait()
             return
         try:
             while not stop.is_set():
-                await self._beat(store, scheduler)
+                await self._beat(store)
                 try:
                     async with asyncio.timeout(self.cfg.heartbeat_interval):
                         await stop.wait()
@@ -102,7 +106,7 @@ class ClusterService:
                 log.warning("cluster: could not remove this node's row; it expires by itself")
             await store.close()
 
-    async def _beat(self, store: StateStore, scheduler: Any) -> None:
+    async def _beat(self, store: StateStore) -> None:
         started = time.monotonic()
         try:
             async with asyncio.timeout(self.cfg.connect_timeout + self.cfg.heartbeat_interval):
@@ -131,7 +135,7 @@ class ClusterService:
         first = not self.membership.members
         change = self.membership.observe(rows, now)
         if change is not None:
-            self._apply(scheduler, change.members, first)
+            self._apply(change.members, first)
             log.info(
                 "cluster: members %s (joined %s, left %s): %d of %d devices are ours (%.3f s)",
                 ",".join(change.members), ",".join(change.joined) or "-", ",".join(change.left) or "-",
@@ -166,7 +170,7 @@ class ClusterService:
         # The alert engine on this node (the HA leader, or its standby) takes other shards' devices as
         # polled devices: device labels, topology (a core on shard A, its children on B) and rules
         # then see the whole fleet. Not on /metrics: each shard serves only its own devices.
-        engine = self.ctx.extra.get("alerts_engine")
+        engine = self.peer_sink
         if engine is None:
             return
         for device, samples in by_device.items():
@@ -208,19 +212,13 @@ class ClusterService:
         return [Sample(m, labels, v, ts, *CLUSTER_METRICS[m]) for m, v in values.items()]
 
 
-def build_services(section: dict[str, Any], ctx: RunContext) -> list[Service]:
-    """Validate the `cluster:` section and build the shard service (ValueError names the fields)."""
-    try:
-        cfg = ClusterConfig.model_validate(section)
-    except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}"
-            for e in exc.errors(include_input=False, include_url=False)
-        ]
-        raise ValueError("; ".join(problems)) from None
-    dsn = Secret(cfg.dsn.ref, ctx.base_dir)
-    try:
-        dsn.resolve()
-    except SecretError as exc:
-        raise ValueError(f"dsn: {exc}") from None
-    return [ClusterService(cfg, ctx, dsn)]
+def build(
+    section: ClusterConfig,
+    *,
+    inventory: Inventory,
+    scheduler: PollDriver,
+    latest: LatestStore,
+    peer_sink: SampleSink | None = None,
+) -> list[ClusterService]:
+    """The shard service: narrows `scheduler` to this node's share (the dsn is checked at start)."""
+    return [ClusterService(section, inventory, scheduler, latest, peer_sink)]

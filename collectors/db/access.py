@@ -5,22 +5,20 @@ from __future__ import annotations
 import shlex
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from collectors.db.status import STATUS_SQL, NodeStatus, StatusError, parse_status
-from collectors.ssh.client import SshError
-from collectors.ssh.exec import ExecTarget, SshExec
+from collectors.ssh.client import SshError, Target
+from collectors.ssh.exec import SshExec
+from core.config import Duration, SecretRef, Section
 from core.secrets import SecretError
-from inventory.model import Duration, SecretRef
 
 # conninfo values are written unquoted, so they are restricted to characters that need no quoting.
 _WORD = r"^[A-Za-z0-9_./\-]+$"
 
 
-class DbAccess(BaseModel):
+class DbAccess(Section):
     """Per-node access settings (section `ssh.db.access`); `ssh` runs psql on the host, `sql` connects."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     transport: Literal["ssh", "sql"] = "ssh"
     host: str | None = Field(None, pattern=_WORD)  # ssh: socket dir or address seen from the DB host
@@ -62,7 +60,7 @@ def conninfo(access: DbAccess, address: str | None) -> str:
 class PsqlOverSsh:
     """Runs psql on the DB host over SSH exec; SQL goes on stdin, so nothing needs shell quoting but argv."""
 
-    def __init__(self, ssh: SshExec, target: ExecTarget, access: DbAccess) -> None:
+    def __init__(self, ssh: SshExec, target: Target, access: DbAccess) -> None:
         self.ssh, self.target, self.access = ssh, target, access
 
     def command(self) -> str:

@@ -14,28 +14,28 @@ from typing import TextIO
 
 from collectors.db.config import db_groups, readers_for
 from collectors.db.pair import DbPairCollector, GroupResult, lag
+from core.config import SectionError
 
 
 def db_status_command(
     config: Path, as_json: bool = False, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """Poll the database pairs of the run config's `ssh.db` section once; print roles, lag, verdict."""
-    from collectors.cli import load_inventory_or_problems
+    from collectors.cli import load_section
     from collectors.ssh.backup import StatePaths
     from collectors.ssh.exec import SshExec
-    from collectors.ssh.service import parse_section
-    from govnet.config import ConfigError, load_config
+    from collectors.ssh.service import SshSection
 
     out, err = out or sys.stdout, err or sys.stderr
+    loaded = load_section(config, "ssh", SshSection, err)
+    if loaded is None:
+        return 2
+    found, inventory, doc = loaded
+    section = found or SshSection.model_validate({}, context={"base_dir": doc.base_dir})
     try:
-        cfg = load_config(config)
-        inventory = load_inventory_or_problems(cfg.inventory, err)
-        if inventory is None:
-            return 2
-        section = parse_section(cfg.ssh or {}, cfg.base_dir)
         groups = db_groups(inventory, section.db.groups)
-    except (ConfigError, ValueError) as exc:
-        err.write(f"govnet: invalid config {config}\n{exc}\n")
+    except SectionError as exc:
+        err.write(f"govnet: invalid config {config}\n{doc.problem(('ssh', *exc.loc), exc.message)}\n")
         return 2
     ssh = SshExec(StatePaths(section.state_dir).known_hosts)
     collector = DbPairCollector(readers_for(inventory, groups, section.db, ssh))

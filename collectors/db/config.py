@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from collectors.db.access import DbAccess, NodeReader, PsqlOverSsh, SqlReader
-from collectors.ssh.client import SshError
-from collectors.ssh.exec import SshExec, exec_target
-from inventory.model import Duration, HaGroup, Inventory
+from collectors.ssh.client import SshError, target_for
+from collectors.ssh.exec import SshExec
+from core.config import Duration, Section, SectionError
+from inventory.model import HaGroup, Inventory
 
 
-class DbSection(BaseModel):
+class DbSection(Section):
     """`ssh.db`: database pairs (ha_groups of kind database) polled every `interval`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     interval: Duration = 15.0
     groups: list[str] | None = None  # default: every ha_group of kind database
@@ -22,13 +21,13 @@ class DbSection(BaseModel):
 
 
 def db_groups(inventory: Inventory, names: list[str] | None) -> list[HaGroup]:
-    """The database groups to watch (ValueError naming an unknown group)."""
+    """The database groups to watch (SectionError, within the `ssh` section, naming an unknown group)."""
     groups = {g.name: g for g in inventory.ha_groups}
     if names is None:
         return [g for g in inventory.ha_groups if g.kind == "database"]
-    missing = [n for n in names if n not in groups]
-    if missing:
-        raise ValueError(f"ssh.db.groups: no HA group {missing[0]!r} in the inventory")
+    for i, n in enumerate(names):
+        if n not in groups:
+            raise SectionError(("db", "groups", i), f"no HA group {n!r} in the inventory")
     return [groups[n] for n in names]
 
 
@@ -48,7 +47,7 @@ def readers_for(
                 out[device.name] = SqlReader(device.address, access)
                 continue
             try:
-                out[device.name] = PsqlOverSsh(ssh, exec_target(inventory, device), access)
+                out[device.name] = PsqlOverSsh(ssh, target_for(inventory, device, cli=False), access)
             except SshError:
                 continue
     return out

@@ -19,10 +19,10 @@ def probe_command(
     inventory: str, devices: list[str], count: int = 3, timeout: float = 1.0, json_out: bool = False
 ) -> int:
     """Probe once and print RTT/loss per device."""
-    from collectors.cli import load_inventory_or_problems  # late: the CLI module pulls in exporters
+    from inventory.cli import load_or_report
 
     err, out = sys.stderr, sys.stdout
-    inv = load_inventory_or_problems(Path(inventory), err)
+    inv = load_or_report(Path(inventory), err)
     if inv is None:
         return 2
     known = {d.name: d for d in inv.devices}

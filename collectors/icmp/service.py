@@ -18,16 +18,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from collectors.base import device_labels
 from collectors.icmp.engine import IcmpEngine
+from core.config import Duration, Section
+from core.latest import LatestStore
 from core.pipeline import Service
 from core.samples import MetricType, Sample
-from govnet.service import RunContext
-from inventory.model import Device, Duration, Inventory
+from inventory.model import Device, Inventory
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +43,15 @@ HELP = {
 }
 
 
-class ReachabilityConfig(BaseModel):
+class ReachabilityConfig(Section):
     """How often redundancy and reachability are recomputed."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     interval: Duration = 5.0
 
 
-class ProbesConfig(BaseModel):
+class ProbesConfig(Section):
     """The `probes:` section."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     interval: Duration = 10.0
     timeout: Duration = 1.0
     count: int = Field(3, ge=1, le=100)
@@ -67,17 +65,6 @@ class ProbesConfig(BaseModel):
         if self.timeout >= self.interval:
             raise ValueError("timeout must be shorter than interval (an echo must time out within a round)")
         return self
-
-
-def parse_config(section: dict[str, Any]) -> ProbesConfig:
-    """Validate the section; ValueError with field paths on problems."""
-    try:
-        return ProbesConfig.model_validate(section or {})
-    except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in err['loc']) or '(section)'}: {err['msg']}" for err in exc.errors()
-        ]
-        raise ValueError("; ".join(problems)) from None
 
 
 class ProbeService:
@@ -171,15 +158,13 @@ def _sample(
     return Sample(metric, tuple(sorted(labels)), value, ts, kind, HELP[metric])
 
 
-def build_services(section: dict[str, Any], ctx: RunContext) -> list[Service]:
+def build(section: ProbesConfig, *, inventory: Inventory, latest: LatestStore) -> list[Service]:
     """The prober and (unless `reachability: false`) the reachability/redundancy service."""
-    cfg = parse_config(section)
-    prober = ProbeService(ctx.inventory, cfg)
+    prober = ProbeService(inventory, section)
     services: list[Service] = [prober]
-    ctx.extra["probe_up"] = prober.probe_up
-    if cfg.reachability is not False:
+    if section.reachability is not False:
         from collectors.redundancy import ReachabilityService
 
-        every = cfg.reachability.interval if isinstance(cfg.reachability, ReachabilityConfig) else 5.0
-        services.append(ReachabilityService(ctx.inventory, ctx.latest, prober.probe_up, every))
+        every = section.reachability.interval if isinstance(section.reachability, ReachabilityConfig) else 5.0
+        services.append(ReachabilityService(inventory, latest, prober.probe_up, every))
     return services

@@ -45,10 +45,10 @@ def check_services_command(
     inventory: Path, names: list[str], json_out: bool = False, out: TextIO | None = None
 ) -> int:
     """One round of the named (or all) service checks; exit 0 all up, 1 some down, 2 bad input."""
-    from collectors.cli import load_inventory_or_problems
+    from inventory.cli import load_or_report
 
     out = out or sys.stdout
-    inv = load_inventory_or_problems(inventory, sys.stderr)
+    inv = load_or_report(inventory, sys.stderr)
     if inv is None:
         return 2
     known = {s.name: s for s in inv.services}

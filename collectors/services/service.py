@@ -10,41 +10,24 @@ services:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
 from collectors.services.runner import ServiceChecker
 from collectors.services.watch import BaselineRepo
-from core.pipeline import Service
-from govnet.service import RunContext
-
-CHECKER_KEY = "service_checker"  # RunContext.extra: the console reads states and accepts baselines
+from core.config import ConfigPath, Section
+from inventory.model import Inventory
 
 
-class ServicesSection(BaseModel):
+class ServicesSection(Section):
     """`services:` in the run config."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    baseline_dir: Path = Path("state/baselines")
+    baseline_dir: ConfigPath = Path("state/baselines")
     max_concurrency: int = Field(32, ge=1, le=1000)
 
 
-def build_services(section: dict[str, Any], ctx: RunContext) -> list[Service]:
-    """The service checker over the inventory's `services:` (see govnet.service.BUILDERS)."""
-    try:
-        cfg = ServicesSection.model_validate(section or {})
-    except ValidationError as exc:
-        raise ValueError(
-            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        ) from None
-    folder = cfg.baseline_dir if cfg.baseline_dir.is_absolute() else ctx.base_dir / cfg.baseline_dir
-    repo = BaselineRepo(folder)
-    base = Path(ctx.inventory_path).parent if Path(ctx.inventory_path).is_file() else Path(ctx.inventory_path)
-    checker = ServiceChecker(list(ctx.inventory.services), repo, base, cfg.max_concurrency)
-    ctx.extra[CHECKER_KEY] = checker
-    engine = ctx.extra.get("alerts_engine")  # built before us when `alerts:` is configured
-    if engine is not None:
-        checker.register_details(engine)
-    return [checker]
+def build(section: ServicesSection, *, inventory: Inventory, inventory_path: Path) -> list[ServiceChecker]:
+    """The service checker over the inventory's `services:` (relative page files: the inventory's folder)."""
+    repo = BaselineRepo(section.baseline_dir)
+    base = inventory_path.parent if inventory_path.is_file() else inventory_path
+    return [ServiceChecker(list(inventory.services), repo, base, section.max_concurrency)]

@@ -1,57 +1,32 @@
-"""Read snmpsim `.snmprec` recordings into a walk (numeric OID -> value), as the engine returns them."""
+"""snmpsim `.snmprec` recordings as a walk (numeric OID -> value), as the engine returns them.
+
+The recording format itself is read by core/snmprec.py, the same reader the lab serves them with.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from collectors.snmp.evaluate import Walk
-
-_INT_TYPES = {"2", "65", "66", "67", "70"}
-
-
-def unhex(value: str) -> bytes:
-    """Hex digits to bytes as snmpsim reads them: an odd trailing nibble becomes a byte of its own.
-
-    Real recordings carry `4x` values with an odd number of digits ("4142a" is b"AB\\x0a");
-    snmpsim serves them that way, so the lab and the offline tests do the same. Raises ValueError
-    on a non-hex digit.
-    """
-    value = value.strip()
-    if len(value) % 2:
-        return bytes.fromhex(value[:-1]) + bytes([int(value[-1], 16)])
-    return bytes.fromhex(value)
+from core.snmprec import INTEGER_TAGS, Record, read_records
 
 
-def parse_snmprec(text: str) -> Walk:
-    """Parse recording text; values typed like gufo-snmp returns them (int, bytes, str OID/IP, None)."""
-    walk: Walk = {}
-    for line in text.splitlines():
-        parts = line.split("|", 2)
-        if len(parts) != 3:
-            continue
-        oid, tag, value = parts
-        oid = oid.strip().lstrip(".")
-        if tag in _INT_TYPES:
-            try:
-                walk[oid] = int(value)
-            except ValueError:
-                continue
-        elif tag == "4":
-            walk[oid] = value.encode("utf-8", "surrogateescape")
-        elif tag == "4x":
-            try:
-                walk[oid] = unhex(value)
-            except ValueError:
-                continue
-        elif tag == "6":
-            walk[oid] = value.strip().lstrip(".")
-        elif tag == "64":
-            walk[oid] = value
-        elif tag == "5":
-            walk[oid] = None
-    return walk
+def _value(record: Record) -> int | bytes | str | None:
+    # Typed like gufo-snmp returns them: int, bytes, str (OID, IpAddress), None (NULL).
+    if record.tag in INTEGER_TAGS:
+        return record.integer()
+    if record.tag == "4":
+        return record.raw
+    if record.tag in ("6", "64"):
+        return record.text()
+    return None
+
+
+def parse_snmprec(text: str, source: str = "<snmprec>") -> Walk:
+    """Parse recording text (SnmprecError naming the line of a malformed one)."""
+    return {r.oid: _value(r) for r in read_records(text, source)}
 
 
 def load_snmprec(path: Path) -> Walk:
     """Parse a recording file (undecodable bytes kept)."""
-    return parse_snmprec(path.read_bytes().decode("utf-8", "surrogateescape"))
+    return parse_snmprec(path.read_bytes().decode("utf-8", "surrogateescape"), path.name)

@@ -104,19 +104,19 @@ class ConfigBackup:
         outcome = BackupOutcome(device.name, ok=False)
         try:
             target = target_for(inventory, device)
-            command = target.platform.command("config")
+            command = target.cli.command("config")
             if command is None:
-                raise SshError("no_platform", f"platform {target.platform.name} has no config command")
+                raise SshError("no_platform", f"platform {target.cli.name} has no config command")
             for attempt in range(1, FETCH_ATTEMPTS + 1):
                 (raw,) = await self.runner.run(target, [command])
-                if target.platform.config_is_complete(raw):
+                if target.cli.config_is_complete(raw):
                     break
                 # netmiko can return early (seen under CPU load: only the prompt came back); storing
                 # that would record a bogus "change" and then its undo.
                 log.info("configuration of %s came back incomplete (attempt %d)", device.name, attempt)
             else:
                 raise SshError("incomplete", "configuration output incomplete")
-            text = normalize_config(raw, target.platform, self.masker)
+            text = normalize_config(raw, target.cli, self.masker)
             if not text.strip():
                 raise SshError("error", "empty configuration")
             commit = await asyncio.to_thread(self.repo.save, device.name, text, now, author)

@@ -24,9 +24,9 @@ from inventory.model import Device, Inventory
 
 
 def _inventory(path: Path, err: TextIO) -> Inventory | None:
-    from collectors.cli import load_inventory_or_problems
+    from inventory.cli import load_or_report
 
-    return load_inventory_or_problems(path, err)
+    return load_or_report(path, err)
 
 
 def _ssh_devices(inv: Inventory, names: list[str], err: TextIO) -> list[Device] | None:

@@ -68,24 +68,36 @@ class SshSettings:
 
 @dataclass(frozen=True)
 class Target:
-    """Where and how to log in to one device; secrets stay references until the worker thread uses them."""
+    """Where and how to log in to one device or host; secrets stay references until the session uses them.
+
+    One type for both kinds of session: a device CLI (netmiko, `platform` says how to talk to it) and
+    a command on a Linux host (asyncssh exec, collectors/ssh/exec.py, no platform).
+    """
 
     name: str
     address: str
     port: int
     username: str
-    platform: Platform
+    platform: Platform | None = None
     password: Secret | None = None
     key_file: Secret | None = None
 
+    @property
+    def cli(self) -> Platform:
+        """The CLI platform (SshError no_platform for a target without one)."""
+        if self.platform is None:
+            raise SshError("no_platform", f"{self.name}: no SSH CLI platform")
+        return self.platform
 
-def target_for(inventory: Inventory, device: Device) -> Target:
-    """The SSH target of an inventory device (SshError no_platform/credentials when it has none)."""
+
+def target_for(inventory: Inventory, device: Device, *, cli: bool = True) -> Target:
+    """The SSH target of an inventory device (SshError credentials when it has no ssh block; with `cli`,
+    SshError no_platform when its vendor has no CLI platform)."""
     creds = inventory.ssh_of(device)
     if creds is None:
         raise SshError("credentials", f"{device.name}: no ssh credentials in the inventory")
-    platform = platform_for(device.vendor.value, creds.platform)
-    if platform is None:
+    platform = platform_for(device.vendor.value, creds.platform) if cli else None
+    if cli and platform is None:
         raise SshError("no_platform", f"{device.name}: no SSH platform for vendor {device.vendor.value}")
     return Target(
         name=device.name,
@@ -147,7 +159,7 @@ def run_session(
     from netmiko import ConnectHandler
 
     params: dict[str, Any] = {
-        "device_type": target.platform.device_type,
+        "device_type": target.cli.device_type,
         "host": target.address,
         "port": target.port,
         "username": target.username,

@@ -12,40 +12,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncssh
 
-from collectors.ssh.client import SshError
+from collectors.ssh.client import SshError, Target
 from collectors.ssh.hostkeys import KnownHosts
-from core.secrets import Secret, SecretError
-from inventory.model import Device, Inventory
+from core.secrets import SecretError
 
 log = logging.getLogger(__name__)
 
 MAX_OUTPUT = 4 * 1024 * 1024  # device text is untrusted: a runaway command cannot fill memory
-
-
-@dataclass(frozen=True)
-class ExecTarget:
-    """Where and how to log in to one Linux host; secrets stay references until the connection."""
-
-    name: str
-    address: str
-    port: int
-    username: str
-    password: Secret | None = None
-    key_file: Secret | None = None
-
-
-def exec_target(inventory: Inventory, device: Device) -> ExecTarget:
-    """The SSH exec target of an inventory device (SshError credentials when it has no ssh block)."""
-    creds = inventory.ssh_of(device)
-    if creds is None:
-        raise SshError("credentials", f"{device.name}: no ssh credentials in the inventory")
-    return ExecTarget(device.name, device.address, creds.port, creds.username, creds.password, creds.key_file)
 
 
 def printable(text: str, limit: int = 160) -> str:
@@ -64,7 +42,7 @@ class SshExec:
         self.per_host = per_host
         self._limits: dict[str, asyncio.Semaphore] = {}
 
-    def _options(self, target: ExecTarget) -> dict[str, Any]:
+    def _options(self, target: Target) -> dict[str, Any]:
         opts: dict[str, Any] = {
             "host": target.address,
             "port": target.port,
@@ -90,7 +68,7 @@ class SshExec:
             raise SshError("credentials", "the SSH key_file does not hold a usable private key") from None
         return opts
 
-    def _classify(self, target: ExecTarget, exc: BaseException) -> SshError:
+    def _classify(self, target: Target, exc: BaseException) -> SshError:
         if isinstance(exc, asyncssh.HostKeyNotVerifiable):
             if KnownHosts(self.known_hosts).lookup(target.address, target.port):
                 return SshError(
@@ -106,7 +84,7 @@ class SshExec:
         return SshError("error", f"ssh session failed ({type(exc).__name__})")
 
     @contextlib.asynccontextmanager
-    async def connect(self, target: ExecTarget) -> AsyncIterator[asyncssh.SSHClientConnection]:
+    async def connect(self, target: Target) -> AsyncIterator[asyncssh.SSHClientConnection]:
         """An open connection to `target` (at most `per_host` at a time per host); SshError on failure."""
         if not self.known_hosts.is_file():
             raise SshError("hostkey_unknown", "no govnet known_hosts file: run govnet ssh trust first")
@@ -149,7 +127,7 @@ class SshExec:
         return stdout
 
     async def run(
-        self, target: ExecTarget, command: str, stdin: str | None = None, timeout_s: float | None = None
+        self, target: Target, command: str, stdin: str | None = None, timeout_s: float | None = None
     ) -> str:
         """Connect, run one command, disconnect (see `run_on`)."""
         async with self.connect(target) as conn:

@@ -75,13 +75,13 @@ class HaCollector:
     async def _member(self, inventory: Inventory, name: str) -> tuple[MemberRole, str | None]:
         try:
             target = target_for(inventory, inventory.device(name))
-            command = target.platform.command("ha")
+            command = target.cli.command("ha")
             if command is None:
                 return "unknown", "no_platform"
             (text,) = await self.runner.run(target, [command])
         except SshError as exc:
             return "down", exc.kind  # unreachable over SSH: treated as a member down
-        reading = parse_ha(target.platform, text)
+        reading = parse_ha(target.cli, text)
         return (reading.role if reading else "unknown"), None
 
     async def poll_group(

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
 from collectors.db.config import DbSection, db_groups, readers_for
 from collectors.db.pair import DbEvent, DbPairCollector
@@ -20,21 +20,16 @@ from collectors.ssh.client import SshRunner, SshSettings
 from collectors.ssh.exec import SshExec
 from collectors.ssh.ha import HaCollector
 from collectors.ssh.platform import platform_for
-from core.pipeline import Service
+from core.config import ConfigPath, Duration, Loc, Section, SectionError
 from core.samples import Sample
-from govnet.service import RunContext
-from inventory.model import Device, Duration, HaGroup, Inventory
+from inventory.model import Device, HaGroup, Inventory
 
 log = logging.getLogger(__name__)
 
 EVENTS_KEPT = 1000
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SettingsSection(_Strict):
+class SettingsSection(Section):
     """`ssh.settings`: session limits (see collectors.ssh.client.SshSettings)."""
 
     max_workers: int = Field(16, ge=1, le=256)
@@ -46,7 +41,7 @@ class SettingsSection(_Strict):
     deadline: Duration = 90.0
 
 
-class ConfigBackupSection(_Strict):
+class ConfigBackupSection(Section):
     """`ssh.config_backup`: fetch running configurations every `every`, retry failures every `retry`."""
 
     enabled: bool = True
@@ -55,7 +50,7 @@ class ConfigBackupSection(_Strict):
     devices: list[str] | None = None  # default: every device with ssh credentials and a CLI platform
 
 
-class HaSection(_Strict):
+class HaSection(Section):
     """`ssh.ha`: non-database HA groups read over the CLI every `interval`."""
 
     enabled: bool = True
@@ -69,29 +64,34 @@ class DbPart(DbSection):
     enabled: bool = True
 
 
-class SshSection(_Strict):
+class SshSection(Section):
     """`ssh:` in the run config."""
 
-    state_dir: Path = Path("state/ssh")  # known_hosts, configs/ (git), mask_key
+    state_dir: ConfigPath = Path("state/ssh")  # known_hosts, configs/ (git), mask_key
     settings: SettingsSection = Field(default_factory=SettingsSection)
     config_backup: ConfigBackupSection = Field(default_factory=ConfigBackupSection)
     ha: HaSection = Field(default_factory=HaSection)
     db: DbPart = Field(default_factory=DbPart)
 
-
-def parse_section(section: dict[str, Any], base_dir: Path) -> SshSection:
-    """Validate the section; ValueError lists field paths; the state directory made absolute."""
-    try:
-        cfg = SshSection.model_validate(section)
-    except ValidationError as exc:
-        problems = [f"ssh.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise ValueError("\n".join(problems)) from None
-    state = cfg.state_dir if cfg.state_dir.is_absolute() else base_dir / cfg.state_dir
-    return cfg.model_copy(update={"state_dir": state})
+    def problems(self, inventory: Any) -> list[tuple[Loc, str]]:
+        """Devices and groups named here exist in the inventory (as the service checks at start)."""
+        if not isinstance(inventory, Inventory):
+            return []
+        out: list[tuple[Loc, str]] = []
+        for check in (
+            lambda: backup_devices(inventory, self.config_backup.devices),
+            lambda: ha_groups(inventory, self.ha.groups),
+            lambda: db_groups(inventory, self.db.groups),
+        ):
+            try:
+                check()
+            except SectionError as exc:
+                out.append((exc.loc, exc.message))
+        return out
 
 
 def backup_devices(inventory: Inventory, names: list[str] | None) -> list[Device]:
-    """Devices whose configuration is backed up (ValueError naming an unknown or unusable device)."""
+    """Devices whose configuration is backed up (SectionError naming an unknown device)."""
     if names is None:
         out = []
         for d in inventory.devices:
@@ -101,22 +101,22 @@ def backup_devices(inventory: Inventory, names: list[str] | None) -> list[Device
                 out.append(d)
         return out
     devices = []
-    for n in names:
+    for i, n in enumerate(names):
         try:
             devices.append(inventory.device(n))
         except KeyError:
-            raise ValueError(f"ssh.config_backup.devices: no device {n!r} in the inventory") from None
+            raise SectionError(("config_backup", "devices", i), f"no device {n!r} in the inventory") from None
     return devices
 
 
 def ha_groups(inventory: Inventory, names: list[str] | None) -> list[HaGroup]:
-    """Non-database HA groups to read over the CLI (ValueError naming an unknown group)."""
+    """Non-database HA groups to read over the CLI (SectionError naming an unknown group)."""
     known = {g.name: g for g in inventory.ha_groups}
     if names is None:
         return [g for g in inventory.ha_groups if g.kind != "database"]
-    for n in names:
+    for i, n in enumerate(names):
         if n not in known:
-            raise ValueError(f"ssh.ha.groups: no HA group {n!r} in the inventory")
+            raise SectionError(("ha", "groups", i), f"no HA group {n!r} in the inventory")
     return [known[n] for n in names]
 
 
@@ -207,7 +207,6 @@ class SshService:
         return [s for samples in list(self._samples.values()) for s in samples]
 
 
-def build_services(section: dict[str, Any], ctx: RunContext) -> list[Service]:
-    """The SSH service for `govnet run`."""
-    cfg = parse_section(section, ctx.base_dir)
-    return [SshService(ctx.inventory, cfg)]
+def build(section: SshSection, *, inventory: Inventory) -> list[SshService]:
+    """The SSH service (SectionError naming a device or group the inventory lacks)."""
+    return [SshService(inventory, section)]

@@ -1,4 +1,6 @@
-"""`govnet run` builder for the `syslog:` section: the receiver and the log store in the same process."""
+"""The syslog pipeline: receiver -> parse -> tamper-evident store (-> optional forward), with housekeeping,
+periodic chain verification and its metrics. One assembly serves the `syslog:` section of `govnet run`
+and the stand-alone `govnet syslog` (collectors/syslog/cli.py builds the same section from its options)."""
 
 from __future__ import annotations
 
@@ -6,13 +8,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from collectors.base import device_labels
 from collectors.syslog.formats import load_formats
+from collectors.syslog.forward import Forwarder
 from collectors.syslog.limits import Limits, SourcePolicy
 from collectors.syslog.receiver import (
     Ingest,
@@ -22,8 +25,9 @@ from collectors.syslog.receiver import (
     start_receiver,
     zone_map_from_inventory,
 )
+from core.config import ConfigPath, HostPort, InputFile, Section, split_host_port
 from core.samples import Sample
-from govnet.service import RunContext
+from inventory.model import Inventory
 from logstore.store import LogStore, StoreConfig
 
 log = logging.getLogger("govnet.syslog")
@@ -47,10 +51,8 @@ COUNTERS = {
 }
 
 
-class SyslogLimits(BaseModel):
+class SyslogLimits(Section):
     """`syslog.limits`: what unauthenticated senders can make the receiver hold (see Limits)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     queue_bytes: int = Field(Limits.queue_bytes, ge=1024 * 1024)
     max_connections: int = Field(Limits.max_connections, ge=1, le=100_000)
@@ -75,19 +77,17 @@ class SyslogLimits(BaseModel):
         )
 
 
-class SyslogSection(BaseModel):
+class SyslogSection(Section):
     """The `syslog:` section of the run config."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    store: Path
+    store: ConfigPath
     listen: str = "0.0.0.0"  # noqa: S104 (a receiver for devices on the management network)
     tcp_port: int | None = Field(1514, ge=0, le=65535)
     udp_port: int | None = Field(1514, ge=0, le=65535)
     tls_port: int | None = Field(None, ge=0, le=65535)
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_client_ca: Path | None = None  # set: TLS senders must present a certificate this CA signed
+    tls_cert: InputFile | None = None
+    tls_key: InputFile | None = None
+    tls_client_ca: InputFile | None = None  # set: TLS senders must present a certificate this CA signed
     # Per listener: CIDR allow-list, or "inventory" (default) for the inventory's device addresses.
     allow: dict[Literal["udp", "tcp", "tls"], list[str] | Literal["inventory"]] = Field(default_factory=dict)
     unknown_sources: Literal["flag", "refuse"] = "flag"  # senders off the allow-list: kept+flagged or refused
@@ -112,6 +112,13 @@ class SyslogSection(BaseModel):
     parse_workers: int = Field(1, ge=1, le=8)
     parse_budget: float = Field(2.0, gt=0, le=60)
     verify_every: float = Field(3600.0, gt=0)  # seconds between full chain verifications
+    forward: HostPort | None = None  # also forward every durable frame to this syslog receiver (TCP)
+
+    @model_validator(mode="after")
+    def _tls(self) -> SyslogSection:
+        if self.tls_port is not None and (self.tls_cert is None or self.tls_key is None):
+            raise ValueError("tls_port needs tls_cert and tls_key")
+        return self
 
 
 class SyslogService:
@@ -119,20 +126,38 @@ class SyslogService:
 
     name = "syslog"
 
-    def __init__(self, cfg: SyslogSection, ctx: RunContext, store: LogStore) -> None:
+    def __init__(
+        self,
+        cfg: SyslogSection,
+        inventory: Inventory | None,
+        store: LogStore,
+        report: Callable[[str], None] | None = None,
+    ) -> None:
         self.cfg = cfg
-        self.ctx = ctx
+        self.inventory = inventory
         self.store = store
-        self.devices = device_map_from_inventory(ctx.inventory)
+        self.devices = device_map_from_inventory(inventory) if inventory is not None else {}
+        zones = zone_map_from_inventory(inventory) if inventory is not None else {}
+        self.forwarder: Forwarder | None = None
+        if cfg.forward is not None:
+            host, port = split_host_port(cfg.forward)
+            self.forwarder = Forwarder(host, port)
+        forward = self.forwarder.push if self.forwarder is not None else None
         self.ingest = Ingest(
-            store, load_formats(), self.devices, parse_workers=cfg.parse_workers,
-            zones=zone_map_from_inventory(ctx.inventory), parse_budget=cfg.parse_budget,
+            store, load_formats(), self.devices, parse_workers=cfg.parse_workers, zones=zones,
+            parse_budget=cfg.parse_budget, forward=forward,
         )  # fmt: skip
         self.receiver: Receiver | None = None
         self.verify_ok: float | None = None
+        self.listen_error: str | None = None  # why the receiver could not listen, if it could not
+        # Housekeeping and verification notes: logged in `govnet run`, printed by `govnet syslog`.
+        self.report = report or (lambda note: log.info("log store: %s", note))
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Listen until `stop`; housekeeping every minute, a full verification every `verify_every`."""
+    async def run(self, stop: asyncio.Event, listening: Callable[[Receiver], None] | None = None) -> None:
+        """Listen until `stop`; housekeeping every minute, a full verification every `verify_every`.
+
+        `listening` is called once the sockets are open (`govnet syslog` prints the ports).
+        """
         tls = None
         if self.cfg.tls_port is not None and self.cfg.tls_cert and self.cfg.tls_key:
             ca = str(self.cfg.tls_client_ca) if self.cfg.tls_client_ca else None
@@ -153,16 +178,21 @@ class SyslogService:
                 policy=policy,
             )
         except OSError as exc:
-            log.error("syslog receiver cannot listen on %s: %s", self.cfg.listen, exc.strerror)
+            self.listen_error = f"cannot listen on {self.cfg.listen}: {exc.strerror}"
+            log.error("syslog receiver %s", self.listen_error)
             self.store.close()
             return
+        if self.forwarder is not None:
+            self.forwarder.start()
+        if listening is not None:
+            listening(self.receiver)
         next_verify = 0.0
         try:
             while not stop.is_set():
                 now = time.time()
                 self.receiver.report_drops()
                 for note in await asyncio.to_thread(self.store.housekeeping, now):
-                    log.info("log store: %s", note)
+                    self.report(note)
                 if now >= next_verify:
                     problems = await asyncio.to_thread(self.store.verify)
                     self.verify_ok = 0.0 if problems else 1.0
@@ -173,6 +203,11 @@ class SyslogService:
                     await asyncio.wait_for(stop.wait(), 60)
         finally:
             await self.receiver.close()
+            if self.forwarder is not None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(5):
+                        await self.forwarder.flush()
+                await self.forwarder.close()
             self.store.close()
 
     def internal_samples(self) -> list[Sample]:
@@ -246,7 +281,7 @@ class SyslogService:
                 "Open TCP/TLS syslog connections.",
             )
         )
-        by_name = {d.name: d for d in self.ctx.inventory.devices}
+        by_name = {d.name: d for d in self.inventory.devices} if self.inventory is not None else {}
         unknown = 0
         for host, ts in list(st.last_seen.items()):
             name = self.devices.get(host)
@@ -311,30 +346,11 @@ class SyslogService:
         return out
 
 
-def _rebase(base: Path, path: Path | None) -> Path | None:
-    # Relative paths are relative to the config file; absolute ones are kept as they are.
-    return None if path is None else path if path.is_absolute() else base / path
-
-
-def build_services(section: dict[str, Any], ctx: RunContext) -> list[SyslogService]:
-    """Validate the `syslog:` section and open the store (shared with the API through ctx.extra)."""
-    try:
-        cfg = SyslogSection.model_validate(section)
-    except ValidationError as exc:
-        raise ValueError(
-            "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        ) from None
-    base = ctx.base_dir
-    cfg = cfg.model_copy(
-        update={
-            "store": cfg.store if cfg.store.is_absolute() else base / cfg.store,
-            "tls_cert": _rebase(base, cfg.tls_cert),
-            "tls_key": _rebase(base, cfg.tls_key),
-            "tls_client_ca": _rebase(base, cfg.tls_client_ca),
-        }
+def build(
+    section: SyslogSection, *, inventory: Inventory | None, report: Callable[[str], None] | None = None
+) -> list[SyslogService]:
+    """The receiver and its log store (the API shares this store: `govnet run` hands it over)."""
+    store = LogStore(
+        section.store, StoreConfig(retention_days=section.retention_days, budget_bytes=section.budget_bytes)
     )
-    if cfg.tls_port is not None and (cfg.tls_cert is None or cfg.tls_key is None):
-        raise ValueError("tls_port needs tls_cert and tls_key")
-    store = LogStore(cfg.store, StoreConfig(retention_days=cfg.retention_days, budget_bytes=cfg.budget_bytes))
-    ctx.extra["logstore"] = store
-    return [SyslogService(cfg, ctx, store)]
+    return [SyslogService(section, inventory, store, report)]

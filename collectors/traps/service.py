@@ -24,20 +24,18 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from collectors.base import device_labels
 from collectors.traps.defs import Classified, DefinitionError, TrapCatalog, generic_trap_names
 from collectors.traps.flood import TrapGate
 from collectors.traps.receiver import TrapEvent, TrapReceiver, V3User
-from core.pipeline import Service
+from core.config import Duration, InputFile, Loc, SecretRef, Section, SectionError
 from core.samples import Sample
 from core.secrets import SecretError
-from govnet.service import RunContext
-from inventory.model import WEAK_AUTH, WEAK_PRIV, AuthProtocol, Duration, Inventory, PrivProtocol, SecretRef
+from inventory.model import WEAK_AUTH, WEAK_PRIV, AuthProtocol, Inventory, PrivProtocol
 
 log = logging.getLogger(__name__)
 REPOLL_RETRY_FOR = 10.0  # seconds a re-poll keeps being asked for while the device is busy polling
@@ -69,10 +67,9 @@ class Confirmation:
     attempts_left: int
 
 
-class V3UserConfig(BaseModel):
+class V3UserConfig(Section):
     """A USM user notifications may come from."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
     user: str = Field(min_length=1, max_length=32)
     auth_protocol: AuthProtocol = "sha256"
     auth_key: SecretRef
@@ -90,10 +87,9 @@ class V3UserConfig(BaseModel):
         return self
 
 
-class TrapsConfig(BaseModel):
+class TrapsConfig(Section):
     """The `traps:` section."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
     listen: str = "0.0.0.0:162"
     communities: list[SecretRef] = Field(default_factory=list)
     v3_users: list[V3UserConfig] = Field(default_factory=list)
@@ -105,7 +101,7 @@ class TrapsConfig(BaseModel):
     # change: poll again every `confirm_interval` until the state matches, at most `confirm_attempts` times.
     confirm_attempts: int = Field(10, ge=1, le=100)
     confirm_interval: Duration = 0.5
-    definitions: list[Path] = Field(default_factory=list)
+    definitions: list[InputFile] = Field(default_factory=list)
     # Flood control (collectors/traps/flood.py): per inventory address, and shared by all others.
     rate_per_source: float = Field(100.0, gt=0, le=100_000)  # traps/s each inventory device may send
     burst_per_source: float = Field(200.0, ge=1, le=100_000)
@@ -134,6 +130,26 @@ class TrapsConfig(BaseModel):
             _hex_engine_id(v, "engine_id")
         return v
 
+    @model_validator(mode="after")
+    def _someone(self) -> TrapsConfig:
+        if not self.communities and not self.v3_users:
+            raise ValueError("communities / v3_users: give at least one, or no notification can be accepted")
+        return self
+
+    def problems(self, inventory: Any) -> list[tuple[Loc, str]]:
+        """The trap definition files load; engine_ids name inventory devices."""
+        out: list[tuple[Loc, str]] = []
+        try:
+            TrapCatalog.load(list(self.definitions))
+        except DefinitionError as exc:
+            out.append((("definitions",), str(exc)))
+        if isinstance(inventory, Inventory):
+            try:
+                check_engine_ids(self, inventory)
+            except SectionError as exc:
+                out.append((exc.loc, exc.message))
+        return out
+
 
 def _hex_engine_id(value: str, where: str) -> bytes:
     text = value.lower().removeprefix("0x")
@@ -146,26 +162,6 @@ def _hex_engine_id(value: str, where: str) -> bytes:
     return raw
 
 
-def parse_config(section: dict[str, Any], inventory: Inventory | None = None) -> TrapsConfig:
-    """Validate the section (ValueError with field paths; secret values are never echoed)."""
-    try:
-        cfg = TrapsConfig.model_validate(section or {})
-    except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in e['loc']) or '(section)'}: {e['msg']}"
-            for e in exc.errors(include_input=False)
-        ]
-        raise ValueError("; ".join(problems)) from None
-    if inventory is not None:
-        names = {d.name for d in inventory.devices}
-        unknown = [d for d in cfg.engine_ids if d not in names]
-        if unknown:
-            raise ValueError(f"engine_ids: unknown device(s) {', '.join(sorted(unknown))}")
-    if not cfg.communities and not cfg.v3_users:
-        raise ValueError("communities / v3_users: give at least one, or no notification can be accepted")
-    return cfg
-
-
 class TrapService:
     """The receiver as a `govnet run` service; each trap from a known device asks for a re-poll."""
 
@@ -175,7 +171,6 @@ class TrapService:
         self,
         inventory: Inventory,
         cfg: TrapsConfig,
-        base_dir: Path,
         request_poll: Callable[[], Callable[[str], bool] | None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -183,11 +178,10 @@ class TrapService:
         self.cfg = cfg
         self._request_poll = request_poll
         self.clock = clock
-        extra = [p if p.is_absolute() else base_dir / p for p in cfg.definitions]
         try:
-            self.catalog = TrapCatalog.load(extra)
+            self.catalog = TrapCatalog.load(list(cfg.definitions))
         except DefinitionError as exc:
-            raise ValueError(f"definitions: {exc}") from None
+            raise SectionError(("definitions",), str(exc)) from None
         self._devices = {d.name: d for d in inventory.devices}
         self._zero_traps = generic_trap_names()
         self.repolls_total: dict[str, int] = {}
@@ -383,9 +377,17 @@ class TrapService:
         return events[-limit:]
 
 
-def build_services(section: dict[str, Any], ctx: RunContext) -> list[Service]:
-    """The trap service; re-polls go through ctx.request_poll (set once the scheduler exists)."""
-    cfg = parse_config(section, ctx.inventory)
-    service = TrapService(ctx.inventory, cfg, ctx.base_dir, request_poll=lambda: ctx.request_poll)
-    ctx.extra["trap_events"] = service.recent_events
-    return [service]
+def check_engine_ids(section: TrapsConfig, inventory: Inventory) -> None:
+    """SectionError when `engine_ids` names a device the inventory does not have."""
+    names = {d.name for d in inventory.devices}
+    for device in section.engine_ids:
+        if device not in names:
+            raise SectionError(("engine_ids", device), f"unknown device {device!r}")
+
+
+def build(
+    section: TrapsConfig, *, inventory: Inventory, request_poll: Callable[[str], bool] | None
+) -> list[TrapService]:
+    """The trap service; each trap from a known device asks `request_poll` for a re-poll."""
+    check_engine_ids(section, inventory)
+    return [TrapService(inventory, section, request_poll=lambda: request_poll)]

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from collectors.where.query import QueryError, answer, parse_query
-from collectors.where.service import history_of, parse_section
+from collectors.where.service import WhereSection, history_of
+from core.config import ConfigError, inventory_path, load_document
 from core.secrets import SecretError
-from govnet.config import ConfigError, load_config
 from inventory.model import Inventory
 
 
@@ -48,16 +48,17 @@ def where_command(config: Path, query: str, json_out: bool, out: TextIO = sys.st
         err.write(f"govnet where: {exc}\n")
         return 2
     try:
-        cfg = load_config(config)
+        doc_ = load_document(config)
+        found = doc_.section("where", WhereSection)
+        inv_path = inventory_path(doc_)
     except ConfigError as exc:
         err.write(f"govnet where: invalid config {config}\n{exc}\n")
         return 2
-    if cfg.where is None:
+    if found is None:
         err.write(f"govnet where: {config} has no where: section (nothing collects addresses)\n")
         return 2
     try:
-        section = parse_section(cfg.where)
-        history = history_of(section, cfg.base_dir)
+        history = history_of(found)
     except (ValueError, SecretError, OSError) as exc:
         err.write(f"govnet where: cannot open the address history: {exc}\n")
         return 2
@@ -65,7 +66,7 @@ def where_command(config: Path, query: str, json_out: bool, out: TextIO = sys.st
     try:
         from inventory.load import load_inventory
 
-        inventory = load_inventory(cfg.inventory)
+        inventory = load_inventory(inv_path)
     except Exception:  # the answer is still useful without sites
         inventory = None
     try:

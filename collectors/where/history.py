@@ -60,7 +60,7 @@ class _Db:
         self.table = "govnet_where_history" if self.pg else "where_history"
         self.path = path
         if dsn is not None:
-            from alerts.persist_pg import connect
+            from core.pg import connect
 
             self.conn: Any = connect(dsn, "govnet-where")
             with self.conn.transaction():

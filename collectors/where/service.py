@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 from collectors.base import device_labels
 from collectors.where.events import EventDetector, EventSettings
@@ -19,14 +19,12 @@ from collectors.where.history import History
 from collectors.where.poll import DeviceTables, TablesPoller
 from collectors.where.query import Query, answer
 from collectors.where.resolve import Sweep, resolve
-from core.pipeline import Service
+from core.config import ConfigPath, Duration, SecretRef, Section
 from core.samples import Sample
-from govnet.service import RunContext
-from inventory.model import Device, Duration, Inventory, SecretRef
+from inventory.model import Device, Inventory
 
 log = logging.getLogger(__name__)
 
-WHERE_KEY = "where"  # ctx.extra key of the running WhereService (the API answers from it)
 MIN_RETENTION = 180 * 86400.0  # 网络安全法 Art. 21: network logs kept at least six months
 
 HELP = {
@@ -46,10 +44,8 @@ HELP = {
 }
 
 
-class WhereSection(BaseModel):
+class WhereSection(Section):
     """The `where:` section."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     interval: Duration = 300.0
     timeout: Duration = 2.0
@@ -59,7 +55,7 @@ class WhereSection(BaseModel):
         default_factory=lambda: ["core_switch", "aggregation_switch", "firewall", "vpn_gateway"]
     )
     fdb_roles: list[str] = Field(default_factory=lambda: ["access_switch", "aggregation_switch"])
-    state_dir: Path = Path("state")
+    state_dir: ConfigPath = Path("state")
     postgres: SecretRef | None = None  # DSN of the HA pair's shared database (then no SQLite file)
     retention: Duration = 400 * 86400.0
     merge_gap: Duration = 3 * 86400.0
@@ -76,14 +72,15 @@ class WhereSection(BaseModel):
         return v
 
 
-def history_of(section: WhereSection, base_dir: Path) -> History:
+def history_of(section: WhereSection) -> History:
     """Open the history the section names (PostgreSQL when `postgres` is set, else SQLite in state_dir)."""
     if section.postgres is not None:
         return History(
             dsn=section.postgres.resolve(), merge_gap=section.merge_gap, flush_every=section.flush_every
         )
-    state = section.state_dir if section.state_dir.is_absolute() else base_dir / section.state_dir
-    return History(path=state / "where.db", merge_gap=section.merge_gap, flush_every=section.flush_every)
+    return History(
+        path=section.state_dir / "where.db", merge_gap=section.merge_gap, flush_every=section.flush_every
+    )
 
 
 class WhereService:
@@ -233,21 +230,6 @@ class WhereService:
         return out
 
 
-def parse_section(section: dict[str, Any]) -> WhereSection:
-    """Validate the section (ValueError naming each bad field)."""
-    try:
-        return WhereSection.model_validate(section)
-    except ValidationError as exc:
-        raise ValueError(
-            "; ".join(
-                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_input=False)
-            )
-        ) from None
-
-
-def build_services(section: dict[str, Any], ctx: RunContext) -> list[Service]:
-    """The where service for `govnet run` (also reachable by the API through ctx.extra['where'])."""
-    cfg = parse_section(section)
-    service = WhereService(ctx.inventory, cfg, history_of(cfg, ctx.base_dir))
-    ctx.extra[WHERE_KEY] = service
-    return [service]
+def build(section: WhereSection, *, inventory: Inventory) -> list[WhereService]:
+    """The where service for `govnet run` (`govnet/run.py` hands it to the API, which answers from it)."""
+    return [WhereService(inventory, section, history_of(section))]

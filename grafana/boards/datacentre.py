@@ -18,7 +18,6 @@ from grafana.boards.promql import (
 )
 from grafana.build import (
     OK,
-    UP_DOWN,
     Board,
     Column,
     Q,
@@ -27,10 +26,12 @@ from grafana.build import (
     console_page,
     device_link,
     fixed_thresholds,
+    mirrored,
     stat_panel,
     state_timeline,
     table_panel,
     ts,
+    up_column,
     value_map,
 )
 
@@ -89,12 +90,7 @@ def build(rules: Rules) -> Board:
         table_panel(
             "备库状态 Standby state",
             [
-                Column(
-                    "流复制 Streaming",
-                    Q("govnet_db_replication_streaming"),
-                    mappings=UP_DOWN,
-                    thresholds=fixed_thresholds((None, "red"), (1, OK)),
-                ),
+                up_column("流复制 Streaming", "govnet_db_replication_streaming"),
                 Column(
                     "只读 Read-only",
                     Q("govnet_db_standby_read_only"),
@@ -132,12 +128,7 @@ def build(rules: Rules) -> Board:
         table_panel(
             "主机一览 Hosts",
             [
-                Column(
-                    "轮询 Answering",
-                    Q(f"govnet_up{{{HOSTS}}}"),
-                    mappings=UP_DOWN,
-                    thresholds=fixed_thresholds((None, "red"), (1, OK)),
-                ),
+                up_column("轮询 Answering", f"govnet_up{{{HOSTS}}}"),
                 Column(
                     "CPU",
                     Q(f"max by (device, site, role, vendor) (govnet_cpu_ratio{{{HOSTS}}})"),
@@ -164,15 +155,13 @@ def build(rules: Rules) -> Board:
             thresholds=rules.thresholds("CpuHigh"),
             max_val=1,
         ),
-        ts(
+        mirrored(
             "数据库网络 Database traffic",
-            [
-                Q(f"sum by (device) ({bps('in', DB)})", "{{device}} in"),
-                Q(f"-sum by (device) ({bps('out', DB)})", "{{device}} out"),
-            ],
+            f"sum by (device) ({bps('in', DB)})",
+            f"-sum by (device) ({bps('out', DB)})",
+            "{{device}}",
             "bps",
             "Replication and client traffic; in above zero, out below.",
-            min_val=None,
         ),
     )
     # The backup series name the inventory's backup job in `backup_job` (not `job`, which Prometheus

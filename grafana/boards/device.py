@@ -22,9 +22,11 @@ from grafana.build import (
     Q,
     Rules,
     fixed_thresholds,
+    mirrored,
     stat_panel,
     table_panel,
     ts,
+    up_column,
 )
 
 DEV = 'device="$device"'
@@ -196,12 +198,7 @@ def build(rules: Rules) -> Board:
         table_panel(
             "接口一览 Interfaces",
             [
-                Column(
-                    "运行 Oper",
-                    Q(f"govnet_if_oper_up{{{sel}}}"),
-                    mappings=UP_DOWN,
-                    thresholds=fixed_thresholds((None, "red"), (1, OK)),
-                ),
+                up_column("运行 Oper", f"govnet_if_oper_up{{{sel}}}"),
                 Column("管理 Admin", Q(f"govnet_if_admin_up{{{sel}}}"), mappings=UP_DOWN),
                 Column("速率 Speed", Q(f"govnet_if_speed_bps{{{sel}}}"), "bps"),
                 Column("入 In", Q(bps("in", sel)), "bps"),
@@ -215,25 +212,21 @@ def build(rules: Rules) -> Board:
             sort_by="入 In",
             descending=True,
         ),
-        ts(
+        mirrored(
             "流量 Traffic (top 10 interfaces)",
-            [
-                Q(f"topk(10, {bps('in', sel)})", "{{ifname}} in"),
-                Q(f"-topk(10, {bps('out', sel)})", "{{ifname}} out"),
-            ],
+            f"topk(10, {bps('in', sel)})",
+            f"-topk(10, {bps('out', sel)})",
+            "{{ifname}}",
             "bps",
             "In above zero, out below.",
-            min_val=None,
         ),
-        ts(
+        mirrored(
             "包速率 Packets (top 10 interfaces)",
-            [
-                Q(f"topk(10, {rate('govnet_if_in_packets_total', sel)})", "{{ifname}} in"),
-                Q(f"-topk(10, {rate('govnet_if_out_packets_total', sel)})", "{{ifname}} out"),
-            ],
+            f"topk(10, {rate('govnet_if_in_packets_total', sel)})",
+            f"-topk(10, {rate('govnet_if_out_packets_total', sel)})",
+            "{{ifname}}",
             "pps",
             "Unicast + multicast + broadcast; in above zero, out below.",
-            min_val=None,
         ),
         ts(
             "错包与丢包 Errors and discards",

@@ -19,7 +19,6 @@ from grafana.boards.promql import (
 from grafana.build import (
     LEVEL_OVERRIDES,
     OK,
-    UP_DOWN,
     Board,
     Column,
     Q,
@@ -30,6 +29,7 @@ from grafana.build import (
     stat_panel,
     table_panel,
     ts,
+    up_column,
     value_map,
 )
 
@@ -150,12 +150,7 @@ def build(rules: Rules) -> Board:
         table_panel(
             "设备状态 Device state",
             [
-                Column(
-                    "状态 State",
-                    Q("govnet_up"),
-                    mappings=UP_DOWN,
-                    thresholds=fixed_thresholds((None, "red"), (1, OK)),
-                ),
+                up_column("状态 State", "govnet_up"),
                 Column(
                     "可达性 Reachability",
                     Q(stateset("govnet_reachability_state", "", REACH_CODES, "device, site, role, vendor")),

@@ -5,17 +5,18 @@ from __future__ import annotations
 from grafana.boards.promql import GROUP_CODES, GROUP_MAP, SECURITY_ROLES, bps, rate, stateset
 from grafana.build import (
     OK,
-    UP_DOWN,
     Board,
     Column,
     Q,
     Rules,
     bar_gauge,
     fixed_thresholds,
+    mirrored,
     stat_panel,
     state_timeline,
     table_panel,
     ts,
+    up_column,
     value_map,
 )
 
@@ -99,15 +100,13 @@ def build(rules: Rules) -> Board:
             "short",
             "Sessions / connections in use; max = highest since boot where the MIB gives it.",
         ),
-        ts(
+        mirrored(
             "吞吐 Throughput",
-            [
-                Q(f"sum by (device) ({bps('in', SEC)})", "{{device}} in"),
-                Q(f"-sum by (device) ({bps('out', SEC)})", "{{device}} out"),
-            ],
+            f"sum by (device) ({bps('in', SEC)})",
+            f"-sum by (device) ({bps('out', SEC)})",
+            "{{device}}",
             "bps",
             "Sum over each security device's interfaces; in above zero, out below.",
-            min_val=None,
         ),
     )
     b.row("安全日志 Security logs")
@@ -155,12 +154,7 @@ def build(rules: Rules) -> Board:
         table_panel(
             "安全设备一览 Security devices",
             [
-                Column(
-                    "轮询 Answering",
-                    Q(f"govnet_up{{{SEC}}}"),
-                    mappings=UP_DOWN,
-                    thresholds=fixed_thresholds((None, "red"), (1, OK)),
-                ),
+                up_column("轮询 Answering", f"govnet_up{{{SEC}}}"),
                 Column(
                     "CPU",
                     Q(f"max by (device, site, role, vendor) (govnet_cpu_ratio{{{SEC}}})"),
@@ -174,14 +168,13 @@ def build(rules: Rules) -> Board:
             "Firewalls, VPN gateway, IPS, isolation gateway (网闸) and load balancer.",
             h=8,
         ),
-        ts(
+        mirrored(
             "VPN 网关流量 VPN gateway traffic",
-            [
-                Q(f"sum by (device) ({bps('in', VPN)})", "{{device}} in"),
-                Q(f"-sum by (device) ({bps('out', VPN)})", "{{device}} out"),
-            ],
+            f"sum by (device) ({bps('in', VPN)})",
+            f"-sum by (device) ({bps('out', VPN)})",
+            "{{device}}",
             "bps",
-            min_val=None,
+            "",
         ),
         ts(
             "安全设备 CPU Security devices CPU",

@@ -26,9 +26,11 @@ from grafana.build import (
     Rules,
     bar_gauge,
     fixed_thresholds,
+    mirrored,
     state_timeline,
     table_panel,
     ts,
+    up_column,
 )
 
 ONE = f'device=~"$agg",{UPLINK}'
@@ -91,12 +93,7 @@ def build(rules: Rules) -> Board:
         table_panel(
             "汇聚上联一览 Aggregation uplinks",
             [
-                Column(
-                    "状态 State",
-                    Q(f"govnet_if_oper_up{{{sel}}}"),
-                    mappings=UP_DOWN,
-                    thresholds=fixed_thresholds((None, "red"), (1, OK)),
-                ),
+                up_column("状态 State", f"govnet_if_oper_up{{{sel}}}"),
                 Column("入利用率 In", Q(util("in", sel)), "percentunit", sat),
                 Column("出利用率 Out", Q(util("out", sel)), "percentunit", sat),
                 Column("错包+丢包 Errors+discards", Q(errors(sel)), "pps", errs),
@@ -152,12 +149,13 @@ def build(rules: Rules) -> Board:
             "Dashed line: InterfaceSaturation rule.",
             thresholds=sat,
         ),
-        ts(
+        mirrored(
             "上联流量 Uplink traffic",
-            [Q(bps("in", ONE), "{{ifname}} in"), Q(f"-({bps('out', ONE)})", "{{ifname}} out")],
+            bps("in", ONE),
+            f"-({bps('out', ONE)})",
+            "{{ifname}}",
             "bps",
             "In above zero, out below.",
-            min_val=None,
         ),
         ts(
             "错包与丢包 Errors and discards",

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import binascii
 import contextlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from collectors.snmp.snmprec import unhex
+from core.snmprec import Record, load_records
 from lab.snmp import ber
 from lab.snmp.agent import AgentServer, DeviceAgent
 from lab.snmp.ber import Oid
@@ -17,45 +16,24 @@ from lab.snmp.view import MibView
 _UNSIGNED = {"65": ber.COUNTER32, "66": ber.GAUGE32, "67": ber.TIMETICKS, "70": ber.COUNTER64}
 
 
-def encode_record(type_code: str, value: str) -> bytes:
-    """Encode one snmprec value (`2`, `4`, `4x`, `5`, `6`, `64`, `65`, `66`, `67`, `70`, hex `x` forms)."""
-    hexed = type_code.endswith("x")
-    base = type_code[:-1] if hexed else type_code
-    raw = unhex(value) if hexed else value.encode("utf-8")
-    if base == "2":
-        return ber.enc_int(int.from_bytes(raw, "big", signed=True) if hexed else int(value))
-    if base == "4":
-        return ber.tlv(ber.OCTET_STRING, raw)
-    if base == "5":
-        return ber.NULL_VALUE
-    if base == "6":
-        return ber.enc_oid(ber.parse_oid(raw.decode("ascii")))
-    if base == "64":
-        return ber.tlv(ber.IP_ADDRESS, raw) if hexed else ber.ip_address(value)
-    if base in _UNSIGNED:
-        number = int.from_bytes(raw, "big") if hexed else int(value)
-        return ber.enc_uint(number, _UNSIGNED[base])
-    raise ValueError(f"unsupported snmprec type {type_code!r}")
+def encode(record: Record) -> bytes:
+    """BER encoding of one recorded value."""
+    if record.tag == "2":
+        return ber.enc_int(record.integer())
+    if record.tag in _UNSIGNED:
+        return ber.enc_uint(record.integer(), _UNSIGNED[record.tag])
+    if record.tag == "4":
+        return ber.tlv(ber.OCTET_STRING, record.raw)
+    if record.tag == "6":
+        return ber.enc_oid(ber.parse_oid(record.text()))
+    if record.tag == "64":
+        return ber.ip_address(record.text())
+    return ber.NULL_VALUE
 
 
 def load_snmprec(path: Path) -> list[tuple[Oid, bytes]]:
-    """Parse a recording into (oid, encoded value) pairs; a malformed line raises ValueError naming it."""
-    out: list[tuple[Oid, bytes]] = []
-    with path.open(encoding="utf-8", errors="surrogateescape") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\r\n")
-            if not line or line.startswith("#"):
-                continue
-            try:
-                oid_text, type_code, value = line.split("|", 2)
-                if value and type_code in ("4",):
-                    value_b = value.encode("utf-8", "surrogateescape")
-                    out.append((ber.parse_oid(oid_text), ber.tlv(ber.OCTET_STRING, value_b)))
-                else:
-                    out.append((ber.parse_oid(oid_text), encode_record(type_code, value)))
-            except (ValueError, binascii.Error) as exc:
-                raise ValueError(f"{path.name}:{lineno}: {exc}") from None
-    return out
+    """A recording as (oid, encoded value) pairs (core.snmprec reads it; SnmprecError names the line)."""
+    return [(ber.parse_oid(r.oid), encode(r)) for r in load_records(path)]
 
 
 def snmprec_view(path: Path) -> MibView:

@@ -7,19 +7,16 @@ core down with 50 devices below it, escalation, ack + silence + kill -9 + restar
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
 import signal
-import socket
-import subprocess
-import threading
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email import message_from_bytes, policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +26,13 @@ from aiosmtpd.controller import Controller
 
 from alerts.cli import ack_command, list_command, silence_command
 from lab.runner import LabProcess
-from tests.support.alerting import CHILDREN, Hook, fast_rules, inventory_doc
-from tests.support.paths import ROOT
+from tests.support.alerting import CHILDREN, fast_rules, inventory_doc
+from tests.support.govnet_run import GovnetNode, Hook, free_port, wait_for, webhook
 
-GOVNET = ROOT / ".venv" / "bin" / "govnet"
 HOST = "127.33.0.1"
 LAB_BASE = "127.33.1.0"
 AGG_UPLINK = "GigabitEthernet1/0/48"  # agg-1's uplink to core-2 (its other one goes to core-1)
 ESCALATE_II = 12.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 class Mailbox:
@@ -64,68 +54,32 @@ class Scenario:
     lab: LabProcess
     hook: Hook
     mail: Mailbox
-    config: Path
-    metrics_url: str
-    proc: subprocess.Popen[bytes] | None = None
-    log: Any = None
+    node: GovnetNode
     core_incident: str | None = None
 
+    @property
+    def config(self) -> Path:
+        return self.node.config
+
     def start(self) -> None:
-        self.log = (self.tmp / "govnet.log").open("ab")
-        self.proc = subprocess.Popen(
-            [str(GOVNET), "run", "--config", str(self.config)], stdout=self.log, stderr=self.log,
-            cwd=self.tmp,
-        )  # fmt: skip
-        wait_for(lambda: self.scrape().count("\ngovnet_up{") >= 54, 60, "govnet run polling every device")
+        self.node.start()
+        wait_for(
+            lambda: self.node.scrape().count("\ngovnet_up{") >= 54, 60, "govnet run polling every device"
+        )
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-        if self.log is not None:
-            self.log.close()
-
-    def scrape(self) -> str:
-        try:
-            with urllib.request.urlopen(self.metrics_url, timeout=5) as resp:
-                return str(resp.read().decode())
-        except OSError:
-            return ""
+        self.node.stop(sig)
 
     def metric(self, name: str, **labels: str) -> float:
-        """Sum of a metric's series on /metrics whose labels include `labels`."""
-        total = 0.0
-        for line in self.scrape().splitlines():
-            m = re.match(rf"^{name}(\{{.*\}})? (\S+)$", line)
-            if m and all(f'{k}="{v}"' in (m.group(1) or "") for k, v in labels.items()):
-                total += float(m.group(2))
-        return total
+        """Sum of a metric's series on /metrics whose labels include `labels` (0 when there is none)."""
+        return self.node.metric(name, **labels) or 0.0
 
     def state(self) -> dict[str, Any]:
-        out = self.tmp / "list.json"
-        import contextlib
-        import io
-
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):
             assert list_command(self.config, as_json=True, all_incidents=True) == 0
-        out.write_text(buf.getvalue())
+        (self.tmp / "list.json").write_text(buf.getvalue())
         return dict(json.loads(buf.getvalue()))
-
-
-def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -134,31 +88,15 @@ def sc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     inv = tmp / "inventory.yaml"
     inv.write_text(yaml.safe_dump(inventory_doc()), encoding="utf-8")
     fast_rules(tmp / "rules.yaml")
-    hook = Hook()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            with hook.lock:
-                status = hook.script.pop(0) if hook.script else 200
-                hook.requests.append((time.time(), status, json.loads(body)))
-            self.send_response(status)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer((HOST, 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    stack = contextlib.ExitStack()
+    hook, hook_url = stack.enter_context(webhook(HOST))
     mail = Mailbox()
-    smtp_port = _free_port()
+    smtp_port = free_port(HOST)
     smtp = Controller(mail, hostname=HOST, port=smtp_port)
     smtp.start()
-    (tmp / "hook.url").write_text(f"http://{HOST}:{server.server_address[1]}/hook\n")
-    metrics_port = _free_port()
-    lab = LabProcess(inv, tmp / "lab", base=LAB_BASE, snmp_port=_free_port(), ssh_port=0, progress=None)
+    (tmp / "hook.url").write_text(hook_url + "\n")
+    metrics_port = free_port(HOST)
+    lab = LabProcess(inv, tmp / "lab", base=LAB_BASE, snmp_port=free_port(HOST), ssh_port=0, progress=None)
     config = {
         "inventory": str(lab.inventory_path),
         "prometheus": {"listen": f"{HOST}:{metrics_port}"},
@@ -192,7 +130,8 @@ def sc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     }
     cfg_path = tmp / "govnet.yaml"
     cfg_path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
-    scenario = Scenario(tmp, lab, hook, mail, cfg_path, f"http://{HOST}:{metrics_port}/metrics")
+    node = GovnetNode(cfg_path, f"http://{HOST}:{metrics_port}/metrics", tmp / "govnet.log")
+    scenario = Scenario(tmp, lab, hook, mail, node)
     try:
         lab.start()
         scenario.start()
@@ -203,14 +142,13 @@ def sc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
             lambda: not [i for i in scenario.state()["incidents"] if i["resolved_at"] is None], 60, "calm"
         )
         time.sleep(2)
-        hook.requests.clear()
+        hook.clear()
         yield scenario
     finally:
         scenario.stop()
         lab.stop()
         smtp.stop()
-        server.shutdown()
-        server.server_close()
+        stack.close()
         if os.environ.get("GOVNET_KEEP_E2E"):
             print(f"\ne2e files in {tmp}")
 

@@ -8,7 +8,7 @@ interface the scheduler's fan-out uses.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from typing import Any
 
 import pytest
@@ -38,8 +38,8 @@ class Net:
         self.sent: list[Notification] = []
 
     def poll(
-        self, now: float, down: set[str] = frozenset(), extra: dict[str, list[Sample]] | None = None
-    ) -> list[Notification]:  # type: ignore[assignment]
+        self, now: float, down: Set[str] = frozenset(), extra: dict[str, list[Sample]] | None = None
+    ) -> list[Notification]:
         for name, role in self.roles.items():
             samples = [Sample("govnet_up", dev_labels(name, role), 0.0 if name in down else 1.0, now)]
             samples += (extra or {}).get(name, [])

@@ -12,11 +12,12 @@ import pytest
 import yaml
 
 from alerts.cli import ack_command, expire_command, list_command, silence_command, test_rules_command
+from alerts.config import AlertingConfig
 from alerts.maintenance import CST, MaintenanceWindow
-from alerts.service import AlertService, build_services
+from alerts.service import AlertService, build
+from core.config import validate_section
 from core.pipeline import MetricsSource, SampleSink
 from core.samples import Sample, labels_of
-from govnet.service import RunContext
 from inventory.model import Inventory
 from tests.support.paths import GOVNET, TESTDATA
 
@@ -24,12 +25,16 @@ DATA = TESTDATA / "alerts"
 TOPO = yaml.safe_load((DATA / "topo.yaml").read_text(encoding="utf-8"))
 
 
-def _ctx(tmp_path: Path) -> RunContext:
-    return RunContext(tmp_path, Inventory.model_validate(TOPO), tmp_path / "inv.yaml", None)
-
-
 def _section(**extra: object) -> dict[str, object]:
     return {"state_db": "state/alerts.db", "evaluate_interval": "1s", **extra}
+
+
+def _build(tmp_path: Path, topo: dict[str, object] = TOPO) -> AlertService:
+    (svc,) = build(
+        validate_section(AlertingConfig, _section(), tmp_path, "alerts"),
+        inventory=Inventory.model_validate(topo),
+    )
+    return svc
 
 
 def _up(device: str, role: str, value: float, now: float) -> list[Sample]:
@@ -37,20 +42,21 @@ def _up(device: str, role: str, value: float, now: float) -> list[Sample]:
     return [Sample("govnet_up", labels, value, now)]
 
 
-def test_builder_validates_with_field_paths_and_never_echoes_values(tmp_path: Path) -> None:
+def test_section_validates_with_field_paths_and_never_echoes_values(tmp_path: Path) -> None:
+    def check(data: dict[str, object]) -> None:
+        validate_section(AlertingConfig, data, tmp_path, "alerts")
+
     with pytest.raises(ValueError) as err:
-        build_services(
-            {"channels": [{"type": "webhook", "name": "a", "url": "http://token@x"}]}, _ctx(tmp_path)
-        )
-    assert "alerts: channels.0.webhook.url" in str(err.value) and "token" not in str(err.value)
+        check({"channels": [{"type": "webhook", "name": "a", "url": "http://token@x"}]})
+    assert "alerts.channels.0.webhook.url" in str(err.value) and "token" not in str(err.value)
     with pytest.raises(ValueError, match="evaluate_intervl"):
-        build_services({"evaluate_intervl": "1s"}, _ctx(tmp_path))
+        check({"evaluate_intervl": "1s"})
     with pytest.raises(ValueError, match=r"maintenance\.0"):
-        build_services({"maintenance": [{"name": "x", "match": ['device="a"']}]}, _ctx(tmp_path))
+        check({"maintenance": [{"name": "x", "match": ['device="a"']}]})
 
 
 def test_service_is_sink_and_metrics_source_and_state_is_relative_to_base_dir(tmp_path: Path) -> None:
-    (svc,) = build_services(_section(), _ctx(tmp_path))
+    svc = _build(tmp_path)
     assert isinstance(svc, AlertService) and isinstance(svc, SampleSink) and isinstance(svc, MetricsSource)
     assert (tmp_path / "state" / "alerts.db").exists()
     now = 1_800_000_000.0
@@ -64,12 +70,10 @@ def test_service_is_sink_and_metrics_source_and_state_is_relative_to_base_dir(tm
 
 
 def test_internal_sources_feed_rules(tmp_path: Path) -> None:
-    ctx = _ctx(tmp_path)
-    (svc,) = build_services(_section(), ctx)
-    assert isinstance(svc, AlertService)
+    svc = _build(tmp_path)
     now = 1_800_000_000.0
     labels = labels_of(device="agg-a", site="jd-a", role="aggregation_switch", vendor="h3c")
-    ctx.extra["metrics_sources"] = [lambda: [Sample("govnet_ssh_hostkey_mismatch", labels, 1.0, now)]]
+    svc.add_source(lambda: [Sample("govnet_ssh_hostkey_mismatch", labels, 1.0, now)])
     svc._pull_sources(now)
     svc.engine.evaluate(now)
     assert [v.alert for v in svc.engine.alerts(now)] == ["SshHostKeyChanged"]
@@ -77,8 +81,7 @@ def test_internal_sources_feed_rules(tmp_path: Path) -> None:
 
 def test_run_loop_waits_for_every_device_before_evaluating(tmp_path: Path) -> None:
     polled = {**TOPO, "defaults": {"poll_interval": "30s", "snmp": {"version": "2c", "community": "env:X"}}}
-    ctx = RunContext(tmp_path, Inventory.model_validate(polled), tmp_path / "inv.yaml", None)
-    (svc,) = build_services(_section(), ctx)
+    svc = _build(tmp_path, polled)
     assert isinstance(svc, AlertService) and len(svc.expected) == 9 and svc.warmup == 70
     assert not svc.ready(svc.started)  # nothing polled yet: a restart must not resolve restored alerts
     for name in svc.expected:
@@ -99,7 +102,7 @@ def test_cli_ack_and_silence_are_queued_durably_and_applied_by_the_engine(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = _config(tmp_path)
-    (svc,) = build_services(_section(), _ctx(tmp_path))
+    svc = _build(tmp_path)
     assert isinstance(svc, AlertService)
     now = 1_800_000_000.0
     svc.publish("core-1", _up("core-1", "core_switch", 0, now))
@@ -121,7 +124,7 @@ def test_cli_ack_and_silence_are_queued_durably_and_applied_by_the_engine(
     out = capsys.readouterr().out
     assert f"{inc} level II open" in out and "acked by 王工 (处理中)" in out and f"{sid} silence" in out
     # A fresh engine on the same file (a restart) sees the ack and the silence.
-    (again,) = build_services(_section(), _ctx(tmp_path))
+    again = _build(tmp_path)
     assert isinstance(again, AlertService)
     assert again.engine.incidents[inc].acked_by == "王工" and sid in again.engine.silences.items
 
@@ -159,7 +162,7 @@ def test_shipped_ops_rules_pass_their_unit_tests(capsys: pytest.CaptureFixture[s
 
 
 def test_run_stops_and_closes(tmp_path: Path) -> None:
-    (svc,) = build_services(_section(), _ctx(tmp_path))
+    svc = _build(tmp_path)
 
     async def go() -> None:
         stop = asyncio.Event()
@@ -177,7 +180,7 @@ def test_govnet_alerts_commands_through_the_real_cli(tmp_path: Path) -> None:
 
     govnet = GOVNET
     config = _config(tmp_path)
-    (svc,) = build_services(_section(), _ctx(tmp_path))
+    svc = _build(tmp_path)
     assert isinstance(svc, AlertService)
     now = 1_800_000_000.0
     svc.publish("core-1", _up("core-1", "core_switch", 0, now))

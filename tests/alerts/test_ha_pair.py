@@ -12,16 +12,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import re
 import signal
-import socket
-import subprocess
-import threading
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,119 +27,16 @@ from alerts.cli import ack_command, list_command, silence_command
 from alerts.rules import DEFAULT_RULES
 from lab.runner import LabProcess
 from tests.support import db as db_support
+from tests.support.alerting import fast_rules, inventory_doc
 from tests.support.db import PgPair, make_pg_pair
-from tests.support.paths import ROOT
+from tests.support.govnet_run import GovnetNode, Hook, free_port, wait_for, webhook
 
-GOVNET = ROOT / ".venv" / "bin" / "govnet"
 HOST = "127.42.0.1"
 PG_HOST = "127.42.0.2"
 LAB_BASE = "127.42.1.0"
 EVAL = 2.0  # evaluate_interval, seconds
 AGG1_UPLINK = "GigabitEthernet1/0/48"  # agg-1's uplink to core-2 (the other goes to core-1)
 AGG2_UPLINK = "GigabitEthernet1/0/48"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def _inventory() -> dict[str, Any]:
-    devices: list[dict[str, Any]] = [
-        {
-            "name": f"core-{n}",
-            "site": "ncc",
-            "role": "core_switch",
-            "vendor": "ruijie",
-            "address": f"10.0.0.{n}",
-        }
-        for n in (1, 2)
-    ]
-    links: list[dict[str, Any]] = []
-    for n in (1, 2):
-        devices.append(
-            {"name": f"agg-{n}", "site": f"jd-{n}", "role": "aggregation_switch", "vendor": "ruijie",
-             "address": f"10.0.{n}.1"}
-        )  # fmt: skip
-        for core, port in (("core-1", 47), ("core-2", 48)):
-            links.append(
-                {"a": {"device": f"agg-{n}", "interface": f"GigabitEthernet1/0/{port}"},
-                 "b": {"device": core, "interface": f"XGigabitEthernet0/0/{n}"},
-                 "redundancy_group": f"agg-{n}-up"}
-            )  # fmt: skip
-    sites = [{"name": "ncc", "kind": "control_centre"}]
-    sites += [{"name": f"jd-{n}", "kind": "aggregation"} for n in (1, 2)]
-    return {"defaults": {"poll_interval": "2s"}, "sites": sites, "devices": devices, "links": links}
-
-
-def _fast_rules(path: Path) -> None:
-    doc = yaml.safe_load(DEFAULT_RULES.read_text(encoding="utf-8"))
-    for rule in doc["rules"]:
-        if "for" in rule:
-            rule["for"] = "4s"
-        if "keep_firing_for" in rule:
-            rule["keep_firing_for"] = "2s"
-    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
-
-
-def wait_for(cond: Callable[[], Any], timeout: float, what: str, step: float = 0.3) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(step)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@dataclass
-class Hook:
-    """Webhook receiver recording every accepted payload."""
-
-    payloads: list[dict[str, Any]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def kinds(self) -> list[tuple[str, str]]:
-        with self.lock:
-            return [(p["govnet"]["kind"], p["groupKey"]) for p in self.payloads]
-
-
-@dataclass
-class Node:
-    """One `govnet run` process of the pair."""
-
-    name: str
-    config: Path
-    metrics_url: str
-    log_path: Path
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [str(GOVNET), "run", "--config", str(self.config)], stdout=log, stderr=log,
-                cwd=self.config.parent,
-            )  # fmt: skip
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-    def metric(self, name: str) -> float | None:
-        """Sum of a metric's series on this node's /metrics (None if not scraped)."""
-        try:
-            with urllib.request.urlopen(self.metrics_url, timeout=3) as resp:
-                text = resp.read().decode()
-        except OSError:
-            return None
-        values = [float(m.group(1)) for m in re.finditer(rf"^{name}(?:\{{.*\}})? (\S+)$", text, re.M)]
-        return sum(values) if values else None
 
 
 @dataclass
@@ -156,8 +47,8 @@ class Pair:
     password: str
     lab: LabProcess
     hook: Hook
-    a: Node
-    b: Node
+    a: GovnetNode
+    b: GovnetNode
 
     def state(self) -> dict[str, Any]:
         buf = io.StringIO()
@@ -177,8 +68,8 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     pg_gen = make_pg_pair(with_standby=False)
     pg = next(pg_gen)
     lab: LabProcess | None = None
-    nodes: list[Node] = []
-    server: ThreadingHTTPServer | None = None
+    nodes: list[GovnetNode] = []
+    stack = contextlib.ExitStack()
     try:
         password = "ha-" + __import__("os").urandom(8).hex()
         pg.primary.sql(f"CREATE ROLE govnet LOGIN PASSWORD '{password}'")
@@ -186,30 +77,16 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         dsn = f"host={PG_HOST} port={pg.primary.port} dbname=govnet user=govnet password={password}"
         (tmp / "pg.dsn").write_text(dsn + "\n")
         inv = tmp / "inventory.yaml"
-        inv.write_text(yaml.safe_dump(_inventory()), encoding="utf-8")
-        _fast_rules(tmp / "rules.yaml")
-        hook = Hook()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with hook.lock:
-                    hook.payloads.append(json.loads(body))
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer((HOST, 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        (tmp / "hook.url").write_text(f"http://{HOST}:{server.server_address[1]}/hook\n")
-        lab = LabProcess(inv, tmp / "lab", base=LAB_BASE, snmp_port=_free_port(), ssh_port=0, progress=None)
+        inv.write_text(yaml.safe_dump(inventory_doc(children=(), poll_interval="2s")), encoding="utf-8")
+        fast_rules(tmp / "rules.yaml", for_="4s", keep_firing_for="2s")
+        hook, hook_url = stack.enter_context(webhook(HOST))
+        (tmp / "hook.url").write_text(hook_url + "\n")
+        lab = LabProcess(
+            inv, tmp / "lab", base=LAB_BASE, snmp_port=free_port(HOST), ssh_port=0, progress=None
+        )
         lab.start()
         for name in ("a", "b"):
-            port = _free_port()
+            port = free_port(HOST)
             config = {
                 "inventory": str(lab.inventory_path),
                 "prometheus": {"listen": f"{HOST}:{port}"},
@@ -228,7 +105,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
             }
             path = tmp / f"node-{name}.yaml"
             path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
-            nodes.append(Node(name, path, f"http://{HOST}:{port}/metrics", tmp / f"node-{name}.log"))
+            nodes.append(GovnetNode(path, f"http://{HOST}:{port}/metrics", tmp / f"node-{name}.log"))
         a, b = nodes
         a.start()
         wait_for(lambda: a.metric("govnet_ha_leader") == 1, 60, "node A leading")
@@ -238,17 +115,14 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         p = Pair(tmp, pg, dsn, password, lab, hook, a, b)
         wait_for(lambda: not p.open_incidents(), 60, "calm")
         time.sleep(EVAL)
-        with hook.lock:
-            hook.payloads.clear()
+        hook.clear()
         yield p
     finally:
         for node in nodes:
             node.stop()
         if lab is not None:
             lab.stop()
-        if server is not None:
-            server.shutdown()
-            server.server_close()
+        stack.close()
         with contextlib.suppress(StopIteration):
             next(pg_gen)
         db_support.PG_ADDR = saved
@@ -315,8 +189,7 @@ def test_kill_leader_standby_takes_over_without_duplicate(pair: Pair) -> None:
     wait_for(lambda: ("resolved", key) in hook.kinds(), 30, "resolved notice")
     time.sleep(2 * EVAL)
     assert hook.kinds() == [("firing", key), ("resolved", key)], hook.kinds()
-    with hook.lock:
-        resolved = hook.payloads[-1]
+    resolved = hook.accepted()[-1]
     assert "王工" in resolved["govnet"]["text"]
 
     # The notification log in PostgreSQL: every message sent exactly once, none left in flight.

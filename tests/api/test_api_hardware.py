@@ -35,6 +35,7 @@ def _recording_samples(world: World, device: str, recording: str) -> list[Sample
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     w = make_world(tmp_path_factory.mktemp("api-hw"), logstore=False)
     latest = w.state.latest
+    assert latest is not None
     latest.publish("nc-core-1", _recording_samples(w, "nc-core-1", "vrp_5720"))
     # A module whose name is a script and whose serial starts like a spreadsheet formula.
     d = w.state.inventory.device("nc-core-2")

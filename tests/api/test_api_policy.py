@@ -64,8 +64,8 @@ def client(world: World) -> Iterator[TestClient]:
 
 
 def call(client: TestClient, method: str, path: str, **kw: Any) -> int:
-    body = {"json": {}} if method == "POST" else {}
-    return client.request(method, concrete(path), follow_redirects=False, **body, **kw).status_code
+    body: dict[str, Any] = {"json": {}} if method == "POST" else {}
+    return int(client.request(method, concrete(path), follow_redirects=False, **body, **kw).status_code)
 
 
 def _route_cases() -> list[tuple[str, str]]:

@@ -203,14 +203,16 @@ def test_backup_job_age_read_from_backup_job_label(client: TestClient, world: Wo
     inv = world.state.inventory
     job = next(j for j in inv.backup_jobs if j.name == "dc-db-1-daily")
     result = JobResult(job.name, job.mode, "ok", age_s=job.max_age + 60.0)
-    world.state.latest.publish("backup-test", backup_samples(inv, job, result, world.clock.now))
+    latest = world.state.latest
+    assert latest is not None
+    latest.publish("backup-test", backup_samples(inv, job, result, world.clock.now))
     try:
         jobs = {
             j["name"]: j
             for j in client.get("/api/v1/backups", headers=world.headers("engineer")).json()["jobs"]
         }
     finally:
-        world.state.latest.remove("backup-test")
+        latest.remove("backup-test")
     assert jobs["dc-db-1-daily"]["age"] == job.max_age + 60.0 and jobs["dc-db-1-daily"]["state"] == "stale"
     others = [j for name, j in jobs.items() if name != "dc-db-1-daily"]
     assert others and all(j["age"] is None for j in others)

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from api.auth import AuthDB
-from api.service import ENGINE_KEY, ApiService, build_services
+from api.service import ApiSection, ApiService, build
+from core.config import validate_section
 from core.latest import LatestStore
-from govnet.service import RunContext
 from inventory.load import load_inventory
 from logstore.store import LogStore
 from tests.support.api_world import DISTRICT
@@ -26,37 +26,34 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def ctx(tmp: Path) -> RunContext:
-    return RunContext(
-        base_dir=tmp, inventory=load_inventory(DISTRICT), inventory_path=DISTRICT, latest=LatestStore()
-    )
+def section(tmp: Path, data: dict[str, object]) -> ApiSection:
+    return validate_section(ApiSection, data, tmp, "api")
 
 
 def test_section_errors_name_fields_and_never_echo_secrets(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with pytest.raises(ValueError, match=r"api\.state_dir"):
-        build_services({"session_secret": "env:X"}, ctx(tmp_path))
+        section(tmp_path, {"session_secret": "env:X"})
     with pytest.raises(ValueError, match=r"api\.session_secret") as err:
-        build_services({"state_dir": "s", "session_secret": "hunter2-literal"}, ctx(tmp_path))
+        section(tmp_path, {"state_dir": "s", "session_secret": "hunter2-literal"})
     assert "hunter2" not in str(err.value)
     with pytest.raises(ValueError, match=r"api\.bogus"):
-        build_services({"state_dir": "s", "session_secret": "env:X", "bogus": 1}, ctx(tmp_path))
+        section(tmp_path, {"state_dir": "s", "session_secret": "env:X", "bogus": 1})
     with pytest.raises(ValueError, match=r"api\.listen"):
-        build_services({"state_dir": "s", "session_secret": "env:X", "listen": "nowhere"}, ctx(tmp_path))
+        section(tmp_path, {"state_dir": "s", "session_secret": "env:X", "listen": "nowhere"})
 
 
 def test_serves_inside_the_loop_and_stops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GOVNET_TEST_SESSION_SECRET", "s" * 32)
     port = free_port()
-    c = ctx(tmp_path)
-    section = {
+    data: dict[str, object] = {
         "listen": f"{HOST}:{port}",
         "state_dir": "api-state",
         "session_secret": "env:GOVNET_TEST_SESSION_SECRET",
         "logstore_dir": "logs",
     }
-    (svc,) = build_services(section, c)
+    (svc,) = build(section(tmp_path, data), inventory=load_inventory(DISTRICT), latest=LatestStore())
     assert isinstance(svc, ApiService) and (tmp_path / "api-state").is_dir()
     db = AuthDB(tmp_path / "api-state" / "users.db")
     db.add_user("ops", "oncall", "a long password here")
@@ -78,7 +75,6 @@ def test_serves_inside_the_loop_and_stops(tmp_path: Path, monkeypatch: pytest.Mo
                 json={"username": "ops", "password": "wrong"},
                 headers={"X-Forwarded-For": "10.9.9.9", "X-Real-IP": "10.9.9.9", "Forwarded": "for=10.9.9.9"},
             )
-            c.extra[ENGINE_KEY] = None
         stop.set()
         await asyncio.wait_for(task, 10)
         return anon, health.status_code, health.json(), task.done()

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from alerts.config import parse_alerting
+from alerts.config import AlertingConfig
 from alerts.engine import Engine
 from alerts.rules import load_rules
 from api.app import create_app
+from core.config import validate_section
 from core.samples import Sample, labels_of
 from tests.support.api_world import PASSWORD, World, make_world
 
@@ -25,6 +26,11 @@ rules:
     summary: "{{ labels.device }} 不可达"
     runbook: [检查设备电源与上联]
 """
+
+
+def parse_alerting(data: dict[str, str], base: Path) -> AlertingConfig:
+    """The `alerts:` section as `govnet run` reads it."""
+    return validate_section(AlertingConfig, data, base, "alerts")
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +48,7 @@ def _login(client: TestClient, user: str) -> str:
     r = client.post("/login", data={"username": user, "password": PASSWORD}, follow_redirects=False)
     assert r.status_code == 303
     page = client.get("/incidents?status=active")
-    return page.text.split('name="csrf" value="')[1].split('"')[0]
+    return str(page.text.split('name="csrf" value="')[1].split('"')[0])
 
 
 @pytest.mark.parametrize("console_url", ["https://noc.example.gov.cn", "http://127.0.0.1:9820/", None])

@@ -167,7 +167,7 @@ def test_service_recomputes_from_the_latest_store(district: Inventory) -> None:
     svc.recompute()
     assert svc.report is not None and svc.report.devices["agg-chengguan"] == "up"
     store.publish("agg-chengguan", [up("agg-chengguan"), oper("agg-chengguan", "GigabitEthernet0/0/47", 0)])
-    svc.recompute()
-    assert svc.report.devices["agg-chengguan"] == "degraded"
+    report = svc.recompute()  # mypy keeps the narrowing above: read the new report from the call
+    assert report.devices["agg-chengguan"] == "degraded"
     trans = [s for s in svc.internal_samples() if s.metric == "govnet_reachability_transitions_total"]
     assert [(s.label_dict["device"], s.value) for s in trans] == [("agg-chengguan", 1.0)]

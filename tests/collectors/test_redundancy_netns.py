@@ -7,17 +7,14 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from collectors.icmp.service import ProbeService
-from collectors.icmp.service import parse_config as probe_config
+from collectors.icmp.service import ProbesConfig, ProbeService
 from collectors.redundancy import ReachabilityService
 from collectors.scheduler import Scheduler, SchedulerSettings
-from collectors.traps.service import TrapService
-from collectors.traps.service import parse_config as trap_config
+from collectors.traps.service import TrapsConfig, TrapService
 from core.fanout import FanOut
 from core.latest import LatestStore
 from inventory.model import Inventory
@@ -78,8 +75,7 @@ def test_uplink_failures_degrade_then_cut_off_the_site_each_transition_once(
             store = LatestStore()
             traps = TrapService(
                 inv,
-                trap_config({"listen": f"{MGMT_GW}:0", "communities": ["env:GV5_TRAP"]}, inv),
-                Path("."),
+                TrapsConfig.model_validate({"listen": f"{MGMT_GW}:0", "communities": ["env:GV5_TRAP"]}),
                 request_poll=lambda: scheduler.poll_now,
             )
             scheduler = Scheduler(
@@ -88,7 +84,9 @@ def test_uplink_failures_degrade_then_cut_off_the_site_each_transition_once(
                 FanOut([store, traps]),
                 SchedulerSettings(timeout=1.0, retries=1),
             )
-            prober = ProbeService(inv, probe_config({"interval": "0.5s", "timeout": "0.3s", "count": 1}))
+            prober = ProbeService(
+                inv, ProbesConfig.model_validate({"interval": "0.5s", "timeout": "0.3s", "count": 1})
+            )
             reach = ReachabilityService(inv, store, prober.probe_up, interval=0.1)
             rcv = traps.start()
             stop = asyncio.Event()

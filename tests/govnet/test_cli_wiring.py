@@ -16,7 +16,7 @@ CLI = ROOT / "govnet" / "cli.py"
 
 def _lazy_imports() -> list[tuple[str, str]]:
     tree = ast.parse(CLI.read_text(encoding="utf-8"))
-    out = []
+    out: list[tuple[str, str]] = []
     for fn in ast.walk(tree):
         if isinstance(fn, ast.FunctionDef):
             for node in ast.walk(fn):

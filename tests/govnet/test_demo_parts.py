@@ -42,7 +42,11 @@ def test_flags_beat_environment_beat_defaults(monkeypatch: pytest.MonkeyPatch, t
     opts = parse_args([])
     assert (opts.host, opts.ports.api, opts.run_dir) == ("127.36.3.1", 41001, tmp_path.resolve())
     opts = parse_args(["--port-base", "42000", "--host", "127.36.3.2", "--without", "grafana,postgres"])
-    assert (opts.host, opts.ports.metrics, opts.without) == ("127.36.3.2", 42000, {"grafana", "postgres"})
+    assert (opts.host, opts.ports.metrics, opts.without) == (
+        "127.36.3.2",
+        42000,
+        frozenset({"grafana", "postgres"}),
+    )
     for bad in (["--without", "syslog"], ["--port-base", "80"]):
         with pytest.raises(SystemExit):
             parse_args(bad)

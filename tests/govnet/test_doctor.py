@@ -133,7 +133,7 @@ def test_invalid_config_names_the_line(tmp_path: Path) -> None:
     bad = tmp_path / "govnet.yaml"
     bad.write_text("inventory: inv.yaml\nprometheus:\n  listen: nowhere\n")
     code, text = _run(bad)
-    assert code == 1
+    assert code == 2  # what `govnet run` refuses: exit 2 like it
     assert f"{bad}:3: prometheus.listen" in text
 
 

@@ -49,7 +49,7 @@ def _agent() -> DeviceAgent:
         [((1, 3, 6, 1, 2, 1, 1, 5, 0), ber.octets("x")), ((1, 3, 6, 1, 2, 1, 1, 3, 0), ber.timeticks(5))]
     )
     users = {b"u": UsmUser(b"u", "sha256", b"authpassword", "aes128", b"privpassword")}
-    return DeviceAgent("t", {b"public": view}, view, UsmEngine(UsmEngine.make_engine_id("t"), users))
+    return DeviceAgent("t", {b"public": view}, view, usm=UsmEngine(UsmEngine.make_engine_id("t"), users))
 
 
 def _get(community: bytes, oid: tuple[int, ...], tag: int = ber.GET) -> bytes:

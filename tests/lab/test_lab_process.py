@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -23,7 +24,7 @@ from tests.support.require import require, require_cmd
 BASE = "127.20.1.0"
 PORT = 16161
 
-INVENTORY = {
+INVENTORY: dict[str, Any] = {
     "sites": [{"name": "ncc", "kind": "control_centre"}, {"name": "dc", "kind": "datacentre"}],
     "devices": [
         {"name": "core1", "site": "ncc", "role": "core_switch", "vendor": "huawei", "model": "S12708",
@@ -53,7 +54,7 @@ INVENTORY = {
 
 SNMPREC = DATA / "snmprec"
 if (SNMPREC / "stoneos.snmprec").exists():
-    INVENTORY["devices"].append(  # type: ignore[attr-defined]
+    INVENTORY["devices"].append(
         {"name": "rec1", "site": "ncc", "role": "firewall", "vendor": "hillstone", "address": "10.1.0.7",
          "tags": ["snmprec:stoneos"]}
     )  # fmt: skip

@@ -1,9 +1,8 @@
-"""The alert scenario shared by the alert e2e and scale-out tests: its district, fast rules, a webhook."""
+"""The alert scenario shared by the alert e2e, HA-pair and scale-out tests: its district, fast rules."""
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from alerts.rules import DEFAULT_RULES
 CHILDREN = [f"acc-{i:02d}" for i in range(1, 51)]
 
 
-def inventory_doc() -> dict[str, Any]:
+def inventory_doc(children: Sequence[str] = CHILDREN, poll_interval: str = "3s") -> dict[str, Any]:
     """The scenario's district: two cores, two aggregation switches with redundant uplinks, 50 access."""
     # One vendor throughout: the alert path does not depend on it, and the scenario should not fail
     # on another vendor profile's polling problem (vendor coverage is tests/collectors/snmp/'s job).
@@ -34,7 +33,7 @@ def inventory_doc() -> dict[str, Any]:
                  "b": {"device": core, "interface": f"XGigabitEthernet0/0/{n}"},
                  "redundancy_group": f"agg-{n}-up"}
             )  # fmt: skip
-    for i, name in enumerate(CHILDREN, start=1):
+    for i, name in enumerate(children, start=1):
         devices.append(
             {"name": name, "site": "comm", "role": "access_switch", "vendor": "ruijie",
              "address": f"10.1.0.{i}"}
@@ -43,36 +42,19 @@ def inventory_doc() -> dict[str, Any]:
             {"a": {"device": name, "interface": "GigabitEthernet 0/25"},
              "b": {"device": "core-1", "interface": f"GigabitEthernet1/0/{i}"}}
         )  # fmt: skip
-    sites = [{"name": "ncc", "kind": "control_centre"}, {"name": "comm", "kind": "access"}]
+    sites = [{"name": "ncc", "kind": "control_centre"}]
+    sites += [{"name": "comm", "kind": "access"}] if children else []
     sites += [{"name": f"jd-{n}", "kind": "aggregation"} for n in (1, 2)]
-    return {"defaults": {"poll_interval": "3s"}, "sites": sites, "devices": devices, "links": links}
+    return {"defaults": {"poll_interval": poll_interval}, "sites": sites, "devices": devices, "links": links}
 
 
-def fast_rules(path: Path) -> None:
+def fast_rules(path: Path, for_: str = "6s", keep_firing_for: str = "4s") -> None:
     """Write the shipped rules with short `for`/`keep_firing_for` so a scenario runs in seconds."""
     # The shipped rules with short `for`/`keep_firing_for` so the scenario runs in seconds.
     doc = yaml.safe_load(DEFAULT_RULES.read_text(encoding="utf-8"))
     for rule in doc["rules"]:
         if "for" in rule:
-            rule["for"] = "6s"
+            rule["for"] = for_
         if "keep_firing_for" in rule:
-            rule["keep_firing_for"] = "4s"
+            rule["keep_firing_for"] = keep_firing_for
     path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
-
-
-@dataclass
-class Hook:
-    """A webhook receiver: answers statuses from `script` (then 200) and records every request."""
-
-    script: list[int] = field(default_factory=list)
-    requests: list[tuple[float, int, dict[str, Any]]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def accepted(self) -> list[dict[str, Any]]:
-        """Payloads answered 200."""
-        with self.lock:
-            return [p for _, status, p in self.requests if status == 200]
-
-    def kinds(self) -> list[tuple[str, str]]:
-        """(govnet kind, incident) of accepted payloads, in order."""
-        return [(p["govnet"]["kind"], p["groupKey"]) for p in self.accepted()]

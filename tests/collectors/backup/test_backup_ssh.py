@@ -15,12 +15,19 @@ from typing import Any
 import pytest
 import yaml
 
-from collectors.backup.service import BackupChecker, parse_section
+from collectors.backup.service import BackupChecker, BackupsSection
 from collectors.backup.verify import JobResult
 from collectors.ssh.cli import trust_command
+from core.config import validate_section
 from inventory.load import load_inventory
 from inventory.model import Inventory
 from tests.support.db import PgPair, Sshd, as_postgres, make_pg_pair, sshd  # noqa: F401  (fixture)
+
+
+def parse_section(data: dict[str, Any], base: Path) -> BackupsSection:
+    """The `backups:` section as `govnet run` reads it (paths relative to `base`)."""
+    return validate_section(BackupsSection, data, base, "backups")
+
 
 DAY = 86400.0
 

@@ -10,11 +10,18 @@ from typing import Any
 import pytest
 import yaml
 
-from collectors.backup.service import BackupChecker, BackupService, parse_section
+from collectors.backup.service import BackupChecker, BackupService, BackupsSection
 from collectors.backup.source import sidecar_digest
 from collectors.backup.verify import JobResult, samples
+from core.config import validate_section
 from inventory.load import load_inventory
 from inventory.model import Inventory
+
+
+def parse_section(data: dict[str, Any], base: Path) -> BackupsSection:
+    """The `backups:` section as `govnet run` reads it (paths relative to `base`)."""
+    return validate_section(BackupsSection, data, base, "backups")
+
 
 DAY = 86400.0
 NOW = 1_800_000_000.0
@@ -240,12 +247,11 @@ def test_manual_series_semantics(tmp_path: Path) -> None:
 
 
 def test_service_runs_and_publishes(tmp_path: Path, daily: Any) -> None:
-    from collectors.backup.service import build_services
-    from govnet.service import RunContext
+    from collectors.backup.service import build
 
     _d, inv = daily
-    ctx = RunContext(tmp_path, inv, tmp_path / "inventory.yaml", None)
-    (service,) = build_services({"state_dir": "st", "local_hosts": ["dc-db-1"], "interval": "1h"}, ctx)
+    section = parse_section({"state_dir": "st", "local_hosts": ["dc-db-1"], "interval": "1h"}, tmp_path)
+    (service,) = build(section, inventory=inv)
     assert isinstance(service, BackupService)
 
     async def go() -> None:
@@ -263,11 +269,11 @@ def test_service_runs_and_publishes(tmp_path: Path, daily: Any) -> None:
     assert [s.value for s in ok] == [1.0]
     assert (tmp_path / "st" / "backups.sqlite").exists()
     with pytest.raises(ValueError, match=r"backups\.interval"):
-        build_services({"interval": "soon"}, ctx)
+        parse_section({"interval": "soon"}, tmp_path)
     with pytest.raises(ValueError, match=r"backups\.surprise"):
-        build_services({"surprise": 1}, ctx)
+        parse_section({"surprise": 1}, tmp_path)
     with pytest.raises(ValueError, match="no backup job 'nope'"):
-        build_services({"jobs": ["nope"]}, ctx)
+        build(parse_section({"jobs": ["nope"]}, tmp_path), inventory=inv)
 
 
 def _config(tmp: Path, listen: str | None = None) -> Path:

@@ -24,15 +24,16 @@ import pytest
 import yaml
 
 from collectors.base import PollResult, device_labels
+from collectors.cluster.config import ClusterConfig
 from collectors.cluster.membership import Member, Membership
-from collectors.cluster.service import ClusterService, build_services
+from collectors.cluster.service import ClusterService, build
 from collectors.cluster.store import MemberStore
 from collectors.scheduler import Schedule, Scheduler, SchedulerSettings
+from core.config import check_inputs, validate_section
 from core.latest import LatestStore
 from core.ring import HashRing
 from core.samples import Sample
 from core.secrets import Secret
-from govnet.service import RunContext
 from inventory.model import Defaults, Device, Inventory, SnmpV2c
 from lab.runner import LabProcess
 from lab.synth import synth_inventory
@@ -196,19 +197,25 @@ def test_set_devices_before_and_during_run() -> None:
 # -- config -------------------------------------------------------------------------------------------
 
 
-def _ctx(tmp_path: Path) -> RunContext:
-    return RunContext(tmp_path, Inventory(devices=[]), tmp_path / "inv.yaml", None)
+def _section(tmp_path: Path, data: dict[str, object]) -> ClusterConfig:
+    return validate_section(ClusterConfig, data, tmp_path, "cluster")
 
 
 def test_cluster_section_errors_name_fields_and_never_echo_values(tmp_path: Path) -> None:
     with pytest.raises(ValueError) as exc:
-        build_services({"dsn": "postgresql://u:hunter2@db/x", "vnodes": 0, "bogus": 1}, _ctx(tmp_path))
+        _section(tmp_path, {"dsn": "postgresql://u:hunter2@db/x", "vnodes": 0, "bogus": 1})
     text = str(exc.value)
     assert "dsn" in text and "vnodes" in text and "bogus" in text and "hunter2" not in text
-    with pytest.raises(ValueError, match="dsn: environment variable GOVNET_NOPE_DSN is not set"):
-        build_services({"dsn": "env:GOVNET_NOPE_DSN"}, _ctx(tmp_path))
+    unset = _section(tmp_path, {"dsn": "env:GOVNET_NOPE_DSN"})
+    assert check_inputs(unset) == [
+        (("dsn",), "secret env:GOVNET_NOPE_DSN: environment variable GOVNET_NOPE_DSN is not set")
+    ]
     (tmp_path / "dsn").write_text("host=127.43.0.2 port=1 user=x\n")
-    svc = build_services({"dsn": "file:dsn", "node_id": "n1", "heartbeat_interval": "500ms"}, _ctx(tmp_path))
+    section = _section(tmp_path, {"dsn": "file:dsn", "node_id": "n1", "heartbeat_interval": "500ms"})
+    assert check_inputs(section) == []  # `file:` relative to the config file's folder
+    inv = Inventory(devices=[])
+    sched = Scheduler(inv, _Slow(0.0), _Sink(), SchedulerSettings())
+    svc = build(section, inventory=inv, scheduler=sched, latest=LatestStore())
     assert [s.name for s in svc] == ["cluster"]
 
 
@@ -518,12 +525,11 @@ def test_two_services_shard_and_share_device_health_through_postgres(pg: PgNode)
 
     def make(node: str) -> tuple[ClusterService, Scheduler, _Sink]:
         engine = _Sink()  # stands in for alerts' engine: the cluster service only calls publish()
-        ctx = RunContext(Path("."), inv, Path("inv.yaml"), LatestStore(), extra={"alerts_engine": engine})
         sched = Scheduler(inv, _Slow(0.0), _Sink(), SchedulerSettings())
-        ctx.extra["scheduler"] = sched
-        section = {"dsn": "env:GOVNET_TEST_CLUSTER_DSN", "node_id": node, "heartbeat_interval": "200ms",
-                   "share_state": True}  # fmt: skip
-        svc = build_services(section, ctx)[0]
+        data = {"dsn": "env:GOVNET_TEST_CLUSTER_DSN", "node_id": node, "heartbeat_interval": "200ms",
+                "share_state": True}  # fmt: skip
+        section = ClusterConfig.model_validate(data)
+        svc = build(section, inventory=inv, scheduler=sched, latest=LatestStore(), peer_sink=engine)[0]
         assert isinstance(svc, ClusterService)
         return svc, sched, engine
 
@@ -580,12 +586,11 @@ def test_core_on_one_shard_children_on_both_pages_once(tmp_path: Path, pg: PgNod
     import contextlib
     import io
     import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     from typing import Any
 
     from alerts.cli import list_command
-    from tests.support.alerting import CHILDREN, Hook, fast_rules, inventory_doc
+    from tests.support.alerting import CHILDREN, fast_rules, inventory_doc
+    from tests.support.govnet_run import webhook
 
     inv = inventory_doc()
     names = [d["name"] for d in inv["devices"]]
@@ -594,24 +599,9 @@ def test_core_on_one_shard_children_on_both_pages_once(tmp_path: Path, pg: PgNod
     assert {ring.owner(c) for c in CHILDREN} == {"a", "b"}
     (tmp_path / "inventory.yaml").write_text(yaml.safe_dump(inv), encoding="utf-8")
     fast_rules(tmp_path / "rules.yaml")
-    hook = Hook()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            with hook.lock:
-                hook.requests.append((time.time(), 200, json.loads(body)))
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.43.0.20", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    (tmp_path / "hook.url").write_text(f"http://127.43.0.20:{server.server_address[1]}/hook\n")
+    stack = contextlib.ExitStack()
+    hook, hook_url = stack.enter_context(webhook("127.43.0.20"))
+    (tmp_path / "hook.url").write_text(hook_url + "\n")
     lab = LabProcess(
         tmp_path / "inventory.yaml", tmp_path / "lab", base="127.43.8.0", ssh_port=0, progress=None
     )
@@ -678,5 +668,4 @@ def test_core_on_one_shard_children_on_both_pages_once(tmp_path: Path, pg: PgNod
         for node in nodes.values():
             node.stop()
         lab.stop()
-        server.shutdown()
-        server.server_close()
+        stack.close()

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from collectors.icmp.engine import EchoTemplate, IcmpEngine, build_echo, inet_checksum, parse_reply
-from collectors.icmp.service import ProbeService, build_services, parse_config
+from collectors.icmp.service import ProbesConfig, ProbeService, build
 from collectors.icmp.state import ProbeBook, ProbeWindow
+from core.config import validate_section
 from core.latest import LatestStore
-from govnet.service import RunContext
 from inventory.model import Inventory
 from tests.support.paths import ROOT
 from tests.support.require import require, require_cmd, require_root
@@ -45,7 +45,8 @@ def test_book_matches_expires_and_rejects_late_or_foreign_replies() -> None:
     b.sent(1, "10.0.0.1", 100.0, 1)
     b.sent(2, "10.0.0.2", 100.0, 1)
     assert b.replied(1, "10.0.0.9", 100.1) is None  # a reply from another address does not count
-    assert b.replied(1, "10.0.0.1", 100.2) == ("10.0.0.1", pytest.approx(0.2))
+    got = b.replied(1, "10.0.0.1", 100.2)
+    assert got is not None and got[0] == "10.0.0.1" and got[1] == pytest.approx(0.2)
     assert b.replied(1, "10.0.0.1", 100.3) is None  # duplicate
     assert b.next_deadline() == 101.0
     assert b.expire(100.9) == []
@@ -160,8 +161,10 @@ def inventory(addresses: list[str]) -> Inventory:
 def test_service_exposes_device_labelled_samples() -> None:
     require_root()
     inv = inventory(LOOP[:2])
-    ctx = RunContext(Path("."), inv, Path("inv.yaml"), LatestStore())
-    services = build_services({"interval": "0.2s", "timeout": "0.1s", "count": 2}, ctx)
+    section = validate_section(
+        ProbesConfig, {"interval": "0.2s", "timeout": "0.1s", "count": 2}, Path("."), "probes"
+    )
+    services = build(section, inventory=inv, latest=LatestStore())
     prober = services[0]
     assert isinstance(prober, ProbeService)
     assert [s.name for s in services] == ["probes", "reachability"]
@@ -191,26 +194,28 @@ def test_service_exposes_device_labelled_samples() -> None:
 
 
 def test_config_errors() -> None:
+    def parse(data: dict[str, object]) -> None:
+        validate_section(ProbesConfig, data, Path("."), "probes")
+
     with pytest.raises(ValueError, match="timeout must be shorter"):
-        parse_config({"interval": "1s", "timeout": "2s"})
+        parse({"interval": "1s", "timeout": "2s"})
     with pytest.raises(ValueError, match="count"):
-        parse_config({"count": 0})
+        parse({"count": 0})
     with pytest.raises(ValueError, match="bogus"):
-        parse_config({"bogus": 1})
+        parse({"bogus": 1})
 
 
 CHILD = """
 import asyncio, logging, sys
 logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 from pathlib import Path
-from collectors.icmp.service import build_services
+from collectors.icmp.service import ProbesConfig, build
 from core.latest import LatestStore
-from govnet.service import RunContext
 from inventory.model import Inventory
 inv = Inventory.model_validate({"sites": [{"name": "s"}], "devices": [
     {"name": "d0", "site": "s", "role": "server", "vendor": "linux", "address": "127.28.2.1"}]})
-prober = build_services({"interval": "1s", "timeout": "0.5s", "reachability": False},
-                        RunContext(Path("."), inv, Path("x"), LatestStore()))[0]
+section = ProbesConfig.model_validate({"interval": "1s", "timeout": "0.5s", "reachability": False})
+prober = build(section, inventory=inv, latest=LatestStore())[0]
 async def go():
     stop = asyncio.Event()
     task = asyncio.create_task(prober.run(stop))

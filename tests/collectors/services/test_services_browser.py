@@ -8,8 +8,12 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Dialog
 import uvicorn
 
 from api.app import create_app
@@ -78,7 +82,12 @@ def test_oncall_reads_the_diff_and_accepts_a_baseline(tmp_path: Path, site: Ngin
             try:
                 page = b.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN").new_page()
                 dialogs: list[str] = []
-                page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+                def on_dialog(dialog: Dialog) -> None:
+                    dialogs.append(dialog.message)
+                    dialog.dismiss()
+
+                page.on("dialog", on_dialog)
                 page.goto(base + "/login")
                 page.fill("input[name=username]", "u-oncall")
                 page.fill("input[name=password]", PASSWORD)

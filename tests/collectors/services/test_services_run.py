@@ -107,25 +107,28 @@ def test_check_services_command(tmp_path: Path) -> None:
         ng.stop()
 
 
-def test_builder_wires_checker_into_alerts_and_console(tmp_path: Path) -> None:
+def test_builder_gives_a_checker_the_alert_engine_can_ask_for_details(tmp_path: Path) -> None:
     from alerts.engine import Engine
     from alerts.rules import DEFAULT_RULES, load_rules
     from collectors.services.runner import ServiceChecker
-    from collectors.services.service import CHECKER_KEY, build_services
-    from govnet.service import RunContext
+    from collectors.services.service import ServicesSection, build
+    from core.config import validate_section
     from inventory.load import load_inventory
     from tests.support.paths import EXAMPLES
 
     engine = Engine(load_rules(DEFAULT_RULES))
     path = EXAMPLES / "services.yaml"
-    ctx = RunContext(tmp_path, load_inventory(path), path, None, extra={"alerts_engine": engine})
-    (svc,) = build_services({"baseline_dir": "b", "max_concurrency": 4}, ctx)
-    assert isinstance(svc, ServiceChecker) and ctx.extra[CHECKER_KEY] is svc
+    section = validate_section(
+        ServicesSection, {"baseline_dir": "b", "max_concurrency": 4}, tmp_path, "services"
+    )
+    (svc,) = build(section, inventory=load_inventory(path), inventory_path=path)
+    svc.register_details(engine)  # as govnet/run.py does when `alerts:` is configured
+    assert isinstance(svc, ServiceChecker)
     assert sorted(svc.states) == ["ftp-banner", "mail-tls", "oa-db", "portal", "portal-dns", "zwfw"]
     assert set(engine.details) == {"ServiceContentChanged", "DefacementSuspected"}
     assert svc.repo is not None and svc.repo.path == tmp_path / "b"
     with pytest.raises(ValueError, match="max_concurrency"):
-        build_services({"max_concurrency": 0}, ctx)
+        validate_section(ServicesSection, {"max_concurrency": 0}, tmp_path, "services")
 
 
 class _Hook(BaseHTTPRequestHandler):

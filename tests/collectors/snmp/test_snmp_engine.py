@@ -13,7 +13,8 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator, Mapping
+from typing import Any, TypeVar
 
 import pytest
 from pyasn1.codec.ber import decoder, encoder
@@ -25,6 +26,8 @@ from collectors.snmp.netsnmpd import NetSnmpd, free_udp_port
 from collectors.snmp.profile import default_profiles
 from inventory.model import Inventory, SnmpV3
 from tests.support.require import require_cmd
+
+T = TypeVar("T")
 
 HOST = "127.22.0.1"
 SYS_OR_DESCR = "1.3.6.1.2.1.1.9.1.3"  # sysORDescr: ~10 rows of long text in any net-snmp
@@ -49,7 +52,7 @@ def secrets(agent: NetSnmpd, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GOVNET_T_BADPRIV", "not-the-key-123")
 
 
-def inventory(address: str, port: int, snmp: dict[str, object], vendor: str = "linux") -> Inventory:
+def inventory(address: str, port: int, snmp: Mapping[str, object], vendor: str = "linux") -> Inventory:
     return Inventory.model_validate(
         {
             "sites": [{"name": "dc"}],
@@ -81,7 +84,7 @@ def v3(priv: str = "env:GOVNET_T_PRIV") -> dict[str, object]:
     }
 
 
-def run(coro):  # type: ignore[no-untyped-def]
+def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
@@ -112,9 +115,9 @@ def test_poll_real_agent(agent: NetSnmpd, secrets: None, creds: dict[str, object
     ]
     assert len(lo) == 1 and lo[0].type == "counter"
     # Traffic on lo between two polls: the exported counter grows and never goes backwards.
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
         for _ in range(50):
-            s.sendto(b"x" * 1000, (HOST, free_udp_port(HOST)))
+            sender.sendto(b"x" * 1000, (HOST, free_udp_port(HOST)))
     # net-snmp caches interface statistics for a few seconds: poll until the new traffic shows.
     for attempt in range(40):
         r2 = run(col.poll(inv, dev, 1030.0 + attempt))

@@ -34,14 +34,20 @@ def test_uw_to_dbm() -> None:
 
 def test_huawei_microwatt_device() -> None:
     # No power below -1 anywhere on the device: the column is in microwatts.
-    walk = {f"{NAME}.1": b"XGE0/0/1", f"{RX}.1": 536, f"{TX}.1": 591, f"{NAME}.2": b"XGE0/0/2", f"{RX}.2": -1}
+    walk: Walk = {
+        f"{NAME}.1": b"XGE0/0/1",
+        f"{RX}.1": 536,
+        f"{TX}.1": 591,
+        f"{NAME}.2": b"XGE0/0/2",
+        f"{RX}.2": -1,
+    }
     got = _rx(walk)
     assert set(got) == {"XGE0/0/1"} and math.isclose(got["XGE0/0/1"], -2.708, abs_tol=1e-3)
 
 
 def test_huawei_dbm_device_and_lane_column_first() -> None:
     # One negative reading makes the whole device 0.01 dBm: +1.20 dBm stays +1.20, not 1.2 uW.
-    walk = {
+    walk: Walk = {
         f"{NAME}.1": b"GE0/7/0",
         f"{RX}.1": 120,
         f"{TX}.1": 256,
@@ -57,7 +63,7 @@ def test_huawei_dbm_device_and_lane_column_first() -> None:
 
 
 def test_huawei_bias_needs_microampere_evidence() -> None:
-    walk = {f"{NAME}.1": b"GE0/7/0", f"{BIAS}.1": 34, f"{NAME}.2": b"GE0/7/1", f"{BIAS}.2": 42}
+    walk: Walk = {f"{NAME}.1": b"GE0/7/0", f"{BIAS}.1": 34, f"{NAME}.2": b"GE0/7/1", f"{BIAS}.2": 42}
     ev = evaluate(_huawei(), walk)
     assert not [s for s in ev.samples if s.metric == "govnet_optic_bias_amperes"]
     walk[f"{BIAS}.2"] = 5232
@@ -68,7 +74,7 @@ def test_huawei_bias_needs_microampere_evidence() -> None:
 
 def test_entity_sensor_si_prefix() -> None:
     base = "1.3.6.1.4.1.9.9.91.1.1.1.1"
-    walk = {
+    walk: Walk = {
         f"{base}.1.5": 5,  # amperes
         f"{base}.2.5": 8,  # milli
         f"{base}.3.5": 1,  # one decimal
@@ -79,8 +85,9 @@ def test_entity_sensor_si_prefix() -> None:
         f"{NAME}.4": b"GigabitEthernet1/0/52",
     }
     ev = evaluate(load_profiles()["cisco"], walk)
-    got = [(s.metric, dict(s.labels), s.value) for s in ev.samples if s.metric.startswith("govnet_optic")]
-    assert got == [("govnet_optic_bias_amperes", {"ifname": "GigabitEthernet1/0/52"}, pytest.approx(0.0061))]
+    got = [(s.metric, dict(s.labels)) for s in ev.samples if s.metric.startswith("govnet_optic")]
+    assert got == [("govnet_optic_bias_amperes", {"ifname": "GigabitEthernet1/0/52"})]
+    assert [s.value for s in ev.samples if s.metric.startswith("govnet_optic")] == pytest.approx([0.0061])
 
 
 def test_version_keeps_the_release() -> None:

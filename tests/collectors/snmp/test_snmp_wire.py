@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from collectors.base import PollResult
 from collectors.snmp import SnmpCollector
 from collectors.snmp.evaluate import evaluate
 from collectors.snmp.netsnmpd import free_udp_port
@@ -49,7 +50,7 @@ def test_collector_over_the_wire_matches_offline(monkeypatch: pytest.MonkeyPatch
         )
     inv = Inventory.model_validate({"sites": [{"name": "lab"}], "devices": devices})
 
-    async def poll_all() -> dict[str, object]:
+    async def poll_all() -> dict[str, PollResult]:
         server = await serve({f.stem: f for f in files}, HOST, port)
         try:
             col = SnmpCollector(timeout_s=2.0, retries=1)

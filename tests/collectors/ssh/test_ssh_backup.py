@@ -195,7 +195,7 @@ def test_backup_three_vendors_volatile_lines_and_secrets(lab: Lab, tmp_path: Pat
             outs = []
             for n in ("hw-sw1", "h3c-sw1"):
                 t = target_for(lab.inventory, lab.inventory.device(n))
-                outs += await runner.run(t, [t.platform.command("config") or ""])
+                outs += await runner.run(t, [t.cli.command("config") or ""])
             return outs
         finally:
             runner.close()

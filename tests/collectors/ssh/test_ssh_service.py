@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from collectors.ssh.cli import trust_command
-from collectors.ssh.service import SshService, build_services
-from govnet.service import RunContext
+from collectors.ssh.service import SshSection, SshService, build
+from core.config import SectionError, validate_section
 from inventory.load import load_inventory
 from lab.ssh import start_ssh_servers
 from lab.state import LabDevice
@@ -137,9 +137,8 @@ def _value(samples: list[Any], metric: str, **labels: str) -> float | None:
 
 
 def test_ssh_service_runs_all_three_jobs(world: Any) -> None:
-    lab, pair, inv, inv_file, run_dir = world
-    ctx = RunContext(run_dir, inv, inv_file, None)
-    (service,) = build_services(_section(pair), ctx)
+    lab, pair, inv, _inv_file, run_dir = world
+    (service,) = build(validate_section(SshSection, _section(pair), run_dir, "ssh"), inventory=inv)
     assert isinstance(service, SshService)
     assert [d.name for d in service.backup_devices] == [
         "usg-1",
@@ -183,13 +182,18 @@ def test_ssh_service_runs_all_three_jobs(world: Any) -> None:
 
 
 def test_section_errors_name_the_field(world: Any) -> None:
-    _lab, _pair, inv, inv_file, run_dir = world
-    ctx = RunContext(run_dir, inv, inv_file, None)
+    _lab, _pair, inv, _inv_file, run_dir = world
+
+    def section(data: dict[str, Any]) -> SshSection:
+        return validate_section(SshSection, data, run_dir, "ssh")
+
     with pytest.raises(ValueError, match=r"ssh\.db\.interval"):
-        build_services({"db": {"interval": "often"}}, ctx)
-    with pytest.raises(ValueError, match=r"ssh\.ha\.groups: no HA group 'x'"):
-        build_services({"ha": {"groups": ["x"]}}, ctx)
+        section({"db": {"interval": "often"}})
+    unknown = section({"ha": {"groups": ["x"]}})
+    assert unknown.problems(inv) == [(("ha", "groups", 0), "no HA group 'x' in the inventory")]
+    with pytest.raises(SectionError, match=r"no HA group 'x'"):
+        build(unknown, inventory=inv)
     with pytest.raises(ValueError, match=r"ssh\.db\.access\.db-1\.transport"):
-        build_services({"db": {"access": {"db-1": {"transport": "telnet"}}}}, ctx)
+        section({"db": {"access": {"db-1": {"transport": "telnet"}}}})
     with pytest.raises(ValueError, match=r"ssh\.bogus"):
-        build_services({"bogus": 1}, ctx)
+        section({"bogus": 1})

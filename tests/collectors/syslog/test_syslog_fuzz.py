@@ -59,7 +59,7 @@ def _frames_one_by_one(framer: Framer, data: bytes) -> list[bytes]:
     if framer.error is not None:
         return []
     framer.buf += data
-    out = []
+    out: list[bytes] = []
     while True:
         try:
             frame = framer._next()

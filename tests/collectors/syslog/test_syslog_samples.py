@@ -55,7 +55,7 @@ def expected_instant(text: str) -> datetime | None:
         dt = dt.replace(year=recv.year)
         if dt > recv + timedelta(days=2):
             dt = dt.replace(year=recv.year - 1)
-    return dt.astimezone(UTC)
+    return dt.astimezone(UTC)  # type: ignore[no-any-return]  # dateutil is untyped
 
 
 def expected_value(field: str, exp: dict[str, Any]) -> tuple[bool, Any]:

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from collectors.syslog.service import build_services
-from govnet.service import RunContext
+from collectors.syslog.service import SyslogSection, SyslogService, build
+from core.config import validate_section
 from inventory.model import Inventory
 from tests.support.require import require_cmd
 
 HOST = "127.38.9.1"
 
 
-def _ctx(tmp_path: Path) -> RunContext:
-    inv = Inventory.model_validate(
+def _inventory() -> Inventory:
+    return Inventory.model_validate(
         {
             "sites": [{"name": "ncc"}],
             "devices": [
@@ -30,21 +30,28 @@ def _ctx(tmp_path: Path) -> RunContext:
             ],
         }
     )
-    return RunContext(tmp_path, inv, tmp_path / "inv.yaml", None)
+
+
+def _section(tmp_path: Path, data: dict[str, object]) -> SyslogSection:
+    return validate_section(SyslogSection, data, tmp_path, "syslog")
+
+
+def _build(tmp_path: Path, data: dict[str, object]) -> SyslogService:
+    (svc,) = build(_section(tmp_path, data), inventory=_inventory())
+    return svc
 
 
 def test_bad_section_names_the_field(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="retention_days"):
-        build_services({"store": "logs", "retention_days": 30}, _ctx(tmp_path))
+        _section(tmp_path, {"store": "logs", "retention_days": 30})
     with pytest.raises(ValueError, match="bogus"):
-        build_services({"store": "logs", "bogus": 1}, _ctx(tmp_path))
+        _section(tmp_path, {"store": "logs", "bogus": 1})
 
 
 def test_logger_message_is_stored_and_exported(tmp_path: Path) -> None:
     require_cmd("logger")
-    ctx = _ctx(tmp_path)
-    (svc,) = build_services({"store": "logs", "listen": HOST, "tcp_port": 0, "udp_port": None}, ctx)
-    assert ctx.extra["logstore"] is svc.store  # the API reads the same store
+    svc = _build(tmp_path, {"store": "logs", "listen": HOST, "tcp_port": 0, "udp_port": None})
+    assert svc.store.root == tmp_path / "logs"  # relative to the config file's folder
 
     async def go() -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
         stop = asyncio.Event()
@@ -101,8 +108,7 @@ def test_sequence_ids_parsed_from_the_header_only() -> None:
 def test_logger_sequence_gaps_are_exported_per_device(tmp_path: Path) -> None:
     require_cmd("logger")
     host = "127.44.4.1"
-    ctx = _ctx(tmp_path)
-    (svc,) = build_services({"store": "logs", "listen": host, "tcp_port": 0, "udp_port": None}, ctx)
+    svc = _build(tmp_path, {"store": "logs", "listen": host, "tcp_port": 0, "udp_port": None})
 
     def gaps() -> list[tuple[dict[str, str], float]]:
         return [
@@ -159,3 +165,54 @@ def test_logger_sequence_gaps_are_exported_per_device(tmp_path: Path) -> None:
     assert [[v for _, v in g] for g in seen[1:]] == [[0.0], [0.0], [2.0], [2.0]]
     labels = seen[-1][0][0]
     assert labels["device"] == "fw-1" and labels["site"] == "ncc" and labels["role"] == "firewall"
+
+
+def test_section_forwards_durable_frames_like_govnet_syslog(tmp_path: Path) -> None:
+    """One assembly: the `syslog:` section forwards (as `govnet syslog --forward` does) to a TCP peer."""
+    require_cmd("logger")
+    host = "127.44.4.2"
+
+    async def go() -> bytes:
+        got = bytearray()
+        arrived = asyncio.Event()
+
+        async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while data := await reader.read(65536):
+                got.extend(data)
+                if b"forward me" in got:
+                    arrived.set()
+            writer.close()
+
+        server = await asyncio.start_server(upstream, host, 0)
+        up_port = server.sockets[0].getsockname()[1]
+        svc = _build(
+            tmp_path,
+            {
+                "store": "logs",
+                "listen": host,
+                "tcp_port": 0,
+                "udp_port": None,
+                "forward": f"{host}:{up_port}",
+            },
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(svc.run(stop))
+        for _ in range(100):
+            if svc.receiver is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert svc.receiver is not None
+        proc = await asyncio.create_subprocess_exec(
+            "logger", "--server", host, "--port", str(svc.receiver.tcp_port), "--tcp", "--octet-count",
+            "-t", "govnet-test", "forward me",
+        )  # fmt: skip
+        assert await proc.wait() == 0
+        await asyncio.wait_for(arrived.wait(), 20)
+        stop.set()
+        await task
+        server.close()
+        await server.wait_closed()
+        return bytes(got)
+
+    forwarded = asyncio.run(go())
+    assert b"govnet-test" in forwarded and b"forward me" in forwarded

@@ -16,7 +16,8 @@ import pytest
 from collectors.base import PollResult
 from collectors.scheduler import Scheduler, SchedulerSettings
 from collectors.traps.defs import DefinitionError, TrapCatalog, load_files
-from collectors.traps.service import TrapService, parse_config
+from collectors.traps.service import TrapsConfig, TrapService, build
+from core.config import validate_section
 from core.fanout import FanOut
 from core.latest import LatestStore
 from inventory.model import Inventory
@@ -134,6 +135,10 @@ def test_catalog_is_data_and_matches_exact_text_and_prefix(tmp_path: Path) -> No
         load_files([bad])
 
 
+def parse_config(data: dict[str, Any]) -> TrapsConfig:
+    return validate_section(TrapsConfig, data, Path("."), "traps")
+
+
 def test_config_errors_name_fields_and_hide_secrets() -> None:
     with pytest.raises(ValueError, match=r"communities\.0") as exc:
         parse_config({"communities": ["public-literal"]})
@@ -143,7 +148,11 @@ def test_config_errors_name_fields_and_hide_secrets() -> None:
             {"v3_users": [{"user": "u", "auth_protocol": "md5", "auth_key": "env:A", "priv_key": "env:B"}]}
         )
     with pytest.raises(ValueError, match="unknown device"):
-        parse_config({**SECTION, "engine_ids": {"nope": FW_ENGINE}}, inventory())
+        build(
+            parse_config({**SECTION, "engine_ids": {"nope": FW_ENGINE}}),
+            inventory=inventory(),
+            request_poll=None,
+        )
     with pytest.raises(ValueError, match="engine_ids"):
         parse_config({**SECTION, "engine_ids": {"fw-1": "zz"}})
 
@@ -191,7 +200,7 @@ def test_v2c_linkdown_trap_triggers_a_real_poll_and_unknown_sources_are_counted(
             SchedulerSettings(timeout=1.0, retries=0),
             devices=[inv.device("agg-1")],
         )
-        svc = TrapService(inv, parse_config(SECTION, inv), Path("."), request_poll=lambda: scheduler.poll_now)
+        svc = TrapService(inv, parse_config(SECTION), request_poll=lambda: scheduler.poll_now)
         rcv = svc.start()
         stop = asyncio.Event()
         tasks = [asyncio.create_task(scheduler.run()), asyncio.create_task(svc.run(stop))]
@@ -253,7 +262,7 @@ def test_v3_inform_is_acknowledged_and_v3_trap_maps_by_engine_id() -> None:
 
     async def scenario() -> None:
         inv = inventory()
-        svc = TrapService(inv, parse_config(SECTION, inv), Path("."))
+        svc = TrapService(inv, parse_config(SECTION))
         rcv = svc.start()
         try:
             v3 = [
@@ -351,7 +360,7 @@ def test_fuzzed_datagrams_are_counted_and_the_receiver_keeps_working() -> None:
 
     async def scenario() -> None:
         inv = inventory()
-        svc = TrapService(inv, parse_config(SECTION, inv), Path("."))
+        svc = TrapService(inv, parse_config(SECTION))
         rcv = svc.start()
         try:
             garbage = mutants()
@@ -390,7 +399,7 @@ def test_generic_trap_counters_exist_at_zero_before_the_first_trap() -> None:
         return {s.labels: s.value for s in svc.internal_samples() if s.metric == metric}
 
     async def scenario() -> None:
-        svc = TrapService(inv, parse_config({**SECTION, "listen": f"{receiver}:0"}, inv), Path("."))
+        svc = TrapService(inv, parse_config({**SECTION, "listen": f"{receiver}:0"}))
         rcv = svc.start()
         stop = asyncio.Event()
         task = asyncio.create_task(svc.run(stop))

@@ -28,7 +28,7 @@ def free_port(host: str, kind: int) -> int:
 
 def scrape(url: str) -> str:
     with urllib.request.urlopen(url, timeout=2) as r:
-        return r.read().decode()
+        return str(r.read().decode())
 
 
 def reachable(body: str) -> bool:

@@ -6,10 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from collectors.where.service import WHERE_KEY, WhereService, build_services, parse_section
-from govnet.service import BUILDERS, RunContext
+from collectors.where.service import WhereSection, WhereService, build
+from core.config import validate_section
 from inventory.load import load_inventory
 from tests.support.paths import EXAMPLES
+
+
+def parse_section(data: dict[str, object], base: Path = Path(".")) -> WhereSection:
+    """The `where:` section as `govnet run` reads it."""
+    return validate_section(WhereSection, data, base, "where")
 
 
 def test_defaults_sweep_every_five_minutes_and_keep_history_over_180_days() -> None:
@@ -32,12 +37,10 @@ def test_bad_sections_are_refused_with_the_field_named(section: dict[str, object
         parse_section(section)
 
 
-def test_govnet_run_builds_the_service_and_shares_it_with_the_api(tmp_path: Path) -> None:
-    assert BUILDERS["where"] == "collectors.where.service:build_services"
+def test_the_builder_opens_the_history_relative_to_the_config(tmp_path: Path) -> None:
     inv = load_inventory(EXAMPLES / "district.yaml")
-    ctx = RunContext(tmp_path, inv, EXAMPLES / "district.yaml", None)
-    (svc,) = build_services({"state_dir": "state", "interval": "2m"}, ctx)
-    assert isinstance(svc, WhereService) and ctx.extra[WHERE_KEY] is svc
+    (svc,) = build(parse_section({"state_dir": "state", "interval": "2m"}, tmp_path), inventory=inv)
+    assert isinstance(svc, WhereService)
     assert (tmp_path / "state" / "where.db").exists()
     roles = {d.role.value for d, _arp, _fdb in svc.devices()}
     assert roles == {"access_switch", "aggregation_switch", "core_switch", "firewall", "vpn_gateway"}
