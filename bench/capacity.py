@@ -142,6 +142,136 @@ def verify(devices: int, cycles: int, interval: float) -> dict[str, Any]:
     return r
 
 
+def _tree(pid: int) -> list[int]:
+    kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *(int(k) for k in kids)]
+
+
+def _rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total / 1024
+
+
+def _series(text: str, name: str) -> list[float]:
+    return [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{")]
+
+
+def verify_workers(devices: int, cycles: int, interval: float, workers: int) -> dict[str, Any]:
+    """Run a real `govnet run` with `workers` poller processes over `devices` lab devices: one interval
+    to settle (the first polls spread over it), then `cycles` intervals measured from /metrics."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    from core.latest import LatestStore  # noqa: F401  (fail early if the tree is broken)
+
+    with Lab(devices, interval=interval) as lab, tempfile.TemporaryDirectory(prefix="gvt6-run-") as tmp:
+        port = free_tcp_port()
+        # lab.synth reuses core ports for links past 48 access switches: polling needs no links, and
+        # the copy sits beside the lab's inventory so its file: secret references still resolve.
+        inv_path = lab.process.inventory_path.parent / "inventory-polling.yaml"
+        inv_path.write_text(yaml.safe_dump({k: v for k, v in lab.inventory.items() if k != "links"}))
+        cfg = {
+            "inventory": str(inv_path),
+            "prometheus": {"listen": f"127.26.0.3:{port}"},
+            "scheduler": {"workers": workers, "max_concurrency": 64},
+            "log_level": "error",
+        }
+        (Path(tmp) / "govnet.yaml").write_text(yaml.safe_dump(cfg))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "govnet", "run", "--config", str(Path(tmp) / "govnet.yaml")],
+            stdout=subprocess.DEVNULL,
+            stderr=open(Path(tmp) / "govnet.log", "wb"),  # noqa: SIM115
+            env={**os.environ, **lab.env},
+        )
+
+        def scrape(query: str = "?scope=node") -> str:
+            with urllib.request.urlopen(f"http://127.26.0.3:{port}/metrics{query}", timeout=120) as r:
+                return str(r.read().decode())
+
+        try:
+            time.sleep(interval + 5)
+            if proc.poll() is not None:
+                raise RuntimeError((Path(tmp) / "govnet.log").read_text()[-2000:])
+            # Only the node's own totals while measuring (a whole-node page of every device would
+            # cost more than the polls); the per-device lateness gauges are read once at the end.
+            start_text, t_start = scrape(), time.monotonic()
+            pids = _tree(proc.pid)
+            cpu0 = sum(_proc_cpu_s(p) for p in pids)
+            lab0 = _proc_cpu_s(lab.pid)
+            time.sleep(cycles * interval)
+            pids = _tree(proc.pid)
+            cpu = sum(_proc_cpu_s(p) for p in pids) - cpu0
+            lab_cpu = _proc_cpu_s(lab.pid) - lab0
+            end_text, t_end = scrape(), time.monotonic()
+            wall = t_end - t_start
+            rss = _rss_mb(pids)
+            lateness = _series(scrape(""), "govnet_poll_lateness_seconds")
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+    def total(text: str, name: str) -> float:
+        found = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + " ")]
+        return found[0] if found else 0.0
+
+    lateness.sort()
+    polls = total(end_text, "govnet_scheduler_polls_total") - total(
+        start_text, "govnet_scheduler_polls_total"
+    )
+    return {
+        "devices": devices,
+        "workers": workers,
+        "polls": int(polls),
+        "expected_polls": int(devices * wall / interval),
+        "failures": int(
+            total(end_text, "govnet_scheduler_poll_failures_total")
+            - total(start_text, "govnet_scheduler_poll_failures_total")
+        ),
+        "missed": int(
+            total(end_text, "govnet_scheduler_missed_polls_total")
+            - total(start_text, "govnet_scheduler_missed_polls_total")
+        ),
+        "lateness_p99": lateness[int(0.99 * (len(lateness) - 1))] if lateness else float("nan"),
+        "lateness_max": lateness[-1] if lateness else float("nan"),
+        "cpu_s": cpu,
+        "cpu_ms_per_poll": 1000 * cpu / polls if polls else float("nan"),
+        "wall_s": wall,
+        "lab_cpu_s": lab_cpu,
+        "rss_mb": rss,
+        "load1": os.getloadavg()[0],
+    }
+
+
+def format_workers(rows: list[dict[str, Any]]) -> str:
+    """The `govnet run` with workers verification table."""
+    out = [
+        f"{'devices':>8} {'workers':>7} {'polls':>6} {'expect':>6} {'fail':>5} {'missed':>6} {'late p99':>9} "
+        f"{'late max':>9} {'CPU ms/poll':>11} {'node CPU %':>10} {'lab CPU %':>9} {'RSS MB':>7} {'load1':>5}"
+    ]
+    for r in rows:
+        out.append(
+            f"{r['devices']:>8} {r['workers']:>7} {r['polls']:>6} {r['expected_polls']:>6} "
+            f"{r['failures']:>5} {r['missed']:>6} {r['lateness_p99']:>9.3f} {r['lateness_max']:>9.3f} "
+            f"{r['cpu_ms_per_poll']:>11.1f} "
+            f"{100 * r['cpu_s'] / r['wall_s']:>10.1f} {100 * r['lab_cpu_s'] / r['wall_s']:>9.1f} "
+            f"{r['rss_mb']:>7.0f} {r['load1']:>5.1f}"
+        )
+    return "\n".join(out)
+
+
+def free_tcp_port() -> int:
+    """A TCP port free on 127.26.0.3."""
+    with socket.socket() as s:
+        s.bind(("127.26.0.3", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
 def format_calibration(c: Calibration, interval: float) -> str:
     """The calibration table and the extrapolation with its assumptions."""
     return "\n".join(
@@ -186,28 +316,50 @@ def format_verify(rows: list[dict[str, Any]], interval: float) -> str:
     return "\n".join(out)
 
 
+LAST: dict[str, Any] = {}  # the last main() run's figures, for the summary of `python -m bench`
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--interval", type=float, default=60.0, help="poll interval, seconds")
     ap.add_argument("--calibrate", type=int, default=200, help="lab devices for the calibration")
     ap.add_argument("--rounds", type=int, default=3, help="measured calibration rounds")
-    ap.add_argument("--verify", type=int, nargs="*", default=[500, 1000], help="sizes to run for real")
+    ap.add_argument("--verify", type=int, nargs="*", default=[1000], help="sizes to run for real")
     ap.add_argument("--cycles", type=int, default=2, help="intervals to run each verification")
+    ap.add_argument(
+        "--verify-workers",
+        type=int,
+        nargs="*",
+        default=[2000],
+        help="sizes to run as `govnet run` with workers",
+    )
+    ap.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), help="poller workers")
     ap.add_argument("--quick", action="store_true", help="tiny sizes and a 10 s interval")
     args = ap.parse_args(argv)
     if args.quick:
         args.interval, args.calibrate, args.rounds, args.verify, args.cycles = 10.0, 30, 2, [50], 1
+        args.verify_workers = [60]
     t0 = time.time()
     cal = calibrate(args.calibrate, args.rounds, args.interval)
     print(f"# calibration: {INTERFACES} interfaces per device, 64 concurrent polls")
     print(format_calibration(cal, args.interval))
-    rows = []
+    LAST["calibration"] = cal
+    LAST["interval"] = args.interval
+    rows: list[dict[str, Any]] = []
+    LAST["rows"] = rows
     for n in args.verify:
         rows.append(verify(n, args.cycles, args.interval))
         print(f"# verified {n} devices for {args.cycles} x {args.interval:g} s", flush=True)
     if rows:
         print(format_verify(rows, args.interval))
+    wrows: list[dict[str, Any]] = []
+    LAST["workers"] = wrows
+    for n in args.verify_workers:
+        wrows.append(verify_workers(n, args.cycles, args.interval, args.workers))
+        print(f"# verified {n} devices with govnet run, {args.workers} workers", flush=True)
+    if wrows:
+        print(format_workers(wrows))
     print(f"# capacity bench took {time.time() - t0:.0f} s")
     return 0
 

@@ -18,7 +18,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from collectors.base import Collector, PollResult, device_labels
 from core.pipeline import SampleSink
@@ -291,6 +291,43 @@ async def run_poll(
         return PollResult(device.name, ok=False, error=f"collector error: {type(exc).__name__}")
 
 
+class PollDriver(Protocol):
+    """What the rest of `govnet run` needs from the poller: this Scheduler, or the WorkerPool of
+    collectors/workers.py that runs Schedulers in worker processes."""
+
+    clock: Callable[[], float]
+
+    async def run(self) -> None:
+        """Poll until stop()."""
+        ...
+
+    def stop(self) -> None:
+        """Ask run() to return."""
+        ...
+
+    def poll_now(self, name: str) -> bool:
+        """Poll a device as soon as possible."""
+        ...
+
+    def set_devices(
+        self, devices: Sequence[Device], now: float, poll_new_now: bool = False
+    ) -> tuple[list[str], list[str]]:
+        """Poll exactly `devices` from now on; (added, removed)."""
+        ...
+
+    def device_names(self) -> list[str]:
+        """The devices polled now."""
+        ...
+
+    def internal_samples(self) -> list[Sample]:
+        """Poller-wide metrics."""
+        ...
+
+    def healthy(self, max_stall: float = 5.0) -> bool:
+        """True while polling goes on."""
+        ...
+
+
 class Scheduler:
     """The asyncio driver: one loop, a semaphore, hard deadlines, results to the fan-out."""
 
@@ -388,6 +425,10 @@ class Scheduler:
                 self.schedule.expedite(name, now)
         self._wake.set()
         return added, removed
+
+    def device_names(self) -> list[str]:
+        """The devices this scheduler polls now (the per-device scrape targets of this node)."""
+        return list(self._devices)
 
     def stop(self) -> None:
         """Ask run() to return after the running polls end."""

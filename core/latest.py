@@ -26,6 +26,11 @@ class LatestStore:
         with self._lock:
             self._by_device.pop(device, None)
 
+    def of(self, device: str) -> tuple[Sample, ...] | None:
+        """The device's current sample set (the same tuple until its next poll), None if it has none."""
+        with self._lock:
+            return self._by_device.get(device)
+
     def snapshot(self) -> list[Sample]:
         """All current samples, device by device (a consistent copy)."""
         with self._lock:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import socket
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
+from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIServer, make_server
 
 from prometheus_client import make_wsgi_app
@@ -17,6 +19,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from core.latest import LatestStore
 from core.samples import Sample
+from exporters.targets import MAX_SHARDS, TargetExposition, render
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +46,18 @@ class SamplesCollector(Collector):
         """Add a provider of internal samples (scheduler, Influx writer...)."""
         self.internal.append(source)
 
-    def _samples(self) -> list[Sample]:
-        out = self.store.snapshot()
+    def internal_samples(self) -> list[Sample]:
+        """The service's own samples (scheduler, writer, services), without any device series."""
+        out: list[Sample] = []
         for source in self.internal:
             try:
                 out.extend(source())
             except Exception:
                 log.exception("internal metrics source failed")
         return out
+
+    def _samples(self) -> list[Sample]:
+        return self.store.snapshot() + self.internal_samples()
 
     def collect(self) -> Iterator[Metric]:
         """One family per metric name; HELP/TYPE from the first sample of that name; no timestamps."""
@@ -98,15 +105,29 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _int(value: str | None, low: int, high: int) -> int | None:
+    if value is None or not value.isdigit() or not low <= int(value) <= high:
+        return None
+    return int(value)
+
+
 class MetricsServer:
-    """A threaded HTTP server: `/metrics` (the registry) and `/healthz` (200 while healthy)."""
+    """A threaded HTTP server: `/metrics` (whole node, or `?device=`, `?shard=&shards=`, `?scope=node`),
+    `/sd` (the http_sd_configs target listing) and `/healthz` (200 while healthy)."""
 
     def __init__(
         self,
         listen: str,
         collector: SamplesCollector,
         healthy: Callable[[], bool] = lambda: True,
+        targets: Callable[[], Sequence[str]] | None = None,
     ) -> None:
+        self.collector = collector
+        self.exposition = TargetExposition(collector.store, targets)
+        self.listen = listen
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(collector)
         self._metrics_app = make_wsgi_app(self.registry)
@@ -131,11 +152,52 @@ class MetricsServer:
             ok = self._healthy()
             start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
             return [b"ok\n" if ok else b"unhealthy\n"]
+        query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        if path == "/sd":
+            return self._sd(environ, query, start_response)
+        if path in ("/metrics", "/") and query:
+            return self._target(query, start_response)
         if path in ("/metrics", "/"):
             result: Iterable[bytes] = self._metrics_app(environ, start_response)
             return result
         start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b"not found: try /metrics or /healthz\n"]
+        return [b"not found: try /metrics, /sd or /healthz\n"]
+
+    def _target(self, query: dict[str, str], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        # One device, one shard or the node's own metrics: what one http_sd target scrapes.
+        body: bytes | None = None
+        if set(query) == {"device"}:
+            body = self.exposition.device(query["device"])
+            if body is None:
+                start_response("404 Not Found", [("Content-Type", "text/plain")])
+                return [b"unknown device\n"]
+        elif set(query) == {"shard", "shards"}:
+            shards = _int(query["shards"], 1, MAX_SHARDS)
+            shard = _int(query["shard"], 0, (shards or 1) - 1)
+            if shards is not None and shard is not None:
+                body = self.exposition.shard(shard, shards)
+        elif query == {"scope": "node"}:
+            body, _invalid = render(self.collector.internal_samples())
+        if body is None:
+            start_response("400 Bad Request", [("Content-Type", "text/plain")])
+            return [b"expected ?device=NAME, ?shard=I&shards=N or ?scope=node\n"]
+        start_response("200 OK", [("Content-Type", _TEXT), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _sd(
+        self, environ: dict[str, Any], query: dict[str, str], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        shards = None
+        if "shards" in query:
+            shards = _int(query["shards"], 1, MAX_SHARDS)
+            if shards is None:
+                start_response("400 Bad Request", [("Content-Type", "text/plain")])
+                return [b"shards: expected 1..%d\n" % MAX_SHARDS]
+        # The address Prometheus reached us by (its Host header), else the configured listener.
+        address = environ.get("HTTP_HOST") or self.listen
+        body = json.dumps(self.exposition.sd(address, shards), ensure_ascii=False).encode("utf-8")
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
 
     def start(self) -> None:
         """Serve in a daemon thread."""

@@ -71,6 +71,8 @@ class SchedulerConfig(Section):
     retries: int = Field(1, ge=0, le=5)
     unreachable_after: int = Field(3, ge=1, le=100)
     unreachable_recheck: Duration | None = None
+    # Poller worker processes (collectors/workers.py); None = one per core, 1 = poll in-process.
+    workers: int | None = Field(None, ge=1, le=64)
 
 
 class Config(Section):

@@ -31,13 +31,14 @@ from collectors.cli import pollable, snmp_collector
 from collectors.cluster.service import build as build_cluster
 from collectors.icmp.service import build as build_probes
 from collectors.links import build as build_links
-from collectors.scheduler import Scheduler, SchedulerSettings
+from collectors.scheduler import PollDriver, Scheduler, SchedulerSettings
 from collectors.services.runner import ServiceChecker
 from collectors.services.service import build as build_service_checks
 from collectors.ssh.service import build as build_ssh
 from collectors.syslog.service import build as build_syslog
 from collectors.traps.service import build as build_traps
 from collectors.where.service import build as build_where
+from collectors.workers import WorkerPool, default_workers
 from core.config import ConfigError, SectionError, check_inputs
 from core.fanout import FanOut
 from core.latest import LatestStore
@@ -97,7 +98,7 @@ def influx_writer(ic: InfluxConfig) -> InfluxWriter:
 class Runtime:
     """Everything `govnet run` starts: scheduler, latest store, /metrics server, Influx writer, services."""
 
-    scheduler: Scheduler
+    scheduler: PollDriver
     store: LatestStore
     fanout: FanOut
     server: MetricsServer
@@ -140,16 +141,22 @@ def build_runtime(
     collector: Collector,
     devices: Sequence[Device],
     store: LatestStore | None = None,
+    workers: int = 1,
 ) -> Runtime:
     """Build and wire every part (ConfigError with file:line for a section that does not fit the
-    inventory; SecretError, SpoolError, OSError when something cannot be opened)."""
+    inventory; SecretError, SpoolError, OSError when something cannot be opened). With `workers` > 1
+    polling runs in that many worker processes (collectors/workers.py), `collector` unused."""
     store = store or LatestStore()
     fanout = FanOut([store])
     writer = influx_writer(cfg.influx) if cfg.influx is not None else None
     if writer is not None:
         fanout.add(writer)
     try:
-        scheduler = Scheduler(inventory, collector, fanout, settings_of(cfg.scheduler), devices)
+        scheduler: PollDriver
+        if workers > 1:
+            scheduler = WorkerPool(cfg.inventory, settings_of(cfg.scheduler), workers, fanout, devices)
+        else:
+            scheduler = Scheduler(inventory, collector, fanout, settings_of(cfg.scheduler), devices)
         services: list[Service] = []
         alerting: AlertService | None = None
         if cfg.alerts is not None:
@@ -222,7 +229,9 @@ def build_runtime(
                 fanout.add(svc)
             if isinstance(svc, MetricsSource):
                 samples.add_source(svc.internal_samples)
-        server = MetricsServer(cfg.prometheus.listen, samples, healthy=scheduler.healthy)
+        server = MetricsServer(
+            cfg.prometheus.listen, samples, healthy=scheduler.healthy, targets=scheduler.device_names
+        )
     except BaseException:
         if writer is not None:
             writer.spool.close()
@@ -253,7 +262,9 @@ def run_command(config: Path) -> int:
     devices = pollable(inventory, [], err)
     assert devices is not None
     try:
-        runtime = build_runtime(cfg, inventory, snmp_collector(settings_of(cfg.scheduler)), devices)
+        workers = cfg.scheduler.workers or default_workers()
+        collector = snmp_collector(settings_of(cfg.scheduler))
+        runtime = build_runtime(cfg, inventory, collector, devices, workers=workers)
     except (SecretError, SpoolError, OSError) as exc:
         err.write(f"govnet: cannot start: {exc}\n")
         return 2
@@ -261,7 +272,8 @@ def run_command(config: Path) -> int:
         err.write(f"govnet: invalid config {config}\n{exc}\n")
         return 2
     err.write(
-        f"govnet: polling {len(devices)} device(s); metrics on http://{cfg.prometheus.listen}/metrics\n"
+        f"govnet: polling {len(devices)} device(s) in {workers} worker(s); "
+        f"metrics on http://{cfg.prometheus.listen}/metrics\n"
     )
     asyncio.run(runtime.run())
     err.write("govnet: stopped\n")

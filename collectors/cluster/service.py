@@ -12,11 +12,11 @@ import psycopg
 
 from collectors.cluster.config import ClusterConfig
 from collectors.cluster.membership import Membership
-from collectors.cluster.ring import HashRing
 from collectors.cluster.store import StateStore
-from collectors.scheduler import Scheduler
+from collectors.scheduler import PollDriver
 from core.latest import LatestStore
 from core.pipeline import SampleSink
+from core.ring import HashRing
 from core.samples import MetricType, Sample
 from core.secrets import SecretError
 from inventory.model import Device, Inventory
@@ -46,7 +46,7 @@ class ClusterService:
         self,
         cfg: ClusterConfig,
         inventory: Inventory,
-        scheduler: Scheduler,
+        scheduler: PollDriver,
         latest: LatestStore,
         peer_sink: SampleSink | None = None,
     ) -> None:
@@ -216,7 +216,7 @@ def build(
     section: ClusterConfig,
     *,
     inventory: Inventory,
-    scheduler: Scheduler,
+    scheduler: PollDriver,
     latest: LatestStore,
     peer_sink: SampleSink | None = None,
 ) -> list[ClusterService]:

@@ -26,12 +26,12 @@ import yaml
 from collectors.base import PollResult, device_labels
 from collectors.cluster.config import ClusterConfig
 from collectors.cluster.membership import Member, Membership
-from collectors.cluster.ring import HashRing
 from collectors.cluster.service import ClusterService, build
 from collectors.cluster.store import MemberStore
 from collectors.scheduler import Schedule, Scheduler, SchedulerSettings
 from core.config import check_inputs, validate_section
 from core.latest import LatestStore
+from core.ring import HashRing
 from core.samples import Sample
 from core.secrets import Secret
 from inventory.model import Defaults, Device, Inventory, SnmpV2c

@@ -1,0 +1,193 @@
+"""Poller workers: a real `govnet run` with `scheduler.workers: 2` polling the lab; kill -9 of a worker
+moves its devices to the other at once (govnet_up stays 1), and the worker comes back and takes its
+share again. Plus the wire format between worker and supervisor."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from collectors.workers import SampleBatcher, read_frame
+from core.samples import Sample
+from lab.runner import LabProcess
+from lab.synth import synth_inventory
+from tests.support.paths import ROOT
+
+HOST = "127.61.0.2"
+LAB_BASE = "127.61.2.0"
+GOVNET = ROOT / ".venv" / "bin" / "govnet"
+N_DEVICES = 12
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = cond()
+        if got:
+            return got
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_batches_round_trip_with_help_sent_once() -> None:
+    frames: list[bytes] = []
+    batcher = SampleBatcher(frames.append, max_devices=2)
+    labels = (("device", "r1"), ("site", "ncc"))
+    for i in range(3):
+        batcher.publish(f"r{i}", [Sample("govnet_up", labels, 1.0, 5.0, "gauge", "up?")])
+    batcher.flush()
+    assert len(frames) == 2  # two devices per frame, then the rest
+
+    async def decode() -> list[Any]:
+        reader = asyncio.StreamReader()
+        reader.feed_data(b"".join(frames))
+        reader.feed_eof()
+        return [await read_frame(reader), await read_frame(reader)]
+
+    first, second = asyncio.run(decode())
+    assert first[0] == "samples" and first[1] == {"govnet_up": "up?"} and second[1] == {}
+    assert [d for d, _ in first[2] + second[2]] == ["r0", "r1", "r2"]
+    assert first[2][0][1] == [("govnet_up", labels, 1.0, 5.0, "gauge")]
+
+
+class Node:
+    """A `govnet run` subprocess and its /metrics."""
+
+    def __init__(self, tmp: Path, config: Path, listen: str) -> None:
+        self.log = (tmp / "govnet.log").open("ab")
+        self.proc = subprocess.Popen(
+            [str(GOVNET), "run", "--config", str(config)], stdout=self.log, stderr=self.log
+        )
+        self.url = f"http://{listen}/metrics"
+
+    def scrape(self) -> str:
+        try:
+            with urllib.request.urlopen(self.url, timeout=5) as r:
+                return str(r.read().decode())
+        except OSError:
+            return ""
+
+    def series(self, name: str) -> dict[str, float]:
+        """`name`'s values keyed by their label text."""
+        out = {}
+        for line in self.scrape().splitlines():
+            m = re.match(rf"^{name}(\{{.*\}})? (\S+)$", line)
+            if m:
+                out[m.group(1) or ""] = float(m.group(2))
+        return out
+
+    def children(self) -> set[int]:
+        text = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        return {int(p) for p in text.split()}
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    tmp = tmp_path_factory.mktemp("workers")
+    doc = synth_inventory(N_DEVICES, n_interfaces=12)
+    doc["defaults"] = {"poll_interval": "2s"}
+    inv = tmp / "inventory.yaml"
+    inv.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    lab = LabProcess(inv, tmp / "lab", base=LAB_BASE, snmp_port=free_port(), ssh_port=0, progress=None)
+    listen = f"{HOST}:{free_port()}"
+    config = {
+        "inventory": str(lab.inventory_path),
+        "prometheus": {"listen": listen},
+        "scheduler": {"timeout": "1s", "retries": 1, "workers": 2},
+        "log_level": "warning",
+    }
+    (tmp / "govnet.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    n: Node | None = None
+    try:
+        lab.start()
+        n = Node(tmp, tmp / "govnet.yaml", listen)
+        wait_for(lambda: sum(n.series("govnet_up").values()) == N_DEVICES, 60, "every device up")
+        yield n
+    finally:
+        if n is not None:
+            n.stop()
+        lab.stop()
+
+
+def test_two_workers_split_the_devices_and_each_device_is_published_once(node: Node) -> None:
+    shares = wait_for(
+        lambda: (s := node.series("govnet_worker_devices")) and sum(s.values()) == N_DEVICES and s,
+        30,
+        "both workers with a share",
+    )
+    assert sorted(shares) == ['{worker="0"}', '{worker="1"}'] and all(v > 0 for v in shares.values())
+    assert len(node.children()) == 2
+    up = node.series("govnet_up")
+    assert len(up) == N_DEVICES and set(up.values()) == {1.0}  # one series per device, no duplicates
+    assert node.series("govnet_scheduler_devices") == {"": float(N_DEVICES)}
+
+
+def test_kill9_of_a_worker_its_devices_keep_being_polled_and_it_comes_back(node: Node) -> None:
+    shares = node.series("govnet_worker_devices")
+    victim_worker, victim_share = max(shares.items(), key=lambda kv: kv[1])
+    index = re.search(r'"(\d+)"', victim_worker).group(1)  # type: ignore[union-attr]
+    before_children = node.children()
+    before_polls = node.series("govnet_polls_total")
+    # Which child is that worker: its command line names its index.
+    victim = next(
+        pid for pid in before_children if f"--index\0{index}\0" in Path(f"/proc/{pid}/cmdline").read_text()
+    )
+    os.kill(victim, signal.SIGKILL)
+    # Its devices move at once to the other worker, polled there now.
+    wait_for(lambda: node.series("govnet_worker_takeovers_total").get("", 0) >= victim_share, 20, "takeover")
+    # Meanwhile and after: every device keeps a fresh poll (its counter moved) and stays up, once each.
+    seen: dict[str, set[float]] = {k: {v} for k, v in before_polls.items()}
+
+    def all_polled_again() -> bool:
+        for k, v in node.series("govnet_polls_total").items():
+            seen.setdefault(k, set()).add(v)
+        up = node.series("govnet_up")
+        assert len(up) == N_DEVICES and set(up.values()) == {1.0}, up
+        return len(seen) == N_DEVICES and all(len(v) >= 2 for v in seen.values())
+
+    wait_for(all_polled_again, 30, "every device polled after the kill")
+    # The worker comes back (a new process) and takes its share again.
+    wait_for(
+        lambda: node.series("govnet_worker_restarts_total").get(victim_worker) == 1.0, 30, "worker restarted"
+    )
+    wait_for(lambda: node.series("govnet_workers_up") == {"": 2.0}, 30, "both workers up")
+    wait_for(lambda: node.series("govnet_worker_devices").get(victim_worker, 0) > 0, 30, "share taken back")
+    after = node.children()
+    assert len(after) == 2 and victim not in after
+    up = node.series("govnet_up")
+    assert len(up) == N_DEVICES and set(up.values()) == {1.0}
+
+
+def test_sigterm_stops_the_workers_with_the_supervisor(node: Node) -> None:
+    children = node.children()
+    node.proc.send_signal(signal.SIGTERM)
+    assert node.proc.wait(30) == 0
+    wait_for(lambda: not any(Path(f"/proc/{p}").exists() for p in children), 15, "workers gone")
