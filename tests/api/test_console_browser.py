@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,7 +60,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Worl
         for _ in range(200):
             if srv.started:
                 break
-            threading.Event().wait(0.05)
+            time.sleep(0.05)  # not Event().wait: a timed lock wait never returns under libfaketime
         assert srv.started
         yield f"http://{HOST}:{port}", world
     finally:
