@@ -65,6 +65,7 @@ def test_hardware_json_has_the_model_release_serial_and_boards(client: TestClien
     assert rows[0]["model"] == "S5720-56C-PWR-EI-AC" and rows[0]["release"] == "V200R010C00SPC600"
     assert rows[0]["serial"] == "2102359576DMHC000120"
     assert {x["item"] for x in rows[1:]} >= {"chassis", "module"}
+    client.cookies.clear()  # no session left by another test of this module
     assert client.get("/api/v1/hardware").status_code == 401  # behind a role, like every route
 
 
@@ -106,5 +107,8 @@ def test_links_and_map_show_what_lldp_says(client: TestClient, world: World) -> 
     assert "confirmed" not in states and states <= {"missing", "wrong_port", "down", "unknown"}
     topo = client.get("/api/v1/topology", headers=world.headers("oncall")).json()
     assert all("lldp" in link for link in topo["links"])
+    client.cookies.clear()  # the console map needs a session of its own (tests run in any order)
+    login = client.post("/login", data={"username": "u-oncall", "password": "correct horse battery staple"})
+    assert login.status_code in (200, 303)
     svg = client.get("/topology.svg")
     assert svg.status_code == 200 and "lldp-" in svg.text
