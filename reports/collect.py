@@ -26,7 +26,7 @@ from reports.model import (
     SiteAvailability,
     WindowRow,
 )
-from reports.tsdb import Tsdb, TsdbError, uplinks
+from reports.tsdb import Tsdb, TsdbError, quantile, uplinks
 from reports.windows import device_maintenance
 
 log = logging.getLogger(__name__)
@@ -64,13 +64,7 @@ def _windows(journal: Journal, cfg: AlertingConfig) -> list[MaintenanceWindow]:
 
 
 def _quantile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = q * (len(ordered) - 1)
-    lo = int(rank)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (rank - lo)
+    return quantile(values, q) if values else None
 
 
 def _incident_devices(inc: Incident) -> set[str]:
