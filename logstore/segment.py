@@ -124,20 +124,25 @@ class SegmentIndex:
 
     def add(self, rec: Record, chain: str) -> None:
         """Account for one appended record."""
+        self.add_entry(rec["seq"], rec["recv_ts"], rec["device"], rec["event_type"], chain)
+
+    def add_entry(self, seq: int, ts: str, device: str | None, event_type: str, chain: str) -> None:
+        """Account for one appended record, given the fields the index keeps."""
         if self.count == 0:
-            self.first_seq = rec["seq"]
-            self.min_ts = rec["recv_ts"]
+            self.first_seq = seq
+            self.min_ts = ts
         self.count += 1
-        self.last_seq = rec["seq"]
+        self.last_seq = seq
         self.last_hash = chain
-        self.min_ts = min(self.min_ts, rec["recv_ts"])
-        self.max_ts = max(self.max_ts, rec["recv_ts"])
-        device = rec["device"] or ""
+        if ts < self.min_ts:
+            self.min_ts = ts
+        if ts > self.max_ts:
+            self.max_ts = ts
+        device = device or ""
         if device not in self.devices:
             self.devices.append(device)
-        self.types[rec["event_type"]] = self.types.get(rec["event_type"], 0) + 1
-        if rec["event_type"] not in ("store", "audit"):
-            ts = rec["recv_ts"]
+        self.types[event_type] = self.types.get(event_type, 0) + 1
+        if event_type not in ("store", "audit"):
             hour = self.hourly.get(ts[:13])
             if hour is None:
                 hour = self.hourly[ts[:13]] = {}

@@ -5,7 +5,9 @@ runs in spawned worker processes while the receiving process only hashes, writes
 loop. Each worker publishes, in shared memory, which job and which line of it it is parsing. When a line
 has not finished within `line_budget` seconds, or the worker dies on one, the worker is killed and
 replaced: that line is stored raw (flag `parse_timeout` / `parse_crash`, counted in `timeouts`), and the
-job's other lines are parsed again by the new worker. Records come back as tuples (cheaper to pickle).
+job's other lines are parsed again by the new worker. Records come back already serialised
+(`logstore.record.prepare`: canonical bytes waiting for their seq), so the writer only numbers, hashes
+and appends them, and one pipe message carries a worker's whole share of a batch each way.
 """
 
 from __future__ import annotations
@@ -13,21 +15,21 @@ from __future__ import annotations
 import base64
 import contextlib
 import multiprocessing
+
+import orjson
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from operator import itemgetter
 from typing import Any
 
 from collectors.syslog.formats import CompiledFormat, FormatSet, VendorFormat, compile_format
 from collectors.syslog.parse import parse_frame
-from logstore.record import FIELDS, Record, iso_utc, new_record
+from logstore.record import Prepared, Record, iso_utc, new_record, prepare
 
 Frame = tuple[bytes, float, str, str]  # raw bytes, receive time, source address, transport
 # The function a worker parses with: passed by reference (a module-level function pickles by its name).
 Parser = Callable[..., Record]
-_as_tuple = itemgetter(*FIELDS)
 LINE_BUDGET = 2.0  # seconds one line may take (a line takes ~50 µs; a backtracking pattern takes seconds)
 _START_GRACE = 60.0  # a freshly spawned worker imports and compiles first; a dead one is seen at once
 
@@ -64,7 +66,7 @@ def _worker(
     progress: Any,
     parse_frame: Parser,
 ) -> None:
-    """Worker loop: (job, frames) in, field tuples out; `progress[0:2]` = (job, line) being parsed."""
+    """Worker loop: (job, frames) in, prepared records out; `progress[0:2]` = (job, line) being parsed."""
     formats = FormatSet([compile_format(VendorFormat.model_validate(spec)) for spec in specs])
     while True:
         try:
@@ -75,7 +77,7 @@ def _worker(
         for i, (raw, ts, source, transport) in enumerate(frames):
             progress[1] = i
             progress[0] = job
-            rows.append(_as_tuple(parse_frame(raw, ts, source, transport, formats, devices, zones)))
+            rows.append(prepare(parse_frame(raw, ts, source, transport, formats, devices, zones)))
         progress[1] = len(frames)
         outbox.send((job, rows))
 
@@ -175,26 +177,30 @@ class ParsePool:
         return self._job
 
     def collect(self, pending: Pending) -> list[Record]:
-        """Records of a `submit`, in frame order (blocks until the workers are done)."""
-        out: list[Record] = []
+        """Records of a `submit`, in frame order (blocks until the workers are done); seq is None."""
+        return [orjson.loads(p[0] + b"null" + p[1]) for p in self.collect_prepared(pending)]
+
+    def collect_prepared(self, pending: Pending) -> list[Prepared]:
+        """The prepared records of a `submit`, in frame order (blocks until the workers are done)."""
+        out: list[Prepared] = []
         for i, (chunk, job) in enumerate(zip(pending.chunks, pending.jobs, strict=True)):
             out += self._collect_chunk(i, chunk, job)
         return out
 
-    def _collect_chunk(self, i: int, chunk: list[Frame], job: int) -> list[Record]:
-        results: list[Record | None] = [None] * len(chunk)
+    def _collect_chunk(self, i: int, chunk: list[Frame], job: int) -> list[Prepared]:
+        results: list[Prepared | None] = [None] * len(chunk)
         todo = list(range(len(chunk)))  # indexes (into chunk) of the frames the current job holds
         fruitless = 0  # replacements in a row that did not settle a line (a worker that cannot start)
         while todo:
             if fruitless >= 3:
                 for k in todo:
-                    results[k] = raw_record(chunk[k], "parse_crash", self.devices)
+                    results[k] = prepare(raw_record(chunk[k], "parse_crash", self.devices))
                     self.crashes += 1
                 break
             rows, bad, why = self._wait(i, job, len(todo))
             if rows is not None:
                 for k, row in zip(todo, rows, strict=True):
-                    results[k] = dict(zip(FIELDS, row, strict=True))
+                    results[k] = row
                 break
             # The worker is stuck on (or died at) line `bad` of its job: keep that line raw, replace
             # the worker and hand it the job's other lines (what the dead worker parsed is lost).
@@ -205,7 +211,7 @@ class ParsePool:
             if bad is not None and 0 <= bad < len(todo):
                 fruitless = 0
                 k = todo.pop(bad)
-                results[k] = raw_record(chunk[k], why, self.devices)
+                results[k] = prepare(raw_record(chunk[k], why, self.devices))
                 if why == "parse_timeout":
                     self.timeouts += 1
                 else:

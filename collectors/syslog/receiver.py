@@ -17,7 +17,7 @@ from collectors.syslog.limits import Limits, SourcePolicy
 from collectors.syslog.parse import parse_frame
 from collectors.syslog.parse_pool import LINE_BUDGET, ParsePool, Pending
 from collectors.syslog.sequence import SequenceGaps, sequence_id
-from logstore.record import Record, iso_utc, new_record
+from logstore.record import Prepared, Record, iso_utc, new_record
 from logstore.store import LogStore
 
 Item = tuple[bytes, float, str, str] | dict[str, Any]
@@ -228,7 +228,7 @@ class Ingest:
     def _discard(self, parsing: Pending) -> None:
         """Read and drop the workers' results for frames that will be handed to them again."""
         if self.pool is not None:
-            self.pool.collect(parsing)
+            self.pool.collect_prepared(parsing)
 
     def _commit(
         self, batch: list[Item], parsing: Pending | None, nxt: list[Item]
@@ -237,8 +237,8 @@ class Ingest:
         if parsing is None and self.pool is not None:  # untrusted text is parsed only in the workers
             parsing = self.pool.submit([item for item in batch if isinstance(item, tuple)])
         if parsing is not None and self.pool is not None:
-            parsed = iter(self.pool.collect(parsing))
-            recs = [next(parsed) if isinstance(item, tuple) else item for item in batch]
+            parsed = iter(self.pool.collect_prepared(parsing))
+            recs: list[Record | Prepared] = [next(parsed) if isinstance(item, tuple) else item for item in batch]
         else:
             recs = [
                 parse_frame(item[0], item[1], item[2], item[3], self.formats, self.devices, self.zones)

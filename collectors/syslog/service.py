@@ -453,6 +453,7 @@ def build(
                 retention_days=section.retention_days,
                 budget_bytes=section.budget_bytes,
                 max_segment_bytes=section.segment_bytes,
+                compress_in_background=True,  # sealing never holds up a batch's fsync
             ),
         )
     except StoreLocked as exc:
