@@ -15,6 +15,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import multiprocessing
+import queue
+import threading
 
 import orjson
 import time
@@ -88,6 +90,7 @@ class Pending:
 
     chunks: list[list[Frame]]
     jobs: list[int]
+    slots: list[_Slot]  # the worker each chunk went to (a replaced worker's queued jobs are re-sent)
 
 
 class _Slot:
@@ -106,16 +109,39 @@ class _Slot:
         )  # fmt: skip
         self.proc.start()
         self.started = time.monotonic()
+        self.early: dict[int, list[Any]] = {}  # answers that arrived while another job was awaited
         child_in.close()
         child_out.close()
+        # Jobs go through a feeder thread: a job can be queued while the worker still parses (and
+        # sends back) the previous one, so the worker never waits for the writer between jobs, and
+        # no caller blocks on a full pipe (the worker and the writer both sending would deadlock).
+        self.outbox: queue.SimpleQueue[tuple[int, list[Frame]] | None] = queue.SimpleQueue()
+        self.feeder = threading.Thread(target=self._feed, name=f"govnet-syslog-feed-{n}", daemon=True)
+        self.feeder.start()
+
+    def _feed(self) -> None:
+        while True:
+            item = self.outbox.get()
+            if item is None:
+                return
+            try:
+                self.to.send(item)
+            except (OSError, ValueError):  # the worker is gone; its collector re-sends the job
+                return
 
     def kill(self) -> None:
-        for conn in (self.to, self.frm):
-            with contextlib.suppress(OSError):
-                conn.close()
         with contextlib.suppress(Exception):
             self.proc.kill()
             self.proc.join(5)
+        for conn in (self.to, self.frm):
+            with contextlib.suppress(OSError):
+                conn.close()
+        self.outbox.put(None)
+
+    def stop(self) -> None:
+        """Let the feeder hand over what is queued, then end it (the worker sees EOF after that)."""
+        self.outbox.put(None)
+        self.feeder.join(5)
 
 
 class ParsePool:
@@ -166,14 +192,12 @@ class ParsePool:
         jobs = []
         for i, chunk in enumerate(chunks):
             jobs.append(self._send(i, chunk))
-        return Pending(chunks, jobs)
+        return Pending(chunks, jobs, self._slots[: len(chunks)])
 
     def _send(self, i: int, chunk: list[Frame]) -> int:
+        """Queue a job for worker `i` (returns at once; jobs reach a worker in the order queued)."""
         self._job += 1
-        try:
-            self._slots[i].to.send((self._job, chunk))
-        except (OSError, ValueError):
-            return -1  # the collector sees the dead worker and replaces it
+        self._slots[i].outbox.put((self._job, chunk))
         return self._job
 
     def collect(self, pending: Pending) -> list[Record]:
@@ -183,7 +207,9 @@ class ParsePool:
     def collect_prepared(self, pending: Pending) -> list[Prepared]:
         """The prepared records of a `submit`, in frame order (blocks until the workers are done)."""
         out: list[Prepared] = []
-        for i, (chunk, job) in enumerate(zip(pending.chunks, pending.jobs, strict=True)):
+        for i, (chunk, job, slot) in enumerate(zip(pending.chunks, pending.jobs, pending.slots, strict=True)):
+            if self._slots[i] is not slot:  # its worker was replaced since: the job died with it
+                job = self._send(i, chunk)
             out += self._collect_chunk(i, chunk, job)
         return out
 
@@ -224,6 +250,9 @@ class ParsePool:
         slot = self._slots[i]
         if job < 0:
             return None, None, "parse_crash"
+        early = slot.early.pop(job, None)
+        if early is not None and len(early) == size:
+            return early, None, ""
         last = (-2, -2)
         since = time.monotonic()
         while True:
@@ -232,7 +261,10 @@ class ParsePool:
                     got_job, rows = slot.frm.recv()
                     if got_job == job and len(rows) == size:
                         return rows, None, ""
-                    continue  # a late answer to a job that was handed on: drop it
+                    # A job queued before this one (after a replacement, re-sent jobs can overtake
+                    # jobs queued earlier): keep its answer for its own collect.
+                    slot.early[got_job] = rows
+                    continue
             except (EOFError, OSError):
                 return None, self._line(slot, job), "parse_crash"
             now = time.monotonic()
@@ -252,6 +284,8 @@ class ParsePool:
 
     def close(self) -> None:
         """Stop the workers (closing their pipes ends them; stragglers are killed)."""
+        for slot in self._slots:
+            slot.stop()
         for slot in self._slots:
             for conn in (slot.to, slot.frm):
                 with contextlib.suppress(OSError):

@@ -236,6 +236,9 @@ class Ingest:
         """Parse `batch` (or collect the workers' parse), hand `nxt` to the workers, commit `batch`."""
         if parsing is None and self.pool is not None:  # untrusted text is parsed only in the workers
             parsing = self.pool.submit([item for item in batch if isinstance(item, tuple)])
+        # Queued behind `batch` in each worker's pipe: the workers go straight on to the next batch
+        # while this one is collected, hashed and fsynced.
+        handed = self._start(nxt)
         if parsing is not None and self.pool is not None:
             parsed = iter(self.pool.collect_prepared(parsing))
             recs: list[Record | Prepared] = [next(parsed) if isinstance(item, tuple) else item for item in batch]
@@ -246,7 +249,6 @@ class Ingest:
                 else item
                 for item in batch
             ]
-        handed = self._start(nxt)  # the workers parse the next batch while this one is hashed and fsynced
         try:
             return self.store.append_batch(recs), handed
         except OSError:
