@@ -113,7 +113,9 @@ def prepare(rec: Record) -> Prepared:
         if not body.startswith(b"{" + _SEQ_SLOT):
             raise ValueError("canonical record without its seq key")
         at = 1
-    recv_ts, device, event_type = rec["recv_ts"], rec.get("device"), rec.get("event_type")
+    recv_ts: str = rec["recv_ts"]
+    device: str | None = rec.get("device")
+    event_type: str = rec["event_type"]
     tail = meta_bytes([recv_ts, device, event_type])[1:]
     return body[: at + 6], body[at + len(_SEQ_SLOT) :], tail, recv_ts, device, event_type
 

@@ -294,7 +294,7 @@ class LogStore:
                     if "" in item.values():
                         for key, value in item.items():
                             if value == "":
-                                item[key] = None  # one spelling of "absent", so CSV exports round-trip exactly
+                                item[key] = None  # one spelling of "absent": CSV exports round-trip exactly
                     if item.get("recv_ts") is None:
                         item["recv_ts"] = now
                     item = prepare(item)
@@ -392,7 +392,7 @@ class LogStore:
         dst = self.seg_dir / seg.file
         tmp = dst.with_name(dst.name + ".tmp")
         postings = PostingCollector()
-        blocks = compress_segment(src, tmp, self.config.compress_level, postings.add)
+        blocks = compress_segment(src, tmp, self.config.compress_level, postings.add_block)
         # Index first: a segment whose plain file is gone always has its index (or never had one).
         postings.write(index_path(self.seg_dir, seg.name))
         tmp.replace(dst)

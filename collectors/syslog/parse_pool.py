@@ -15,15 +15,16 @@ from __future__ import annotations
 import base64
 import contextlib
 import multiprocessing
+import os
 import queue
 import threading
-
-import orjson
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
+
+import orjson
 
 from collectors.syslog.formats import CompiledFormat, FormatSet, VendorFormat, compile_format
 from collectors.syslog.parse import parse_frame
@@ -34,6 +35,15 @@ Frame = tuple[bytes, float, str, str]  # raw bytes, receive time, source address
 Parser = Callable[..., Record]
 LINE_BUDGET = 2.0  # seconds one line may take (a line takes ~50 µs; a backtracking pattern takes seconds)
 _START_GRACE = 60.0  # a freshly spawned worker imports and compiles first; a dead one is seen at once
+
+
+def default_workers() -> int:
+    """Parse workers by default: one per core this process may run on, at most 4.
+
+    Measured on 2 cores (docs/bench.md, issue 20): two workers beside the writer ingest more than one,
+    because the writer only numbers, hashes and appends what they return.
+    """
+    return min(4, max(1, len(os.sched_getaffinity(0))))
 
 
 def parse_frames(

@@ -241,7 +241,9 @@ class Ingest:
         handed = self._start(nxt)
         if parsing is not None and self.pool is not None:
             parsed = iter(self.pool.collect_prepared(parsing))
-            recs: list[Record | Prepared] = [next(parsed) if isinstance(item, tuple) else item for item in batch]
+            recs: list[Record | Prepared] = [
+                next(parsed) if isinstance(item, tuple) else item for item in batch
+            ]
         else:
             recs = [
                 parse_frame(item[0], item[1], item[2], item[3], self.formats, self.devices, self.zones)

@@ -81,7 +81,8 @@ def test_worker_killed_mid_stream_loses_and_duplicates_nothing(tmp_path: Path) -
             os.kill(victim, signal.SIGKILL)
             killed.append(victim)
             assert await asyncio.wait_for(logger.wait(), 60) == 0
-            await asyncio.to_thread(lambda: [t.join(120) for t in senders])
+            for t in senders:
+                await asyncio.to_thread(t.join, 120)
             want = SENDERS * LINES
             for _ in range(6000):
                 lost = (rx.udp_kernel_drops() or 0) + ingest.stats.udp_overflow_total
@@ -143,7 +144,8 @@ def test_prepared_records_hash_like_records() -> None:
         new_record(recv_ts="2026-03-12T02:46:04.000001Z", device="fw-1", event_type="policy_deny",
                    msg='quote " backslash \\ "seq":null, 中文 \U0001f600 \x00\x1f', src_port=65535,
                    user="", raw="PDE5MD4=", flags=["a", "unknown_source"]),
-        new_record(recv_ts="2026-03-12T02:46:04.000001Z", device=None, event_type="store", msg=',"seq":null,'),
+        new_record(recv_ts="2026-03-12T02:46:04.000001Z", device=None, event_type="store",
+                   msg=',"seq":null,'),
     ]  # fmt: skip
     for seq in (1, 9, 10**12):
         for rec in recs:
