@@ -240,17 +240,15 @@ def main() -> None:
             for workers in counts:
                 g_s, g_cpu = bench_govnet(work, payloads, lines, workers)
                 label = f"govnet parse_workers={workers}"
-                print(
-                    f"run {run} {label:34s} {lines / g_s:9.0f} lines/s  {g_cpu / lines * 1e6:6.1f} us CPU/line"
-                )  # noqa: E501
+                rate, cpu = lines / g_s, g_cpu / lines * 1e6
+                print(f"run {run} {label:34s} {rate:9.0f} lines/s  {cpu:6.1f} us CPU/line")
                 govnet[label] = g_s
             results = {}
             for label, sync in [(sync_label, 'sync="on" ioBufferSize="256k"'), ("rsyslog buffered", "")]:
                 r_s, r_cpu = bench_rsyslog(work, payloads, lines, sync)
                 results[label] = r_s
-                print(
-                    f"run {run} {label:34s} {lines / r_s:9.0f} lines/s  {r_cpu / lines * 1e6:6.1f} us CPU/line"
-                )  # noqa: E501
+                rate, cpu = lines / r_s, r_cpu / lines * 1e6
+                print(f"run {run} {label:34s} {rate:9.0f} lines/s  {cpu:6.1f} us CPU/line")
             for g_label, g_s in govnet.items():
                 ratios.setdefault(g_label, []).append(results[sync_label] / g_s)
                 buffered.setdefault(g_label, []).append(results["rsyslog buffered"] / g_s)
