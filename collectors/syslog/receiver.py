@@ -16,7 +16,7 @@ from collectors.syslog.framing import Framer
 from collectors.syslog.limits import Limits, SourcePolicy
 from collectors.syslog.parse import parse_frame
 from collectors.syslog.parse_pool import LINE_BUDGET, ParsePool, Pending
-from collectors.syslog.sequence import SequenceGaps, sequence_id
+from collectors.syslog.sequence import SEQUENCE_HINT, SequenceGaps, sequence_id
 from logstore.record import Prepared, Record, iso_utc, new_record
 from logstore.store import LogStore
 
@@ -194,15 +194,19 @@ class Ingest:
                 frames = [item[0] for item in batch if isinstance(item, tuple)]
                 # Keyed by host, not "host:port": one entry per sender however often it reconnects.
                 seen = self.stats.last_seen
+                hosts: dict[str, str] = {}  # a batch holds few sources: split each address once
                 for item in batch:
                     if isinstance(item, tuple):
-                        host = item[2].rsplit(":", 1)[0].strip("[]")
+                        host = hosts.get(item[2])
+                        if host is None:
+                            host = hosts[item[2]] = item[2].rsplit(":", 1)[0].strip("[]")
                         seen[host] = item[1]
-                        # Frames arrive here in receive order per connection; the check is a byte search
-                        # unless the frame carries a sequenceId.
-                        seq = sequence_id(item[0])
-                        if seq is not None:
-                            self.sequences.observe(host, seq)
+                        # Frames arrive here in receive order per connection; only frames that carry
+                        # a sequenceId pay for more than this byte search.
+                        if SEQUENCE_HINT in item[0]:
+                            seq = sequence_id(item[0])
+                            if seq is not None:
+                                self.sequences.observe(host, seq)
                 self.stats.durable_total += len(frames)
                 self.stats.batches_total += 1
                 if seqs:
