@@ -19,23 +19,21 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pytest
+from tests.support.browser import ARTIFACTS, DESKTOP, login
+from tests.support.govnet_run import wait_for
+from tests.support.paths import GOVNET, ROOT
+from tests.support.require import require_cmd
 
-from tests.support.paths import GOVNET, ROOT, TESTS
-from tests.support.require import require, require_cmd
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page, ViewportSize
 
 HOST = "127.36.0.1"
 LAB_BASE = "127.36.1.0"
-ARTIFACTS = TESTS / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 NPORTS = 13  # govnet.demo.Ports fields + the PostgreSQL standby
 
 
@@ -56,16 +54,6 @@ def _free_base() -> int:
             for s in socks:
                 s.close()
     raise AssertionError("no free port range")
-
-
-def wait_for(cond: Callable[[], Any], timeout: float, what: str, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @dataclass
@@ -189,38 +177,13 @@ def start_demo(run_dir: Path, *extra: str) -> Demo:
     return d
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    require_cmd("chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require(False, "python package playwright")
-        raise
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / ".gitignore").write_text("*\n")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def login(browser: Any, demo: Demo, role: str, viewport: dict[str, int]) -> Any:
+def demo_login(browser: Browser, demo: Demo, role: str, viewport: ViewportSize) -> Page:
+    """A console page logged in as the demo's printed user for `role`."""
     user, password = demo.users()[role]
-    ctx = browser.new_context(viewport=viewport, locale="zh-CN")
-    page = ctx.new_page()
-    page.goto(demo.console + "/login")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-    assert "/login" not in page.url, page.content()[:500]
-    return page
+    return login(browser, demo.console, user, password, viewport)[0]
 
 
-def test_demo_console_tour_and_clean_stop(browser: Any, tmp_path: Path) -> None:
+def test_demo_console_tour_and_clean_stop(browser: Browser, tmp_path: Path) -> None:
     """The acceptance of `make demo` (issue 13): console, tour, phone acknowledge, logs, diff, clean stop."""
     require_cmd("ss")
     run_dir = tmp_path / "run"
@@ -243,7 +206,7 @@ def test_demo_console_tour_and_clean_stop(browser: Any, tmp_path: Path) -> None:
     assert _listening() == []
 
 
-def _drive(demo: Demo, browser: Any) -> None:
+def _drive(demo: Demo, browser: Browser) -> None:
     """Everything the acceptance asks, in the order a newcomer would do it; ends with Ctrl-C."""
     # Every role has a user with a random password, printed once; there is no default one.
     users = demo.users()
@@ -254,7 +217,7 @@ def _drive(demo: Demo, browser: Any) -> None:
     # The config change first: its diff needs the next scheduled SSH backup.
     assert "agg-chengguan" in demo.tour("config")
 
-    oncall = login(browser, demo, "oncall", PHONE)
+    oncall = demo_login(browser, demo, "oncall", PHONE)
     assert oncall.url.endswith("/incidents")
     started = time.monotonic()
     demo.tour("failover")
@@ -310,7 +273,7 @@ def _drive(demo: Demo, browser: Any) -> None:
 
     # Security logs: the lab firewall's own lines, and the brute-force run of the tour.
     demo.tour("bruteforce")
-    auditor = login(browser, demo, "auditor", {"width": 1400, "height": 900})
+    auditor = demo_login(browser, demo, "auditor", DESKTOP)
 
     def firewall_rows(query: str) -> list[list[str]]:
         # The auditor's search form, as a person fills it in.
@@ -334,7 +297,7 @@ def _drive(demo: Demo, browser: Any) -> None:
     auditor.screenshot(path=str(ARTIFACTS / "demo-logs-auditor.png"))
 
     # The config change as a diff between two stored versions on the backups page.
-    engineer = login(browser, demo, "engineer", {"width": 1400, "height": 900})
+    engineer = demo_login(browser, demo, "engineer", DESKTOP)
 
     def diff_lines() -> list[str]:
         engineer.goto(demo.console + "/backups")
@@ -346,7 +309,7 @@ def _drive(demo: Demo, browser: Any) -> None:
     engineer.screenshot(path=str(ARTIFACTS / "demo-config-diff.png"), full_page=True)
 
     # The board at desktop width: the README's screenshot (docs/demo-console.png when asked for).
-    board = login(browser, demo, "oncall", {"width": 1280, "height": 800})
+    board = demo_login(browser, demo, "oncall", {"width": 1280, "height": 800})
     board.goto(demo.console + "/incidents?status=open")
     shot = ROOT / "docs" / "demo-console.png" if os.environ.get("GOVNET_DEMO_SCREENSHOT") else None
     board.screenshot(path=str(shot or ARTIFACTS / "demo-console.png"))
