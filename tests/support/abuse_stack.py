@@ -19,17 +19,11 @@ import httpx
 import yaml
 
 from api.auth import AuthDB
+from tests.support.ports import free_port as free_port  # re-exported for this harness's users
 
 PASSWORD = "correct horse battery 9"
 ROLES = ("admin", "auditor", "oncall", "engineer")
 LONG_NAME = "sw-" + "x" * 40
-
-
-def free_port(host: str, kind: int) -> int:
-    """A free port on `host` (TCP or UDP)."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def rss_kib(pid: int, field_name: str = "VmRSS") -> int:

@@ -18,17 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ports import free_port as free_port  # re-exported for this harness's users
 from tests.support.require import require, require_cmd, require_root
 
 PG_ADDR = ("127.31.0.2", "127.31.0.3")
 SSH_ADDR = "127.31.0.1"
-
-
-def free_port(address: str) -> int:
-    """A TCP port free on `address` right now."""
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return int(s.getsockname()[1])
 
 
 def pg_bin() -> Path | None:
