@@ -19,10 +19,11 @@ import sys
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from govnet.demo import Ports
 from tests.support.browser import ARTIFACTS, DESKTOP, login
 from tests.support.govnet_run import wait_for
 from tests.support.paths import GOVNET, ROOT
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 HOST = "127.36.0.1"
 LAB_BASE = "127.36.1.0"
 PHONE: ViewportSize = {"width": 390, "height": 844}
-NPORTS = 13  # govnet.demo.Ports fields + the PostgreSQL standby
+NPORTS = len(fields(Ports)) + 1  # and the PostgreSQL standby
 
 
 def _free_base() -> int:
@@ -77,8 +78,16 @@ class Demo:
                 self.lines.append(line.rstrip("\n"))
 
     @property
+    def ports(self) -> Ports:
+        return Ports.from_base(self.base)
+
+    @property
     def console(self) -> str:
-        return f"http://{HOST}:{self.base + 1}"
+        return f"http://{HOST}:{self.ports.api}"
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://{HOST}:{self.ports.metrics}/metrics", timeout=10) as resp:
+            return str(resp.read().decode())
 
     def users(self) -> dict[str, tuple[str, str]]:
         found = re.findall(r"^\s+\S+\s+(\w+)\s+user (\S+)\s+password (\S+)$", self.out(), re.M)
@@ -102,6 +111,29 @@ class Demo:
         )  # fmt: skip
         assert res.returncode == 0, res.stderr + res.stdout
         return res.stdout
+
+
+def _utc(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(t))
+
+
+def _newer_sections_at_work(demo: Demo) -> None:
+    """services: the portal, the console and syslog over TCP checked and up; links: declared links
+    confirmed by LLDP; where: the ARP/FDB sweep ran (reports: see the report step of _drive)."""
+    names = {"portal", "console", "syslog-tcp"}
+
+    def services_up() -> dict[str, float]:
+        found = re.findall(r'^govnet_service_up\{.*service="([^"]+)".*\} (\S+)$', demo.metrics(), re.M)
+        return {n: float(v) for n, v in found} if {n for n, _ in found} == names else {}
+
+    up = wait_for(services_up, 60, "a check of every demo service")
+    assert up == dict.fromkeys(names, 1.0), up
+    assert re.search(r"^govnet_service_content_changed\{.*service=\"portal\".*\} 0", demo.metrics(), re.M)
+    wait_for(
+        lambda: re.search(r'^govnet_link_state\{.*state="confirmed".*\} 1', demo.metrics(), re.M),
+        60, "a declared link confirmed by LLDP",
+    )  # fmt: skip
+    wait_for(lambda: "\ngovnet_where_sweep_duration_seconds " in demo.metrics(), 90, "an ARP/FDB sweep")
 
 
 def _descendants(pid: int) -> set[int]:
@@ -242,7 +274,7 @@ def _drive(demo: Demo, browser: Browser) -> None:
     )
     assert "主备切换" in demo.out()
     # The new active firewall's VRRP trap reached govnet (it made govnet re-poll at once).
-    metrics = urllib.request.urlopen(f"http://{HOST}:{demo.base}/metrics", timeout=10).read().decode()
+    metrics = demo.metrics()
     vrrp = r'^govnet_traps_received_total\{device="nc-fw-\d".*trap="vrrpTrapNewMaster".*\} (\S+)$'
     traps = re.findall(vrrp, metrics, re.M)
     assert traps and sum(float(v) for v in traps) >= 1
@@ -257,6 +289,7 @@ def _drive(demo: Demo, browser: Browser) -> None:
     if "PostgreSQL primary dc-db-1" in out:
         assert re.search(r'^govnet_db_role\{device="dc-db-1",.*state="primary".*\} 1', metrics, re.M)
         assert re.search(r'^govnet_ha_group_state\{group="dc-db",.*state="normal"\} 1', metrics, re.M)
+    _newer_sections_at_work(demo)
     oncall.goto(link.group(1))
     assert oncall.locator(f"article#{inc_id}").count() == 1
     width = oncall.evaluate("document.documentElement.scrollWidth")
@@ -296,6 +329,18 @@ def _drive(demo: Demo, browser: Browser) -> None:
     assert len(logins) >= 30 and all(r[3] == "admin_login" for r in logins)
     auditor.screenshot(path=str(ARTIFACTS / "demo-logs-auditor.png"))
 
+    # A monthly report written now (as the schedule would on the 1st) is listed on the console.
+    now = time.time()
+    res = subprocess.run(
+        [str(GOVNET), "report", "monthly", "--config", str(demo.run_dir / "govnet.yaml"),
+         "--from", _utc(now - 120), "--to", _utc(now)],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    auditor.goto(demo.console + "/reports")
+    files = auditor.locator("main a[href$='report.pdf']")
+    assert files.count() == 1, auditor.locator("main").inner_text()
+
     # The config change as a diff between two stored versions on the backups page.
     engineer = demo_login(browser, demo, "engineer", DESKTOP)
 
@@ -315,12 +360,13 @@ def _drive(demo: Demo, browser: Browser) -> None:
     board.screenshot(path=str(shot or ARTIFACTS / "demo-console.png"))
 
     # Ctrl-C: everything stops, nothing is left running or listening.
-    pids = _descendants(demo.proc.pid) | _ours(demo.run_dir, (demo.base + 11, demo.base + 12))
+    pg_ports = (demo.ports.pg, demo.ports.pg + 1)
+    pids = _descendants(demo.proc.pid) | _ours(demo.run_dir, pg_ports)
     listening = _listening()
     assert pids and listening, "the demo's processes and ports should be visible while it runs"
     assert demo.stop() == 0, demo.out()[-3000:]
     assert "stopped; nothing left running." in demo.out()
     assert wait_for(lambda: not _alive(pids), 10, "every demo process to end")
     assert _listening() == [], _listening()
-    assert _ours(demo.run_dir, (demo.base + 11, demo.base + 12)) == set()
+    assert _ours(demo.run_dir, pg_ports) == set()
     assert not (demo.run_dir / "lab" / "lab.json").exists()

@@ -19,7 +19,7 @@ import yaml
 from inventory.model import Inventory
 from lab.runner import LabError, LabProcess
 from tests.support.paths import DATA
-from tests.support.ports import lab_ports
+from tests.support.ports import lab_ports, lab_process
 from tests.support.require import require, require_cmd
 
 BASE = "127.20.1.0"
@@ -77,10 +77,7 @@ IF_IN = ".1.3.6.1.2.1.2.2.1.10"
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabProcess]:
     require_cmd("snmpget", "snmpbulkwalk")
     tmp = tmp_path_factory.mktemp("lab")
-    inv = tmp / "inventory.yaml"
-    inv.write_text(yaml.safe_dump(INVENTORY), encoding="utf-8")
-    port, _ = lab_ports(BASE, len(INVENTORY["devices"]))  # chosen now: two runs at once never collide
-    with LabProcess(inv, tmp / "run", base=BASE, snmp_port=port, ssh_port=0, progress=None) as lab:
+    with lab_process(INVENTORY, tmp, BASE) as lab:  # its port chosen now: two runs at once never collide
         yield lab
     assert lab.pid is None
 

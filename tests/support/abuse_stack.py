@@ -4,7 +4,6 @@ abuse tests: users per role, certificates, metrics and RSS readers. Every addres
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import yaml
 
 from api.auth import AuthDB
 from tests.support.ports import free_port as free_port  # re-exported for this harness's users
+from tests.support.procs import stop
 
 PASSWORD = "correct horse battery 9"
 ROLES = ("admin", "auditor", "oncall", "engineer")
@@ -221,12 +221,7 @@ def start_stack(tmp: Path, net: int, **overrides: Any) -> Iterator[Stack]:
         stack.wait_for("syslog and traps", lambda: "govnet_traps_listening 1.0" in _raw_metrics(stack))
         yield stack
     finally:
-        stack.proc.send_signal(signal.SIGTERM)
-        try:
-            stack.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            stack.proc.kill()
-            stack.proc.wait(5)
+        stop(stack.proc, 20)
 
 
 def _raw_metrics(stack: Stack) -> str:

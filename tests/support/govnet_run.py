@@ -20,11 +20,11 @@ from typing import Any
 
 import yaml
 
-from lab.runner import LabProcess
 from lab.synth import synth_inventory
 from tests.support.paths import GOVNET
 from tests.support.ports import free_port as free_port  # re-exported: the harness's users import it here
-from tests.support.ports import lab_ports
+from tests.support.ports import lab_process
+from tests.support.procs import stop
 
 
 def wait_for(cond: Callable[[], Any], timeout: float, what: str, step: float = 0.3) -> Any:
@@ -108,13 +108,7 @@ class GovnetNode:
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Send `sig` and wait for the process to end (killed after 15 s)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop(self.proc, 15, sig)
         self.proc = None
 
     def scrape(self) -> str:
@@ -159,24 +153,19 @@ def polling_lab(
     every 2 s (`scheduler` adds to its scheduler section); yields once every device is up."""
     doc = synth_inventory(n_devices, n_interfaces=n_interfaces)
     doc["defaults"] = {"poll_interval": "2s"}
-    inv = tmp / "inventory.yaml"
-    inv.write_text(yaml.safe_dump(doc), encoding="utf-8")
-    snmp_port, _ = lab_ports(lab_base, n_devices)
-    lab = LabProcess(inv, tmp / "lab", base=lab_base, snmp_port=snmp_port, ssh_port=0, progress=None)
-    listen = f"{host}:{free_port(host)}"
-    config = {
-        "inventory": str(lab.inventory_path),
-        "prometheus": {"listen": listen},
-        "scheduler": {"timeout": "1s", "retries": 1, **scheduler},
-        "log_level": "warning",
-    }
-    (tmp / "govnet.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    node = GovnetNode(tmp / "govnet.yaml", f"http://{listen}/metrics", tmp / "govnet.log")
-    try:
-        lab.start()
-        node.start()
-        wait_for(lambda: node.up_count() == n_devices, 60, "every device up")
-        yield node
-    finally:
-        node.stop()
-        lab.stop()
+    with lab_process(doc, tmp, lab_base) as lab:
+        listen = f"{host}:{free_port(host)}"
+        config = {
+            "inventory": str(lab.inventory_path),
+            "prometheus": {"listen": listen},
+            "scheduler": {"timeout": "1s", "retries": 1, **scheduler},
+            "log_level": "warning",
+        }
+        (tmp / "govnet.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+        node = GovnetNode(tmp / "govnet.yaml", f"http://{listen}/metrics", tmp / "govnet.log")
+        try:
+            node.start()
+            wait_for(lambda: node.up_count() == n_devices, 60, "every device up")
+            yield node
+        finally:
+            node.stop()

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from tests.support.procs import stop
+
 NS_PREFIX = "gvt6-"
 LINK_PREFIX = "gv6"
 HOST_NET = ipaddress.IPv4Network("10.250.0.0/17")  # /30s for root <-> agent links
@@ -189,15 +191,8 @@ class SnmpAgentNetns:
 
     def stop(self) -> None:
         """Stop snmpd and delete everything this instance created (safe to call twice)."""
-        if self._snmpd is not None:
-            if self._snmpd.poll() is None:
-                self._snmpd.terminate()
-                try:
-                    self._snmpd.wait(5)
-                except subprocess.TimeoutExpired:
-                    self._snmpd.kill()
-                    self._snmpd.wait(5)
-            self._snmpd = None
+        stop(self._snmpd, 5)
+        self._snmpd = None
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -4,7 +4,6 @@ with an ephemeral port, the config written from Python data, queried through its
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import urllib.error
 import urllib.parse
@@ -16,6 +15,7 @@ from typing import Any
 import yaml
 
 from tests.support.ports import free_port
+from tests.support.procs import stop
 from tests.support.require import require_cmd
 
 
@@ -52,13 +52,7 @@ class Prometheus:
 
     def stop(self) -> None:
         """SIGTERM, then kill after 20 s."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop(self.proc, 20)
         self.proc = None
 
     def __enter__(self) -> Prometheus:

@@ -18,11 +18,11 @@ from api.app import create_app
 from collectors.where.history import History
 from collectors.where.service import WhereSection, WhereService
 from inventory.load import load_inventory
-from lab.runner import LabProcess
 from logstore.record import new_record
 from tests.support.api_world import PASSWORD, World, make_world
 from tests.support.browser import ARTIFACTS, login, run_async, serve
 from tests.support.paths import EXAMPLES
+from tests.support.ports import lab_process
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -34,8 +34,7 @@ HOST = "127.34.16.21"
 def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, World, dict[str, str]]]:
     tmp = tmp_path_factory.mktemp("wherebrowser")
     world = make_world(tmp)
-    with LabProcess(EXAMPLES / "district.yaml", tmp / "run", base="127.20.112.0", snmp_port=16161,
-                    ssh_port=0, progress=None) as lab:  # fmt: skip
+    with lab_process(EXAMPLES / "district.yaml", tmp, "127.20.112.0") as lab:
         inv = load_inventory(lab.inventory_path)
         svc = WhereService(inv, WhereSection(state_dir=tmp), History(path=tmp / "where.db"))
         run_async(svc.sweep_once())
