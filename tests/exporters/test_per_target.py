@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,22 +19,12 @@ from core.latest import LatestStore
 from core.samples import Sample
 from exporters.prometheus import SamplesCollector
 from exporters.targets import TargetExposition, shard_of
-from tests.support.govnet_run import polling_lab, wait_for
+from tests.support.govnet_run import http_get, polling_lab, wait_for
 from tests.support.prometheus import Prometheus
 
 HOST = "127.61.0.1"
 LAB_BASE = "127.61.1.0"
 N_DEVICES = 6
-
-
-def http_get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as r:
-            return int(r.status), r.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, ""
-    except OSError:
-        return 0, ""
 
 
 def parsed(text: str) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:

@@ -20,6 +20,7 @@ import yaml
 from api.auth import AuthDB
 from tests.support.ports import free_port as free_port  # re-exported for this harness's users
 from tests.support.procs import stop
+from tests.support.prometheus import exposition
 
 PASSWORD = "correct horse battery 9"
 ROLES = ("admin", "auditor", "oncall", "engineer")
@@ -90,13 +91,7 @@ class Stack:
     def metrics(self) -> dict[str, float]:
         """The /metrics page as {'name{labels}': value}."""
         with urllib.request.urlopen(f"http://{self.host}:{self.ports['metrics']}/metrics", timeout=10) as r:
-            body = r.read().decode()
-        out: dict[str, float] = {}
-        for line in body.splitlines():
-            if line and not line.startswith("#"):
-                key, _, value = line.rpartition(" ")
-                out[key] = float(value)
-        return out
+            return exposition(r.read().decode())
 
     def metric(self, name: str, **labels: str) -> float:
         """One sample's value (0.0 when absent); labels must all be present in the series."""

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +26,17 @@ from tests.support.paths import GOVNET
 from tests.support.ports import free_port as free_port  # re-exported: the harness's users import it here
 from tests.support.ports import lab_process
 from tests.support.procs import stop
+
+
+def http_get(url: str, timeout: float = 10.0) -> tuple[int, str]:
+    """(status, body) of a GET; (status, "") for an error status, (0, "") while nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return int(resp.status), str(resp.read().decode())
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+    except OSError:  # not listening yet
+        return 0, ""
 
 
 def wait_for(cond: Callable[[], Any], timeout: float, what: str, step: float = 0.3) -> Any:

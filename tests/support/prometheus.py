@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -17,6 +16,16 @@ import yaml
 from tests.support.ports import free_port
 from tests.support.procs import stop
 from tests.support.require import require_cmd
+
+
+def exposition(text: str) -> dict[str, float]:
+    """A /metrics (or /probe) page in the Prometheus text format as {'name{labels}': value}."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
 
 
 def static_job(name: str, *targets: str) -> dict[str, Any]:

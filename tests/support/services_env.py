@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.support.procs import stop
+from tests.support.prometheus import exposition
 from tests.support.require import require_cmd
 
 HOST = "127.0.0.1"
@@ -323,13 +324,7 @@ class Blackbox:
 
         url = f"http://{HOST}:{self.port}/probe?{urlencode({'module': module, 'target': target})}"
         with urllib.request.urlopen(url, timeout=30) as resp:
-            text = resp.read().decode()
-        out: dict[str, float] = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                out[name] = float(value)
-        return out
+            return exposition(resp.read().decode())
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
