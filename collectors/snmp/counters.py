@@ -8,7 +8,7 @@ Time and uptime are passed in, so this is tested without sleeping.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 # A wrapped 32-bit delta above this is more likely a reset than a wrap (half the counter range).
@@ -34,6 +34,7 @@ class CounterTracker:
         self.resets = 0
         self.wraps = 0
         self._forget_after = forget_after_s
+        self._swept = float("-inf")
 
     @property
     def rebooted(self) -> bool:
@@ -46,15 +47,19 @@ class CounterTracker:
         if uptime_s is not None:
             self._uptime = uptime_s
         self._now = now
-        stale = [k for k, s in self._series.items() if now - s.seen > self._forget_after]
-        for k in stale:
-            del self._series[k]
+        # Series unseen for forget_after are dropped here now and then (for memory); value() treats
+        # one that old as new anyway, so the result does not depend on when the sweep runs.
+        if now - self._swept > self._forget_after / 4 or now < self._swept:
+            self._swept = now
+            stale = [k for k, s in self._series.items() if now - s.seen > self._forget_after]
+            for k in stale:
+                del self._series[k]
 
     def value(self, key: Hashable, raws: tuple[int, ...], bits: int, source: str = "") -> float:
         """The exported monotonic total for a series given its raw component readings."""
         now = self._now if self._now is not None else 0.0
         prev = self._series.get(key)
-        if prev is None:
+        if prev is None or now - prev.seen > self._forget_after:
             s = _Series(raws, source, float(sum(raws)), now)
             self._series[key] = s
             return s.total
@@ -68,6 +73,39 @@ class CounterTracker:
         prev.total += delta
         prev.raws, prev.seen = raws, now
         return prev.total
+
+    def values(
+        self,
+        metric: str,
+        labels: Sequence[Hashable],
+        raws: Sequence[tuple[int, ...]],
+        bits: Sequence[int],
+        sources: Sequence[str],
+    ) -> list[float]:
+        """value() for each series of one metric (keys `(metric, labels[i])`), in one call."""
+        now = self._now if self._now is not None else 0.0
+        series = self._series
+        forget = self._forget_after
+        rebooted = self._rebooted
+        out: list[float] = []
+        for lab, r, b, src in zip(labels, raws, bits, sources, strict=True):
+            prev = series.get((metric, lab))
+            # The common case inline: same source, one reading, no restart, no wrap.
+            if (
+                prev is not None
+                and not rebooted
+                and prev.source == src
+                and len(r) == 1
+                and len(prev.raws) == 1
+                and r[0] >= prev.raws[0]
+                and now - prev.seen <= forget
+            ):
+                prev.total += r[0] - prev.raws[0]
+                prev.raws, prev.seen = r, now
+                out.append(prev.total)
+            else:
+                out.append(self.value((metric, lab), r, b, src))
+        return out
 
     def _delta(self, old: int, new: int, bits: int) -> int:
         if self._rebooted:

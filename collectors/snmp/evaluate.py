@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from collectors.snmp.oids import MibObject
 from collectors.snmp.profile import Condition, LabelSpec, MetricSpec, Profile, Ref
@@ -311,8 +311,23 @@ def _device_gate(m: MetricSpec, rows: _Rows) -> bool:
     return not (m.unless_any and any(_any_row(c, rows) for c in m.unless_any))
 
 
-def _eval_metric(m: MetricSpec, rows: _Rows) -> list[RawSample]:
-    out: list[RawSample] = []
+@dataclass(slots=True)
+class MetricRows:
+    """What one metric spec yields for one walk, column-wise: per series its labels and value, and for
+    counters the raw readings and which `prefer` alternative they came from. With `sources`, also the
+    row index and first object of each series (for RawSample.source)."""
+
+    spec: MetricSpec
+    labels: list[Labels] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    comps: list[tuple[int, ...]] = field(default_factory=list)  # counters only
+    series_source: list[str] = field(default_factory=list)  # counters only
+    bits: list[int] = field(default_factory=list)  # counters only
+    where: list[tuple[str, MibObject]] = field(default_factory=list)  # with sources only
+
+
+def _eval_metric(m: MetricSpec, rows: _Rows, sources: bool = False) -> MetricRows:
+    out = MetricRows(m)
     if (m.when_any or m.unless_any) and not _device_gate(m, rows):
         return out
     # Per metric, not per row: each alternative's columns ({index: value}; scalars read row "0").
@@ -327,6 +342,21 @@ def _eval_metric(m: MetricSpec, rows: _Rows) -> list[RawSample]:
     }
     where = m.where
     label_map = rows.label_map(m.labels)
+    o_labels, o_values = out.labels, out.values
+    counter = m.type == "counter" and m.states is None
+    # Nothing past the reading and the scale: most metrics (IF-MIB counters and gauges).
+    plain = not (
+        m.min is not None
+        or m.max is not None
+        or m.states is not None
+        or m.subtract
+        or m.multiply_by is not None
+        or m.divide_by
+        or m.precision is not None
+        or m.si_prefix is not None
+        or m.convert is not None
+    )
+    scale, value_map = m.scale, m.value_map
     for index in _row_indexes(m, rows):
         if where and not all(_check(c, rows, index) for c in where):
             continue
@@ -347,69 +377,99 @@ def _eval_metric(m: MetricSpec, rows: _Rows) -> list[RawSample]:
         if chosen is None:
             continue
         raw = sum(readings)
-        if (m.min is not None and raw < m.min) or (m.max is not None and raw > m.max):
-            continue
         labels = label_map.get(index)
         if labels is None:
             labels = label_map[index] = _compute_labels(m, rows, index)
-        first = chosen[0]
-        source = f"{first.oid}.{'0' if first.kind == 'scalar' else index}"
-        if m.states is not None:
-            for code, state in sorted(m.states.items()):
-                out.append(
-                    RawSample(
-                        m.name,
-                        tuple(sorted((*labels, ("state", state)))),
-                        1.0 if raw == code else 0.0,
-                        source=source,
-                        help=m.help,
-                    )
-                )
-            continue
-        if m.value_map is not None:
-            if int(raw) not in m.value_map:
+        if plain:
+            if value_map is not None:
+                if int(raw) not in value_map:
+                    continue
+                raw = value_map[int(raw)]
+            value = raw * scale * alt_scale
+        else:
+            got = _transform(m, rows, index, raw, alt_scale)
+            if got is None:
                 continue
-            raw = m.value_map[int(raw)]
-        for r in m.subtract:
-            raw -= number(rows.get(r, index)) or 0.0
-        value = raw * m.scale * alt_scale
-        if m.multiply_by is not None:
-            factor = number(rows.get(m.multiply_by, index))
-            if factor is None:
+            if isinstance(got, list):
+                for state_labels, v in got:
+                    o_labels.append(tuple(sorted((*labels, state_labels))))
+                    o_values.append(v)
+                    if sources:
+                        out.where.append((index, chosen[0]))
                 continue
-            value *= factor
-        if m.divide_by:
-            parts = [number(rows.get(r, index)) for r in m.divide_by]
-            denom = sum(p for p in parts if p is not None)
-            if any(p is None for p in parts) or denom == 0:
-                continue
-            value /= denom
-        if m.precision is not None:
-            digits = number(rows.get(m.precision, index))
-            if digits is None:
-                continue
-            value /= 10**digits
-        if m.si_prefix is not None:
-            prefix = number(rows.get(m.si_prefix, index))
-            if prefix is None or not 1 <= prefix <= 17:
-                continue
-            value *= 1000.0 ** (int(prefix) - 9)
-        if m.convert == "uw_to_dbm":
-            value = uw_to_dbm(value)
-        if m.type == "counter":
-            comps = tuple(map(int, readings))
+            value = got
+        o_labels.append(labels)
+        o_values.append(value)
+        if sources:
+            out.where.append((index, chosen[0]))
+        if counter:
             series_source, bits = alt_meta[id(chosen)]
+            out.comps.append(tuple(map(int, readings)))
+            out.series_source.append(series_source)
+            out.bits.append(bits)
+    return out
+
+
+def _transform(
+    m: MetricSpec, rows: _Rows, index: str, raw: float, alt_scale: float
+) -> float | list[tuple[tuple[str, str], float]] | None:
+    """The value of a row past min/max, states, maps and arithmetic; None drops the row; a list is one
+    (state label, value) per state."""
+    if (m.min is not None and raw < m.min) or (m.max is not None and raw > m.max):
+        return None
+    if m.states is not None:
+        return [(("state", state), 1.0 if raw == code else 0.0) for code, state in sorted(m.states.items())]
+    if m.value_map is not None:
+        if int(raw) not in m.value_map:
+            return None
+        raw = m.value_map[int(raw)]
+    for r in m.subtract:
+        raw -= number(rows.get(r, index)) or 0.0
+    value = raw * m.scale * alt_scale
+    if m.multiply_by is not None:
+        factor = number(rows.get(m.multiply_by, index))
+        if factor is None:
+            return None
+        value *= factor
+    if m.divide_by:
+        parts = [number(rows.get(r, index)) for r in m.divide_by]
+        denom = sum(p for p in parts if p is not None)
+        if any(p is None for p in parts) or denom == 0:
+            return None
+        value /= denom
+    if m.precision is not None:
+        digits = number(rows.get(m.precision, index))
+        if digits is None:
+            return None
+        value /= 10**digits
+    if m.si_prefix is not None:
+        prefix = number(rows.get(m.si_prefix, index))
+        if prefix is None or not 1 <= prefix <= 17:
+            return None
+        value *= 1000.0 ** (int(prefix) - 9)
+    if m.convert == "uw_to_dbm":
+        value = uw_to_dbm(value)
+    return value
+
+
+def _raw_samples(block: MetricRows) -> list[RawSample]:
+    m = block.spec
+    out: list[RawSample] = []
+    for i, (labels, value) in enumerate(zip(block.labels, block.values, strict=True)):
+        index, first = block.where[i]
+        source = f"{first.oid}.{'0' if first.kind == 'scalar' else index}"
+        if m.type == "counter" and m.states is None:
             out.append(
                 RawSample(
                     m.name,
                     labels,
                     value,
                     "counter",
-                    comps,
-                    bits,
+                    block.comps[i],
+                    block.bits[i],
                     source,
                     m.help,
-                    series_source,
+                    block.series_source[i],
                 )
             )
         else:
@@ -450,6 +510,42 @@ def _info(profile: Profile, rows: _Rows) -> dict[str, str]:
 SYS_UPTIME_OID = "1.3.6.1.2.1.1.3.0"
 
 
+DEVICE_INFO_HELP = "Device identity from SNMP (value is always 1)."
+
+
+@dataclass(frozen=True, slots=True)
+class RowsEvaluation:
+    """evaluate() column-wise: one MetricRows per profile metric (in profile order), the device_info
+    labels and the agent's uptime. What the collector builds its samples from."""
+
+    metrics: list[MetricRows]
+    info: dict[str, str]
+    uptime_s: float | None
+
+
+def evaluate_rows(
+    profile: Profile,
+    walk: Walk,
+    cache: EvalCache | None = None,
+    columns: dict[str, dict[str, Value]] | None = None,
+    sources: bool = False,
+) -> RowsEvaluation:
+    """evaluate() without a RawSample per series (see there); `sources` keeps each row's origin."""
+    cols = index_columns(walk, profile.objects())
+    for oid, col in (columns or {}).items():
+        if oid not in cols:
+            continue
+        if cols[oid]:
+            cols[oid].update(col)
+        else:
+            cols[oid] = col
+    rows = _Rows(cols, cache)
+    blocks = [_eval_metric(m, rows, sources) for m in profile.metrics]
+    info = _info(profile, rows)
+    up = number(walk.get(SYS_UPTIME_OID))
+    return RowsEvaluation(blocks, info, up / 100.0 if up is not None else None)
+
+
 def evaluate(
     profile: Profile,
     walk: Walk,
@@ -462,27 +558,12 @@ def evaluate(
     columns they come from are unchanged; `columns` ({column OID: {row index: value}}, as a column
     walk returns them) may carry the table part already grouped. The result is the same either way.
     """
-    cols = index_columns(walk, profile.objects())
-    for oid, col in (columns or {}).items():
-        if oid not in cols:
-            continue
-        if cols[oid]:
-            cols[oid].update(col)
-        else:
-            cols[oid] = col
-    rows = _Rows(cols, cache)
+    ev = evaluate_rows(profile, walk, cache, columns, sources=True)
     samples: list[RawSample] = []
-    for m in profile.metrics:
-        samples.extend(_eval_metric(m, rows))
-    info = _info(profile, rows)
-    if info:
+    for block in ev.metrics:
+        samples.extend(_raw_samples(block))
+    if ev.info:
         samples.append(
-            RawSample(
-                "govnet_device_info",
-                tuple(sorted(info.items())),
-                1.0,
-                help="Device identity from SNMP (value is always 1).",
-            )
+            RawSample("govnet_device_info", tuple(sorted(ev.info.items())), 1.0, help=DEVICE_INFO_HELP)
         )
-    up = number(walk.get(SYS_UPTIME_OID))
-    return Evaluation(samples, info, up / 100.0 if up is not None else None)
+    return Evaluation(samples, ev.info, ev.uptime_s)
