@@ -178,9 +178,7 @@ class SnmpCollector:
             if col in skip:
                 continue
             try:
-                got = await fetch.walk(col)
-                cut = len(col) + 1
-                grouped[col] = {oid[cut:]: value for oid, value in got.items()}
+                got = grouped[col] = await fetch.walk(col, suffixes=True)
                 if not got:
                     empty.add(col)
             except TimeoutError:

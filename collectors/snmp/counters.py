@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from operator import ge, sub
 
 # A wrapped 32-bit delta above this is more likely a reset than a wrap (half the counter range).
 MAX_WRAP_DELTA_32 = 2**31
@@ -90,21 +91,20 @@ class CounterTracker:
         out: list[float] = []
         for lab, r, b, src in zip(labels, raws, bits, sources, strict=True):
             prev = series.get((metric, lab))
-            # The common case inline: same source, one reading, no restart, no wrap.
-            if (
-                prev is not None
-                and not rebooted
-                and prev.source == src
-                and len(r) == 1
-                and len(prev.raws) == 1
-                and r[0] >= prev.raws[0]
-                and now - prev.seen <= forget
-            ):
-                prev.total += r[0] - prev.raws[0]
-                prev.raws, prev.seen = r, now
-                out.append(prev.total)
-            else:
-                out.append(self.value((metric, lab), r, b, src))
+            # The common case inline: same source, no restart, every reading up (no wrap, no reset).
+            if prev is not None and not rebooted and prev.source == src and now - prev.seen <= forget:
+                old = prev.raws
+                if len(r) == 1 and len(old) == 1 and r[0] >= old[0]:
+                    prev.total += r[0] - old[0]
+                    prev.raws, prev.seen = r, now
+                    out.append(prev.total)
+                    continue
+                if len(r) == len(old) and all(map(ge, r, old)):
+                    prev.total += sum(map(sub, r, old))
+                    prev.raws, prev.seen = r, now
+                    out.append(prev.total)
+                    continue
+            out.append(self.value((metric, lab), r, b, src))
         return out
 
     def _delta(self, old: int, new: int, bits: int) -> int:

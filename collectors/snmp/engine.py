@@ -172,11 +172,12 @@ class Fetcher:
         self.stats.varbinds += len(out)
         return out
 
-    async def walk(self, root: str) -> Walk:
+    async def walk(self, root: str, suffixes: bool = False) -> Walk:
         """All varbinds under `root`; shrink max-repetitions on timeout or oversized reply, finally GETNEXT.
 
         A smaller max-repetitions that worked is remembered in `reps_hint`, so such a column pays for
-        the fallback once, not on every poll.
+        the fallback once, not on every poll. With `suffixes`, keys are the OIDs below `root` (a
+        column's row indexes) instead of whole OIDs.
         """
         hint = self.reps_hint
         reps = (
@@ -184,7 +185,7 @@ class Fetcher:
         )
         while True:
             try:
-                got = await self._walk_once(root, reps)
+                got = await self._walk_once(root, reps, suffixes)
                 if hint is not None and reps < self.max_repetitions:
                     hint[root] = reps
                 return got
@@ -200,16 +201,20 @@ class Fetcher:
                 self.stats.problems.append(f"{root}: reply over 4 KiB at max-repetitions {reps}")
             reps = 1 if reps <= 5 else max(1, reps // 5)
 
-    async def _walk_once(self, root: str, reps: int) -> Walk:
+    async def _walk_once(self, root: str, reps: int, suffixes: bool) -> Walk:
         sock = getattr(self.session, "_sock", None)
         fast = GetIter is not None and all(
             hasattr(sock, a) for a in ("send_get_bulk", "recv_get_bulk", "get_fd")
         )
         if reps > 1 and fast:
-            return await self._bulk_walk(sock, root, reps)
-        return await self._iter_walk(root, reps)
+            return await self._bulk_walk(sock, root, reps, suffixes)
+        got = await self._iter_walk(root, reps)
+        if suffixes:
+            cut = len(root) + 1
+            return {oid[cut:]: value for oid, value in got.items()}
+        return got
 
-    async def _bulk_walk(self, sock: Any, root: str, reps: int) -> Walk:
+    async def _bulk_walk(self, sock: Any, root: str, reps: int, suffixes: bool = False) -> Walk:
         """GETBULK walk on gufo's socket, one whole response at a time (no per-varbind coroutine step).
 
         gufo's public iterator costs ~4 us of Python per varbind (one `__anext__` each) and registers
@@ -263,8 +268,11 @@ class Fetcher:
                 if end_of_walk:
                     items = items[: items.index(None)]
                 if items:
-                    good, last = _in_order(items, cut, last)
-                    out.update(items[:good])
+                    good, last, keys = _in_order(items, cut, last)
+                    if suffixes:
+                        out.update(zip(keys[:good], map(_second, items[:good]), strict=True))
+                    else:
+                        out.update(items[:good])
                     if good < len(items):
                         # A broken agent that repeats or goes backwards would loop forever.
                         self.stats.problems.append(f"{root}: OID not increasing at {items[good][0]}")
@@ -366,10 +374,14 @@ class _ReplyWaiter:
         self.loop.remove_reader(self.fd)
 
 
+_second = operator.itemgetter(1)
+
+
 def _in_order(
     items: list[tuple[str, Value]], cut: int, last: tuple[int, ...] | int | None
-) -> tuple[int, tuple[int, ...] | int | None]:
-    """How many leading items are strictly increasing (and after `last`), and the last accepted key.
+) -> tuple[int, tuple[int, ...] | int | None, list[str]]:
+    """How many leading items are strictly increasing (and after `last`), the last accepted key, and
+    every item's OID below the walked root.
 
     gufo ends a walk itself when an OID leaves the subtree, so only the order needs checking. Table
     columns with one-number indexes (ifIndex) are compared as ints in C (map), not per varbind in
@@ -389,10 +401,10 @@ def _in_order(
         keys.insert(0, last)
     ok = list(map(operator.lt, keys, keys[1:]))
     if all(ok):
-        return len(items), keys[-1]
+        return len(items), keys[-1], suffixes
     bad = ok.index(False)  # keys[bad + 1] is the first item not greater than its predecessor
     good = bad if last is not None else bad + 1
-    return good, keys[bad]
+    return good, keys[bad], suffixes
 
 
 __all__ = ["DeadlineExceeded", "Fetcher", "SnmpError", "WeakCryptoRefused", "make_session"]
