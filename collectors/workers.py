@@ -338,7 +338,7 @@ class WorkerPool:
                 log.error("worker %d: no layout for %s", w.index, device)
                 return None
         else:
-            w.layouts[device] = layout
+            layout = w.layouts[device] = layout.interned()
         values = array("d")
         values.frombytes(raw)
         st: float | array[float] = stamps if isinstance(stamps, float) else array("d", stamps)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,23 @@ Labels = tuple[tuple[str, str], ...]
 Head = tuple[str, MetricType, str]
 
 
+# Label pairs shared by every series and device that has them (the same interface names, roles, sites
+# on thousands of devices): one tuple and one string each. Emptied past _MAX_PAIRS (sharing restarts).
+_PAIRS: dict[tuple[str, str], tuple[str, str]] = {}
+_MAX_PAIRS = 1 << 20
+
+
+def intern_pair(name: str, value: str) -> tuple[str, str]:
+    """The shared (name, value) tuple equal to the given one."""
+    key = (name, value)
+    got = _PAIRS.get(key)
+    if got is None:
+        if len(_PAIRS) >= _MAX_PAIRS:
+            _PAIRS.clear()
+        got = _PAIRS[key] = (sys.intern(name), sys.intern(value))
+    return got
+
+
 class Layout:
     """The series of one sample set without their values: what stays the same from poll to poll.
 
@@ -90,6 +108,18 @@ class Layout:
         index: dict[Head, int] = {}
         head_of = [index.setdefault(h, len(index)) for h in heads]
         return Layout(tuple(index), _index_array(head_of, len(index)), tuple(labels))
+
+    def interned(self) -> Layout:
+        """The same layout with its label pairs shared (intern_pair); label tuples that were one object
+        stay one object. For layouts that arrive unpickled, each with its own copies of every string."""
+        memo: dict[int, Labels] = {}
+        labels = []
+        for labs in self.labels:
+            got = memo.get(id(labs))
+            if got is None:
+                got = memo[id(labs)] = tuple([intern_pair(k, v) for k, v in labs])
+            labels.append(got)
+        return Layout(self.heads, self.head_of, tuple(labels))
 
     def concat(self, other: Layout) -> Layout:
         """This layout's series followed by `other`'s."""
@@ -131,8 +161,7 @@ class SampleSet(Sequence[Sample]):
         """A SampleSet of `samples` (in order); reuses `like` when it describes the same series."""
         items = samples if isinstance(samples, list | tuple) else list(samples)
         layout = Layout.build([(s.metric, s.type, s.help) for s in items], [s.labels for s in items])
-        if like is not None and layout.same_as(like):
-            layout = like
+        layout = like if like is not None and layout.same_as(like) else layout.interned()
         stamps: float | array[float] = items[0].timestamp if items else 0.0
         if any(s.timestamp != stamps for s in items):
             stamps = array("d", [s.timestamp for s in items])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import operator
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -387,7 +388,8 @@ def _in_order(
     columns with one-number indexes (ifIndex) are compared as ints in C (map), not per varbind in
     Python; multi-part indexes fall back to tuples.
     """
-    suffixes = [oid[cut:] for oid, _ in items]
+    # Interned: a row's index is one string in every column (and label map) that keeps it.
+    suffixes = list(map(sys.intern, [oid[cut:] for oid, _ in items]))
     keys: list[Any]
     try:
         if isinstance(last, tuple):
