@@ -68,6 +68,50 @@ def test_batches_round_trip_with_help_sent_once() -> None:
     assert first[2][0][1] == [("govnet_up", labels, 1.0, 5.0, "gauge")]
 
 
+def test_sample_sets_cross_the_pipe_with_their_layout_sent_once() -> None:
+    from array import array
+
+    from collectors.workers import WorkerPool, _Worker
+    from core.samples import SampleSet
+
+    def poll(value: float) -> SampleSet:
+        labels = (("device", "r1"), ("ifname", "Gi0/1"), ("site", "ncc"))
+        return SampleSet.of(
+            [
+                Sample("govnet_if_in_octets_total", labels, value, 5.0, "counter", "in"),
+                Sample("govnet_up", labels[:1] + labels[2:], 1.0, 5.0, "gauge", "up?"),
+            ]
+        )
+
+    first = poll(1.0)
+    second = SampleSet(first.layout, array("d", [2.0, 1.0]), 6.0)
+    changed = poll(3.0)  # an equal but new layout object: sent again
+    frames: list[bytes] = []
+    batcher = SampleBatcher(frames.append, max_devices=1)
+    for ss in (first, second, changed):
+        batcher.publish("r1", ss)
+
+    async def decode() -> list[Any]:
+        reader = asyncio.StreamReader()
+        reader.feed_data(b"".join(frames))
+        reader.feed_eof()
+        return [await read_frame(reader) for _ in frames]
+
+    messages = asyncio.run(decode())
+    wires = [m[2][0][1] for m in messages]
+    assert wires[0][0] is not None and wires[1][0] is None and wires[2][0] is not None
+    w = _Worker(0)
+    got = [WorkerPool._decode(w, "r1", wire) for wire in wires]
+    assert all(isinstance(g, SampleSet) for g in got)
+    assert [[(s.metric, s.labels, s.value, s.timestamp, s.type, s.help) for s in g] for g in got if g] == [
+        [(s.metric, s.labels, s.value, s.timestamp, s.type, s.help) for s in ss]
+        for ss in (first, second, changed)
+    ]
+    assert got[1] is not None and got[0] is not None and got[1].layout is got[0].layout
+    # A layout-less set for a device the supervisor has no layout of is dropped, never guessed.
+    assert WorkerPool._decode(_Worker(1), "r1", wires[1]) is None
+
+
 class Node:
     """A `govnet run` subprocess and its /metrics."""
 
