@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import operator
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -434,8 +433,7 @@ def _in_order(
     columns with one-number indexes (ifIndex) are compared as ints in C (map), not per varbind in
     Python; multi-part indexes fall back to tuples.
     """
-    # Interned: a row's index is one string in every column (and label map) that keeps it.
-    suffixes = list(map(sys.intern, [oid[cut:] for oid, _ in items]))
+    suffixes = [oid[cut:] for oid, _ in items]
     keys: list[Any]
     try:
         if isinstance(last, tuple):
@@ -447,10 +445,11 @@ def _in_order(
             last = (last,)
     if last is not None:
         keys.insert(0, last)
-    ok = list(map(operator.lt, keys, keys[1:]))
-    if all(ok):
+    if all(map(operator.lt, keys, keys[1:])):
         return len(items), keys[-1], suffixes
-    bad = ok.index(False)  # keys[bad + 1] is the first item not greater than its predecessor
+    bad = list(map(operator.lt, keys, keys[1:])).index(
+        False
+    )  # keys[bad + 1] is the first item not greater than its predecessor
     good = bad if last is not None else bad + 1
     return good, keys[bad], suffixes
 

@@ -10,6 +10,7 @@ import hashlib
 import math
 import pickle
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -276,7 +277,8 @@ def _compute_labels(m: MetricSpec, rows: _Rows, index: str) -> Labels:
 
 
 def _sorted_indexes(col: Iterable[str]) -> list[str]:
-    return sorted(col, key=lambda i: (_index_key(i), i))
+    # Interned: a row's index is then one string in every index list and label map that keeps it.
+    return sorted(map(sys.intern, col), key=lambda i: (_index_key(i), i))
 
 
 def _row_indexes(m: MetricSpec, rows: _Rows) -> list[str]:
