@@ -154,7 +154,9 @@ def build_runtime(
     try:
         scheduler: PollDriver
         if workers > 1:
-            scheduler = WorkerPool(cfg.inventory, settings_of(cfg.scheduler), workers, fanout, devices)
+            scheduler = WorkerPool(
+                cfg.inventory, settings_of(cfg.scheduler), workers, fanout, devices, loaded=inventory
+            )
         else:
             scheduler = Scheduler(inventory, collector, fanout, settings_of(cfg.scheduler), devices)
         services: list[Service] = []
