@@ -50,7 +50,7 @@ WORKER_METRICS: dict[str, tuple[MetricType, str]] = {
 }
 
 # A sample on the wire: (metric, labels, value, timestamp, type); HELP travels once per metric.
-WireSample = tuple[str, tuple[tuple[str, str], ...], float, float, str]
+WireSample = tuple[str, tuple[tuple[str, str], ...], float, float, MetricType]
 
 
 def encode(message: Any) -> bytes:

@@ -2,8 +2,9 @@
 
 Like snmp_exporter, Prometheus scrapes `/metrics?device=NAME` once per device (or
 `/metrics?shard=I&shards=N` once per shard), with the target list from `/sd` (http_sd_configs), so no
-single scrape carries every device. A device's text is rendered once per poll and reused by every
-scrape until its next poll (the sample tuple in the latest store is the cache key).
+single scrape carries every device. A device's text is rendered from its SampleSet with a plan made
+once per layout (names and label text formatted once; only values per poll), and the last
+CACHE_SIZE texts are reused by repeated scrapes until the device's next poll (the set is the key).
 """
 
 from __future__ import annotations

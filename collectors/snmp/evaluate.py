@@ -13,6 +13,7 @@ import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 from collectors.snmp.oids import MibObject
 from collectors.snmp.profile import Condition, LabelSpec, MetricSpec, Profile, Ref
@@ -455,7 +456,7 @@ def _eval_columns(
     columns = [list(map(col.get, indexes)) for col, _ in cols]
     if any(set(map(type, vals)) != {int} for vals in columns):
         return False
-    floats = [list(map(float, vals)) for vals in columns]
+    floats = [list(map(float, cast(list[int], vals))) for vals in columns]
     # sum() of one float is that float (ints give no -0.0); of several, the same left-to-right sum.
     raws = floats[0] if len(floats) == 1 else list(map(sum, zip(*floats, strict=True)))
     labels = list(map(label_map.get, indexes))

@@ -107,7 +107,7 @@ def test_sample_sets_cross_the_pipe_with_their_layout_sent_once() -> None:
         [(s.metric, s.labels, s.value, s.timestamp, s.type, s.help) for s in ss]
         for ss in (first, second, changed)
     ]
-    assert got[1] is not None and got[0] is not None and got[1].layout is got[0].layout
+    assert isinstance(got[1], SampleSet) and isinstance(got[0], SampleSet) and got[1].layout is got[0].layout
     # A layout-less set for a device the supervisor has no layout of is dropped, never guessed.
     assert WorkerPool._decode(_Worker(1), "r1", wires[1]) is None
 
