@@ -318,11 +318,11 @@ class WorkerPool:
                 _, helps, batch = message
                 w.helps.update(helps)
                 for device, wire in batch:
-                    # A device moved away meanwhile is published by its new owner only.
-                    if self._owner.get(device) is not w:
-                        continue
+                    # Decoded even when the device moved away meanwhile: the worker counts its layout
+                    # as sent, so ours must follow, or a later set could meet a stale layout.
                     samples = self._decode(w, device, wire)
-                    if samples is None:
+                    # A device moved away meanwhile is published by its new owner only.
+                    if samples is None or self._owner.get(device) is not w:
                         continue
                     try:
                         self.fanout.publish(device, samples)
@@ -349,7 +349,18 @@ class WorkerPool:
         values = array("d")
         values.frombytes(raw)
         st: float | array[float] = stamps if isinstance(stamps, float) else array("d", stamps)
-        return SampleSet(layout, values, st)
+        try:
+            return SampleSet(layout, values, st)
+        except ValueError:  # values that do not fit the layout: never publish them under it
+            log.error(
+                "worker %d: %d values for a layout of %d series (%s)",
+                w.index,
+                len(values),
+                len(layout),
+                device,
+            )
+            w.layouts.pop(device, None)
+            return None
 
     def _rebalance(self, poll_now: set[str]) -> None:
         # The ring over the live workers (all of them before any has started) decides each share.

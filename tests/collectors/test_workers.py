@@ -149,3 +149,57 @@ def test_sigterm_stops_the_workers_with_the_supervisor(node: GovnetNode) -> None
     node.proc.send_signal(signal.SIGTERM)
     assert node.proc.wait(30) == 0
     wait_for(lambda: not any(Path(f"/proc/{p}").exists() for p in children), 15, "workers gone")
+
+
+def test_a_layout_sent_while_the_device_was_elsewhere_is_still_recorded() -> None:
+    # The worker counts a layout as sent even if the supervisor skips that set (the device moved to
+    # another worker meanwhile); when the device comes back with "same layout" the supervisor must
+    # use that layout, not drop the set or, worse, read the values with an older one.
+    from array import array
+    from types import SimpleNamespace
+
+    from collectors.scheduler import SchedulerSettings
+    from collectors.workers import WorkerPool, encode
+    from core.samples import SampleSet
+
+    published: list[tuple[str, list[tuple[str, float]]]] = []
+
+    class Sink:
+        def publish(self, device: str, samples: Any) -> None:
+            published.append((device, [(s.metric, s.value) for s in samples]))
+
+    pool = WorkerPool(Path("unused.yaml"), SchedulerSettings(), 2, Sink(), [])
+    w, other = pool._workers
+    labels = (("device", "r1"), ("site", "ncc"))
+    old = SampleSet.of([Sample("govnet_up", labels, 1.0, 5.0, "gauge", "up")])
+    new = SampleSet.of(
+        [Sample("govnet_cpu_ratio", labels, 0.5, 6.0, "gauge", "cpu"), Sample("govnet_up", labels, 1.0, 6.0)]
+    )
+    frames: list[bytes] = []
+    batcher = SampleBatcher(frames.append, max_devices=1)
+    batcher.publish("r1", old)  # r1 is w's: published
+    batcher.publish("r1", new)  # r1 has moved to the other worker: not published, layout recorded
+    batcher.publish("r1", SampleSet(new.layout, array("d", [0.75, 1.0]), 7.0))  # back to w: layout None
+
+    async def run() -> None:
+        reader = asyncio.StreamReader()
+        w.proc = SimpleNamespace(stdout=reader, returncode=None)  # type: ignore[assignment]
+        pool._owner = {"r1": w}
+        reader.feed_data(frames[0])
+        await asyncio.sleep(0)
+        task = asyncio.create_task(pool._read(w))
+        await asyncio.sleep(0.05)
+        pool._owner = {"r1": other}
+        reader.feed_data(frames[1])
+        await asyncio.sleep(0.05)
+        pool._owner = {"r1": w}
+        reader.feed_data(frames[2])
+        reader.feed_eof()
+        await task
+
+    asyncio.run(run())
+    assert published == [
+        ("r1", [("govnet_up", 1.0)]),
+        ("r1", [("govnet_cpu_ratio", 0.75), ("govnet_up", 1.0)]),
+    ]
+    assert encode  # the frames above are the real wire format
