@@ -159,7 +159,7 @@ def test_a_layout_sent_while_the_device_was_elsewhere_is_still_recorded() -> Non
     from types import SimpleNamespace
 
     from collectors.scheduler import SchedulerSettings
-    from collectors.workers import WorkerPool, encode
+    from collectors.workers import WorkerPool
     from core.samples import SampleSet
 
     published: list[tuple[str, list[tuple[str, float]]]] = []
@@ -202,4 +202,3 @@ def test_a_layout_sent_while_the_device_was_elsewhere_is_still_recorded() -> Non
         ("r1", [("govnet_up", 1.0)]),
         ("r1", [("govnet_cpu_ratio", 0.75), ("govnet_up", 1.0)]),
     ]
-    assert encode  # the frames above are the real wire format
