@@ -38,11 +38,6 @@ class LatestStore:
         with self._lock:
             return self._by_device.get(device)
 
-    def sets(self) -> list[SampleSet]:
-        """Every device's current set, device by device (sets are immutable: a consistent view)."""
-        with self._lock:
-            return list(self._by_device.values())
-
     def snapshot(self) -> list[Sample]:
         """All current samples, device by device (a consistent copy)."""
         with self._lock:
