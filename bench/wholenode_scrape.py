@@ -8,8 +8,8 @@ Two ways:
   the kernel's high-water mark (VmHWM, reset through /proc/self/clear_refs before the scrape).
 - `--lab N`: a real `govnet run` (2 poller workers) polling N lab devices (bench.capacity's Lab), one
   interval to settle, then whole-node scrapes (identity, then gzip) while the supervisor's RSS
-  is sampled every 10 ms; its CPU during each scrape from /proc. Run it from another tree (cwd and
-  PYTHONPATH) to measure that code: the same script measured main before this change.
+  is sampled every 10 ms; its CPU during each scrape from /proc. `--code DIR` runs `govnet run` from
+  another tree (an export of main measured the code before this change).
 
 Run: `python -m bench.wholenode_scrape --synthetic 2000 5000` or `--lab 2000`.
 """
@@ -122,7 +122,7 @@ def _row(r: dict[str, Any]) -> str:
 HEADER = f"{'devices':>7} {'mode':>17} {'series':>9} {'base MB':>9} {'+peak MB':>11} {'kept MB':>8} {'CPU s':>7} {'page MB':>8} {'wire MB':>8}"
 
 
-def lab(devices: int, workers: int, interval: float) -> list[dict[str, Any]]:
+def lab(devices: int, workers: int, interval: float, code: str | None = None) -> list[dict[str, Any]]:
     """Whole-node scrapes of a real `govnet run` polling the lab; supervisor RSS sampled meanwhile."""
     import yaml
 
@@ -146,7 +146,8 @@ def lab(devices: int, workers: int, interval: float) -> list[dict[str, Any]]:
                 [sys.executable, "-m", "govnet", "run", "--config", str(Path(tmp) / "govnet.yaml")],
                 stdout=subprocess.DEVNULL,
                 stderr=log,
-                env={**os.environ, **lab_.env},
+                env={**os.environ, **lab_.env, **({"PYTHONPATH": code} if code else {})},
+                cwd=code,
             )
         try:
             time.sleep(interval + 5)
@@ -201,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lab", type=int, nargs="*", default=[], help="lab sizes, real govnet run")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--interval", type=float, default=60.0)
+    ap.add_argument("--code", help="the tree whose `govnet run` to measure (default: this one)")
     ap.add_argument("--case", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.case:
@@ -208,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(HEADER, flush=True)
     for n in args.lab:
-        lab(n, args.workers, args.interval)
+        lab(n, args.workers, args.interval, args.code)
     if args.synthetic:
         synthetic(args.synthetic)
     return 0
