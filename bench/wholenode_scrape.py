@@ -115,11 +115,15 @@ def synthetic(sizes: list[int]) -> list[dict[str, Any]]:
 def _row(r: dict[str, Any]) -> str:
     return (
         f"{r['devices']:>7} {r['mode']:>17} {r.get('series', 0):>9} {r.get('store_rss_mb', 0):>9.0f} "
-        f"{r['scrape_peak_mb']:>11.0f} {r.get('kept_mb', float('nan')):>8.0f} {r['cpu_s']:>7.2f} {r['page_mb']:>8.1f} {r['wire_mb']:>8.1f}"
+        f"{r['scrape_peak_mb']:>11.0f} {r.get('kept_mb', float('nan')):>8.0f} {r['cpu_s']:>7.2f} "
+        f"{r['page_mb']:>8.1f} {r['wire_mb']:>8.1f}"
     )
 
 
-HEADER = f"{'devices':>7} {'mode':>17} {'series':>9} {'base MB':>9} {'+peak MB':>11} {'kept MB':>8} {'CPU s':>7} {'page MB':>8} {'wire MB':>8}"
+HEADER = (
+    f"{'devices':>7} {'mode':>17} {'series':>9} {'base MB':>9} {'+peak MB':>11} {'kept MB':>8} "
+    f"{'CPU s':>7} {'page MB':>8} {'wire MB':>8}"
+)
 
 
 def lab(devices: int, workers: int, interval: float, code: str | None = None) -> list[dict[str, Any]]:
