@@ -59,8 +59,10 @@ def _family_head(s: Sample) -> str:
     return _head_text(s.metric, s.type, s.help)
 
 
+@lru_cache(maxsize=4096)
 def _head_text(metric: str, type_: str, help_text: str) -> str:
-    # The same HELP/TYPE lines as the whole-node /metrics (prometheus_client's text format).
+    # The same HELP/TYPE lines as the whole-node /metrics (prometheus_client's text format). Cached:
+    # one string shared by every device's plan (a plan is kept per device layout).
     help_ = _escape_help(help_text or metric)
     kind = "gauge"
     if type_ == "counter":
