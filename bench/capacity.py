@@ -294,15 +294,17 @@ def format_workers(rows: list[dict[str, Any]]) -> str:
     """The `govnet run` with workers verification table."""
     out = [
         f"{'devices':>8} {'workers':>7} {'polls':>6} {'expect':>6} {'fail':>5} {'missed':>6} {'late p50':>9} "
-        f"{'late p99':>9} {'late max':>9} {'CPU ms/poll':>11} {'node CPU %':>10} {'RSS MB':>7} {'lab procs':>9} "
-        f"{'lab ms/poll':>11} {'lab CPU %':>9} {'lab RSS':>7} {'load start':>15} {'load end':>15}"
+        f"{'late p99':>9} {'late max':>9} {'CPU ms/poll':>11} {'node CPU %':>10} {'RSS MB':>7} "
+        f"{'lab procs':>9} {'lab ms/poll':>11} {'lab CPU %':>9} {'lab RSS':>7} "
+        f"{'load start':>15} {'load end':>15}"
     ]
     for r in rows:
         load = [" ".join(f"{x:.1f}" for x in r[k]) for k in ("load_start", "load_end")]
         out.append(
             f"{r['devices']:>8} {r['workers']:>7} {r['polls']:>6} {r['expected_polls']:>6} "
             f"{r['failures']:>5} {r['missed']:>6} {r['lateness_p50']:>9.3f} {r['lateness_p99']:>9.3f} "
-            f"{r['lateness_max']:>9.3f} {r['cpu_ms_per_poll']:>11.1f} {100 * r['cpu_s'] / r['wall_s']:>10.1f} {r['rss_mb']:>7.0f} "
+            f"{r['lateness_max']:>9.3f} {r['cpu_ms_per_poll']:>11.1f} "
+            f"{100 * r['cpu_s'] / r['wall_s']:>10.1f} {r['rss_mb']:>7.0f} "
             f"{r['lab_procs']:>9} {r['lab_ms_per_poll']:>11.1f} {100 * r['lab_cpu_s'] / r['wall_s']:>9.1f} "
             f"{r['lab_rss_mb']:>7.0f} "
             f"{load[0]:>15} {load[1]:>15}  {'OK' if sustained(r) else 'NOT SUSTAINED'}"
