@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gzip
 import io
 import json
@@ -29,6 +30,7 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass, fields
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,7 @@ class Ports:
     prometheus: int = 9090
     vm: int = 8428
     grafana: int = 3000
+    portal: int = 9840  # the district's website, watched by the service checks
     lab_snmp: int = 16161
     lab_ssh: int = 2222
     pg: int = 15432  # and pg + 1 for the standby: keep pg last
@@ -162,8 +165,11 @@ class Children:
         self.procs.clear()
 
 
-def _demo_inventory(lab_inventory: Path, run_dir: Path) -> tuple[Path, list[str], list[str]]:
-    """The lab's inventory with a shorter poll interval and backup jobs on demo files.
+def _demo_inventory(
+    lab_inventory: Path, run_dir: Path, host: str, ports: Ports
+) -> tuple[Path, list[str], list[str]]:
+    """The lab's inventory with a shorter poll interval, backup jobs on demo files and service checks
+    of the demo's own website, console and syslog port.
 
     Returns the file, the devices whose configs are backed up and the backup job hosts.
     """
@@ -181,9 +187,62 @@ def _demo_inventory(lab_inventory: Path, run_dir: Path) -> tuple[Path, list[str]
         for r in ("core_switch", "aggregation_switch")
     }
     backed = (by_role["core_switch"] + by_role["aggregation_switch"])[:BACKUP_DEVICES_MAX]
+    doc["services"] = _demo_services(doc, host, ports)
     out = run_dir / "inventory.yaml"
     out.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return out, backed, sorted(set(hosts))
+
+
+def _demo_services(doc: dict[str, Any], host: str, ports: Ports) -> list[dict[str, Any]]:
+    """Service checks on loopback: the portal (with the defacement watch), the console, syslog over TCP."""
+    dc = next((s["name"] for s in doc["sites"] if s.get("kind") == "datacentre"), doc["sites"][0]["name"])
+    ncc = next((s["name"] for s in doc["sites"] if s.get("kind") == "control_centre"), dc)
+    return [
+        {"name": "portal", "description": "区政府门户网站", "owner": {"unit": "区政府办公室", "site": dc},
+         "type": "http", "target": f"http://{host}:{ports.portal}/", "interval": "20s", "timeout": "5s",
+         "expect": {"contains": ["政务公开"]}, "content": {"volatile_selectors": ["#visit-count"]}},
+        {"name": "console", "description": "govnet 控制台", "owner": {"unit": "区大数据中心", "site": ncc},
+         "type": "http", "target": f"http://{host}:{ports.api}/login", "interval": "20s", "timeout": "5s"},
+        {"name": "syslog-tcp", "description": "安全日志接收（TCP）",
+         "owner": {"unit": "区大数据中心", "site": ncc},
+         "type": "tcp", "target": f"{host}:{ports.syslog}", "interval": "20s", "timeout": "5s"},
+    ]  # fmt: skip
+
+
+PORTAL_PAGE = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>某区人民政府</title></head>
+<body><h1>某区人民政府门户网站</h1>
+<ul><li>政务公开</li><li>政务服务</li><li>互动交流</li></ul>
+<p>访问量：<span id="visit-count">0</span></p>
+</body></html>
+"""
+
+
+class Portal:
+    """The district's website for the service checks: a static page served from `root` (edit its
+    index.html while the demo runs to see the defacement watch)."""
+
+    def __init__(self, root: Path, host: str, port: int) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "index.html").write_text(PORTAL_PAGE, encoding="utf-8")
+        handler = functools.partial(_QuietFiles, directory=str(root))
+        self.server = ThreadingHTTPServer((host, port), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="demo-portal", daemon=True)
+
+    def start(self) -> None:
+        """Serve in a thread."""
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        if self.thread.is_alive():
+            self.server.shutdown()
+        self.server.server_close()
+
+
+class _QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 def _demo_backups(inventory: Path, now: float) -> int:
@@ -404,6 +463,7 @@ def _run_config(
             "export_hmac_key": _secret_file(secrets_dir / "export_hmac_key"),
             "config_repo": str(state / "ssh" / "configs"),
             "backup_dir": str(run_dir / "backups"),
+            "report_dir": str(state / "reports"),
         },
         "syslog": {
             "store": str(state / "logs"),
@@ -431,7 +491,14 @@ def _run_config(
         },
         # ARP/FDB sweeps of the lab's synthetic hosts: the console's 地址定位 and `govnet where`.
         "where": {"state_dir": str(state), "interval": "60s"},
+        # The inventory's service checks (the portal, the console, syslog over TCP; _demo_services).
+        "services": {"baseline_dir": str(state / "baselines")},
+        # Last month's report on the 1st at 08:00, mailed to the demo's SMTP sink; uplink percentiles
+        # from the demo's Prometheus when it runs. `govnet report monthly` writes one at any time.
+        "reports": {"dir": str(state / "reports"), "email_channel": "demo-mail"},
     }
+    if "prometheus" not in opts.without and shutil.which("prometheus"):
+        config["reports"]["tsdb"] = {"kind": "prometheus", "url": f"http://{host}:{ports.prometheus}"}
     return config
 
 
@@ -532,6 +599,7 @@ def main(argv: list[str] | None = None) -> int:
         traps=f"{host}:{ports.traps}",
     )
     pg: PgPair | None = None
+    portal: Portal | None = None
     console = f"http://{host}:{ports.api}"
     try:
         try:
@@ -539,6 +607,12 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, RuntimeError) as exc:
             say(f"! cannot listen on {host}:{ports.smtp} ({exc}): is a demo running? try --port-base")
             return 1
+        try:
+            portal = Portal(run_dir / "portal", host, ports.portal)
+        except OSError as exc:
+            say(f"! cannot listen on {host}:{ports.portal} ({exc.strerror}): a demo running? try --port-base")
+            return 1
+        portal.start()
         say(f"govnet demo: simulating {opts.inventory.name} on loopback ({run_dir})")
         try:
             lab.start()
@@ -548,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
         (run_dir / "demo.json").write_text(
             json.dumps({"pid": os.getpid(), "console": console}), encoding="utf-8"
         )
-        inventory, backed, backup_hosts = _demo_inventory(lab.inventory_path, run_dir)
+        inventory, backed, backup_hosts = _demo_inventory(lab.inventory_path, run_dir, host, ports)
         nfiles = _demo_backups(inventory, time.time())
         state = run_dir / "state"
         known_hosts = state / "ssh" / "known_hosts"
@@ -653,6 +727,10 @@ def main(argv: list[str] | None = None) -> int:
             f"  config backups          {', '.join(backed)} over SSH"
             + (f" (host key not trusted: {', '.join(untrusted)})" if untrusted else ""),
             f"  backup verification     {nfiles} demo backup files of {len(backup_hosts)} hosts",
+            f"  service checks          portal http://{host}:{ports.portal}/, console, syslog TCP (/services;"
+            f" edit {run_dir / 'portal' / 'index.html'} to see the defacement watch)",
+            f"  monthly reports         on the 1st at 08:00 into {state / 'reports'} (/reports; one now:"
+            f" {gv} report monthly --config {cfg_path} --from YYYY-MM-DDTHH:MM)",
             f"  database pair           {pg_note}",
             f"  logs                    {run_dir / 'logs'}",
             "",
@@ -677,6 +755,8 @@ def main(argv: list[str] | None = None) -> int:
         if pg is not None:
             pg.stop()
         lab.stop()
+        if portal is not None:
+            portal.stop()
         sinks.stop()
         (run_dir / "demo.json").unlink(missing_ok=True)
         say("stopped; nothing left running.")

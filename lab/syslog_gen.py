@@ -98,230 +98,349 @@ def _outside(rng: random.Random) -> str:
 
 
 # --- vendor shapes ---------------------------------------------------------------------------------
+# Each vendor is data: a header template and one line template per message kind, with the random values
+# each line draws listed in the order they are drawn (so a seed gives the same lines as it always has).
+# Templates are str.format over the drawn values and the message's own: `t` (Beijing time), `mon`, `day`,
+# `ms`, `name` (the device), `serial`, `seq`, `user`, `src` (the admin's address).
+
+Draw = Callable[[_Ctx, dict[str, object]], object]
 
 
-def _hillstone(kind: str, c: _Ctx) -> Emitted:
-    t = _bj(c.now)
-    serial = (
-        f"{zlib.crc32(c.dev.name.encode()) * 7919 % 10**16:016d}"  # StoneOS puts the serial number as host
+def _rand(lo: int, hi: int) -> Draw:
+    return lambda c, _: c.rng.randint(lo, hi)
+
+
+def _pick(*options: object) -> Draw:
+    return lambda c, _: c.rng.choice(options)
+
+
+def _port(fallback: str, lo: int = 0, hi: int = 0) -> Draw:
+    """The link's interface; the fallback's number is drawn even when the link names one."""
+    return lambda c, _: c.port(fallback.format(c.rng.randint(lo, hi)) if hi else fallback)
+
+
+def _updown(up: str = "up", down: str = "down") -> Draw:
+    return lambda c, _: c.updown(up, down)
+
+
+def _inside_d(c: _Ctx, _: dict[str, object]) -> str:
+    return _inside(c.rng)
+
+
+def _outside_d(c: _Ctx, _: dict[str, object]) -> str:
+    return _outside(c.rng)
+
+
+def _proto(_: _Ctx, v: dict[str, object]) -> str:
+    return "UDP" if v["dport"] == 53 else "TCP"
+
+
+SPORT = _rand(1024, 65535)
+ATTACKER = _pick(*ATTACKERS)
+THREAT = _pick(*THREATS)
+BSD = "{mon} {day:2d} {t:%H:%M:%S}"  # RFC 3164 time, the day space-padded
+
+
+@dataclass(frozen=True)
+class Line:
+    """One kind of message: its text template, its syslog severity (up, down for link changes) and the
+    values it draws, in order."""
+
+    text: str
+    severity: int | tuple[int, int] = 6
+    draws: tuple[tuple[str, Draw], ...] = ()
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A vendor's syslog: header, lines by kind (`other` stands for kinds it does not log), the PRI's
+    facility (and fixed severity where the message carries its own), encoding, transport, terminator."""
+
+    head: str
+    lines: dict[str, Line]
+    other: str
+    head_draws: tuple[tuple[str, Draw], ...] = ()
+    facility: int = 23
+    pri: int | None = None
+    encoding: tuple[str, str] = ("utf-8", "strict")
+    transport: str = "udp"
+    end: bytes = b""
+
+    def render(self, kind: str, c: _Ctx) -> Emitted:
+        """The message of `kind` from the context's device."""
+        t = _bj(c.now)
+        serial = f"{zlib.crc32(c.dev.name.encode()) * 7919 % 10**16:016d}"  # StoneOS's host is its serial
+        values: dict[str, object] = {
+            "t": t,
+            "mon": MONTHS[t.month - 1],
+            "day": t.day,
+            "name": c.dev.name,
+            "ms": int(c.now * 1000) % 1000,
+            "serial": serial,
+            "seq": c.seq,
+            "user": c.user,
+            "src": c.src,
+        }
+        line = self.lines.get(kind) or self.lines[self.other]
+        for key, draw in (*self.head_draws, *line.draws):
+            values[key] = draw(c, values)
+        severity = line.severity if isinstance(line.severity, int) else line.severity[0 if c.up else 1]
+        pri = _pri(severity if self.pri is None else self.pri, self.facility)
+        msg = f"{pri}{self.head.format(**values)} {line.text.format(**values)}"
+        return Emitted(msg.encode(*self.encoding) + self.end, self.transport, kind)
+
+
+_HS_FLOW = (
+    "Traffic@FLOW: SESSION: {sip}:{sport}->{dip}:{dport}({proto}), interface ethernet0/1, vr trust-vr, "
+    "policy {policy}, user -@-, host -, "
+)
+_HS_SESSION = (
+    ("sip", _inside_d),
+    ("dip", _outside_d),
+    ("sport", SPORT),
+    ("dport", _pick(80, 443, 53, 25, 3389, 445)),
+    ("proto", _proto),
+)
+HILLSTONE = Shape(
+    head=BSD + " {serial}(root) {id:08x}",
+    head_draws=(("id", _rand(0x42000000, 0x4FFFFFFF)),),
+    lines={
+        "permit": Line(
+            _HS_FLOW + "send packets {p1},send bytes {b1},receive packets {p2},receive bytes {b2},"
+            "start time {t:%Y-%m-%d %H:%M:%S},close time {t:%Y-%m-%d %H:%M:%S},session end,TCP FIN",
+            6,
+            (
+                *_HS_SESSION,
+                ("p1", _rand(1, 90)),
+                ("b1", _rand(60, 90000)),
+                ("p2", _rand(1, 90)),
+                ("b2", _rand(60, 90000)),
+                ("policy", _rand(1, 40)),
+            ),
+        ),
+        "deny": Line(_HS_FLOW + "session deny", 4, (*_HS_SESSION, ("policy", _rand(1, 40)))),
+        "ips": Line(
+            "Threat@IPS: CRITICAL! From {attacker}(UNKNOWN:-@-):{sport}(ethernet0/0) to {dip}(UNKNOWN:-@-):"
+            "80(ethernet0/1), threat name: {threat[0]}, threat type: {threat[1]}, action: DROP",
+            2,
+            (("threat", THREAT), ("attacker", ATTACKER), ("sport", SPORT), ("dip", _inside_d)),
+        ),
+        "login": Line('Event@MGMT: Admin user "{user}" logged in through SSH, and the IP is {src}.', 5),
+        "login_failed": Line(
+            'Event@MGMT: Admin user "{user}" failed to log in through SSH, and the IP is {src}.', 4
+        ),
+        "link": Line(
+            "Event@NET: Interface {port} link status changes to {state}.",
+            (5, 3),
+            (("port", _port("ethernet0/1")), ("state", _updown())),
+        ),
+        "config": Line(
+            'Configuration@MGMT: "{user}"@ssh, policy {policy}: action permit -> deny, set, event: '
+            "config changed",
+            6,
+            (("policy", _rand(1, 40)),),
+        ),
+    },
+    other="config",
+    transport="tcp-lf-nul",
+    end=b"\n\x00",  # StoneOS ends each message with LF and a NUL byte over TCP
+)
+
+_HW_POLICY = (
+    "(l):vsys=public, protocol=6, source-ip={sip}, source-port={sport}, destination-ip={dip}, "
+    "destination-port={dport}, time={t:%Y/%m/%d %H:%M:%S}, source-zone=trust, destination-zone=untrust, "
+    "rule-name=rule_{rule}."
+)
+_HW_SESSION = (
+    ("sip", _inside_d),
+    ("sport", SPORT),
+    ("dip", _outside_d),
+    ("dport", _pick(80, 443, 22)),
+    ("rule", _rand(1, 30)),
+)
+HUAWEI = Shape(
+    head="{mon} {day:2d} {t:%Y %H:%M:%S} {name}",
+    lines={
+        "permit": Line("%%01POLICY/6/POLICYPERMIT" + _HW_POLICY, 6, _HW_SESSION),
+        "deny": Line("%%01POLICY/6/POLICYDENY" + _HW_POLICY, 6, _HW_SESSION),
+        "login": Line(
+            "%%01SSH/5/SSH_USER_LOGIN(s):The SSH user succeeded in logging in. (ServiceType=stelnet, "
+            "UserName={user}, IPAddress={src}, VPNInstanceName=)",
+            5,
+        ),
+        "login_failed": Line(
+            "%%01SHELL/4/LOGINFAILED(s):Failed to login. (Ip={src}, UserName={user}, Times=1, "
+            "AccessType=SSH, VpnName=)",
+            4,
+        ),
+        "config": Line(
+            "%%01CFG/5/CFG_CHANGE(l):The configuration changed. (User={user}, IpAddress={src}, "
+            'Command="interface GigabitEthernet0/0/{n}")',
+            5,
+            (("n", _rand(1, 24)),),
+        ),
+        "ips": Line(
+            '%%01IPS/4/DETECT(l):An intrusion was detected. (SyslogId={sid}, VSys="public", '
+            'Policy="ips-inbound", SrcIp={attacker}, DstIp={dip}, SrcPort={sport}, DstPort=80, '
+            "SrcZone=untrust, DstZone=dmz, "
+            'Protocol=TCP, SignName="{threat[0]}", Action=Block)',
+            4,
+            (
+                ("threat", THREAT),
+                ("sid", _rand(1, 10**6)),
+                ("attacker", ATTACKER),
+                ("dip", _inside_d),
+                ("sport", SPORT),
+            ),
+        ),
+        "link": Line(
+            "%%01IFNET/4/IF_STATE(l):Interface {port} has turned into {state} state.",
+            4,
+            (("port", _port("GigabitEthernet0/0/{}", 1, 24)), ("state", _updown("UP", "DOWN"))),
+        ),
+    },
+    other="link",
+)
+
+H3C = Shape(
+    head="{mon} {day:2d} {t:%H:%M:%S %Y} {name}",
+    lines={
+        "login": Line("%%10SSHS/6/SSHS_LOG: Accepted password for {user} from {src} port 52427."),
+        "login_failed": Line(
+            "%%10SSHS/6/SSHS_LOG: Authentication failed for {user} from {src} port {sport} ssh2.",
+            6,
+            (("sport", SPORT),),
+        ),
+        "config": Line(
+            "%%10SHELL/6/SHELL_CMD: -Line=vty0-IPAddr={src}-User={user}; Command is interface "
+            "GigabitEthernet1/0/{n}",
+            6,
+            (("n", _rand(1, 48)),),
+        ),
+        "link": Line(
+            "%%10IFNET/5/LINK_UPDOWN: Line protocol state on the interface {port} changed to {state}.",
+            5,
+            (("port", _port("GigabitEthernet1/0/{}", 1, 48)), ("state", _updown())),
+        ),
+    },
+    other="link",
+)
+
+
+def _ios(head: str, port: str) -> Shape:
+    """Cisco IOS and Ruijie RGOS: the same mnemonics, a fixed PRI, ASCII."""
+    at = "at {t:%H:%M:%S} CST {t:%a %b %d %Y}"
+    return Shape(
+        head=head,
+        lines={
+            "login": Line(
+                "%SEC_LOGIN-5-LOGIN_SUCCESS: Login Success [user: {user}] [Source: {src}] "
+                "[localport: 22] " + at
+            ),
+            "login_failed": Line(
+                "%SEC_LOGIN-4-LOGIN_FAILED: Login failed [user: {user}] [Source: {src}] "
+                "[localport: 22] [Reason: Login Authentication Failed] " + at
+            ),
+            "config": Line("%SYS-5-CONFIG_I: Configured from console by {user} on vty0 ({src})"),
+            "link": Line(
+                "%LINK-3-UPDOWN: Interface {port}, changed state to {state}",
+                3,
+                (("port", _port(port, 1, 24)), ("state", _updown())),
+            ),
+        },
+        other="link",
+        pri=5,
+        encoding=("ascii", "replace"),
     )
-    head = f"{_bsd(t)} {serial}(root) {c.rng.randint(0x42000000, 0x4FFFFFFF):08x}"
-    r = c.rng
-    if kind in ("permit", "deny"):
-        src, dst = _inside(r), _outside(r)
-        sport, dport = r.randint(1024, 65535), r.choice((80, 443, 53, 25, 3389, 445))
-        proto = "UDP" if dport == 53 else "TCP"
-        tail = (
-            "session deny"
-            if kind == "deny"
-            else (
-                f"send packets {r.randint(1, 90)},send bytes {r.randint(60, 90000)},receive packets "
-                f"{r.randint(1, 90)},receive bytes {r.randint(60, 90000)},start time {t:%Y-%m-%d %H:%M:%S},"
-                f"close time {t:%Y-%m-%d %H:%M:%S},session end,TCP FIN"
-            )
-        )
-        msg = (
-            f"{_pri(6 if kind == 'permit' else 4)}{head} Traffic@FLOW: SESSION: {src}:{sport}->{dst}:"
-            f"{dport}({proto}), interface ethernet0/1, vr trust-vr, policy {r.randint(1, 40)}, "
-            f"user -@-, host -, {tail}"
-        )
-    elif kind == "ips":
-        name, typ = r.choice(THREATS)
-        msg = (
-            f"{_pri(2)}{head} Threat@IPS: CRITICAL! From {r.choice(ATTACKERS)}(UNKNOWN:-@-):"
-            f"{r.randint(1024, 65535)}(ethernet0/0) to {_inside(r)}(UNKNOWN:-@-):80(ethernet0/1), "
-            f"threat name: {name}, threat type: {typ}, action: DROP"
-        )
-    elif kind == "login":
-        msg = (
-            f'{_pri(5)}{head} Event@MGMT: Admin user "{c.user}" logged in through SSH, and the IP is {c.src}.'
-        )
-    elif kind == "login_failed":
-        msg = (
-            f'{_pri(4)}{head} Event@MGMT: Admin user "{c.user}" failed to log in through SSH, '
-            f"and the IP is {c.src}."
-        )
-    elif kind == "link":
-        msg = (
-            f"{_pri(5 if c.up else 3)}{head} Event@NET: Interface {c.port('ethernet0/1')} link status "
-            f"changes to {c.updown()}."
-        )
-    else:  # config
-        msg = (
-            f'{_pri(6)}{head} Configuration@MGMT: "{c.user}"@ssh, policy {r.randint(1, 40)}: '
-            f"action permit -> deny, set, event: config changed"
-        )
-    # StoneOS ends each message with LF and a NUL byte over TCP.
-    return Emitted(msg.encode() + b"\n\x00", "tcp-lf-nul", kind)
 
 
-def _huawei(kind: str, c: _Ctx) -> Emitted:
-    t = _bj(c.now)
-    head = f"{MONTHS[t.month - 1]} {t.day:2d} {t:%Y %H:%M:%S} {c.dev.name}"
-    r = c.rng
-    if kind in ("permit", "deny"):
-        name = "POLICYPERMIT" if kind == "permit" else "POLICYDENY"
-        msg = (
-            f"{_pri(6)}{head} %%01POLICY/6/{name}(l):vsys=public, protocol=6, source-ip={_inside(r)}, "
-            f"source-port={r.randint(1024, 65535)}, destination-ip={_outside(r)}, destination-port="
-            f"{r.choice((80, 443, 22))}, time={t:%Y/%m/%d %H:%M:%S}, source-zone=trust, "
-            f"destination-zone=untrust, rule-name=rule_{r.randint(1, 30)}."
-        )
-    elif kind == "login":
-        msg = (
-            f"{_pri(5)}{head} %%01SSH/5/SSH_USER_LOGIN(s):The SSH user succeeded in logging in. "
-            f"(ServiceType=stelnet, UserName={c.user}, IPAddress={c.src}, VPNInstanceName=)"
-        )
-    elif kind == "login_failed":
-        msg = (
-            f"{_pri(4)}{head} %%01SHELL/4/LOGINFAILED(s):Failed to login. (Ip={c.src}, "
-            f"UserName={c.user}, Times=1, AccessType=SSH, VpnName=)"
-        )
-    elif kind == "config":
-        msg = (
-            f"{_pri(5)}{head} %%01CFG/5/CFG_CHANGE(l):The configuration changed. (User={c.user}, "
-            f'IpAddress={c.src}, Command="interface GigabitEthernet0/0/{r.randint(1, 24)}")'
-        )
-    elif kind == "ips":
-        name, _ = r.choice(THREATS)
-        msg = (
-            f"{_pri(4)}{head} %%01IPS/4/DETECT(l):An intrusion was detected. "
-            f"(SyslogId={r.randint(1, 10**6)}, "
-            f'VSys="public", Policy="ips-inbound", SrcIp={r.choice(ATTACKERS)}, DstIp={_inside(r)}, '
-            f"SrcPort={r.randint(1024, 65535)}, DstPort=80, SrcZone=untrust, DstZone=dmz, "
-            f'Protocol=TCP, SignName="{name}", Action=Block)'
-        )
-    else:  # link
-        port = c.port(f"GigabitEthernet0/0/{r.randint(1, 24)}")
-        state = c.updown("UP", "DOWN")
-        msg = f"{_pri(4)}{head} %%01IFNET/4/IF_STATE(l):Interface {port} has turned into {state} state."
-    return Emitted(msg.encode(), "udp", kind)
+_SF_ACCESS = (
+    "fwlog: 日志类型:服务控制或应用控制, 策略名称:外网访问控制, 用户:(null), 源IP:{sip}, 源端口:{sport}, "
+    "目的IP:{dip}, 目的端口:{dport}, 应用类型:网站浏览, 应用名称:HTTP, 系统动作:"
+)
+_SF_SESSION = (("sip", _inside_d), ("sport", SPORT), ("dip", _outside_d), ("dport", _pick(80, 443, 8080)))
+_SF_LOGIN = "fwlog: 日志类型:管理员登录, 用户:{user}, 源IP:{src}, 登录方式:WEB, 结果:"
+SANGFOR = Shape(
+    head=BSD + " {name}",
+    lines={
+        "permit": Line(_SF_ACCESS + "允许", 6, _SF_SESSION),
+        "deny": Line(_SF_ACCESS + "拒绝", 6, _SF_SESSION),
+        "ips": Line(
+            "fwlog: 日志类型:IPS防护日志, 源IP:{attacker}, 源端口:{sport}, 目的IP:{dip}, 目的端口:80, "
+            "协议:tcp, 攻击类型:web漏洞攻击, 漏洞名称:Apache Struts 远程代码执行漏洞, 严重等级:高, 动作:拒绝",
+            6,
+            (("attacker", ATTACKER), ("sport", SPORT), ("dip", _inside_d)),
+        ),
+        "login": Line(_SF_LOGIN + "成功"),
+        "login_failed": Line(_SF_LOGIN + "失败"),
+        "link": Line(
+            "LINKD: [ {port} ]{state}",
+            4,
+            (("port", _port("eth0")), ("state", _updown("恢复正常", "离线，原因是链路断开"))),
+        ),
+        "config": Line("fwlog: 日志类型:配置变更, 用户:{user}, 源IP:{src}, 操作:修改策略 外网访问控制"),
+    },
+    other="config",
+    facility=16,
+    encoding=("gbk", "strict"),  # Sangfor's Chinese-locale firmware sends GBK
+)
 
+_TS_AC = (
+    'pri="6" type="ac" recorder="ac" index="1050" vsid="0" vsys_name="root_vsys" policyid="{policy}" '
+    'policyname="out-{pname}" protoname="TCP" src="{sip}" sport="{sport}" dst="{dip}" dport="{dport}" action='
+)
+_TS_SESSION = (
+    ("policy", _rand(1, 99)),
+    ("pname", _rand(1, 9)),
+    ("sip", _inside_d),
+    ("sport", SPORT),
+    ("dip", _outside_d),
+    ("dport", _pick(80, 443, 21)),
+)
+_TS_LOGIN = (
+    'pri="{pri}" type="admin" recorder="admin" index="2010" vsid="0" user="{{user}}" src="{{src}}" '
+    'op="login" method="SSH" result="{result}" description="login {description}"'
+)
+TOPSEC = Shape(
+    head='id="NGTOS" version="V3.2294.23040_NGFW.1_R" time="{t:%Y-%m-%d %H:%M:%S}" dev="{name}"',
+    lines={
+        "permit": Line(_TS_AC + '"accept" appname="unknown" user="unknown"', 6, _TS_SESSION),
+        "deny": Line(_TS_AC + '"deny" appname="unknown" user="unknown"', 6, _TS_SESSION),
+        "ips": Line(
+            'pri="2" type="入侵防御日志" recorder="IPSEVENT" index="2120" vsid="0" protoname="tcp" '
+            'src="{attacker}" sport="{sport}" dst="{dip}" dport="80" event="{threat[0]}" action="drop"',
+            6,
+            (("threat", THREAT), ("attacker", ATTACKER), ("sport", SPORT), ("dip", _inside_d)),
+        ),
+        "login": Line(_TS_LOGIN.format(pri=6, result="success", description="success")),
+        "login_failed": Line(_TS_LOGIN.format(pri=4, result="failed", description="failed")),
+        "link": Line(
+            'pri="{sev}" type="接口日志" recorder="interface" index="2280" vsid="0" interface="{port}" '
+            'op="{state}"',
+            6,
+            (("sev", _updown("5", "1")), ("port", _port("feth1")), ("state", _updown())),
+        ),
+        "config": Line(
+            'pri="6" type="mgmt" recorder="config" index="2000" vsid="0" user="{user}" src="{src}" '
+            'result="success" command="firewall policy modify id {n}"',
+            6,
+            (("n", _rand(1, 99)),),
+        ),
+    },
+    other="config",
+    pri=6,
+    encoding=("gbk", "strict"),
+    transport="tcp-octet",
+)
 
-def _h3c(kind: str, c: _Ctx) -> Emitted:
-    t = _bj(c.now)
-    head = f"{MONTHS[t.month - 1]} {t.day:2d} {t:%H:%M:%S %Y} {c.dev.name}"
-    if kind == "login":
-        msg = f"{_pri(6)}{head} %%10SSHS/6/SSHS_LOG: Accepted password for {c.user} from {c.src} port 52427."
-    elif kind == "login_failed":
-        msg = (
-            f"{_pri(6)}{head} %%10SSHS/6/SSHS_LOG: Authentication failed for {c.user} from {c.src} "
-            f"port {c.rng.randint(1024, 65535)} ssh2."
-        )
-    elif kind == "config":
-        msg = (
-            f"{_pri(6)}{head} %%10SHELL/6/SHELL_CMD: -Line=vty0-IPAddr={c.src}-User={c.user}; "
-            f"Command is interface GigabitEthernet1/0/{c.rng.randint(1, 48)}"
-        )
-    else:
-        msg = (
-            f"{_pri(5)}{head} %%10IFNET/5/LINK_UPDOWN: Line protocol state on the interface "
-            f"{c.port(f'GigabitEthernet1/0/{c.rng.randint(1, 48)}')} changed to {c.updown()}."
-        )
-    return Emitted(msg.encode(), "udp", kind)
-
-
-def _cisco_like(kind: str, c: _Ctx, ruijie: bool) -> Emitted:
-    t = _bj(c.now)
-    stamp = f"*{_bsd(t)}" + ("" if ruijie else f".{int(c.now * 1000) % 1000:03d}")
-    head = f"{_pri(5)}{c.seq:06d}: {stamp}:"
-    if kind == "login":
-        msg = (
-            f"{head} %SEC_LOGIN-5-LOGIN_SUCCESS: Login Success [user: {c.user}] [Source: {c.src}] "
-            f"[localport: 22] at {t:%H:%M:%S} CST {t:%a %b %d %Y}"
-        )
-    elif kind == "login_failed":
-        msg = (
-            f"{head} %SEC_LOGIN-4-LOGIN_FAILED: Login failed [user: {c.user}] [Source: {c.src}] "
-            f"[localport: 22] [Reason: Login Authentication Failed] at {t:%H:%M:%S} CST {t:%a %b %d %Y}"
-        )
-    elif kind == "config":
-        msg = f"{head} %SYS-5-CONFIG_I: Configured from console by {c.user} on vty0 ({c.src})"
-    else:
-        port = c.port(("GigabitEthernet 0/" if ruijie else "GigabitEthernet1/0/") + str(c.rng.randint(1, 24)))
-        msg = f"{head} %LINK-3-UPDOWN: Interface {port}, changed state to {c.updown()}"
-    return Emitted(msg.encode("ascii", "replace"), "udp", kind)
-
-
-def _sangfor(kind: str, c: _Ctx) -> Emitted:
-    t = _bj(c.now)
-    r = c.rng
-    head = f"{_pri(6, 16)}{_bsd(t)} {c.dev.name} fwlog:"
-    if kind in ("permit", "deny"):
-        action = "允许" if kind == "permit" else "拒绝"
-        msg = (
-            f"{head} 日志类型:服务控制或应用控制, 策略名称:外网访问控制, 用户:(null), 源IP:{_inside(r)}, "
-            f"源端口:{r.randint(1024, 65535)}, 目的IP:{_outside(r)}, 目的端口:{r.choice((80, 443, 8080))}, "
-            f"应用类型:网站浏览, 应用名称:HTTP, 系统动作:{action}"
-        )
-    elif kind == "ips":
-        msg = (
-            f"{head} 日志类型:IPS防护日志, 源IP:{r.choice(ATTACKERS)}, 源端口:{r.randint(1024, 65535)}, "
-            f"目的IP:{_inside(r)}, 目的端口:80, 协议:tcp, 攻击类型:web漏洞攻击, "
-            f"漏洞名称:Apache Struts 远程代码执行漏洞, 严重等级:高, 动作:拒绝"
-        )
-    elif kind in ("login", "login_failed"):
-        result = "成功" if kind == "login" else "失败"
-        msg = f"{head} 日志类型:管理员登录, 用户:{c.user}, 源IP:{c.src}, 登录方式:WEB, 结果:{result}"
-    elif kind == "link":
-        state = "恢复正常" if c.up else "离线，原因是链路断开"
-        msg = f"{_pri(4, 16)}{_bsd(t)} {c.dev.name} LINKD: [ {c.port('eth0')} ]{state}"
-    else:
-        msg = f"{head} 日志类型:配置变更, 用户:{c.user}, 源IP:{c.src}, 操作:修改策略 外网访问控制"
-    # Sangfor's Chinese-locale firmware sends GBK.
-    return Emitted(msg.encode("gbk"), "udp", kind)
-
-
-def _topsec(kind: str, c: _Ctx) -> Emitted:
-    t = _bj(c.now)
-    r = c.rng
-    head = (
-        f'{_pri(6)}id="NGTOS" version="V3.2294.23040_NGFW.1_R" time="{t:%Y-%m-%d %H:%M:%S}" '
-        f'dev="{c.dev.name}"'
-    )
-    if kind in ("permit", "deny"):
-        action = "accept" if kind == "permit" else "deny"
-        msg = (
-            f'{head} pri="6" type="ac" recorder="ac" index="1050" vsid="0" vsys_name="root_vsys" '
-            f'policyid="{r.randint(1, 99)}" policyname="out-{r.randint(1, 9)}" protoname="TCP" '
-            f'src="{_inside(r)}" sport="{r.randint(1024, 65535)}" dst="{_outside(r)}" '
-            f'dport="{r.choice((80, 443, 21))}" action="{action}" appname="unknown" user="unknown"'
-        )
-    elif kind == "ips":
-        name, _ = r.choice(THREATS)
-        msg = (
-            f'{head} pri="2" type="入侵防御日志" recorder="IPSEVENT" index="2120" vsid="0" protoname="tcp" '
-            f'src="{r.choice(ATTACKERS)}" sport="{r.randint(1024, 65535)}" dst="{_inside(r)}" dport="80" '
-            f'event="{name}" action="drop"'
-        )
-    elif kind in ("login", "login_failed"):
-        ok = kind == "login"
-        msg = (
-            f'{head} pri="{6 if ok else 4}" type="admin" recorder="admin" index="2010" vsid="0" '
-            f'user="{c.user}" src="{c.src}" op="login" method="SSH" result="{"success" if ok else "failed"}" '
-            f'description="{"login success" if ok else "login failed"}"'
-        )
-    elif kind == "link":
-        msg = (
-            f'{head} pri="{5 if c.up else 1}" type="接口日志" recorder="interface" index="2280" vsid="0" '
-            f'interface="{c.port("feth1")}" op="{c.updown()}"'
-        )
-    else:
-        msg = (
-            f'{head} pri="6" type="mgmt" recorder="config" index="2000" vsid="0" user="{c.user}" '
-            f'src="{c.src}" result="success" command="firewall policy modify id {r.randint(1, 99)}"'
-        )
-    return Emitted(msg.encode("gbk"), "tcp-octet", kind)
-
-
-SHAPES: dict[str, Callable[[str, _Ctx], Emitted]] = {
-    "hillstone": _hillstone,
-    "huawei": _huawei,
-    "h3c": _h3c,
-    "cisco": lambda k, c: _cisco_like(k, c, ruijie=False),
-    "ruijie": lambda k, c: _cisco_like(k, c, ruijie=True),
-    "sangfor": _sangfor,
-    "topsec": _topsec,
+SHAPES: dict[str, Shape] = {
+    "hillstone": HILLSTONE,
+    "huawei": HUAWEI,
+    "h3c": H3C,
+    "cisco": _ios("{seq:06d}: *" + BSD + ".{ms:03d}:", "GigabitEthernet1/0/{}"),
+    "ruijie": _ios("{seq:06d}: *" + BSD + ":", "GigabitEthernet 0/{}"),
+    "sangfor": SANGFOR,
+    "topsec": TOPSEC,
 }
 
 # What each role logs in normal operation, with weights.
@@ -361,7 +480,7 @@ def message(
         iface,
         up,
     )
-    return shape(kind, ctx)
+    return shape.render(kind, ctx)
 
 
 class SyslogEmitter:

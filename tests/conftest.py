@@ -6,6 +6,9 @@ import pytest
 
 from tests.support.require import STRICT
 
+# Shared fixtures: `browser` (headless Chromium).
+pytest_plugins = ["tests.support.browser"]
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]

@@ -59,10 +59,7 @@ def test_service_is_sink_and_metrics_source_and_state_is_relative_to_base_dir(tm
     svc = _build(tmp_path)
     assert isinstance(svc, AlertService) and isinstance(svc, SampleSink) and isinstance(svc, MetricsSource)
     assert (tmp_path / "state" / "alerts.db").exists()
-    now = 1_800_000_000.0
-    svc.publish("core-1", _up("core-1", "core_switch", 0, now))
-    svc.engine.evaluate(now)
-    svc.engine.evaluate(now + 61)
+    _core_1_down(svc)
     metrics = {(s.metric, dict(s.labels).get("level")): s.value for s in svc.internal_samples()}
     assert metrics[("govnet_alerts_firing", "II")] == 1 and metrics[("govnet_incidents_open", "II")] == 1
     # agg-a's redundancy loss fires too but is inhibited by core-1: counted, no incident of its own.
@@ -90,6 +87,25 @@ def test_run_loop_waits_for_every_device_before_evaluating(tmp_path: Path) -> No
     assert svc.ready(svc.started)
 
 
+NOW = 1_800_000_000.0
+
+
+def _core_1_down(svc: AlertService) -> None:
+    """core-1 stops answering at NOW: evaluated then and past its rule's `for` (one II incident)."""
+    svc.publish("core-1", _up("core-1", "core_switch", 0, NOW))
+    svc.engine.evaluate(NOW)
+    svc.engine.evaluate(NOW + 61)
+
+
+def _core_1_incident(tmp_path: Path) -> tuple[Path, AlertService, str]:
+    """The config file, the alert service and the incident id of core-1 going down."""
+    config = _config(tmp_path)
+    svc = _build(tmp_path)
+    _core_1_down(svc)
+    (inc,) = svc.engine.incidents
+    return config, svc, inc
+
+
 def _config(tmp_path: Path) -> Path:
     (tmp_path / "inv.yaml").write_text(yaml.safe_dump(TOPO), encoding="utf-8")
     cfg = {"inventory": "inv.yaml", "alerts": _section()}
@@ -101,14 +117,8 @@ def _config(tmp_path: Path) -> Path:
 def test_cli_ack_and_silence_are_queued_durably_and_applied_by_the_engine(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = _config(tmp_path)
-    svc = _build(tmp_path)
-    assert isinstance(svc, AlertService)
-    now = 1_800_000_000.0
-    svc.publish("core-1", _up("core-1", "core_switch", 0, now))
-    svc.engine.evaluate(now)
-    svc.engine.evaluate(now + 61)
-    (inc,) = svc.engine.incidents
+    config, svc, inc = _core_1_incident(tmp_path)
+    now = NOW
     assert ack_command(config, "INC-999999", "王工") == 1  # unknown incident refused at once
     assert ack_command(config, inc, "王工", "处理中") == 0
     assert silence_command(config, ['device="agg-b"'], "2h", "刘工", "割接") == 0
@@ -179,14 +189,8 @@ def test_govnet_alerts_commands_through_the_real_cli(tmp_path: Path) -> None:
     import subprocess
 
     govnet = GOVNET
-    config = _config(tmp_path)
-    svc = _build(tmp_path)
-    assert isinstance(svc, AlertService)
-    now = 1_800_000_000.0
-    svc.publish("core-1", _up("core-1", "core_switch", 0, now))
-    svc.engine.evaluate(now)
-    svc.engine.evaluate(now + 61)
-    (inc,) = svc.engine.incidents
+    config, svc, inc = _core_1_incident(tmp_path)
+    now = NOW
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(govnet), "alerts", *args], capture_output=True, text=True, timeout=60)

@@ -6,18 +6,13 @@ guard) is exercised; examples are bounded to keep the run short on a shared mach
 
 from __future__ import annotations
 
-import asyncio
 import re
-import socket
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
-import uvicorn
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis.strategies import SearchStrategy
@@ -26,6 +21,7 @@ from schemathesis import Case
 from api.app import create_app
 from api.policy import POLICY, Role
 from tests.support.api_world import World, make_world
+from tests.support.browser import serve
 
 HOST = "127.34.0.31"
 MAX_EXAMPLES = 8
@@ -41,20 +37,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Worl
     app = create_app(world.state)
     with TestClient(app) as c:
         spec = c.get("/api/v1/openapi.json", headers=world.headers("auditor")).json()
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host=HOST, port=port, log_config=None, lifespan="off"))
-    thread = threading.Thread(target=lambda: asyncio.run(srv.serve()), daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not srv.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        yield f"http://{HOST}:{port}", world, spec
-    finally:
-        srv.should_exit = True
-        thread.join(10)
+    with serve(app, HOST) as base:
+        yield base, world, spec
 
 
 def test_no_server_errors(served: tuple[str, World, dict[str, object]]) -> None:

@@ -4,42 +4,23 @@ Screenshots go to tests/artifacts/ (gitignored)."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-import uvicorn
 
 from api.app import create_app
 from logstore.export import verify_export
 from logstore.signing import KeySpec
 from logstore.stats import SECURITY_ROLES
 from tests.support.api_world import EXPORT_KEY_ENV, PASSWORD, XSS, World, make_world
-from tests.support.paths import TESTS
-from tests.support.require import require, require_cmd
+from tests.support.browser import ARTIFACTS, login, serve
 
-if TYPE_CHECKING:  # playwright is imported in the fixture: a missing package fails there, loudly
-    from playwright.sync_api import Browser, Dialog, Page
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 HOST = "127.34.0.21"
-ARTIFACTS = TESTS / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
 DOWNLOAD_JS = (
     "h => { const a = document.createElement('a'); a.href = h; a.download = ''; "
     "document.body.append(a); a.click(); }"
@@ -49,65 +30,13 @@ DOWNLOAD_JS = (
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, World]]:
     world = make_world(tmp_path_factory.mktemp("browser"))
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(world.state), host=HOST, port=port, log_config=None, lifespan="off")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(srv.serve()), daemon=True)
-    thread.start()
-    try:
-        for _ in range(200):
-            if srv.started:
-                break
-            time.sleep(0.05)  # not Event().wait: a timed lock wait never returns under libfaketime
-        assert srv.started
-        yield f"http://{HOST}:{port}", world
-    finally:
-        srv.should_exit = True
-        thread.join(10)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    require_cmd("chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require(False, "python package playwright")
-        raise
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / ".gitignore").write_text("*\n")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def login(browser: Browser, base: str, user: str) -> tuple[Page, list[str]]:
-    """A logged-in page, and the messages of every dialog it opens (none expected: no script runs)."""
-    ctx = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
-    page = ctx.new_page()
-    dialogs: list[str] = []
-
-    def on_dialog(dialog: Dialog) -> None:
-        dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    page.on("dialog", on_dialog)
-    page.goto(base + "/login")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-    return page, dialogs
+    with serve(create_app(world.state), HOST) as base:
+        yield base, world
 
 
 def test_oncall_acknowledges_an_incident(server: tuple[str, World], browser: Browser) -> None:
     base, world = server
-    page, dialogs = login(browser, base, "u-oncall")
+    page, dialogs = login(browser, base, "u-oncall", PASSWORD)
     assert page.url.endswith("/incidents")
     card = page.locator("article#INC-000001")
     assert "III 较大" in card.locator(".badge").first.inner_text()
@@ -136,7 +65,7 @@ def test_auditor_searches_and_exports_a_range(
     server: tuple[str, World], browser: Browser, tmp_path: Path
 ) -> None:
     base, _ = server
-    page, dialogs = login(browser, base, "u-auditor")
+    page, dialogs = login(browser, base, "u-auditor", PASSWORD)
     assert page.url.endswith("/logs")
     page.fill("#search input[name=from]", "2026-09-21T00:00:00Z")
     page.fill("#search input[name=to]", "2026-09-22T00:00:00Z")
@@ -167,7 +96,7 @@ def test_auditor_searches_and_exports_a_range(
 def test_log_audit_statistics_page(server: tuple[str, World], browser: Browser) -> None:
     """The 等保 statistics page: coverage of the security devices, retention, size, per device lines."""
     base, world = server
-    page, dialogs = login(browser, base, "u-auditor")
+    page, dialogs = login(browser, base, "u-auditor", PASSWORD)
     page.goto(base + "/logs/stats")
     coverage = page.locator("#coverage").inner_text()
     security = [d for d in world.state.inventory.devices if d.role.value in SECURITY_ROLES]
@@ -177,7 +106,7 @@ def test_log_audit_statistics_page(server: tuple[str, World], browser: Browser) 
     assert "40" in row and "正常上报" in row
     page.screenshot(path=str(ARTIFACTS / "logs-stats.png"))  # docs/logs-stats.png is a copy
     page.goto(base + "/logout")
-    oncall, _ = login(browser, base, "u-oncall")
+    oncall, _ = login(browser, base, "u-oncall", PASSWORD)
     oncall.goto(base + "/logs/stats")
     assert "无权" in oncall.locator("main").inner_text()  # on-call staff: not a 等保 review role
     assert dialogs == []

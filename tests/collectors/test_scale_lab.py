@@ -17,6 +17,7 @@ from core.samples import Sample
 from inventory.load import load_inventory
 from lab.runner import LabProcess
 from lab.synth import synth_inventory
+from tests.support.ports import lab_ports
 
 N_DEVICES = 500
 N_INTERFACES = 8
@@ -53,7 +54,9 @@ def test_500_devices_healthy_never_miss(tmp_path: Path) -> None:
     healthy = [n for n in names if n not in dead and n not in slow]
     assert len(dead) == N_DEVICES // 5 and len(slow) == N_DEVICES // 20
 
-    with LabProcess(src, tmp_path / "lab", base="127.30.0.0", progress=None, start_timeout=120) as lab:
+    snmp_port, ssh_port = lab_ports("127.30.0.0", N_DEVICES)  # chosen now: two runs at once never collide
+    with LabProcess(src, tmp_path / "lab", base="127.30.0.0", snmp_port=snmp_port, ssh_port=ssh_port,
+                    progress=None, start_timeout=120) as lab:  # fmt: skip
         for n in dead:
             lab.fault(n, "dead")
         for n in slow:

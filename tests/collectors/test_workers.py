@@ -8,43 +8,19 @@ import asyncio
 import os
 import re
 import signal
-import socket
-import subprocess
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from collectors.workers import SampleBatcher, read_frame
 from core.samples import Sample
-from lab.runner import LabProcess
-from lab.synth import synth_inventory
-from tests.support.paths import ROOT
+from tests.support.govnet_run import GovnetNode, polling_lab, wait_for
 
 HOST = "127.61.0.2"
 LAB_BASE = "127.61.2.0"
-GOVNET = ROOT / ".venv" / "bin" / "govnet"
 N_DEVICES = 12
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_batches_round_trip_with_help_sent_once() -> None:
@@ -68,76 +44,13 @@ def test_batches_round_trip_with_help_sent_once() -> None:
     assert first[2][0][1] == [("govnet_up", labels, 1.0, 5.0, "gauge")]
 
 
-class Node:
-    """A `govnet run` subprocess and its /metrics."""
-
-    def __init__(self, tmp: Path, config: Path, listen: str) -> None:
-        self.log = (tmp / "govnet.log").open("ab")
-        self.proc = subprocess.Popen(
-            [str(GOVNET), "run", "--config", str(config)], stdout=self.log, stderr=self.log
-        )
-        self.url = f"http://{listen}/metrics"
-
-    def scrape(self) -> str:
-        try:
-            with urllib.request.urlopen(self.url, timeout=5) as r:
-                return str(r.read().decode())
-        except OSError:
-            return ""
-
-    def series(self, name: str) -> dict[str, float]:
-        """`name`'s values keyed by their label text."""
-        out = {}
-        for line in self.scrape().splitlines():
-            m = re.match(rf"^{name}(\{{.*\}})? (\S+)$", line)
-            if m:
-                out[m.group(1) or ""] = float(m.group(2))
-        return out
-
-    def children(self) -> set[int]:
-        text = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
-        return {int(p) for p in text.split()}
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    tmp = tmp_path_factory.mktemp("workers")
-    doc = synth_inventory(N_DEVICES, n_interfaces=12)
-    doc["defaults"] = {"poll_interval": "2s"}
-    inv = tmp / "inventory.yaml"
-    inv.write_text(yaml.safe_dump(doc), encoding="utf-8")
-    lab = LabProcess(inv, tmp / "lab", base=LAB_BASE, snmp_port=free_port(), ssh_port=0, progress=None)
-    listen = f"{HOST}:{free_port()}"
-    config = {
-        "inventory": str(lab.inventory_path),
-        "prometheus": {"listen": listen},
-        "scheduler": {"timeout": "1s", "retries": 1, "workers": 2},
-        "log_level": "warning",
-    }
-    (tmp / "govnet.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    n: Node | None = None
-    try:
-        lab.start()
-        n = Node(tmp, tmp / "govnet.yaml", listen)
-        wait_for(lambda: sum(n.series("govnet_up").values()) == N_DEVICES, 60, "every device up")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GovnetNode]:
+    with polling_lab(tmp_path_factory.mktemp("workers"), HOST, LAB_BASE, N_DEVICES, 12, workers=2) as n:
         yield n
-    finally:
-        if n is not None:
-            n.stop()
-        lab.stop()
 
 
-def test_two_workers_split_the_devices_and_each_device_is_published_once(node: Node) -> None:
+def test_two_workers_split_the_devices_and_each_device_is_published_once(node: GovnetNode) -> None:
     shares = wait_for(
         lambda: (s := node.series("govnet_worker_devices")) and sum(s.values()) == N_DEVICES and s,
         30,
@@ -150,7 +63,7 @@ def test_two_workers_split_the_devices_and_each_device_is_published_once(node: N
     assert node.series("govnet_scheduler_devices") == {"": float(N_DEVICES)}
 
 
-def test_kill9_of_a_worker_its_devices_keep_being_polled_and_it_comes_back(node: Node) -> None:
+def test_kill9_of_a_worker_its_devices_keep_being_polled_and_it_comes_back(node: GovnetNode) -> None:
     shares = node.series("govnet_worker_devices")
     victim_worker, victim_share = max(shares.items(), key=lambda kv: kv[1])
     index = re.search(r'"(\d+)"', victim_worker).group(1)  # type: ignore[union-attr]
@@ -186,8 +99,9 @@ def test_kill9_of_a_worker_its_devices_keep_being_polled_and_it_comes_back(node:
     assert len(up) == N_DEVICES and set(up.values()) == {1.0}
 
 
-def test_sigterm_stops_the_workers_with_the_supervisor(node: Node) -> None:
+def test_sigterm_stops_the_workers_with_the_supervisor(node: GovnetNode) -> None:
     children = node.children()
+    assert node.proc is not None
     node.proc.send_signal(signal.SIGTERM)
     assert node.proc.wait(30) == 0
     wait_for(lambda: not any(Path(f"/proc/{p}").exists() for p in children), 15, "workers gone")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,7 +17,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -28,25 +27,12 @@ import pytest
 from core.samples import Sample, labels_of
 from exporters.influx import InfluxClientSender, InfluxWriter, Outcome, classify_status, line_of
 from exporters.spool import Spool
+from tests.support.govnet_run import wait_for
 from tests.support.paths import ROOT
+from tests.support.ports import free_port
 from tests.support.require import require_cmd
 
 HOST = "127.23.0.2"
-
-
-def free_port(host: str = HOST) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class VictoriaMetrics:
@@ -54,7 +40,7 @@ class VictoriaMetrics:
 
     def __init__(self, data: Path) -> None:
         self.data = data
-        self.port = free_port()
+        self.port = free_port(HOST)
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = f"http://{HOST}:{self.port}"
 

@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import signal
-import socket
-import subprocess
 import threading
-import time
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,34 +17,11 @@ from core.latest import LatestStore
 from core.samples import Sample
 from exporters.prometheus import MetricsServer, SamplesCollector, parse_listen
 from inventory.model import Device, Inventory
+from tests.support.govnet_run import http_get, wait_for
+from tests.support.prometheus import Prometheus, static_job
 from tests.support.require import require_cmd
 
 HOST = "127.23.0.3"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def http_get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return int(r.status), r.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, ""
-    except OSError:  # not listening yet
-        return 0, ""
 
 
 class SwitchCollector:
@@ -119,45 +89,6 @@ def runtime() -> Iterator[tuple[Runtime, SwitchCollector]]:
         rt.stop()
 
 
-class Prometheus:
-    def __init__(self, tmp: Path, target: str) -> None:
-        self.port = free_port()
-        cfg = tmp / "prometheus.yml"
-        cfg.write_text(
-            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-            "scrape_configs:\n"
-            f"  - job_name: govnet\n    static_configs: [{{targets: ['{target}']}}]\n"
-        )
-        self.proc = subprocess.Popen(
-            [
-                "/usr/bin/prometheus",
-                f"--config.file={cfg}",
-                f"--storage.tsdb.path={tmp / 'tsdb'}",
-                f"--web.listen-address={HOST}:{self.port}",
-                "--web.enable-lifecycle",
-                "--log.level=error",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def query(self, promql: str) -> list[dict[str, object]]:
-        q = urllib.parse.urlencode({"query": promql})
-        status, body = http_get(f"http://{HOST}:{self.port}/api/v1/query?{q}")
-        if status != 200:
-            return []
-        result: list[dict[str, object]] = json.loads(body)["data"]["result"]
-        return result
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
 def test_metrics_text_parses_and_healthz(runtime: tuple[Runtime, SwitchCollector]) -> None:
     rt, _ = runtime
     base = f"http://{HOST}:{rt.server.port}"
@@ -188,8 +119,7 @@ def test_real_prometheus_sees_series_and_failed_device_series_vanish(
 ) -> None:
     require_cmd("prometheus")
     rt, collector = runtime
-    prom = Prometheus(tmp_path, f"{HOST}:{rt.server.port}")
-    try:
+    with Prometheus(tmp_path, HOST, [static_job("govnet", f"{HOST}:{rt.server.port}")]) as prom:
         wait_for(lambda: len(prom.query('govnet_up{device="core-2"} == 1')) == 1, 40, "first scrape")
         series = prom.query('govnet_if_in_octets_total{device="core-2"}')
         assert len(series) == 2
@@ -209,5 +139,3 @@ def test_real_prometheus_sees_series_and_failed_device_series_vanish(
 
         collector.dead.discard("core-2")
         wait_for(lambda: len(prom.query('govnet_if_in_octets_total{device="core-2"}')) == 2, 20, "back")
-    finally:
-        prom.stop()

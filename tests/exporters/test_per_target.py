@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import json
 import math
-import signal
-import socket
-import subprocess
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
@@ -26,41 +19,12 @@ from core.latest import LatestStore
 from core.samples import Sample
 from exporters.prometheus import SamplesCollector
 from exporters.targets import TargetExposition, shard_of
-from lab.runner import LabProcess
-from lab.synth import synth_inventory
-from tests.support.paths import ROOT
-from tests.support.require import require_cmd
+from tests.support.govnet_run import http_get, polling_lab, wait_for
+from tests.support.prometheus import Prometheus
 
 HOST = "127.61.0.1"
 LAB_BASE = "127.61.1.0"
-GOVNET = ROOT / ".venv" / "bin" / "govnet"
 N_DEVICES = 6
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def http_get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as r:
-            return int(r.status), r.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, ""
-    except OSError:
-        return 0, ""
-
-
-def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def parsed(text: str) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
@@ -129,91 +93,10 @@ def test_shards_split_every_device_once_and_move_few_when_shards_grow() -> None:
     assert len(exp.sd("h:1", 3)) == 4
 
 
-class Prometheus:
-    """A real Prometheus with two http_sd jobs: per device and per shard (2 shards)."""
-
-    def __init__(self, tmp: Path, govnet: str) -> None:
-        self.port = free_port()
-        cfg = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [
-                {
-                    "job_name": "devices",
-                    "http_sd_configs": [{"url": f"http://{govnet}/sd", "refresh_interval": "2s"}],
-                },
-                {
-                    "job_name": "shards",
-                    "http_sd_configs": [{"url": f"http://{govnet}/sd?shards=2", "refresh_interval": "2s"}],
-                },
-            ],
-        }
-        (tmp / "prometheus.yml").write_text(yaml.safe_dump(cfg))
-        self.proc = subprocess.Popen(
-            [
-                "/usr/bin/prometheus",
-                f"--config.file={tmp / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp / 'tsdb'}",
-                f"--web.listen-address={HOST}:{self.port}",
-                "--log.level=error",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def api(self, path: str, **params: str) -> Any:
-        status, body = http_get(f"http://{HOST}:{self.port}/api/v1/{path}?{urllib.parse.urlencode(params)}")
-        return json.loads(body)["data"] if status == 200 else None
-
-    def query(self, promql: str) -> list[dict[str, Any]]:
-        data = self.api("query", query=promql)
-        return list(data["result"]) if data else []
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("per_target")
-    doc = synth_inventory(N_DEVICES, n_interfaces=4)
-    doc["defaults"] = {"poll_interval": "2s"}
-    inv = tmp / "inventory.yaml"
-    inv.write_text(yaml.safe_dump(doc), encoding="utf-8")
-    lab = LabProcess(inv, tmp / "lab", base=LAB_BASE, snmp_port=free_port(), ssh_port=0, progress=None)
-    listen = f"{HOST}:{free_port()}"
-    config = {
-        "inventory": str(lab.inventory_path),
-        "prometheus": {"listen": listen},
-        "scheduler": {"timeout": "1s", "retries": 1},
-        "log_level": "warning",
-    }
-    (tmp / "govnet.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    log = (tmp / "govnet.log").open("ab")
-    proc: subprocess.Popen[bytes] | None = None
-    try:
-        lab.start()
-        proc = subprocess.Popen(
-            [str(GOVNET), "run", "--config", str(tmp / "govnet.yaml")], stdout=log, stderr=log, cwd=tmp
-        )
-        wait_for(
-            lambda: http_get(f"http://{listen}/metrics")[1].count("\ngovnet_up{") == N_DEVICES, 60, "polling"
-        )
-        yield listen
-    finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
-        lab.stop()
+    with polling_lab(tmp_path_factory.mktemp("per_target"), HOST, LAB_BASE, N_DEVICES, 4) as n:
+        yield n.metrics_url.split("/")[2]
 
 
 def test_device_scrape_carries_only_that_device(node: str) -> None:
@@ -245,9 +128,12 @@ def test_device_scrape_carries_only_that_device(node: str) -> None:
 def test_real_prometheus_scrapes_each_device_and_each_shard_through_http_sd(
     node: str, tmp_path: Path
 ) -> None:
-    require_cmd("prometheus")
-    prom = Prometheus(tmp_path, node)
-    try:
+    # Two http_sd jobs: per device, and per shard (2 shards).
+    jobs = [
+        {"job_name": job, "http_sd_configs": [{"url": f"http://{node}/sd{query}", "refresh_interval": "2s"}]}
+        for job, query in (("devices", ""), ("shards", "?shards=2"))
+    ]
+    with Prometheus(tmp_path, HOST, jobs) as prom:
 
         def all_up() -> list[dict[str, Any]] | None:
             data = prom.api("targets", state="active")
@@ -272,5 +158,3 @@ def test_real_prometheus_scrapes_each_device_and_each_shard_through_http_sd(
         assert len(prom.query('count by (device) (govnet_up{job="shards"}) == 1')) == N_DEVICES
         nodes = prom.query('govnet_scheduler_devices{job="devices"}')
         assert [r["value"][1] for r in nodes] == [str(N_DEVICES)]
-    finally:
-        prom.stop()

@@ -19,24 +19,23 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pytest
+from govnet.demo import Ports
+from tests.support.browser import ARTIFACTS, DESKTOP, login
+from tests.support.govnet_run import wait_for
+from tests.support.paths import GOVNET, ROOT
+from tests.support.require import require_cmd
 
-from tests.support.paths import GOVNET, ROOT, TESTS
-from tests.support.require import require, require_cmd
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page, ViewportSize
 
 HOST = "127.36.0.1"
 LAB_BASE = "127.36.1.0"
-ARTIFACTS = TESTS / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
-PHONE = {"width": 390, "height": 844}
-NPORTS = 13  # govnet.demo.Ports fields + the PostgreSQL standby
+PHONE: ViewportSize = {"width": 390, "height": 844}
+NPORTS = len(fields(Ports)) + 1  # and the PostgreSQL standby
 
 
 def _free_base() -> int:
@@ -56,16 +55,6 @@ def _free_base() -> int:
             for s in socks:
                 s.close()
     raise AssertionError("no free port range")
-
-
-def wait_for(cond: Callable[[], Any], timeout: float, what: str, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @dataclass
@@ -89,8 +78,16 @@ class Demo:
                 self.lines.append(line.rstrip("\n"))
 
     @property
+    def ports(self) -> Ports:
+        return Ports.from_base(self.base)
+
+    @property
     def console(self) -> str:
-        return f"http://{HOST}:{self.base + 1}"
+        return f"http://{HOST}:{self.ports.api}"
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://{HOST}:{self.ports.metrics}/metrics", timeout=10) as resp:
+            return str(resp.read().decode())
 
     def users(self) -> dict[str, tuple[str, str]]:
         found = re.findall(r"^\s+\S+\s+(\w+)\s+user (\S+)\s+password (\S+)$", self.out(), re.M)
@@ -114,6 +111,29 @@ class Demo:
         )  # fmt: skip
         assert res.returncode == 0, res.stderr + res.stdout
         return res.stdout
+
+
+def _utc(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(t))
+
+
+def _newer_sections_at_work(demo: Demo) -> None:
+    """services: the portal, the console and syslog over TCP checked and up; links: declared links
+    confirmed by LLDP; where: the ARP/FDB sweep ran (reports: see the report step of _drive)."""
+    names = {"portal", "console", "syslog-tcp"}
+
+    def services_up() -> dict[str, float]:
+        found = re.findall(r'^govnet_service_up\{.*service="([^"]+)".*\} (\S+)$', demo.metrics(), re.M)
+        return {n: float(v) for n, v in found} if {n for n, _ in found} == names else {}
+
+    up = wait_for(services_up, 60, "a check of every demo service")
+    assert up == dict.fromkeys(names, 1.0), up
+    assert re.search(r"^govnet_service_content_changed\{.*service=\"portal\".*\} 0", demo.metrics(), re.M)
+    wait_for(
+        lambda: re.search(r'^govnet_link_state\{.*state="confirmed".*\} 1', demo.metrics(), re.M),
+        60, "a declared link confirmed by LLDP",
+    )  # fmt: skip
+    wait_for(lambda: "\ngovnet_where_sweep_duration_seconds " in demo.metrics(), 90, "an ARP/FDB sweep")
 
 
 def _descendants(pid: int) -> set[int]:
@@ -189,38 +209,13 @@ def start_demo(run_dir: Path, *extra: str) -> Demo:
     return d
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    require_cmd("chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require(False, "python package playwright")
-        raise
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / ".gitignore").write_text("*\n")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def login(browser: Any, demo: Demo, role: str, viewport: dict[str, int]) -> Any:
+def demo_login(browser: Browser, demo: Demo, role: str, viewport: ViewportSize) -> Page:
+    """A console page logged in as the demo's printed user for `role`."""
     user, password = demo.users()[role]
-    ctx = browser.new_context(viewport=viewport, locale="zh-CN")
-    page = ctx.new_page()
-    page.goto(demo.console + "/login")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-    assert "/login" not in page.url, page.content()[:500]
-    return page
+    return login(browser, demo.console, user, password, viewport)[0]
 
 
-def test_demo_console_tour_and_clean_stop(browser: Any, tmp_path: Path) -> None:
+def test_demo_console_tour_and_clean_stop(browser: Browser, tmp_path: Path) -> None:
     """The acceptance of `make demo` (issue 13): console, tour, phone acknowledge, logs, diff, clean stop."""
     require_cmd("ss")
     run_dir = tmp_path / "run"
@@ -243,7 +238,7 @@ def test_demo_console_tour_and_clean_stop(browser: Any, tmp_path: Path) -> None:
     assert _listening() == []
 
 
-def _drive(demo: Demo, browser: Any) -> None:
+def _drive(demo: Demo, browser: Browser) -> None:
     """Everything the acceptance asks, in the order a newcomer would do it; ends with Ctrl-C."""
     # Every role has a user with a random password, printed once; there is no default one.
     users = demo.users()
@@ -254,7 +249,7 @@ def _drive(demo: Demo, browser: Any) -> None:
     # The config change first: its diff needs the next scheduled SSH backup.
     assert "agg-chengguan" in demo.tour("config")
 
-    oncall = login(browser, demo, "oncall", PHONE)
+    oncall = demo_login(browser, demo, "oncall", PHONE)
     assert oncall.url.endswith("/incidents")
     started = time.monotonic()
     demo.tour("failover")
@@ -279,7 +274,7 @@ def _drive(demo: Demo, browser: Any) -> None:
     )
     assert "主备切换" in demo.out()
     # The new active firewall's VRRP trap reached govnet (it made govnet re-poll at once).
-    metrics = urllib.request.urlopen(f"http://{HOST}:{demo.base}/metrics", timeout=10).read().decode()
+    metrics = demo.metrics()
     vrrp = r'^govnet_traps_received_total\{device="nc-fw-\d".*trap="vrrpTrapNewMaster".*\} (\S+)$'
     traps = re.findall(vrrp, metrics, re.M)
     assert traps and sum(float(v) for v in traps) >= 1
@@ -294,6 +289,7 @@ def _drive(demo: Demo, browser: Any) -> None:
     if "PostgreSQL primary dc-db-1" in out:
         assert re.search(r'^govnet_db_role\{device="dc-db-1",.*state="primary".*\} 1', metrics, re.M)
         assert re.search(r'^govnet_ha_group_state\{group="dc-db",.*state="normal"\} 1', metrics, re.M)
+    _newer_sections_at_work(demo)
     oncall.goto(link.group(1))
     assert oncall.locator(f"article#{inc_id}").count() == 1
     width = oncall.evaluate("document.documentElement.scrollWidth")
@@ -310,7 +306,7 @@ def _drive(demo: Demo, browser: Any) -> None:
 
     # Security logs: the lab firewall's own lines, and the brute-force run of the tour.
     demo.tour("bruteforce")
-    auditor = login(browser, demo, "auditor", {"width": 1400, "height": 900})
+    auditor = demo_login(browser, demo, "auditor", DESKTOP)
 
     def firewall_rows(query: str) -> list[list[str]]:
         # The auditor's search form, as a person fills it in.
@@ -333,8 +329,20 @@ def _drive(demo: Demo, browser: Any) -> None:
     assert len(logins) >= 30 and all(r[3] == "admin_login" for r in logins)
     auditor.screenshot(path=str(ARTIFACTS / "demo-logs-auditor.png"))
 
+    # A monthly report written now (as the schedule would on the 1st) is listed on the console.
+    now = time.time()
+    res = subprocess.run(
+        [str(GOVNET), "report", "monthly", "--config", str(demo.run_dir / "govnet.yaml"),
+         "--from", _utc(now - 120), "--to", _utc(now)],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    auditor.goto(demo.console + "/reports")
+    files = auditor.locator("main a[href$='report.pdf']")
+    assert files.count() == 1, auditor.locator("main").inner_text()
+
     # The config change as a diff between two stored versions on the backups page.
-    engineer = login(browser, demo, "engineer", {"width": 1400, "height": 900})
+    engineer = demo_login(browser, demo, "engineer", DESKTOP)
 
     def diff_lines() -> list[str]:
         engineer.goto(demo.console + "/backups")
@@ -346,18 +354,19 @@ def _drive(demo: Demo, browser: Any) -> None:
     engineer.screenshot(path=str(ARTIFACTS / "demo-config-diff.png"), full_page=True)
 
     # The board at desktop width: the README's screenshot (docs/demo-console.png when asked for).
-    board = login(browser, demo, "oncall", {"width": 1280, "height": 800})
+    board = demo_login(browser, demo, "oncall", {"width": 1280, "height": 800})
     board.goto(demo.console + "/incidents?status=open")
     shot = ROOT / "docs" / "demo-console.png" if os.environ.get("GOVNET_DEMO_SCREENSHOT") else None
     board.screenshot(path=str(shot or ARTIFACTS / "demo-console.png"))
 
     # Ctrl-C: everything stops, nothing is left running or listening.
-    pids = _descendants(demo.proc.pid) | _ours(demo.run_dir, (demo.base + 11, demo.base + 12))
+    pg_ports = (demo.ports.pg, demo.ports.pg + 1)
+    pids = _descendants(demo.proc.pid) | _ours(demo.run_dir, pg_ports)
     listening = _listening()
     assert pids and listening, "the demo's processes and ports should be visible while it runs"
     assert demo.stop() == 0, demo.out()[-3000:]
     assert "stopped; nothing left running." in demo.out()
     assert wait_for(lambda: not _alive(pids), 10, "every demo process to end")
     assert _listening() == [], _listening()
-    assert _ours(demo.run_dir, (demo.base + 11, demo.base + 12)) == set()
+    assert _ours(demo.run_dir, pg_ports) == set()
     assert not (demo.run_dir / "lab" / "lab.json").exists()

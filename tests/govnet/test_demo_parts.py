@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from govnet.demo import Children, Ports, _demo_backups, _demo_inventory, _grafana, parse_args
+from inventory.load import load_inventory
 from tests.support.paths import EXAMPLES, ROOT
 
 
@@ -62,8 +63,13 @@ def test_demo_inventory_and_backup_files(tmp_path: Path) -> None:
         if d["ssh"] is None:
             del d["ssh"]
     lab_inv.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
-    inv, backed, hosts = _demo_inventory(lab_inv, tmp_path)
+    inv, backed, hosts = _demo_inventory(lab_inv, tmp_path, "127.36.3.4", Ports.from_base(44000))
     out = yaml.safe_load(inv.read_text(encoding="utf-8"))
+    # Service checks of the demo's own website, console and syslog port, valid as inventory entries.
+    services = {s.name: s for s in load_inventory(inv).services}
+    assert set(services) == {"portal", "console", "syslog-tcp"}
+    assert services["portal"].target == f"http://127.36.3.4:{Ports.from_base(44000).portal}/"
+    assert services["syslog-tcp"].target == f"127.36.3.4:{Ports.from_base(44000).syslog}"
     assert out["defaults"]["poll_interval"] == "15s"
     assert all(d.get("poll_interval", "15s") == "15s" for d in out["devices"])
     assert backed[:2] == ["nc-core-1", "nc-core-2"] and 0 < len(backed) <= 6

@@ -17,6 +17,7 @@ import pytest
 from govnet import doctor
 from lab.runner import LabProcess
 from tests.support.paths import ROOT
+from tests.support.ports import lab_process
 
 LAB_BASE = "127.35.0.0"
 LISTEN_HOST = "127.35.200.1"
@@ -31,9 +32,7 @@ def _free_port(host: str) -> int:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabProcess]:
     run_dir = tmp_path_factory.mktemp("doctor-lab")
-    with LabProcess(
-        ROOT / "examples" / "minimal.yaml", run_dir, base=LAB_BASE, snmp_port=16161, ssh_port=0, progress=None
-    ) as lab:
+    with lab_process(ROOT / "examples" / "minimal.yaml", run_dir, LAB_BASE) as lab:
         yield lab
 
 

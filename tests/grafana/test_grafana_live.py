@@ -31,6 +31,7 @@ from grafana.generate import OUT
 from lab.runner import LabProcess
 from tests.support import db as db_support
 from tests.support.paths import ROOT
+from tests.support.procs import stop
 from tests.support.require import require_cmd
 
 KEEP = [
@@ -147,17 +148,6 @@ def wait_for(what: str, check: Any, timeout: float, diagnostics: Any = None) -> 
             pass  # not serving yet
         time.sleep(0.5)
     raise AssertionError(f"timed out waiting for {what}: {diagnostics}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Terminate a process we started, then kill it if it does not exit."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 @pytest.fixture(scope="module")

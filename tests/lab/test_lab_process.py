@@ -25,10 +25,10 @@ import yaml
 from inventory.model import Inventory
 from lab.runner import LabError, LabProcess
 from tests.support.paths import DATA
+from tests.support.ports import lab_ports, lab_process
 from tests.support.require import require, require_cmd
 
 BASE = "127.20.1.0"
-PORT = 16161
 
 INVENTORY: dict[str, Any] = {
     "sites": [{"name": "ncc", "kind": "control_centre"}, {"name": "dc", "kind": "datacentre"}],
@@ -84,12 +84,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
     require_cmd("snmpget", "snmpbulkwalk")
     procs = int(request.param)
     tmp = tmp_path_factory.mktemp("lab")
-    inv = tmp / "inventory.yaml"
-    inv.write_text(yaml.safe_dump(INVENTORY), encoding="utf-8")
     base = BASE if procs == 1 else "127.20.3.0"
-    with LabProcess(
-        inv, tmp / "run", base=base, snmp_port=PORT, ssh_port=0, progress=None, procs=procs
-    ) as lab:
+    # Its port chosen now: two runs at once never collide.
+    with lab_process(INVENTORY, tmp, base, procs=procs) as lab:
         pids = lab.pids()
         assert len(pids) == procs
         yield lab
@@ -107,7 +104,7 @@ def _gone(pids: list[int], timeout: float = 10.0) -> None:
 
 
 def addr(lab: LabProcess, device: str) -> str:
-    return f"{lab.devices()[device]['address']}:{PORT}"
+    return f"{lab.devices()[device]['address']}:{lab.snmp_port}"
 
 
 def v2c(
@@ -151,7 +148,7 @@ def test_derived_inventory_is_valid_and_has_no_literal_secrets(lab: LabProcess) 
     core = inv.device("core1")
     assert core.address.startswith(lab.base.rsplit(".", 1)[0] + ".")
     snmp = inv.snmp_of(core)
-    assert snmp is not None and snmp.version == "3" and snmp.port == PORT
+    assert snmp is not None and snmp.version == "3" and snmp.port == lab.snmp_port
     assert snmp.auth_protocol == "sha256" and snmp.priv_protocol == "aes128"
     assert snmp.auth_key is not None and snmp.auth_key.resolve() == lab.secret("snmp_auth")
 
@@ -218,7 +215,9 @@ def test_v3_wrong_key_and_unknown_user_are_rejected(lab: LabProcess) -> None:
 
 def test_second_lab_in_the_same_run_dir_is_refused(lab: LabProcess) -> None:
     with pytest.raises(LabError, match="already runs"):
-        LabProcess(lab.inventory, lab.run_dir, base=BASE, ssh_port=0, progress=None).start()
+        LabProcess(
+            lab.inventory, lab.run_dir, base=BASE, snmp_port=lab.snmp_port, ssh_port=0, progress=None
+        ).start()
     assert lab.status()["devices"]
 
 
@@ -340,7 +339,9 @@ def test_cli_up_and_down_leave_nothing_behind(tmp_path: Path) -> None:
     )
     run_dir = tmp_path / "run"
     govnet = [str(Path(sys.executable).with_name("govnet"))]
-    args = ["--inventory", str(inv), "--run-dir", str(run_dir), "--base", "127.29.0.0", "--ssh-port", "2222"]
+    snmp_port, ssh_port = lab_ports("127.29.0.0", 3)
+    args = ["--inventory", str(inv), "--run-dir", str(run_dir), "--base", "127.29.0.0",
+            "--snmp-port", str(snmp_port), "--ssh-port", str(ssh_port)]  # fmt: skip
     up = subprocess.run([*govnet, "lab", "up", *args], capture_output=True, text=True, timeout=60)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
@@ -360,7 +361,9 @@ def test_sigterm_stops_the_lab_cleanly(tmp_path: Path) -> None:
     inv.write_text(
         yaml.safe_dump({"sites": [{"name": "s"}], "devices": INVENTORY["devices"][:1]}), encoding="utf-8"
     )
-    lab = LabProcess(inv, tmp_path / "run", base="127.29.1.0", ssh_port=0, progress=None).start()
+    snmp_port, _ = lab_ports("127.29.1.0", 1)
+    lab = LabProcess(inv, tmp_path / "run", base="127.29.1.0", snmp_port=snmp_port, ssh_port=0, progress=None)
+    lab.start()
     try:
         assert lab.proc is not None
         lab.proc.send_signal(signal.SIGTERM)
@@ -386,7 +389,10 @@ def _sharded(tmp_path: Path, base: str) -> LabProcess:
     inv.write_text(
         yaml.safe_dump({"sites": INVENTORY["sites"], "devices": INVENTORY["devices"][:4]}), encoding="utf-8"
     )
-    return LabProcess(inv, tmp_path / "run", base=base, snmp_port=PORT, ssh_port=0, progress=None, procs=2)
+    snmp_port, _ = lab_ports(base, 4)
+    return LabProcess(
+        inv, tmp_path / "run", base=base, snmp_port=snmp_port, ssh_port=0, progress=None, procs=2
+    )
 
 
 def test_shards_stop_when_the_lab_process_is_killed(tmp_path: Path) -> None:

@@ -14,11 +14,13 @@ import pytest
 from lab.snmp import ber
 from lab.snmp.snmprec import load_snmprec
 from tests.support.paths import DATA
+from tests.support.ports import free_port
 from tests.support.require import require, require_cmd
 
 SNMPREC = Path(os.environ.get("GOVNET_SNMPREC", DATA / "snmprec"))
 FILES = ["vrp_5720", "stoneos", "asa", "linux_powermon", "generex-ups_cs141"]
-ADDR, PORT = "127.20.200.1", 16161
+ADDR = "127.20.200.1"
+PORT = free_port(ADDR, socket.SOCK_DGRAM)  # chosen when collected: two runs at once never collide
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,10 @@ The uplink 95th percentile must equal PromQL's own quantile_over_time over the s
 
 from __future__ import annotations
 
-import json
-import signal
-import socket
 import subprocess
-import threading
 import time
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import openpyxl
@@ -27,7 +20,9 @@ import pytest
 import yaml
 
 from lab.runner import LabProcess
+from tests.support.govnet_run import GovnetNode, free_port, wait_for, webhook
 from tests.support.paths import GOVNET
+from tests.support.prometheus import Prometheus, static_job
 from tests.support.require import require_cmd
 
 HOST = "127.34.0.1"
@@ -37,12 +32,6 @@ TOLERANCE = POLL_S + TIMEOUT_S + EVAL_S + 0.5  # one detection delay, each side
 DEAD_S, LINK_S, MAINT_DEAD_S, STOP_S = 40.0, 18.0, 16.0, 12.0
 UPLINK = "GigabitEthernet1/0/48"  # agg-1 -> core-2
 STEP_S = 4.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def _inventory() -> dict[str, Any]:
@@ -82,83 +71,22 @@ def _inventory() -> dict[str, Any]:
     }
 
 
-def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _get(url: str) -> str:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return str(resp.read().decode())
-    except OSError:
-        return ""
-
-
-class Govnet:
-    """`govnet run` as a subprocess that can be stopped and started again."""
-
-    def __init__(self, config: Path, tmp: Path, metrics: str) -> None:
-        self.config, self.tmp, self.metrics = config, tmp, metrics
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = (self.tmp / "govnet.log").open("ab")
-        self.proc = subprocess.Popen(
-            [str(GOVNET), "run", "--config", str(self.config)], stdout=log, stderr=log
-        )
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-
-    def up_count(self) -> int:
-        return sum(
-            1
-            for line in _get(self.metrics).splitlines()
-            if line.startswith("govnet_up{") and float(line.rsplit(" ", 1)[1]) == 1
-        )
-
-
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     require_cmd("prometheus", "pdftoppm")
     tmp = tmp_path_factory.mktemp("reports_lab")
     (tmp / "inventory.yaml").write_text(yaml.safe_dump(_inventory()), encoding="utf-8")
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    hook = ThreadingHTTPServer((HOST, 0), Hook)
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
-    (tmp / "hook.url").write_text(f"http://{HOST}:{hook.server_address[1]}/hook\n")
-    lab = LabProcess(tmp / "inventory.yaml", tmp / "lab", base=LAB_BASE, snmp_port=_free_port(), ssh_port=0,
-                     progress=None)  # fmt: skip
-    metrics_port, prom_port = _free_port(), _free_port()
+    stack = ExitStack()
+    lab = LabProcess(tmp / "inventory.yaml", tmp / "lab", base=LAB_BASE, snmp_port=free_port(HOST),
+                     ssh_port=0, progress=None)  # fmt: skip
+    metrics = f"{HOST}:{free_port(HOST)}"
+    prom = Prometheus(tmp, HOST, [static_job("govnet", metrics)])
     t_start = time.time()
     # The maintenance window: from 10 s into the scenario, long enough for acc-2's whole outage.
     maint = (t_start + 60.0, t_start + 60.0 + MAINT_DEAD_S + 14.0)
     config = {
         "inventory": str(lab.inventory_path),
-        "prometheus": {"listen": f"{HOST}:{metrics_port}"},
+        "prometheus": {"listen": metrics},
         "scheduler": {"timeout": f"{TIMEOUT_S}s", "retries": 0, "unreachable_after": 100},
         "log_level": "warning",
         "alerts": {
@@ -172,31 +100,23 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         },
         "reports": {
             "dir": "reports",
-            "tsdb": {"kind": "prometheus", "url": f"http://{HOST}:{prom_port}", "step": f"{STEP_S:.0f}s",
-                     "window": "8s"},
+            "tsdb": {"kind": "prometheus", "url": prom.url, "step": f"{STEP_S:.0f}s", "window": "8s"},
         },
     }  # fmt: skip
     cfg_path = tmp / "govnet.yaml"
     cfg_path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
-    (tmp / "prometheus.yml").write_text(
-        "global: {scrape_interval: 1s}\nscrape_configs:\n"
-        f"  - job_name: govnet\n    static_configs: [{{targets: ['{HOST}:{metrics_port}']}}]\n"
-    )
-    prom = subprocess.Popen(
-        ["/usr/bin/prometheus", f"--config.file={tmp / 'prometheus.yml'}",
-         f"--storage.tsdb.path={tmp / 'tsdb'}", f"--web.listen-address={HOST}:{prom_port}",
-         "--log.level=error"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    gv = Govnet(cfg_path, tmp, f"http://{HOST}:{metrics_port}/metrics")
+    gv = GovnetNode(cfg_path, f"http://{metrics}/metrics", tmp / "govnet.log")
     truth: dict[str, Any] = {
         "tmp": tmp,
         "config": cfg_path,
-        "prom": f"http://{HOST}:{prom_port}",
+        "prom": prom,
         "maint": maint,
     }
     try:
+        _, hook_url = stack.enter_context(webhook(HOST))  # alerts need somewhere to send to
+        (tmp / "hook.url").write_text(hook_url + "\n")
         lab.start()
+        prom.start()
         gv.start()
         wait_for(lambda: gv.up_count() == 6, 60, "every device up")
         truth["begin"] = time.time()
@@ -236,14 +156,8 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     finally:
         gv.stop()
         lab.stop()
-        prom.send_signal(signal.SIGTERM)
-        try:
-            prom.wait(20)
-        except subprocess.TimeoutExpired:
-            prom.kill()
-            prom.wait()
-        hook.shutdown()
-        hook.server_close()
+        prom.stop()
+        stack.close()
 
 
 def _iso(ts: float) -> str:
@@ -330,10 +244,7 @@ def test_report_figures_equal_the_truth(scenario: dict[str, Any]) -> None:
         direction = "in" if row[3] == "入" else "out"
         window = f"[{last - aligned + STEP_S / 2:.0f}s:{STEP_S:.0f}s]"  # (aligned - step/2, last]
         q = f"quantile_over_time(0.95, ({rate_query(up, direction, '8s')}){window})"
-        url = f"{scenario['prom']}/api/v1/query?" + urllib.parse.urlencode(
-            {"query": q, "time": f"{last:.3f}"}
-        )
-        result = json.loads(_get(url))["data"]["result"]
+        result = scenario["prom"].api("query", query=q, time=f"{last:.3f}")["result"]
         independent = float(result[0]["value"][1]) / 1e6
         assert row[4] == pytest.approx(independent, rel=1e-6, abs=1e-3), (row, independent)
         assert row[4] > 0 and row[5] >= row[4]

@@ -4,7 +4,6 @@ abuse tests: users per role, certificates, metrics and RSS readers. Every addres
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,17 +18,13 @@ import httpx
 import yaml
 
 from api.auth import AuthDB
+from tests.support.ports import free_port as free_port  # re-exported for this harness's users
+from tests.support.procs import stop
+from tests.support.prometheus import exposition
 
 PASSWORD = "correct horse battery 9"
 ROLES = ("admin", "auditor", "oncall", "engineer")
 LONG_NAME = "sw-" + "x" * 40
-
-
-def free_port(host: str, kind: int) -> int:
-    """A free port on `host` (TCP or UDP)."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def rss_kib(pid: int, field_name: str = "VmRSS") -> int:
@@ -96,13 +91,7 @@ class Stack:
     def metrics(self) -> dict[str, float]:
         """The /metrics page as {'name{labels}': value}."""
         with urllib.request.urlopen(f"http://{self.host}:{self.ports['metrics']}/metrics", timeout=10) as r:
-            body = r.read().decode()
-        out: dict[str, float] = {}
-        for line in body.splitlines():
-            if line and not line.startswith("#"):
-                key, _, value = line.rpartition(" ")
-                out[key] = float(value)
-        return out
+            return exposition(r.read().decode())
 
     def metric(self, name: str, **labels: str) -> float:
         """One sample's value (0.0 when absent); labels must all be present in the series."""
@@ -227,12 +216,7 @@ def start_stack(tmp: Path, net: int, **overrides: Any) -> Iterator[Stack]:
         stack.wait_for("syslog and traps", lambda: "govnet_traps_listening 1.0" in _raw_metrics(stack))
         yield stack
     finally:
-        stack.proc.send_signal(signal.SIGTERM)
-        try:
-            stack.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            stack.proc.kill()
-            stack.proc.wait(5)
+        stop(stack.proc, 20)
 
 
 def _raw_metrics(stack: Stack) -> str:

@@ -18,17 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ports import free_port as free_port  # re-exported for this harness's users
+from tests.support.procs import stop
 from tests.support.require import require, require_cmd, require_root
 
 PG_ADDR = ("127.31.0.2", "127.31.0.3")
 SSH_ADDR = "127.31.0.1"
-
-
-def free_port(address: str) -> int:
-    """A TCP port free on `address` right now."""
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return int(s.getsockname()[1])
 
 
 def pg_bin() -> Path | None:
@@ -275,12 +270,7 @@ def make_sshd(extra: tuple[str, ...] = ()) -> Iterator[Sshd]:
                 time.sleep(0.05)
         yield Sshd(SSH_ADDR, port, d / "client_ed25519", d)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 5)
         shutil.rmtree(d, ignore_errors=True)
 
 

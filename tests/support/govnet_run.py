@@ -1,15 +1,16 @@
 """A `govnet run` process under test, a recording webhook receiver, and waiting: shared by the alert
-end-to-end, HA-pair and scale-out tests (each drives real processes on its own loopback range)."""
+end-to-end, HA-pair, worker, per-target and report tests (each drives real processes on its own
+loopback range)."""
 
 from __future__ import annotations
 
 import json
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,14 +19,24 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from lab.synth import synth_inventory
 from tests.support.paths import GOVNET
+from tests.support.ports import free_port as free_port  # re-exported: the harness's users import it here
+from tests.support.ports import lab_process
+from tests.support.procs import stop
 
 
-def free_port(host: str) -> int:
-    """A TCP port free on `host` now."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+def http_get(url: str, timeout: float = 10.0) -> tuple[int, str]:
+    """(status, body) of a GET; (status, "") for an error status, (0, "") while nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return int(resp.status), str(resp.read().decode())
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+    except OSError:  # not listening yet
+        return 0, ""
 
 
 def wait_for(cond: Callable[[], Any], timeout: float, what: str, step: float = 0.3) -> Any:
@@ -109,13 +120,7 @@ class GovnetNode:
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Send `sig` and wait for the process to end (killed after 15 s)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop(self.proc, 15, sig)
         self.proc = None
 
     def scrape(self) -> str:
@@ -126,10 +131,53 @@ class GovnetNode:
         except OSError:
             return ""
 
+    def series(self, name: str) -> dict[str, float]:
+        """`name`'s values keyed by their label text (`{a="b"}`, or "" for a series without labels)."""
+        return {
+            m.group(1) or "": float(m.group(2))
+            for m in re.finditer(rf"^{name}(\{{.*\}})? (\S+)$", self.scrape(), re.M)
+        }
+
+    def up_count(self) -> int:
+        """How many devices answer their poll (govnet_up == 1)."""
+        return sum(1 for v in self.series("govnet_up").values() if v == 1)
+
+    def children(self) -> set[int]:
+        """PIDs of the process's children (its poller workers)."""
+        assert self.proc is not None
+        return {
+            int(p) for p in Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        }
+
     def metric(self, name: str, **labels: str) -> float | None:
         """Sum of a metric's series whose labels include `labels` (None: not scraped or no such series)."""
-        values = []
-        for m in re.finditer(rf"^{name}(\{{.*\}})? (\S+)$", self.scrape(), re.M):
-            if all(f'{k}="{v}"' in (m.group(1) or "") for k, v in labels.items()):
-                values.append(float(m.group(2)))
+        values = [
+            v for k, v in self.series(name).items() if all(f'{n}="{x}"' in k for n, x in labels.items())
+        ]
         return sum(values) if values else None
+
+
+@contextmanager
+def polling_lab(
+    tmp: Path, host: str, lab_base: str, n_devices: int, n_interfaces: int, **scheduler: object
+) -> Iterator[GovnetNode]:
+    """The lab with `n_devices` synthetic devices on `lab_base`, and `govnet run` on `host` polling them
+    every 2 s (`scheduler` adds to its scheduler section); yields once every device is up."""
+    doc = synth_inventory(n_devices, n_interfaces=n_interfaces)
+    doc["defaults"] = {"poll_interval": "2s"}
+    with lab_process(doc, tmp, lab_base) as lab:
+        listen = f"{host}:{free_port(host)}"
+        config = {
+            "inventory": str(lab.inventory_path),
+            "prometheus": {"listen": listen},
+            "scheduler": {"timeout": "1s", "retries": 1, **scheduler},
+            "log_level": "warning",
+        }
+        (tmp / "govnet.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+        node = GovnetNode(tmp / "govnet.yaml", f"http://{listen}/metrics", tmp / "govnet.log")
+        try:
+            node.start()
+            wait_for(lambda: node.up_count() == n_devices, 60, "every device up")
+            yield node
+        finally:
+            node.stop()

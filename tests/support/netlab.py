@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.support.procs import stop
+
 SNMPD = shutil.which("snmpd") or "/usr/sbin/snmpd"
 _PID = os.getpid() % 100000
 BRIDGE = f"gv5{_PID}br"
@@ -162,13 +164,7 @@ class NetLab:
     def close(self) -> None:
         """Kill our processes by PID, delete our namespaces, bridge and files."""
         for proc in self._procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
+            stop(proc, 5)
         for ns in self.namespaces.values():
             for pid in sh("ip", "netns", "pids", ns, check=False).split():
                 with contextlib.suppress(ProcessLookupError, ValueError):

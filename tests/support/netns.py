@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from tests.support.procs import stop
+
 NS_PREFIX = "gvt6-"
 LINK_PREFIX = "gv6"
 HOST_NET = ipaddress.IPv4Network("10.250.0.0/17")  # /30s for root <-> agent links
@@ -189,15 +191,8 @@ class SnmpAgentNetns:
 
     def stop(self) -> None:
         """Stop snmpd and delete everything this instance created (safe to call twice)."""
-        if self._snmpd is not None:
-            if self._snmpd.poll() is None:
-                self._snmpd.terminate()
-                try:
-                    self._snmpd.wait(5)
-                except subprocess.TimeoutExpired:
-                    self._snmpd.kill()
-                    self._snmpd.wait(5)
-            self._snmpd = None
+        stop(self._snmpd, 5)
+        self._snmpd = None
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -398,23 +393,17 @@ class SnmpAgentNetns:
         rx, tx = out.split()
         return int(rx), int(tx)
 
+    def _sender(
+        self, link: DataLink, direction: str, payload: int, count: int, pps: float, duration_s: float
+    ) -> list[str]:
+        """The command line of _SENDER across `link`, out of the agent or into it."""
+        ns, dst = (self.agent_ns, link.peer_addr) if direction == "out" else (self.peer_ns, link.agent_addr)
+        args = (dst, payload, count, pps, duration_s)
+        return ["ip", "netns", "exec", ns, sys.executable, "-c", _SENDER, *map(str, args)]
+
     def send(self, link: DataLink, packets: int, payload: int = 1000, direction: str = "out") -> int:
         """Send `packets` UDP datagrams across `link` (out of or into the agent); return bytes on the wire."""
-        ns, dst = (self.agent_ns, link.peer_addr) if direction == "out" else (self.peer_ns, link.agent_addr)
-        _run(
-            "ip",
-            "netns",
-            "exec",
-            ns,
-            sys.executable,
-            "-c",
-            _SENDER,
-            dst,
-            str(payload),
-            str(packets),
-            "0",
-            "0",
-        )
+        _run(*self._sender(link, direction, payload, packets, 0, 0))
         return packets * (payload + ETH_IP_UDP_OVERHEAD)
 
     def start_steady(
@@ -426,23 +415,9 @@ class SnmpAgentNetns:
         direction: str = "out",
     ) -> subprocess.Popen[str]:
         """Start sending at a steady wire rate (bytes/s incl. headers) for `duration_s`; return the sender."""
-        ns, dst = (self.agent_ns, link.peer_addr) if direction == "out" else (self.peer_ns, link.agent_addr)
         pps = bytes_per_s / (payload + ETH_IP_UDP_OVERHEAD)
         return subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                sys.executable,
-                "-c",
-                _SENDER,
-                dst,
-                str(payload),
-                "0",
-                str(pps),
-                str(duration_s),
-            ],
+            self._sender(link, direction, payload, 0, pps, duration_s),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests.support.procs import stop
+from tests.support.prometheus import exposition
 from tests.support.require import require_cmd
 
 HOST = "127.0.0.1"
@@ -197,13 +199,7 @@ http {{
         self.start()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop(self.proc, 10, signal.SIGQUIT)  # nginx: graceful
         self.proc = None
         _wait_closed(self.https_port)
 
@@ -328,13 +324,7 @@ class Blackbox:
 
         url = f"http://{HOST}:{self.port}/probe?{urlencode({'module': module, 'target': target})}"
         with urllib.request.urlopen(url, timeout=30) as resp:
-            text = resp.read().decode()
-        out: dict[str, float] = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                out[name] = float(value)
-        return out
+            return exposition(resp.read().decode())
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -16,6 +16,7 @@ from collectors.backup.verify import JobResult, samples
 from core.config import validate_section
 from inventory.load import load_inventory
 from inventory.model import Inventory
+from tests.support.procs import stop
 
 
 def parse_section(data: dict[str, Any], base: Path) -> BackupsSection:
@@ -341,9 +342,4 @@ def test_govnet_run_serves_backup_metrics(tmp_path: Path, daily: Any) -> None:
         assert 'backup_job="db-daily"' in line and 'mode="automatic"' in line and line.endswith(" 1.0")
         assert "govnet_backup_age_seconds{" in body and "govnet_backup_checksum_ok{" in body
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)

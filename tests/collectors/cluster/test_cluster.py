@@ -38,6 +38,7 @@ from inventory.model import Defaults, Device, Inventory, SnmpV2c
 from lab.runner import LabProcess
 from lab.synth import synth_inventory
 from tests.support.db import PgNode, as_postgres, free_port, require_postgres
+from tests.support.procs import stop
 
 PG_ADDR = "127.43.0.2"
 NODE_ADDR = {"a": "127.43.0.11", "b": "127.43.0.12", "c": "127.43.0.13"}
@@ -334,18 +335,8 @@ class Node:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
         """Send `sig` and wait; SIGKILL if it hangs. The exit code."""
-        proc = self.proc
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(sig)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self.proc = None
-        return proc.returncode
+        proc, self.proc = self.proc, None
+        return stop(proc, timeout, sig)
 
     def scrape(self) -> tuple[dict[str, float], dict[str, float]] | None:
         """(device -> govnet_up, cluster gauges) from /metrics; None when not serving."""

@@ -3,31 +3,25 @@ the findings, and accept the page as the new baseline (CSRF form, strict CSP, te
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-if TYPE_CHECKING:
-    from playwright.sync_api import Dialog
-import uvicorn
-
 from api.app import create_app
 from collectors.services.runner import ServiceChecker
 from collectors.services.watch import BaselineRepo
 from inventory.services import ServiceEntry
 from tests.support.api_world import PASSWORD, make_world
-from tests.support.paths import TESTS
-from tests.support.require import require, require_cmd
+from tests.support.browser import ARTIFACTS, login, run_async, serve
 from tests.support.services_env import HOST as SITE_HOST
 from tests.support.services_env import NAME, Nginx, Pki
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
 HOST = "127.34.0.23"
-ARTIFACTS = TESTS / "artifacts"
 PAGE = "<html><body><h1>某区人民政府</h1><p>政务公开</p>{extra}</body></html>"
 
 
@@ -40,13 +34,7 @@ def site(tmp_path: Path) -> Iterator[Nginx]:
     ng.stop()
 
 
-def test_oncall_reads_the_diff_and_accepts_a_baseline(tmp_path: Path, site: Nginx) -> None:
-    require_cmd("chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require(False, "python package playwright")
-        raise
+def test_oncall_reads_the_diff_and_accepts_a_baseline(tmp_path: Path, site: Nginx, browser: Browser) -> None:
     (tmp_path / "world").mkdir()
     world = make_world(tmp_path / "world", logstore=False)
     entry = {
@@ -56,62 +44,26 @@ def test_oncall_reads_the_diff_and_accepts_a_baseline(tmp_path: Path, site: Ngin
     }  # fmt: skip
     checker = ServiceChecker([ServiceEntry.model_validate(entry).root], BaselineRepo(tmp_path / "baselines"))
     world.state.services = lambda: checker
-    asyncio.run(checker.check_all())
+    run_async(checker.check_all())
     injected = '<p>&lt;img src=x onerror=alert(1)&gt; 网上投注</p><script src="https://js.evil.example/x.js"></script>'
     site.page(PAGE.format(extra=injected))
-    asyncio.run(checker.check_all())
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(
-        uvicorn.Config(create_app(world.state), host=HOST, port=port, log_config=None, lifespan="off")
-    )
-    thread = threading.Thread(target=lambda: asyncio.run(srv.serve()), daemon=True)
-    thread.start()
-    try:
-        for _ in range(200):
-            if srv.started:
-                break
-            threading.Event().wait(0.05)
-        assert srv.started
-        base = f"http://{HOST}:{port}"
-        ARTIFACTS.mkdir(exist_ok=True)
-        (ARTIFACTS / ".gitignore").write_text("*\n")
-        with sync_playwright() as p:
-            b = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox"])
-            try:
-                page = b.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN").new_page()
-                dialogs: list[str] = []
-
-                def on_dialog(dialog: Dialog) -> None:
-                    dialogs.append(dialog.message)
-                    dialog.dismiss()
-
-                page.on("dialog", on_dialog)
-                page.goto(base + "/login")
-                page.fill("input[name=username]", "u-oncall")
-                page.fill("input[name=password]", PASSWORD)
-                page.click("button[type=submit]")
-                page.wait_for_load_state()
-                page.goto(base + "/services")
-                row = page.locator("tr", has_text="portal")
-                assert "已变化" in row.inner_text() and "js.evil.example" in row.inner_text()
-                page.click("a[href='/services/portal']")
-                page.wait_for_load_state()
-                assert "新增外部脚本/框架域名: js.evil.example" in page.locator("main").inner_text()
-                diff = page.locator("pre.diff").inner_text()
-                assert "+<img src=x onerror=alert(1)> 网上投注" in diff  # the page's text, shown as text
-                assert page.locator("main img").count() == 0
-                page.screenshot(path=str(ARTIFACTS / "service-defaced.png"), full_page=True)
-                page.click("form[action='/services/portal/baseline'] button")
-                page.wait_for_load_state()
-                assert "未变化" in page.locator("h2", has_text="页面内容").inner_text()
-                assert "u-oncall <u-oncall@govnet>" in page.locator("table", has_text="commit").inner_text()
-                assert dialogs == []
-            finally:
-                b.close()
-    finally:
-        srv.should_exit = True
-        thread.join(10)
+    run_async(checker.check_all())
+    with serve(create_app(world.state), HOST) as base:
+        page, dialogs = login(browser, base, "u-oncall", PASSWORD)
+        page.goto(base + "/services")
+        row = page.locator("tr", has_text="portal")
+        assert "已变化" in row.inner_text() and "js.evil.example" in row.inner_text()
+        page.click("a[href='/services/portal']")
+        page.wait_for_load_state()
+        assert "新增外部脚本/框架域名: js.evil.example" in page.locator("main").inner_text()
+        diff = page.locator("pre.diff").inner_text()
+        assert "+<img src=x onerror=alert(1)> 网上投注" in diff  # the page's text, shown as text
+        assert page.locator("main img").count() == 0
+        page.screenshot(path=str(ARTIFACTS / "service-defaced.png"), full_page=True)
+        page.click("form[action='/services/portal/baseline'] button")
+        page.wait_for_load_state()
+        assert "未变化" in page.locator("h2", has_text="页面内容").inner_text()
+        assert "u-oncall <u-oncall@govnet>" in page.locator("table", has_text="commit").inner_text()
+        assert dialogs == []
     repo = checker.repo
     assert repo is not None and repo.versions("portal")[0].author == "u-oncall <u-oncall@govnet>"

@@ -28,6 +28,7 @@ import yaml
 from core.samples import Sample
 from inventory.model import Inventory
 from tests.support.netns import SnmpAgentNetns, kernel_supports_netns, sender_report
+from tests.support.procs import stop
 from tests.support.require import require, require_cmd, require_root
 
 pytestmark = [pytest.mark.netns, pytest.mark.timeout(240)]
@@ -282,16 +283,6 @@ def _series_ready(base: str, series: str) -> bool:
         return False
 
 
-def _stop(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
 @pytest.fixture
 def govnet_and_prometheus(lab: SnmpAgentNetns, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """`govnet run` polling the agent every 2 s and a real Prometheus 2.42 scraping it every 1 s."""
@@ -343,8 +334,8 @@ def govnet_and_prometheus(lab: SnmpAgentNetns, tmp_path: Path) -> Iterator[tuple
     try:
         yield f"http://{prom_listen}", govnet
     finally:
-        _stop(prom)
-        _stop(govnet)
+        stop(prom)
+        stop(govnet)
         govnet_log.close()
         prom_log.close()
         if govnet.returncode not in (0, -signal.SIGTERM):

@@ -7,16 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from collectors.cli import poll_cycle, snmp_collector
 from collectors.scheduler import SchedulerSettings
 from core.samples import Sample
 from inventory.load import load_inventory
 from lab.runner import LabProcess
+from tests.support.ports import lab_process
 
 BASE = "127.44.0.0"
-PORT = 16161
 
 INVENTORY = {
     "sites": [{"name": "ncc", "kind": "control_centre"}],
@@ -36,9 +35,7 @@ INVENTORY = {
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabProcess]:
     tmp = tmp_path_factory.mktemp("hillstone-lab")
-    inv = tmp / "inventory.yaml"
-    inv.write_text(yaml.safe_dump(INVENTORY), encoding="utf-8")
-    with LabProcess(inv, tmp / "run", base=BASE, snmp_port=PORT, ssh_port=0, progress=None) as lab:
+    with lab_process(INVENTORY, tmp, BASE) as lab:
         yield lab
 
 

@@ -25,6 +25,7 @@ import yaml
 from collectors.syslog.formats import VendorFormat, compile_format, load_formats
 from collectors.syslog.parse import parse_frame
 from collectors.syslog.parse_pool import ParsePool
+from tests.support.procs import stop
 from tests.support.syslog_hostile_parser import parse_or_hang
 
 FORMATS = load_formats()
@@ -219,9 +220,4 @@ def test_govnet_run_answers_metrics_while_hostile_datagrams_arrive(tmp_path: Pat
         assert max(latencies) < 1.0, latencies
         assert durable >= 0.9 * 3 * len(hostile)  # UDP on loopback: the kernel may drop a few under load
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop(proc, 30)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from tests.support.procs import stop
 from tests.support.require import require_cmd, require_root
 
 DEVICE = "127.28.3.1"  # answers ICMP on lo; no SNMP agent there, so its polls fail
@@ -120,10 +120,5 @@ def test_govnet_run_serves_probe_trap_and_reachability_metrics(tmp_path: Path) -
         print(f"metrics complete {time.monotonic() - (end - 20):.1f} s after start")
     finally:
         t_stop = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop(proc, 15)
         print(f"stopped in {time.monotonic() - t_stop:.1f} s")

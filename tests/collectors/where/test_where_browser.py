@@ -8,41 +8,36 @@ port. The screenshot is kept as tests/artifacts/where-ips-to-port.png (docs/imag
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
-import uvicorn
 
 from api.app import create_app
 from collectors.where.history import History
 from collectors.where.service import WhereSection, WhereService
 from inventory.load import load_inventory
-from lab.runner import LabProcess
 from logstore.record import new_record
 from tests.support.api_world import PASSWORD, World, make_world
-from tests.support.paths import EXAMPLES, TESTS
-from tests.support.require import require, require_cmd
+from tests.support.browser import ARTIFACTS, login, run_async, serve
+from tests.support.paths import EXAMPLES
+from tests.support.ports import lab_process
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 HOST = "127.34.16.21"
-ARTIFACTS = TESTS / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, World, dict[str, str]]]:
     tmp = tmp_path_factory.mktemp("wherebrowser")
     world = make_world(tmp)
-    with LabProcess(EXAMPLES / "district.yaml", tmp / "run", base="127.20.112.0", snmp_port=16161,
-                    ssh_port=0, progress=None) as lab:  # fmt: skip
+    with lab_process(EXAMPLES / "district.yaml", tmp, "127.20.112.0") as lab:
         inv = load_inventory(lab.inventory_path)
         svc = WhereService(inv, WhereSection(state_dir=tmp), History(path=tmp / "where.db"))
-        asyncio.run(svc.sweep_once())
+        run_async(svc.sweep_once())
         host = next(h for h in lab.request("hosts")["hosts"] if h["switch"] == "acc-chengguan-sq03")
     assert world.store is not None
     world.store.append_batch(
@@ -56,61 +51,32 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Worl
         ]
     )  # fmt: skip
     world.state.where = lambda: svc
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(world.state), host=HOST, port=port, log_config=None,
-                                        lifespan="off"))  # fmt: skip
-    thread = threading.Thread(target=lambda: asyncio.run(srv.serve()), daemon=True)
-    thread.start()
     try:
-        for _ in range(200):
-            if srv.started:
-                break
-            threading.Event().wait(0.05)
-        assert srv.started
-        yield f"http://{HOST}:{port}", world, host
+        with serve(create_app(world.state), HOST) as base:
+            yield base, world, host
     finally:
-        srv.should_exit = True
-        thread.join(10)
         svc.history.close()
 
 
-def test_ips_log_address_to_switch_port_in_one_click(traced: tuple[str, World, dict[str, str]]) -> None:
+def test_ips_log_address_to_switch_port_in_one_click(
+    traced: tuple[str, World, dict[str, str]], browser: Browser
+) -> None:
     base, _world, host = traced
-    require_cmd("chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require(False, "python package playwright")
-        raise
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / ".gitignore").write_text("*\n")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            ctx = browser.new_context(viewport={"width": 1400, "height": 800}, locale="zh-CN")
-            page = ctx.new_page()
-            page.goto(base + "/login")
-            page.fill("input[name=username]", "u-oncall")
-            page.fill("input[name=password]", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_load_state()
-            page.goto(base + "/logs?device=nc-ips-1")
-            link = page.locator(f"table.logs a.where:text-is('{host['ip']}')").first
-            page.screenshot(path=str(ARTIFACTS / "where-ips-log.png"))
-            link.click()  # one click from the IPS line
-            page.wait_for_load_state()
-            assert "/where?q=" in page.url
-            loc = page.locator("#where-location").inner_text()
-            assert "acc-chengguan-sq03" in loc and host["port"] in loc and f"VLAN {host['vlan']}" in loc
-            assert host["mac"] in page.locator("main").inner_text()
-            assert "agg-chengguan Vlanif" in page.locator("main").inner_text()  # the gateway's ARP entry
-            page.screenshot(path=str(ARTIFACTS / "where-ips-to-port.png"), full_page=True)
-            # The search box in the header answers the same, by MAC.
-            page.fill("header input[name=q]", host["mac"].upper().replace(":", "-"))
-            page.click("header form.where-box button")
-            page.wait_for_load_state()
-            assert host["port"] in page.locator("#where-location").inner_text()
-        finally:
-            browser.close()
+    page, dialogs = login(browser, base, "u-oncall", PASSWORD)
+    page.goto(base + "/logs?device=nc-ips-1")
+    link = page.locator(f"table.logs a.where:text-is('{host['ip']}')").first
+    page.screenshot(path=str(ARTIFACTS / "where-ips-log.png"))
+    link.click()  # one click from the IPS line
+    page.wait_for_load_state()
+    assert "/where?q=" in page.url
+    loc = page.locator("#where-location").inner_text()
+    assert "acc-chengguan-sq03" in loc and host["port"] in loc and f"VLAN {host['vlan']}" in loc
+    assert host["mac"] in page.locator("main").inner_text()
+    assert "agg-chengguan Vlanif" in page.locator("main").inner_text()  # the gateway's ARP entry
+    page.screenshot(path=str(ARTIFACTS / "where-ips-to-port.png"), full_page=True)
+    # The search box in the header answers the same, by MAC.
+    page.fill("header input[name=q]", host["mac"].upper().replace(":", "-"))
+    page.click("header form.where-box button")
+    page.wait_for_load_state()
+    assert host["port"] in page.locator("#where-location").inner_text()
+    assert dialogs == []

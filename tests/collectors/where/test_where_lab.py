@@ -28,8 +28,9 @@ from collectors.where.service import WhereSection, WhereService
 from inventory.load import load_inventory
 from inventory.model import SnmpV2c
 from lab.runner import LabProcess
+from tests.support.ports import lab_process
 
-BASE, PORT = "127.20.16.0", 16161
+BASE = "127.20.16.0"
 ACCESS = {"acc-hw": "huawei", "acc-h3c": "h3c", "acc-rj": "ruijie", "acc-cs": "cisco"}
 PORTS = {
     "huawei": "GigabitEthernet0/0/{}",
@@ -74,9 +75,7 @@ class Clock:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabProcess]:
     tmp = tmp_path_factory.mktemp("wherelab")
-    inv = tmp / "inventory.yaml"
-    inv.write_text(yaml.safe_dump(INVENTORY), encoding="utf-8")
-    with LabProcess(inv, tmp / "run", base=BASE, snmp_port=PORT, ssh_port=0, progress=None) as lab:
+    with lab_process(INVENTORY, tmp, BASE) as lab:
         yield lab
 
 
