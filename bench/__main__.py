@@ -25,7 +25,9 @@ OTHER_BENCHES = [
     ("Security-log search, 10M records (bench/log_search.py)", "bench.log_search"),
 ]
 SYSLOG_RATIO = re.compile(
-    r"^ratio govnet parse_workers=(\d+) / rsyslog sync=on ioBufferSize=256k: ([\d.]+)$", re.M
+    r"^ratio govnet parse_workers=(\d+) / rsyslog sync=on ioBufferSize=256k: "
+    r"([\d.]+ \(median; runs [^)]*\))$",
+    re.M,
 )
 
 

@@ -29,6 +29,13 @@ from logstore.segment import SEQ_KEY, SegmentIndex, read_block
 PREFIX = {b"src_ip": "s:", b"dst_ip": "d:", b"user": "u:"}
 _TERM = re.compile(rb',"(dst_ip|src_ip|user)":"((?:[^"\\]|\\.)*)"')
 INDEX_SUFFIX = ".idx"
+_KEYS = ((b',"dst_ip":"', "d:"), (b',"src_ip":"', "s:"), (b',"user":"', "u:"))
+_STRING = re.compile(rb'((?:[^"\\]|\\.)*)"')
+_DIGITS = re.compile(rb"\d+")
+
+
+def _text(value: bytes) -> str:
+    return json.loads(b'"' + value + b'"') if b"\\" in value else value.decode("utf-8", "replace")
 
 
 def index_path(seg_dir: Path, name: str) -> Path:
@@ -41,6 +48,32 @@ class PostingCollector:
 
     def __init__(self) -> None:
         self.rows: list[tuple[str, int]] = []
+
+    def add_block(self, lines: bytes) -> None:
+        """Index a block of whole record lines (the same rows as `add` on each line, found with byte
+        searches: in canonical JSON these quoted keys can only be keys, and a regex scan of every
+        ~1 KiB line cost ~8 us a record on the sealing path)."""
+        rows = self.rows
+        for line in lines.split(b"\n"):
+            at = line.find(b',"seq":')
+            if at < 0:
+                continue
+            digits = _DIGITS.match(line, at + 7)
+            if digits is None:
+                continue
+            seq = int(digits.group(0))
+            for key, prefix in _KEYS:
+                i = line.find(key)
+                if i < 0:
+                    continue
+                i += len(key)
+                value = line[i : line.find(b'"', i)]
+                if b"\\" in value:  # an escaped quote may come first: read the whole string
+                    m = _STRING.match(line, i)
+                    if m is None:
+                        continue
+                    value = m.group(1)
+                rows.append((prefix + _text(value), seq))
 
     def add(self, seq: int, line: bytes) -> None:
         """Index one stored record line (canonical JSON: these keys can only be keys, never text)."""

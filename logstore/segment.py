@@ -124,20 +124,25 @@ class SegmentIndex:
 
     def add(self, rec: Record, chain: str) -> None:
         """Account for one appended record."""
+        self.add_entry(rec["seq"], rec["recv_ts"], rec["device"], rec["event_type"], chain)
+
+    def add_entry(self, seq: int, ts: str, device: str | None, event_type: str, chain: str) -> None:
+        """Account for one appended record, given the fields the index keeps."""
         if self.count == 0:
-            self.first_seq = rec["seq"]
-            self.min_ts = rec["recv_ts"]
+            self.first_seq = seq
+            self.min_ts = ts
         self.count += 1
-        self.last_seq = rec["seq"]
+        self.last_seq = seq
         self.last_hash = chain
-        self.min_ts = min(self.min_ts, rec["recv_ts"])
-        self.max_ts = max(self.max_ts, rec["recv_ts"])
-        device = rec["device"] or ""
+        if ts < self.min_ts:
+            self.min_ts = ts
+        if ts > self.max_ts:
+            self.max_ts = ts
+        device = device or ""
         if device not in self.devices:
             self.devices.append(device)
-        self.types[rec["event_type"]] = self.types.get(rec["event_type"], 0) + 1
-        if rec["event_type"] not in ("store", "audit"):
-            ts = rec["recv_ts"]
+        self.types[event_type] = self.types.get(event_type, 0) + 1
+        if event_type not in ("store", "audit"):
             hour = self.hourly.get(ts[:13])
             if hour is None:
                 hour = self.hourly[ts[:13]] = {}
@@ -170,40 +175,36 @@ def compress_segment(
     src: Path,
     dst: Path,
     level: int,
-    on_line: Callable[[int, bytes], None] | None = None,
+    on_block: Callable[[bytes], None] | None = None,
     block_bytes: int = 256 * 1024,
 ) -> list[list[int]]:
     """Write `src` as a multi-member gzip file (one member per ~`block_bytes` of whole lines) to `dst`
-    durably; return the block table. `on_line(seq, line)` sees every record line (for indexing)."""
+    durably; return the block table. `on_block(lines)` sees every block of record lines (for indexing).
+
+    Whole blocks, not lines, are the unit: sealing runs beside ingest, and a Python step per line
+    cost as much as compressing."""
     blocks: list[list[int]] = []
     offset = 0
-    chunk: list[bytes] = []
-    size = 0
-    first = 0
+    rest = b""
     with src.open("rb") as fin, dst.open("wb") as fout:
-
-        def flush() -> None:
-            nonlocal offset, chunk, size
+        while True:
+            data = fin.read(block_bytes)
+            buf = rest + data
+            if not buf:
+                break
+            cut = buf.rfind(b"\n") + 1 if data else len(buf)
+            if cut == 0:  # one line longer than a block: read on
+                rest = buf
+                continue
+            block, rest = buf[:cut], buf[cut:]
+            m = SEQ_KEY.search(block)  # the first line's seq (a key, never text)
             comp = zlib.compressobj(level, zlib.DEFLATED, 31)
-            data = comp.compress(b"".join(chunk)) + comp.flush()
-            fout.write(data)
-            blocks.append([first, offset])
-            offset += len(data)
-            chunk, size = [], 0
-
-        for line in fin:
-            m = SEQ_KEY.search(line)
-            seq = int(m.group(1)) if m else 0
-            if not chunk:
-                first = seq
-            chunk.append(line)
-            size += len(line)
-            if on_line is not None and m:
-                on_line(seq, line)
-            if size >= block_bytes:
-                flush()
-        if chunk:
-            flush()
+            out = comp.compress(block) + comp.flush()
+            fout.write(out)
+            blocks.append([int(m.group(1)) if m else 0, offset])
+            offset += len(out)
+            if on_block is not None:
+                on_block(block)
         fout.flush()
         os.fsync(fout.fileno())
     return blocks

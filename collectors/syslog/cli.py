@@ -7,7 +7,6 @@ receiver behaves alike in both: forwarding, parse workers, housekeeping and peri
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from collectors.syslog.parse_pool import default_workers
 from collectors.syslog.receiver import Receiver
 from collectors.syslog.service import SyslogSection, SyslogService, build
 from core.config import SectionError
@@ -39,12 +39,12 @@ def syslog_command(
 ) -> int:
     """Receive syslog into the store; SIGINT/SIGTERM commit what was received and stop.
 
-    `parse_workers`: parse processes beside the writer (None: one per core beyond the first, at least one
-    and at most 4). `tls_client_ca`: TLS senders must present a certificate this CA signed.
+    `parse_workers`: parse processes beside the writer (None: one per core, at most 4).
+    `tls_client_ca`: TLS senders must present a certificate this CA signed.
     Exit 2 on a bad option or inventory, 1 when the receiver cannot listen.
     """
     if parse_workers is None:
-        parse_workers = min(4, max(1, (os.cpu_count() or 1) - 1))
+        parse_workers = default_workers()
     if tls_port is not None and (tls_cert is None or tls_key is None):
         print("syslog: --tls-port needs --tls-cert and --tls-key", file=sys.stderr)
         return 2

@@ -5,7 +5,9 @@ runs in spawned worker processes while the receiving process only hashes, writes
 loop. Each worker publishes, in shared memory, which job and which line of it it is parsing. When a line
 has not finished within `line_budget` seconds, or the worker dies on one, the worker is killed and
 replaced: that line is stored raw (flag `parse_timeout` / `parse_crash`, counted in `timeouts`), and the
-job's other lines are parsed again by the new worker. Records come back as tuples (cheaper to pickle).
+job's other lines are parsed again by the new worker. Records come back already serialised
+(`logstore.record.prepare`: canonical bytes waiting for their seq), so the writer only numbers, hashes
+and appends them, and one pipe message carries a worker's whole share of a batch each way.
 """
 
 from __future__ import annotations
@@ -13,23 +15,35 @@ from __future__ import annotations
 import base64
 import contextlib
 import multiprocessing
+import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from operator import itemgetter
 from typing import Any
+
+import orjson
 
 from collectors.syslog.formats import CompiledFormat, FormatSet, VendorFormat, compile_format
 from collectors.syslog.parse import parse_frame
-from logstore.record import FIELDS, Record, iso_utc, new_record
+from logstore.record import Prepared, Record, iso_utc, new_record, prepare
 
 Frame = tuple[bytes, float, str, str]  # raw bytes, receive time, source address, transport
 # The function a worker parses with: passed by reference (a module-level function pickles by its name).
 Parser = Callable[..., Record]
-_as_tuple = itemgetter(*FIELDS)
 LINE_BUDGET = 2.0  # seconds one line may take (a line takes ~50 µs; a backtracking pattern takes seconds)
 _START_GRACE = 60.0  # a freshly spawned worker imports and compiles first; a dead one is seen at once
+
+
+def default_workers() -> int:
+    """Parse workers by default: one per core this process may run on, at most 4.
+
+    Measured on 2 cores (docs/bench.md, issue 20): two workers beside the writer ingest more than one,
+    because the writer only numbers, hashes and appends what they return.
+    """
+    return min(4, max(1, len(os.sched_getaffinity(0))))
 
 
 def parse_frames(
@@ -64,7 +78,7 @@ def _worker(
     progress: Any,
     parse_frame: Parser,
 ) -> None:
-    """Worker loop: (job, frames) in, field tuples out; `progress[0:2]` = (job, line) being parsed."""
+    """Worker loop: (job, frames) in, prepared records out; `progress[0:2]` = (job, line) being parsed."""
     formats = FormatSet([compile_format(VendorFormat.model_validate(spec)) for spec in specs])
     while True:
         try:
@@ -75,7 +89,7 @@ def _worker(
         for i, (raw, ts, source, transport) in enumerate(frames):
             progress[1] = i
             progress[0] = job
-            rows.append(_as_tuple(parse_frame(raw, ts, source, transport, formats, devices, zones)))
+            rows.append(prepare(parse_frame(raw, ts, source, transport, formats, devices, zones)))
         progress[1] = len(frames)
         outbox.send((job, rows))
 
@@ -86,6 +100,7 @@ class Pending:
 
     chunks: list[list[Frame]]
     jobs: list[int]
+    slots: list[_Slot]  # the worker each chunk went to (a replaced worker's queued jobs are re-sent)
 
 
 class _Slot:
@@ -104,16 +119,39 @@ class _Slot:
         )  # fmt: skip
         self.proc.start()
         self.started = time.monotonic()
+        self.early: dict[int, list[Any]] = {}  # answers that arrived while another job was awaited
         child_in.close()
         child_out.close()
+        # Jobs go through a feeder thread: a job can be queued while the worker still parses (and
+        # sends back) the previous one, so the worker never waits for the writer between jobs, and
+        # no caller blocks on a full pipe (the worker and the writer both sending would deadlock).
+        self.outbox: queue.SimpleQueue[tuple[int, list[Frame]] | None] = queue.SimpleQueue()
+        self.feeder = threading.Thread(target=self._feed, name=f"govnet-syslog-feed-{n}", daemon=True)
+        self.feeder.start()
+
+    def _feed(self) -> None:
+        while True:
+            item = self.outbox.get()
+            if item is None:
+                return
+            try:
+                self.to.send(item)
+            except (OSError, ValueError):  # the worker is gone; its collector re-sends the job
+                return
 
     def kill(self) -> None:
-        for conn in (self.to, self.frm):
-            with contextlib.suppress(OSError):
-                conn.close()
         with contextlib.suppress(Exception):
             self.proc.kill()
             self.proc.join(5)
+        for conn in (self.to, self.frm):
+            with contextlib.suppress(OSError):
+                conn.close()
+        self.outbox.put(None)
+
+    def stop(self) -> None:
+        """Let the feeder hand over what is queued, then end it (the worker sees EOF after that)."""
+        self.outbox.put(None)
+        self.feeder.join(5)
 
 
 class ParsePool:
@@ -164,37 +202,41 @@ class ParsePool:
         jobs = []
         for i, chunk in enumerate(chunks):
             jobs.append(self._send(i, chunk))
-        return Pending(chunks, jobs)
+        return Pending(chunks, jobs, self._slots[: len(chunks)])
 
     def _send(self, i: int, chunk: list[Frame]) -> int:
+        """Queue a job for worker `i` (returns at once; jobs reach a worker in the order queued)."""
         self._job += 1
-        try:
-            self._slots[i].to.send((self._job, chunk))
-        except (OSError, ValueError):
-            return -1  # the collector sees the dead worker and replaces it
+        self._slots[i].outbox.put((self._job, chunk))
         return self._job
 
     def collect(self, pending: Pending) -> list[Record]:
-        """Records of a `submit`, in frame order (blocks until the workers are done)."""
-        out: list[Record] = []
-        for i, (chunk, job) in enumerate(zip(pending.chunks, pending.jobs, strict=True)):
+        """Records of a `submit`, in frame order (blocks until the workers are done); seq is None."""
+        return [orjson.loads(p[0] + b"null" + p[1]) for p in self.collect_prepared(pending)]
+
+    def collect_prepared(self, pending: Pending) -> list[Prepared]:
+        """The prepared records of a `submit`, in frame order (blocks until the workers are done)."""
+        out: list[Prepared] = []
+        for i, (chunk, job, slot) in enumerate(zip(pending.chunks, pending.jobs, pending.slots, strict=True)):
+            if self._slots[i] is not slot:  # its worker was replaced since: the job died with it
+                job = self._send(i, chunk)
             out += self._collect_chunk(i, chunk, job)
         return out
 
-    def _collect_chunk(self, i: int, chunk: list[Frame], job: int) -> list[Record]:
-        results: list[Record | None] = [None] * len(chunk)
+    def _collect_chunk(self, i: int, chunk: list[Frame], job: int) -> list[Prepared]:
+        results: list[Prepared | None] = [None] * len(chunk)
         todo = list(range(len(chunk)))  # indexes (into chunk) of the frames the current job holds
         fruitless = 0  # replacements in a row that did not settle a line (a worker that cannot start)
         while todo:
             if fruitless >= 3:
                 for k in todo:
-                    results[k] = raw_record(chunk[k], "parse_crash", self.devices)
+                    results[k] = prepare(raw_record(chunk[k], "parse_crash", self.devices))
                     self.crashes += 1
                 break
             rows, bad, why = self._wait(i, job, len(todo))
             if rows is not None:
                 for k, row in zip(todo, rows, strict=True):
-                    results[k] = dict(zip(FIELDS, row, strict=True))
+                    results[k] = row
                 break
             # The worker is stuck on (or died at) line `bad` of its job: keep that line raw, replace
             # the worker and hand it the job's other lines (what the dead worker parsed is lost).
@@ -205,7 +247,7 @@ class ParsePool:
             if bad is not None and 0 <= bad < len(todo):
                 fruitless = 0
                 k = todo.pop(bad)
-                results[k] = raw_record(chunk[k], why, self.devices)
+                results[k] = prepare(raw_record(chunk[k], why, self.devices))
                 if why == "parse_timeout":
                     self.timeouts += 1
                 else:
@@ -218,6 +260,9 @@ class ParsePool:
         slot = self._slots[i]
         if job < 0:
             return None, None, "parse_crash"
+        early = slot.early.pop(job, None)
+        if early is not None and len(early) == size:
+            return early, None, ""
         last = (-2, -2)
         since = time.monotonic()
         while True:
@@ -226,7 +271,10 @@ class ParsePool:
                     got_job, rows = slot.frm.recv()
                     if got_job == job and len(rows) == size:
                         return rows, None, ""
-                    continue  # a late answer to a job that was handed on: drop it
+                    # A job queued before this one (after a replacement, re-sent jobs can overtake
+                    # jobs queued earlier): keep its answer for its own collect.
+                    slot.early[got_job] = rows
+                    continue
             except (EOFError, OSError):
                 return None, self._line(slot, job), "parse_crash"
             now = time.monotonic()
@@ -246,6 +294,8 @@ class ParsePool:
 
     def close(self) -> None:
         """Stop the workers (closing their pipes ends them; stragglers are killed)."""
+        for slot in self._slots:
+            slot.stop()
         for slot in self._slots:
             for conn in (slot.to, slot.frm):
                 with contextlib.suppress(OSError):

@@ -16,8 +16,8 @@ from collectors.syslog.framing import Framer
 from collectors.syslog.limits import Limits, SourcePolicy
 from collectors.syslog.parse import parse_frame
 from collectors.syslog.parse_pool import LINE_BUDGET, ParsePool, Pending
-from collectors.syslog.sequence import SequenceGaps, sequence_id
-from logstore.record import Record, iso_utc, new_record
+from collectors.syslog.sequence import SEQUENCE_HINT, SequenceGaps, sequence_id
+from logstore.record import Prepared, Record, iso_utc, new_record
 from logstore.store import LogStore
 
 Item = tuple[bytes, float, str, str] | dict[str, Any]
@@ -194,15 +194,19 @@ class Ingest:
                 frames = [item[0] for item in batch if isinstance(item, tuple)]
                 # Keyed by host, not "host:port": one entry per sender however often it reconnects.
                 seen = self.stats.last_seen
+                hosts: dict[str, str] = {}  # a batch holds few sources: split each address once
                 for item in batch:
                     if isinstance(item, tuple):
-                        host = item[2].rsplit(":", 1)[0].strip("[]")
+                        host = hosts.get(item[2])
+                        if host is None:
+                            host = hosts[item[2]] = item[2].rsplit(":", 1)[0].strip("[]")
                         seen[host] = item[1]
-                        # Frames arrive here in receive order per connection; the check is a byte search
-                        # unless the frame carries a sequenceId.
-                        seq = sequence_id(item[0])
-                        if seq is not None:
-                            self.sequences.observe(host, seq)
+                        # Frames arrive here in receive order per connection; only frames that carry
+                        # a sequenceId pay for more than this byte search.
+                        if SEQUENCE_HINT in item[0]:
+                            seq = sequence_id(item[0])
+                            if seq is not None:
+                                self.sequences.observe(host, seq)
                 self.stats.durable_total += len(frames)
                 self.stats.batches_total += 1
                 if seqs:
@@ -228,7 +232,7 @@ class Ingest:
     def _discard(self, parsing: Pending) -> None:
         """Read and drop the workers' results for frames that will be handed to them again."""
         if self.pool is not None:
-            self.pool.collect(parsing)
+            self.pool.collect_prepared(parsing)
 
     def _commit(
         self, batch: list[Item], parsing: Pending | None, nxt: list[Item]
@@ -236,9 +240,14 @@ class Ingest:
         """Parse `batch` (or collect the workers' parse), hand `nxt` to the workers, commit `batch`."""
         if parsing is None and self.pool is not None:  # untrusted text is parsed only in the workers
             parsing = self.pool.submit([item for item in batch if isinstance(item, tuple)])
+        # Queued behind `batch` in each worker's pipe: the workers go straight on to the next batch
+        # while this one is collected, hashed and fsynced.
+        handed = self._start(nxt)
         if parsing is not None and self.pool is not None:
-            parsed = iter(self.pool.collect(parsing))
-            recs = [next(parsed) if isinstance(item, tuple) else item for item in batch]
+            parsed = iter(self.pool.collect_prepared(parsing))
+            recs: list[Record | Prepared] = [
+                next(parsed) if isinstance(item, tuple) else item for item in batch
+            ]
         else:
             recs = [
                 parse_frame(item[0], item[1], item[2], item[3], self.formats, self.devices, self.zones)
@@ -246,7 +255,6 @@ class Ingest:
                 else item
                 for item in batch
             ]
-        handed = self._start(nxt)  # the workers parse the next batch while this one is hashed and fsynced
         try:
             return self.store.append_batch(recs), handed
         except OSError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 # A cheap byte search first: only frames that carry a sequenceId pay for a header match.
-_HINT = b"sequenceId="
+SEQUENCE_HINT = _HINT = b"sequenceId="
 # Structured data sits in the header: a bounded prefix holds it (RFC 5424 SD is rarely over 1 KiB).
 _HEAD = 4096
 # RFC 5424 section 7.3.1: 1..2147483647, then it wraps to 1 (a lower value: a restart, not a gap).

@@ -17,6 +17,7 @@ from collectors.base import device_labels
 from collectors.syslog.formats import load_formats
 from collectors.syslog.forward import Forwarder
 from collectors.syslog.limits import Limits, SourcePolicy
+from collectors.syslog.parse_pool import default_workers
 from collectors.syslog.receiver import (
     Ingest,
     Receiver,
@@ -114,7 +115,7 @@ class SyslogSection(Section):
     budget_bytes: int | None = Field(None, gt=0)
     segment_bytes: int = Field(64 * 1024 * 1024, ge=65536)  # seal (compress, index) segments at this size
     # Untrusted text is parsed only in worker processes, each line within `parse_budget` seconds.
-    parse_workers: int = Field(1, ge=1, le=8)
+    parse_workers: int = Field(default_factory=default_workers, ge=1, le=8)  # default: the cores, at most 4
     parse_budget: float = Field(2.0, gt=0, le=60)
     verify_every: float = Field(3600.0, gt=0)  # seconds between full chain verifications
     forward: HostPort | None = None  # also forward every durable frame to this syslog receiver (TCP)
@@ -453,6 +454,7 @@ def build(
                 retention_days=section.retention_days,
                 budget_bytes=section.budget_bytes,
                 max_segment_bytes=section.segment_bytes,
+                compress_in_background=True,  # sealing never holds up a batch's fsync
             ),
         )
     except StoreLocked as exc:
