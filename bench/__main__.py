@@ -101,11 +101,22 @@ def summary(syslog_out: str) -> str:
             )
         )
     for r in bench.capacity.LAST.get("workers", []):
+        verdict = "sustained" if bench.capacity.sustained(r) else "NOT sustained"
+        load = f"load {r['load_start'][0]:.1f}-{r['load_end'][0]:.1f}"
         rows.append(
             (
-                f"verified {r['devices']} devices, govnet run, {r['workers']} workers: polls/failed/late p99",
-                "all / 0 / < 1 s",
-                f"{r['polls']}/{r['expected_polls']} / {r['failures']} / {r['lateness_p99']:.2f} s",
+                f"verified {r['devices']} devices, govnet run, {r['workers']} workers, lab beside it "
+                f"({r['lab_procs']} procs): polls/failed/missed/late p99",
+                "all / 0 / 0 / < 1 s",
+                f"{r['polls']}/{r['expected_polls']} / {r['failures']} / {r['missed']} / "
+                f"{r['lateness_p99']:.2f} s: {verdict} ({load})",
+            )
+        )
+        rows.append(
+            (
+                f"  lab CPU per device poll at {r['devices']} (every lab process)",
+                "measured",
+                f"{r['lab_ms_per_poll']:.1f} ms ({100 * r['lab_cpu_s'] / r['wall_s']:.0f} % of a core)",
             )
         )
         rows.append(

@@ -41,6 +41,9 @@ def up(
     foreground: Annotated[
         bool, typer.Option("--foreground", help="Run in this process until Ctrl-C.")
     ] = False,
+    procs: Annotated[
+        int, typer.Option(help="Processes serving the SNMP agents (a big lab on several cores).")
+    ] = 1,
 ) -> None:
     """Start the lab for an inventory; prints the derived inventory path."""
     if foreground:
@@ -48,12 +51,12 @@ def up(
 
         server_main([
             "--inventory", str(inventory), "--run-dir", str(run_dir), "--base", base,
-            "--snmp-port", str(snmp_port), "--ssh-port", str(ssh_port),
+            "--snmp-port", str(snmp_port), "--ssh-port", str(ssh_port), "--procs", str(procs),
         ])  # fmt: skip
         return
     from lab.runner import LabError, LabProcess
 
-    lab = LabProcess(inventory, run_dir, base=base, snmp_port=snmp_port, ssh_port=ssh_port)
+    lab = LabProcess(inventory, run_dir, base=base, snmp_port=snmp_port, ssh_port=ssh_port, procs=procs)
     try:
         lab.start()
     except LabError as exc:

@@ -204,10 +204,13 @@ _IfArg = tuple[LabDevice, LabInterface]
 
 
 def _counter(out: bool, div: int, c64: bool) -> Callable[[_IfArg, float], bytes]:
-    enc = ber.counter64 if c64 else ber.counter32
+    tag = ber.COUNTER64 if c64 else ber.COUNTER32
+    mask = 0xFFFFFFFFFFFFFFFF if c64 else 0xFFFFFFFF
+    read = LabInterface.out_octets if out else LabInterface.in_octets
+    enc = ber.enc_uint
 
     def value(arg: _IfArg, now: float) -> bytes:
-        return enc(arg[1].octets(now)[out] // div)
+        return enc((read(arg[1], now) // div) & mask, tag)
 
     return value
 

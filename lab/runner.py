@@ -50,6 +50,7 @@ class LabProcess:
         syslog: str | None = None,
         traps: str | None = None,
         progress: Callable[[int, int], None] | None = _stderr_progress,
+        procs: int = 1,
     ) -> None:
         self.inventory = Path(inventory)
         self.run_dir = Path(run_dir)
@@ -59,12 +60,23 @@ class LabProcess:
         self.start_timeout = start_timeout
         self.syslog, self.traps = syslog, traps  # HOST:PORT the devices send syslog / traps to
         self.progress = progress
+        self.procs = procs  # processes serving the SNMP agents (lab/shards.py)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def pid(self) -> int | None:
         """The lab process id (None before start)."""
         return self.proc.pid if self.proc else None
+
+    def pids(self) -> list[int]:
+        """The lab process and its shard processes (for their CPU and memory)."""
+        if self.proc is None:
+            return []
+        try:
+            kids = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        except OSError:
+            kids = []
+        return [self.proc.pid, *(int(k) for k in kids)]
 
     @property
     def inventory_path(self) -> Path:
@@ -95,6 +107,7 @@ class LabProcess:
         ]  # fmt: skip
         cmd += ["--syslog", self.syslog] if self.syslog else []
         cmd += ["--traps", self.traps] if self.traps else []
+        cmd += ["--procs", str(self.procs)] if self.procs > 1 else []
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")

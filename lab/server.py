@@ -1,8 +1,9 @@
 """The lab process: SNMP agents (and SSH CLIs) for every inventory device, driven by a control socket.
 
 Run as `python -m lab.server --inventory F --run-dir D [--base 127.77.0.0] [--snmp-port 16161]
-[--ssh-port 2222] [--syslog HOST:PORT] [--traps HOST:PORT]`; prints `READY` when every socket is
-bound; stops cleanly on SIGTERM/SIGINT.
+[--ssh-port 2222] [--syslog HOST:PORT] [--traps HOST:PORT] [--procs N]`; prints `READY` when every
+socket is bound; stops cleanly on SIGTERM/SIGINT. `--procs N` serves the SNMP agents from N
+processes (lab/shards.py), for labs of thousands of devices.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from lab.devices import build_devices, build_view
 from lab.faults import FaultError, Faults
 from lab.hosts import KINDS as HOST_KINDS
 from lab.hosts import HostFaultError, LabHosts, install
+from lab.shards import Shards, serve_requests, shard_of
 from lab.signals import LabSignals
 from lab.snmp.agent import AgentServer, DeviceAgent
 from lab.snmp.snmprec import snmprec_view
@@ -160,8 +162,16 @@ class LabServer:
         ssh_port: int,
         syslog: str | None = None,
         traps: str | None = None,
+        procs: int = 1,
+        shard: tuple[int, int] | None = None,
+        start_time: float | None = None,
     ) -> None:
         self.inventory = inventory
+        # procs > 1: this process serves every procs-th device and starts shards for the rest;
+        # shard (k, n): this is shard k of n (SNMP agents only, driven by the lab process).
+        self.procs, self.shard, self.start_time = procs, shard, start_time
+        self.shards: Shards | None = None
+        self.watcher: asyncio.Future[None] | None = None
         self.syslog_target, self.trap_target = syslog, traps
         self.signals: LabSignals | None = None
         self.run_dir = run_dir
@@ -186,23 +196,38 @@ class LabServer:
         raw, inv = read_inventory(self.inventory)
         paths = ensure_secrets(self.run_dir)
         community, auth, priv = (paths[n].read_text().strip().encode() for n in SECRET_NAMES[:3])
-        self.devices = build_devices(inv, self.base, self.snmp_port, self.ssh_port or None, time.time())
+        if self.start_time is None:
+            self.start_time = time.time()
+        # Every process builds every device from the same start time: the same state everywhere.
+        self.devices = build_devices(inv, self.base, self.snmp_port, self.ssh_port or None, self.start_time)
         self.faults = Faults(self.devices)
-        derived = derived_inventory(raw, self.devices, paths)
+        k, n = self.shard or (0, self.procs)
+        served = [d for i, d in enumerate(self.devices) if shard_of(i, n) == k]
         inv_path = self.run_dir / "inventory.yaml"
-        inv_path.write_text(yaml.safe_dump(derived, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        if self.shard is None:
+            derived = derived_inventory(raw, self.devices, paths)
+            inv_path.write_text(
+                yaml.safe_dump(derived, sort_keys=False, allow_unicode=True), encoding="utf-8"
+            )
+            if self.procs > 1:  # the shards build their views while this process builds its own
+                self.shards = await Shards.start(self.shard_argv(), self.procs)
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         need = len(self.devices) * 2 + 64
         if soft < need:
             resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(need, soft)), hard))
         self.hosts = LabHosts(inv, self.devices)
         self.community = community
-        for d in self.devices:
+        for d in served:
             agent = make_agent(d, community, auth, priv, self.inventory.parent)
             if d.name in self.hosts.affected():
                 assert agent.v3_view is not None
                 install(self.hosts, agent, agent.v3_view, community)
             await self.agents.add(agent, d.address, d.snmp_port)
+        if self.shard is not None:
+            return  # a shard serves SNMP only; the lab process has the rest
+        if self.shards is not None:
+            await self.shards.ready()
+            self.watcher = asyncio.ensure_future(self.shards.watch(self._shard_exited))
         await self._start_ssh()
         if self.syslog_target or self.trap_target:
             self.signals = LabSignals(self.faults, self.syslog_target, self.trap_target, community)
@@ -225,6 +250,20 @@ class LabServer:
         (self.run_dir / "lab.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
         self.state_written = True
 
+    def shard_argv(self) -> list[str]:
+        """The arguments a shard process gets (the same lab, the same start time)."""
+        return [
+            "--inventory", str(self.inventory), "--run-dir", str(self.run_dir), "--base", self.base,
+            "--snmp-port", str(self.snmp_port), "--ssh-port", str(self.ssh_port),
+            "--start-time", repr(self.start_time),
+        ]  # fmt: skip
+
+    def _shard_exited(self, number: int, code: int) -> None:
+        if not self.stop_event.is_set():
+            # Some devices went silent: stop loudly rather than run on part of the lab.
+            log.error("lab shard %d exited with %s: stopping the lab", number, code)
+            self.stop_event.set()
+
     async def _start_ssh(self) -> None:
         ssh_devices = [d for d in self.devices if d.ssh_port]
         if not ssh_devices:
@@ -243,19 +282,35 @@ class LabServer:
             self.ssh_status = f"SSH CLIs failed to start: {type(exc).__name__}: {exc}"
             log.error("%s", self.ssh_status)
 
-    def status(self) -> dict[str, Any]:
-        """Devices, active faults and the CPU the lab used."""
+    def own_status(self) -> dict[str, Any]:
+        """This process's CPU, RSS and SNMP counters."""
         ru = resource.getrusage(resource.RUSAGE_SELF)
         agents = list(self.agents.agents.values())
         return {
             "pid": os.getpid(),
-            "uptime_s": round(time.time() - self.started, 1),
             "cpu_s": round(ru.ru_utime + ru.ru_stime, 3),
             "rss_mb": round(ru.ru_maxrss / 1024, 1),
-            "ssh": self.ssh_status,
+            "agents": len(agents),
             "requests": sum(a.requests for a in agents),
             "varbinds": sum(a.varbinds for a in agents),
             "dropped": sum(a.dropped for a in agents),
+        }
+
+    async def status(self) -> dict[str, Any]:
+        """Devices, active faults and the CPU the lab used (every process: `procs` has each)."""
+        procs = [self.own_status()]
+        if self.shards is not None:
+            procs += [a for a in await self.shards.broadcast({"op": "status"}) if a.pop("ok", False)]
+        return {
+            "pid": os.getpid(),
+            "uptime_s": round(time.time() - self.started, 1),
+            "cpu_s": round(sum(p["cpu_s"] for p in procs), 3),
+            "rss_mb": round(sum(p["rss_mb"] for p in procs), 1),
+            "ssh": self.ssh_status,
+            "requests": sum(p["requests"] for p in procs),
+            "varbinds": sum(p["varbinds"] for p in procs),
+            "dropped": sum(p["dropped"] for p in procs),
+            "procs": procs,
             "devices": [
                 {
                     "name": d.name,
@@ -280,25 +335,31 @@ class LabServer:
             if op == "ping":
                 return {"ok": True, "devices": len(self.devices)}
             if op == "status":
-                return {"ok": True, **self.status()}
+                return {"ok": True, **await self.status()}
             if op == "fault":
                 params = req.get("params") or {}
                 if req.get("kind") in HOST_KINDS:
-                    return {"ok": True, **self._host_fault(str(req["device"]), str(req["kind"]), params)}
+                    result = self._host_fault(str(req["device"]), str(req["kind"]), params)
+                    await self._to_shards(req, now)
+                    return {"ok": True, **result}
                 result = self.faults.apply(str(req["device"]), str(req["kind"]), now, **params)
+                await self._to_shards(req, now)  # before the traps: a trap-driven poll sees the fault
                 if self.signals is not None:
                     self.signals.on_fault(str(req["device"]), str(req["kind"]), result)
                 return {"ok": True, **result}
             if op == "clear":
                 kind = req.get("kind")
                 if kind in HOST_KINDS:
-                    return {"ok": True, "cleared": self._host_clear(str(req["device"]), str(kind))}
+                    host_cleared = self._host_clear(str(req["device"]), str(kind))
+                    await self._to_shards(req, now)
+                    return {"ok": True, "cleared": host_cleared}
                 ups = self.signals.before_clear(str(req["device"]), kind) if self.signals else []
                 cleared = self.faults.clear(str(req["device"]), str(kind) if kind else None, now)
-                if self.signals is not None:
-                    self.signals.on_clear(str(req["device"]), cleared, ups)
                 if not kind:
                     cleared += self._host_clear(str(req["device"]), None)
+                await self._to_shards(req, now)
+                if self.signals is not None:
+                    self.signals.on_clear(str(req["device"]), cleared, ups)
                 return {"ok": True, "cleared": cleared}
             if op == "hosts":
                 return {"ok": True, "hosts": self.hosts.status() if self.hosts else []}
@@ -312,6 +373,41 @@ class LabServer:
         except (FaultError, HostFaultError, KeyError, TypeError, ValueError) as exc:
             return {"ok": False, "error": str(exc)}
         return {"ok": False, "error": f"unknown op {op!r}"}
+
+    async def _to_shards(self, req: dict[str, Any], now: float) -> None:
+        """Apply a fault or clear this process applied to every shard too, at the same `now`."""
+        if self.shards is None:
+            return
+        for answer in await self.shards.broadcast({**req, "now": now}):
+            if not answer.get("ok"):
+                log.error("a lab shard did not apply %s: %s", req.get("op"), answer.get("error"))
+
+    async def handle_shard(self, req: dict[str, Any]) -> dict[str, Any]:
+        """A shard's requests from the lab process: faults and clears at the lab's `now`, status, stop."""
+        op = req.get("op")
+        now = float(req.get("now") or time.time())
+        try:
+            if op == "status":
+                return {"ok": True, **self.own_status()}
+            if op == "stop":
+                self.stop_event.set()
+                return {"ok": True}
+            device, kind = str(req["device"]), req.get("kind")
+            if op == "fault" and kind in HOST_KINDS:
+                self._host_fault(device, str(kind), req.get("params") or {})
+            elif op == "fault":
+                self.faults.apply(device, str(kind), now, **(req.get("params") or {}))
+            elif op == "clear" and kind in HOST_KINDS:
+                self._host_clear(device, str(kind))
+            elif op == "clear":
+                self.faults.clear(device, str(kind) if kind else None, now)
+                if not kind:
+                    self._host_clear(device, None)
+            else:
+                return {"ok": False, "error": f"unknown op {op!r}"}
+        except (FaultError, HostFaultError, KeyError, TypeError, ValueError) as exc:
+            return {"ok": False, "error": str(exc)}
+        return {"ok": True}
 
     def _host_fault(self, device: str, kind: str, params: dict[str, Any]) -> dict[str, Any]:
         if self.hosts is None:
@@ -354,6 +450,10 @@ class LabServer:
         """Stop every server and remove the control socket."""
         if self.signals is not None:
             await self.signals.close()
+        if self.watcher is not None:
+            self.watcher.cancel()
+        if self.shards is not None:
+            await self.shards.close()
         self.agents.close()
         if self.ssh_closer is not None:
             with contextlib.suppress(Exception):
@@ -366,7 +466,11 @@ class LabServer:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    """Run the lab until SIGTERM/SIGINT or a `stop` request."""
+    """Run the lab until SIGTERM/SIGINT or a `stop` request (a shard: until its stdin closes)."""
+    shard = None
+    if args.shard:
+        k, _, n = args.shard.partition("/")
+        shard = (int(k), int(n))
     server = LabServer(
         Path(args.inventory),
         Path(args.run_dir),
@@ -375,10 +479,23 @@ async def serve(args: argparse.Namespace) -> None:
         args.ssh_port,
         args.syslog,
         args.traps,
+        procs=args.procs,
+        shard=shard,
+        start_time=args.start_time,
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.stop_event.set)
+    if shard is not None:
+        try:
+            await server.start()
+            print(f"READY shard {shard[0]}/{shard[1]}: {len(server.agents.agents)} agents", flush=True)
+            requests = asyncio.ensure_future(serve_requests(server.handle_shard, server.stop_event))
+            await server.stop_event.wait()
+            requests.cancel()
+        finally:
+            await server.close()
+        return
     try:
         await server.start()
         print(f"READY {len(server.devices)} devices; {server.ssh_status}", flush=True)
@@ -401,6 +518,9 @@ def main(argv: list[str] | None = None) -> None:
         "--syslog", default=None, help="HOST:PORT: the devices send syslog there (lab/syslog_gen.py)"
     )
     p.add_argument("--traps", default=None, help="HOST:PORT: the devices send SNMPv2c traps there on faults")
+    p.add_argument("--procs", type=int, default=1, help="processes serving the SNMP agents (lab/shards.py)")
+    p.add_argument("--shard", default=None, help=argparse.SUPPRESS)  # K/N: started by --procs
+    p.add_argument("--start-time", type=float, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     asyncio.run(serve(args))

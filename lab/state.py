@@ -36,6 +36,20 @@ class LabInterface:
             int(self.out_base + self.out_bps / 8 * dt) + self.out_counter_offset,
         )
 
+    def in_octets(self, now: float) -> int:
+        """`octets(now)[0]` alone (the agent reads one column at a time)."""
+        if not self.oper_up:
+            return int(self.in_base) + self.counter_offset
+        dt = now - self.since
+        return int(self.in_base + self.in_bps / 8 * (dt if dt > 0.0 else 0.0)) + self.counter_offset
+
+    def out_octets(self, now: float) -> int:
+        """`octets(now)[1]` alone."""
+        if not self.oper_up:
+            return int(self.out_base) + self.out_counter_offset
+        dt = now - self.since
+        return int(self.out_base + self.out_bps / 8 * (dt if dt > 0.0 else 0.0)) + self.out_counter_offset
+
     def rebase(self, now: float) -> None:
         """Freeze the counters at their current value (before a state change)."""
         i, o = self.octets(now)

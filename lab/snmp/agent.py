@@ -76,8 +76,9 @@ class DeviceAgent:
         if view is None or req.pdu.tag not in (ber.GET, ber.GETNEXT, ber.GETBULK):
             return None
         limit = min(MAX_RESPONSE, max(req.max_size, 484)) - V3_OVERHEAD
-        pdu = self._answer(view, req.pdu, now, limit, False, self._engine_values(boots, etime))
-        scoped = ber.tlv(ber.SEQUENCE, ber.octets(self.usm.engine_id) + ber.octets(req.context_name) + pdu)
+        extra = self._engine_values(boots, etime) if req.pdu.tag == ber.GET else None
+        pdu = self._answer(view, req.pdu, now, limit, False, extra)
+        scoped = ber.tlv(ber.SEQUENCE, self.usm.engine_id_tlv + ber.octets(req.context_name) + pdu)
         return self.usm.encode(req.msg_id, req.flags & 0x03, req.user, scoped, boots, etime)
 
     def _engine_values(self, boots: int, etime: int) -> dict[tuple[int, ...], bytes]:
@@ -136,6 +137,17 @@ class DeviceAgent:
                 out.append(vb)
                 size += len(vb)
             rep_oids = pdu.oids[n:]
+            if len(rep_oids) == 1 and m:
+                # One column, as walkers ask: a slice of the view (endOfMibView when it starts past the end).
+                vbs = view.varbinds(view.next_index(rep_oids[0]), m, now)
+                if not vbs:
+                    vbs.append(ber.varbind(ber.enc_oid(rep_oids[0]), ber.END_OF_MIB_VIEW_VALUE))
+                for vb in vbs:
+                    if size + len(vb) > limit and out:
+                        break  # GETBULK may return fewer varbinds than asked (RFC 3416 4.2.3)
+                    out.append(vb)
+                    size += len(vb)
+                rep_oids = []
             cursors = [view.next_index(o) for o in rep_oids]
             end = len(view)
             full = False

@@ -71,6 +71,8 @@ def enc_uint(value: int, tag: int) -> bytes:
     if value < 0:
         raise ValueError("unsigned SNMP value is negative")
     n = value.bit_length() // 8 + 1  # a leading 0 keeps the top bit clear
+    if n < 0x80:  # always, for 64-bit values: skip tlv()'s general length
+        return bytes((tag, n)) + value.to_bytes(n, "big")
     return tlv(tag, value.to_bytes(n, "big"))
 
 

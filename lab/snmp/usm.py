@@ -69,10 +69,15 @@ def priv_key(auth: str, priv: str, password: bytes, engine_id: bytes) -> bytes:
     return key[:need]
 
 
+@lru_cache(maxsize=4096)
+def _aes(key: bytes) -> algorithms.AES:
+    return algorithms.AES(key)  # checking the key is a third of a small message's cipher cost
+
+
 def aes_cfb(key: bytes, boots: int, etime: int, salt: bytes, data: bytes, encrypt: bool) -> bytes:
     """AES-CFB128 with the RFC 3826 IV (engineBoots || engineTime || salt)."""
     iv = boots.to_bytes(4, "big") + etime.to_bytes(4, "big") + salt
-    cipher = Cipher(algorithms.AES(key), CFB(iv))
+    cipher = Cipher(_aes(key), CFB(iv))
     ctx = cipher.encryptor() if encrypt else cipher.decryptor()
     return ctx.update(data) + ctx.finalize()
 
@@ -121,6 +126,7 @@ class _Parsed:
     priv_params: bytes
     scoped_pos: int
     end: int
+    msg: bytes
 
 
 @dataclass
@@ -130,6 +136,32 @@ class UsmEngine:
     engine_id: bytes
     users: dict[bytes, UsmUser]
     stats: dict[tuple[int, ...], int] = field(default_factory=dict)
+    # user name -> (hash name, digest length, localised auth key, privacy key): derived once per user.
+    _keys: dict[bytes, tuple[str, int, bytes, bytes | None]] = field(default_factory=dict, repr=False)
+    _engine_tlv: bytes = field(default=b"", repr=False)
+
+    @property
+    def engine_id_tlv(self) -> bytes:
+        """The engine ID as an encoded OCTET STRING (in every message and scoped PDU)."""
+        tlv = self._engine_tlv
+        if not tlv:
+            tlv = self._engine_tlv = ber.octets(self.engine_id)
+        return tlv
+
+    def keys(self, user: UsmUser) -> tuple[str, int, bytes, bytes | None]:
+        """The hash, digest length, localised auth key and privacy key of an authenticating user."""
+        got = self._keys.get(user.name)
+        if got is None:
+            assert user.auth is not None
+            hash_name, trunc = AUTH[user.auth]
+            key = localized_key(hash_name, user.auth_password or b"", self.engine_id)
+            pkey = (
+                priv_key(user.auth, user.priv, user.priv_password or b"", self.engine_id)
+                if user.priv
+                else None
+            )
+            got = self._keys[user.name] = (hash_name, trunc, key, pkey)
+        return got
 
     @staticmethod
     def make_engine_id(seed: str) -> bytes:
@@ -159,7 +191,7 @@ class UsmEngine:
         priv_params, q = ber.read_octets(msg, auth_end, se)
         return _Parsed(
             msg_id, max_size, flags_b[0], engine_id, boots, etime, user, auth_start, auth_end,
-            priv_params, pe, e,
+            priv_params, pe, e, msg,
         )  # fmt: skip
 
     def process(self, msg: bytes, boots: int, etime: int) -> tuple[V3Request | None, bytes | None]:
@@ -172,28 +204,25 @@ class UsmEngine:
         reportable = bool(flags & FLAG_REPORTABLE)
         if flags & FLAG_PRIV and not flags & FLAG_AUTH:
             return None, None
-        plain_pdu_id = self._plain_request_id(msg, m)
         if m.engine_id != self.engine_id:
-            return None, self._report(m, UNKNOWN_ENGINE_IDS, None, 0, boots, etime, plain_pdu_id, reportable)
+            return None, self._report(m, UNKNOWN_ENGINE_IDS, None, 0, boots, etime, None, reportable)
         user = self.users.get(m.user)
         if user is None:
-            return None, self._report(m, UNKNOWN_USER_NAMES, None, 0, boots, etime, plain_pdu_id, reportable)
+            return None, self._report(m, UNKNOWN_USER_NAMES, None, 0, boots, etime, None, reportable)
         if (flags & 0x03) != user.level():
-            return None, self._report(
-                m, UNSUPPORTED_SEC_LEVELS, None, 0, boots, etime, plain_pdu_id, reportable
-            )
+            return None, self._report(m, UNSUPPORTED_SEC_LEVELS, None, 0, boots, etime, None, reportable)
+        pkey: bytes | None = None
         if user.auth is not None:
-            hash_name, trunc = AUTH[user.auth]
+            hash_name, trunc, key, pkey = self.keys(user)
             if m.auth_end - m.auth_start != trunc:
-                return None, self._report(m, WRONG_DIGESTS, None, 0, boots, etime, plain_pdu_id, reportable)
-            key = localized_key(hash_name, user.auth_password or b"", self.engine_id)
+                return None, self._report(m, WRONG_DIGESTS, None, 0, boots, etime, None, reportable)
             zeroed = msg[: m.auth_start] + bytes(trunc) + msg[m.auth_end :]
-            digest = hmac.new(key, zeroed, hash_name).digest()[:trunc]
+            digest = hmac.digest(key, zeroed, hash_name)[:trunc]
             if not hmac.compare_digest(digest, msg[m.auth_start : m.auth_end]):
-                return None, self._report(m, WRONG_DIGESTS, None, 0, boots, etime, plain_pdu_id, reportable)
+                return None, self._report(m, WRONG_DIGESTS, None, 0, boots, etime, None, reportable)
             if m.boots != boots or abs(m.etime - etime) > TIME_WINDOW_S or boots >= 2147483647:
                 return None, self._report(
-                    m, NOT_IN_TIME_WINDOWS, user, FLAG_AUTH, boots, etime, plain_pdu_id, reportable
+                    m, NOT_IN_TIME_WINDOWS, user, FLAG_AUTH, boots, etime, None, reportable
                 )
         scoped_pos = m.scoped_pos
         scoped = msg
@@ -201,9 +230,8 @@ class UsmEngine:
         if flags & FLAG_PRIV:
             try:
                 cs, ce = ber.expect(msg, m.scoped_pos, m.end, ber.OCTET_STRING)
-                if len(m.priv_params) != 8 or user.priv is None:
+                if len(m.priv_params) != 8 or pkey is None:
                     raise BerError("bad privParameters")
-                pkey = priv_key(user.auth or "sha", user.priv, user.priv_password or b"", self.engine_id)
                 scoped = aes_cfb(pkey, m.boots, m.etime, m.priv_params, msg[cs:ce], encrypt=False)
                 scoped_pos, scoped_end = 0, len(scoped)
                 ber.read_tlv(scoped, 0, scoped_end)  # garbage after decryption -> decryptionError
@@ -240,12 +268,15 @@ class UsmEngine:
         flags: int,
         boots: int,
         etime: int,
-        request_id: int,
+        request_id: int | None,
         reportable: bool,
     ) -> bytes | None:
+        """A REPORT PDU; request_id None: the plaintext request's (read only when a report is sent)."""
         self.stats[counter] = self.stats.get(counter, 0) + 1
         if not reportable:
             return None
+        if request_id is None:
+            request_id = self._plain_request_id(m.msg, m)
         vb = ber.varbind(ber.enc_oid(counter), ber.counter32(self.stats[counter]))
         pdu = ber.encode_pdu(ber.REPORT, request_id, 0, 0, [vb])
         scoped = ber.tlv(ber.SEQUENCE, ber.octets(self.engine_id) + ber.octets(b"") + pdu)
@@ -257,14 +288,14 @@ class UsmEngine:
         """A v3 message carrying `scoped` (a plaintext scopedPDU), encrypted/authenticated per flags."""
         auth_len = 0
         salt = b""
+        hash_name, key = "", b""
         if user is not None and flags & FLAG_AUTH and user.auth is not None:
-            auth_len = AUTH[user.auth][1]
-            if flags & FLAG_PRIV and user.priv is not None:
+            hash_name, auth_len, key, pkey = self.keys(user)
+            if flags & FLAG_PRIV and pkey is not None:
                 salt = os.urandom(8)
-                pkey = priv_key(user.auth, user.priv, user.priv_password or b"", self.engine_id)
                 scoped = ber.octets(aes_cfb(pkey, boots, etime, salt, scoped, encrypt=True))
         name = user.name if user is not None else b""
-        head = ber.octets(self.engine_id) + ber.enc_int(boots) + ber.enc_int(etime) + ber.octets(name)
+        head = self.engine_id_tlv + ber.enc_int(boots) + ber.enc_int(etime) + ber.octets(name)
         sec = ber.tlv(ber.SEQUENCE, head + ber.octets(bytes(auth_len)) + ber.octets(salt))
         header = ber.tlv(
             ber.SEQUENCE,
@@ -280,7 +311,5 @@ class UsmEngine:
         outer = len(msg) - len(body)
         sec_hdr = len(sec_tlv) - len(sec) + (len(sec) - len(head) - 2 - auth_len - 2 - len(salt))
         pos = outer + 3 + len(header) + sec_hdr + len(head) + 2
-        hash_name = AUTH[user.auth][0]
-        key = localized_key(hash_name, user.auth_password or b"", self.engine_id)
-        digest = hmac.new(key, msg, hash_name).digest()[:auth_len]
+        digest = hmac.digest(key, msg, hash_name)[:auth_len]
         return msg[:pos] + digest + msg[pos + auth_len :]

@@ -1,4 +1,4 @@
-"""A device's MIB view: a sorted OID list with pre-encoded OIDs and static or computed values."""
+"""A device's MIB view: a sorted OID list with pre-encoded varbinds and static or computed values."""
 
 from __future__ import annotations
 
@@ -14,19 +14,35 @@ Provider = Callable[[float], bytes]  # now -> encoded value TLV
 Cell = tuple[Callable[[Any, float], bytes], Any]
 Value = bytes | Provider | Cell
 
+# Devices of one vendor share most OIDs and many static varbinds (ifType.3 = 6 on every switch):
+# one copy of each serves every view, so a 3 000-device lab holds a fraction of the bytes.
+_SHARED: dict[Any, Any] = {}
+
+
+def _shared(obj: Any) -> Any:
+    return _SHARED.setdefault(obj, obj)
+
 
 class MibView:
-    """Sorted OIDs, their encoded TLVs and values; lookups are bisects, walks are index steps."""
+    """Sorted OIDs, their encoded TLVs and values; lookups are bisects, walks are index steps.
 
-    __slots__ = ("enc", "oids", "values")
+    `vbs[i]` is the whole encoded varbind of a static value (built once: answering is a list
+    lookup), None for a computed one.
+    """
+
+    __slots__ = ("enc", "oids", "values", "vbs")
 
     def __init__(self, entries: Iterable[tuple[Oid, Value]]) -> None:
         merged: dict[Oid, Value] = {}
         for oid, value in entries:
             merged[oid] = value  # later entries override earlier ones
-        self.oids: list[Oid] = sorted(merged)
-        self.enc: list[bytes] = [ber.enc_oid(o) for o in self.oids]
+        self.oids: list[Oid] = [_shared(o) for o in sorted(merged)]
+        self.enc: list[bytes] = [_shared(ber.enc_oid(o)) for o in self.oids]
         self.values: list[Value] = [merged[o] for o in self.oids]
+        self.vbs: list[bytes | None] = [
+            _shared(ber.varbind(e, v)) if type(v) is bytes else None
+            for e, v in zip(self.enc, self.values, strict=True)
+        ]
 
     def __len__(self) -> int:
         return len(self.oids)
@@ -55,7 +71,7 @@ class MibView:
         """The varbind answering GET for oid."""
         i = self.index(oid)
         if i >= 0:
-            return ber.varbind(self.enc[i], self.value_at(i, now))
+            return self.varbind_at(i, now)
         j = bisect_left(self.oids, oid[:-1])
         has_object = j < len(self.oids) and self.oids[j][: len(oid) - 1] == oid[:-1]
         miss = ber.NO_SUCH_INSTANCE_VALUE if has_object else ber.NO_SUCH_OBJECT_VALUE
@@ -63,7 +79,31 @@ class MibView:
 
     def varbind_at(self, i: int, now: float) -> bytes:
         """The varbind for index i."""
-        return ber.varbind(self.enc[i], self.value_at(i, now))
+        vb = self.vbs[i]
+        if vb is not None:
+            return vb
+        v = self.values[i]
+        value = v[0](v[1], now) if type(v) is tuple else v(now)  # type: ignore[operator]
+        content = self.enc[i] + value
+        n = len(content)
+        if n < 0x80:
+            return b"\x30" + n.to_bytes(1, "big") + content
+        return ber.tlv(ber.SEQUENCE, content)
+
+    def varbinds(self, start: int, count: int, now: float) -> list[bytes]:
+        """The varbinds of indices start .. start+count-1 (clipped to the view): one GETBULK column."""
+        vbs, values, enc = self.vbs, self.values, self.enc
+        out: list[bytes] = []
+        for i in range(start, min(start + count, len(vbs))):
+            vb = vbs[i]
+            if vb is None:
+                v = values[i]
+                value = v[0](v[1], now) if type(v) is tuple else v(now)  # type: ignore[operator]
+                content = enc[i] + value
+                n = len(content)
+                vb = b"\x30" + n.to_bytes(1, "big") + content if n < 0x80 else ber.tlv(ber.SEQUENCE, content)
+            out.append(vb)
+        return out
 
     def walk(self, prefix: Oid, now: float) -> list[tuple[Oid, bytes]]:
         """(oid, encoded value) under a prefix (for tests and tools)."""

@@ -1,8 +1,14 @@
-"""The lab process against real net-snmp clients: system group, interfaces, vendor OIDs, v3, faults."""
+"""The lab process against real net-snmp clients: system group, interfaces, vendor OIDs, v3, faults.
+
+Every test on the `lab` fixture runs twice: one process, and `--procs 3` (devices served by three
+processes, so the agg1-core1 link and the fw1/fw2 HA pair cross processes and faults must reach
+every shard).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -73,13 +79,28 @@ IF_HC_IN = ".1.3.6.1.2.1.31.1.1.1.6"
 IF_IN = ".1.3.6.1.2.1.2.2.1.10"
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabProcess]:
+@pytest.fixture(scope="module", params=[1, 3], ids=["procs1", "procs3"])
+def lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[LabProcess]:
     require_cmd("snmpget", "snmpbulkwalk")
+    procs = int(request.param)
     tmp = tmp_path_factory.mktemp("lab")
-    with lab_process(INVENTORY, tmp, BASE) as lab:  # its port chosen now: two runs at once never collide
+    base = BASE if procs == 1 else "127.20.3.0"
+    # Its port chosen now: two runs at once never collide.
+    with lab_process(INVENTORY, tmp, base, procs=procs) as lab:
+        pids = lab.pids()
+        assert len(pids) == procs
         yield lab
     assert lab.pid is None
+    _gone(pids)
+
+
+def _gone(pids: list[int], timeout: float = 10.0) -> None:
+    """Every process in pids has exited (a zombie counts: its parent just has not reaped it yet)."""
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text():
+            assert time.monotonic() < deadline, f"process {pid} still runs"
+            time.sleep(0.05)
 
 
 def addr(lab: LabProcess, device: str) -> str:
@@ -125,7 +146,7 @@ def test_derived_inventory_is_valid_and_has_no_literal_secrets(lab: LabProcess) 
         assert lab.secret(name) not in text
         assert (lab.run_dir / "secrets" / name).stat().st_mode & 0o077 == 0
     core = inv.device("core1")
-    assert core.address.startswith("127.20.1.")
+    assert core.address.startswith(lab.base.rsplit(".", 1)[0] + ".")
     snmp = inv.snmp_of(core)
     assert snmp is not None and snmp.version == "3" and snmp.port == lab.snmp_port
     assert snmp.auth_protocol == "sha256" and snmp.priv_protocol == "aes128"
@@ -348,6 +369,52 @@ def test_sigterm_stops_the_lab_cleanly(tmp_path: Path) -> None:
         lab.proc.send_signal(signal.SIGTERM)
         assert lab.proc.wait(10) == 0
         assert not (tmp_path / "run" / "control.sock").exists()
+        assert not (tmp_path / "run" / "lab.json").exists()
+    finally:
+        lab.stop()
+
+
+def test_status_counts_every_process(lab: LabProcess) -> None:
+    assert values(v2c(lab, "snmpget", "ups1", SYS_UPTIME).stdout)  # at least one request somewhere
+    st = lab.status()
+    procs = st["procs"]
+    assert [p["pid"] for p in procs] == lab.pids()
+    assert sum(p["agents"] for p in procs) == len(st["devices"]) == len(INVENTORY["devices"])
+    assert st["requests"] == sum(p["requests"] for p in procs) > 0
+    assert st["cpu_s"] == pytest.approx(sum(p["cpu_s"] for p in procs), abs=0.01)
+
+
+def _sharded(tmp_path: Path, base: str) -> LabProcess:
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(
+        yaml.safe_dump({"sites": INVENTORY["sites"], "devices": INVENTORY["devices"][:4]}), encoding="utf-8"
+    )
+    snmp_port, _ = lab_ports(base, 4)
+    return LabProcess(
+        inv, tmp_path / "run", base=base, snmp_port=snmp_port, ssh_port=0, progress=None, procs=2
+    )
+
+
+def test_shards_stop_when_the_lab_process_is_killed(tmp_path: Path) -> None:
+    lab = _sharded(tmp_path, "127.29.2.0").start()
+    try:
+        pids = lab.pids()
+        assert len(pids) == 2
+        assert lab.proc is not None
+        lab.proc.kill()  # no clean-up in the lab process: the shard sees its stdin close
+        lab.proc.wait(10)
+        _gone(pids[1:])
+    finally:
+        lab.stop()
+
+
+def test_the_lab_stops_when_a_shard_dies(tmp_path: Path) -> None:
+    lab = _sharded(tmp_path, "127.29.3.0").start()
+    try:
+        pids = lab.pids()
+        assert lab.proc is not None
+        os.kill(pids[1], signal.SIGKILL)
+        assert lab.proc.wait(15) == 0  # stopped on its own, cleanly
         assert not (tmp_path / "run" / "lab.json").exists()
     finally:
         lab.stop()
