@@ -364,6 +364,13 @@ def ip_and_port(value: Any) -> tuple[str | None, int | None]:
     """A validated IP address (and a port when written `ip:port`, `[v6]:port` or `ip/port`)."""
     if not isinstance(value, str):
         return None, None
+    if len(value) > 96:  # too long to be an address: not worth a cache entry (the cache stays small)
+        return _ip_and_port.__wrapped__(value)
+    return _ip_and_port(value)
+
+
+@lru_cache(maxsize=65536)  # addresses repeat from line to line
+def _ip_and_port(value: str) -> tuple[str | None, int | None]:
     v = value.strip().strip('"').rstrip(".")
     if not v or len(v) > 64:
         return None, None
