@@ -13,9 +13,9 @@ back-references; a format file that uses them fails to load.
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import re
-import re._parser as re_parser
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -166,6 +166,8 @@ class Pattern:
 # nested repeats and back-references are refused at load, the generic tests check the pairs equal
 # `pattern`'s on every sample, example and a seeded fuzz, and this cap bounds any slip.
 FAST_MAX = 2048
+# The stdlib's own regex parser (untyped, hence Any): `compile_fast` walks its tree for nested repeats.
+re_parser: Any = importlib.import_module("re._parser")
 
 
 def compile_fast(pattern: str) -> re.Pattern[bytes]:
@@ -401,6 +403,11 @@ def _valid_ip(text: str) -> str | None:
         return None
 
 
+def _compile_kv(kv: KeyValues) -> tuple[Pattern, dict[bytes, str], str, re.Pattern[bytes] | None]:
+    fast = compile_fast(kv.fast) if kv.fast else None
+    return Pattern(kv.pattern), {k.encode(): v for k, v in kv.fields.items()}, kv.strip, fast
+
+
 def compile_format(spec: VendorFormat) -> CompiledFormat:
     """Compile patterns (raises ValueError naming one RE2 rejects)."""
     return CompiledFormat(
@@ -408,11 +415,7 @@ def compile_format(spec: VendorFormat) -> CompiledFormat:
         Pattern(spec.detect),
         [Pattern(p) for p in spec.extract],
         pattern_set(spec.extract) if spec.extract else None,
-        [
-            (Pattern(kv.pattern), {k.encode(): v for k, v in kv.fields.items()}, kv.strip,
-             compile_fast(kv.fast) if kv.fast else None)
-            for kv in spec.kv
-        ],  # fmt: skip
+        [_compile_kv(kv) for kv in spec.kv],
         [(Pattern(rule.match), rule) for rule in spec.rules],
         pattern_set([rule.match for rule in spec.rules]) if spec.rules else None,
         {k: {raw.lower(): v for raw, v in table.items()} for k, table in spec.values.items()},
