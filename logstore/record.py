@@ -121,7 +121,11 @@ def prepare(rec: Record) -> Prepared:
     device: str | None = rec.get("device")
     event_type: str = rec["event_type"]
     tail = meta_bytes([recv_ts, device, event_type])[1:]
-    terms = tuple(prefix + v for key, prefix in TERM_FIELDS if isinstance(v := rec.get(key), str))
+    terms: tuple[str, ...] = ()
+    for key, prefix in TERM_FIELDS:
+        value = rec.get(key)
+        if isinstance(value, str):
+            terms += (prefix + value,)
     return body[: at + 6], body[at + len(_SEQ_SLOT) :], tail, recv_ts, device, event_type, terms
 
 
