@@ -8,7 +8,9 @@ and actions map to one vocabulary, and an outcome exists only where a rule read 
 
 Patterns are compiled with google-re2 (the engine Alertmanager's matchers use): matching time is linear
 in the input for every pattern, so no line can make a parser backtrack. RE2 has no look-around and no
-back-references; a format file that uses them fails to load.
+back-references; a format file that uses them fails to load. The one exception is a `kv` entry's
+optional `fast` pattern (stdlib `re`, for speed: see FAST_MAX): reviewed, restricted at load, bounded
+to short ASCII bodies, and tested against its RE2 `pattern` on every sample.
 """
 
 from __future__ import annotations
