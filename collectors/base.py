@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -15,7 +16,7 @@ class PollResult:
 
     device: str
     ok: bool
-    samples: list[Sample] = field(default_factory=list)
+    samples: Sequence[Sample] = field(default_factory=list)  # SNMP: a SampleSet
     error: str | None = None  # short reason when not ok (timeout, auth failure, ...)
     varbinds: int = 0
     duration_s: float = 0.0

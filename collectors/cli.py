@@ -73,13 +73,13 @@ async def poll_cycle(
     devices: Sequence[Device],
     collector: Collector,
     settings: SchedulerSettings,
-) -> list[tuple[Device, PollResult, list[Sample]]]:
+) -> list[tuple[Device, PollResult, Sequence[Sample]]]:
     """Poll each device once (concurrently, capped, each under its interval's deadline)."""
     schedule = Schedule(settings)
     sem = asyncio.Semaphore(settings.max_concurrency)
     keywords = accepted_keywords(collector)
 
-    async def one(device: Device) -> tuple[Device, PollResult, list[Sample]]:
+    async def one(device: Device) -> tuple[Device, PollResult, Sequence[Sample]]:
         async with sem:
             started = time.monotonic()
             schedule.add(device.name, inventory.interval_of(device), started)

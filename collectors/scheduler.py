@@ -15,6 +15,7 @@ import logging
 import math
 import time
 import zlib
+from array import array
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from typing import Any, Protocol
 
 from collectors.base import Collector, PollResult, device_labels
 from core.pipeline import SampleSink
-from core.samples import MetricType, Sample
+from core.samples import Labels, Layout, MetricType, Sample, SampleSet
 from inventory.model import Device, Inventory
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,9 @@ class DeviceState:
     last_duration: float = 0.0
     last_lateness: float = 0.0
     last_deadline: float = 0.0
+    # The poll metrics' layout and it joined to the collector's last layout (SampleSets, reused).
+    poll_layout: Layout | None = None
+    joined: tuple[Layout, Layout] | None = None
 
 
 def phase_of(name: str) -> float:
@@ -226,15 +230,46 @@ class Schedule:
         heapq.heappush(self._heap, (due, st.name))
         return due
 
-    def poll_samples(self, device: Device, result: PollResult | None, timestamp: float) -> list[Sample]:
+    def poll_samples(
+        self, device: Device, result: PollResult | None, timestamp: float
+    ) -> list[Sample] | SampleSet:
         """The device's whole sample set after a poll: data only if it succeeded, plus poll metrics."""
         st = self.devices[device.name]
         labels = device_labels(device)
         ok = result is not None and result.ok
         out: list[Sample] = []
+        values = self._poll_values(st, ok)
         if ok and result is not None:
-            out = [s for s in result.samples if s.metric not in POLL_METRICS]
-        values = {
+            data = result.samples
+            if isinstance(data, SampleSet) and not data.metrics() & POLL_METRICS.keys():
+                return self._joined(st, data, labels, values, timestamp)
+            out = [s for s in data if s.metric not in POLL_METRICS]
+        for metric, value in values.items():
+            kind, help_ = POLL_METRICS[metric]
+            out.append(Sample(metric, labels, value, timestamp, kind, help_))
+        return out
+
+    @staticmethod
+    def _joined(
+        st: DeviceState, data: SampleSet, labels: Labels, values: dict[str, float], timestamp: float
+    ) -> SampleSet:
+        # The collector's SampleSet followed by the poll metrics, its layout reused while unchanged.
+        poll = st.poll_layout
+        if poll is None or poll.labels[0] != labels:
+            heads = [(m, kind, help_) for m, (kind, help_) in POLL_METRICS.items()]
+            poll = st.poll_layout = Layout.build(heads, [labels] * len(heads))
+            st.joined = None
+        joined = st.joined
+        if joined is None or joined[0] is not data.layout:
+            joined = st.joined = (data.layout, data.layout.concat(poll))
+        stamps: float | array[float] = timestamp
+        if isinstance(data.stamps, array) or data.stamps != timestamp:
+            stamps = array("d", [*data.timestamps(), *[timestamp] * len(values)])
+        return SampleSet(joined[1], data.values + array("d", values.values()), stamps)
+
+    @staticmethod
+    def _poll_values(st: DeviceState, ok: bool) -> dict[str, float]:
+        return {
             "govnet_up": 1.0 if ok else 0.0,
             "govnet_poll_duration_seconds": st.last_duration,
             "govnet_poll_lateness_seconds": st.last_lateness,
@@ -246,10 +281,6 @@ class Schedule:
             "govnet_poll_missed_total": float(st.missed),
             "govnet_device_unreachable": 1.0 if st.unreachable else 0.0,
         }
-        for metric, value in values.items():
-            kind, help_ = POLL_METRICS[metric]
-            out.append(Sample(metric, labels, value, timestamp, kind, help_))
-        return out
 
 
 def accepted_keywords(collector: Collector) -> set[str]:

@@ -1,5 +1,7 @@
 """A poller worker process (`python -m collectors.worker --inventory F --settings JSON --index I`).
 
+With `--inventory-from-stdin` the supervisor's validated inventory arrives as the first frame instead
+of being parsed from F again (what `govnet run` does: less memory per worker).
 It polls the devices the supervisor names (frames on stdin) with an ordinary Scheduler and writes each
 poll's samples back in batches (frames on stdout; logs go to stderr). It ends when stdin closes, so a
 worker never outlives its supervisor, even after a kill -9 of `govnet run`.
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from collectors.scheduler import Scheduler, SchedulerSettings
 from collectors.workers import SampleBatcher, encode, read_frame
+from inventory.model import Inventory
 
 log = logging.getLogger("govnet.worker")
 
@@ -25,14 +28,29 @@ FLUSH_INTERVAL = 0.1
 STATS_INTERVAL = 1.0
 
 
-async def serve(inventory_path: Path, settings: SchedulerSettings, out_fd: int) -> int:
+async def serve(
+    inventory_path: Path, settings: SchedulerSettings, out_fd: int, inventory_from_stdin: bool = False
+) -> int:
     """Poll what the supervisor says until stdin closes or it says stop."""
     from collectors.snmp import SnmpCollector
     from inventory.load import load_inventory
 
-    inventory = load_inventory(inventory_path)
-    known = {d.name: d for d in inventory.devices}
     loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=1 << 20)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    if inventory_from_stdin:
+        # The supervisor's validated inventory (its first frame): no YAML parse here.
+        try:
+            message = await read_frame(reader)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return 0
+        if message[0] != "inventory" or not isinstance(message[1], Inventory):
+            log.error("expected the inventory as the first frame")
+            return 2
+        inventory: Inventory = message[1]
+    else:
+        inventory = load_inventory(inventory_path)
+    known = {d.name: d for d in inventory.devices}
 
     def write(data: bytes) -> None:
         # Blocking writes to the pipe: the supervisor reads continuously; a full pipe is back-pressure.
@@ -44,8 +62,6 @@ async def serve(inventory_path: Path, settings: SchedulerSettings, out_fd: int) 
     batcher = SampleBatcher(write)
     collector = SnmpCollector(timeout_s=settings.timeout, retries=settings.retries)
     scheduler = Scheduler(inventory, collector, batcher, settings, devices=[])
-    reader = asyncio.StreamReader(limit=1 << 20)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
 
     async def control() -> None:
         try:
@@ -93,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inventory", type=Path, required=True)
     parser.add_argument("--settings", type=json.loads, required=True, help="SchedulerSettings as JSON")
     parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--inventory-from-stdin", action="store_true", help="first frame: the inventory")
     args = parser.parse_args(argv)
     # Ctrl-C reaches the whole process group: the supervisor alone decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -105,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        return asyncio.run(serve(args.inventory, SchedulerSettings(**args.settings), out_fd))
+        return asyncio.run(
+            serve(args.inventory, SchedulerSettings(**args.settings), out_fd, args.inventory_from_stdin)
+        )
     except BrokenPipeError:
         return 0
     except KeyboardInterrupt:

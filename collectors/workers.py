@@ -23,6 +23,7 @@ import pickle
 import struct
 import sys
 import time
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +32,8 @@ from typing import Any
 from collectors.scheduler import SCHEDULER_METRICS, SchedulerSettings
 from core.pipeline import SampleSink
 from core.ring import HashRing
-from core.samples import MetricType, Sample
-from inventory.model import Device
+from core.samples import Layout, MetricType, Sample, SampleSet
+from inventory.model import Device, Inventory
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ WORKER_METRICS: dict[str, tuple[MetricType, str]] = {
 }
 
 # A sample on the wire: (metric, labels, value, timestamp, type); HELP travels once per metric.
-WireSample = tuple[str, tuple[tuple[str, str], ...], float, float, str]
+WireSample = tuple[str, tuple[tuple[str, str], ...], float, float, MetricType]
 
 
 def encode(message: Any) -> bytes:
@@ -66,18 +67,38 @@ async def read_frame(reader: asyncio.StreamReader) -> Any:
     return pickle.loads(await reader.readexactly(n))  # noqa: S301 -- our own parent or child only
 
 
+# A SampleSet on the wire: its layout only when it differs from the one last sent for the device (else
+# None: the supervisor keeps the last one per worker and device), the values as bytes, the timestamp(s).
+WireSet = tuple[Layout | None, bytes, float | bytes]
+
+
 class SampleBatcher:
     """Worker side: collects poll results and writes them as one frame per batch (a SampleSink)."""
 
     def __init__(self, write: Callable[[bytes], None], max_devices: int = 200) -> None:
         self._write = write
         self.max_devices = max_devices
-        self._pending: list[tuple[str, list[WireSample]]] = []
+        self._pending: list[tuple[str, list[WireSample] | WireSet]] = []
         self._helps: dict[str, str] = {}
         self._sent_help: set[str] = set()
+        self._sent_layout: dict[str, Layout] = {}
 
     def publish(self, device: str, samples: Sequence[Sample]) -> None:
         """Queue one device's sample set (sent at the next flush)."""
+        if isinstance(samples, SampleSet):
+            layout: Layout | None = samples.layout
+            if self._sent_layout.get(device) is layout:
+                layout = None
+            else:
+                self._sent_layout[device] = samples.layout
+            st = samples.stamps
+            self._pending.append(
+                (device, (layout, samples.values.tobytes(), st if isinstance(st, float) else st.tobytes()))
+            )
+            if len(self._pending) >= self.max_devices:
+                self.flush()
+            return
+        self._sent_layout.pop(device, None)
         wire: list[WireSample] = []
         for s in samples:
             if s.metric not in self._sent_help and s.help:
@@ -105,6 +126,7 @@ class _Worker:
     restarts: int = 0
     stats: dict[str, float] = field(default_factory=dict)
     helps: dict[str, str] = field(default_factory=dict)
+    layouts: dict[str, Layout] = field(default_factory=dict)  # the last layout it sent per device
 
     @property
     def name(self) -> str:
@@ -130,8 +152,12 @@ class WorkerPool:
         fanout: SampleSink,
         devices: Sequence[Device],
         command: Sequence[str] | None = None,
+        loaded: Inventory | None = None,
     ) -> None:
         self.inventory = inventory
+        # The validated inventory, sent to each worker as its first frame: a worker that parsed the
+        # YAML itself kept ~27 kB per device of parser leftovers (fragmented heap) for its lifetime.
+        self._inventory_frame = encode(("inventory", loaded)) if loaded is not None else None
         self.settings = settings
         self.fanout = fanout
         self.command = list(command or [sys.executable, "-m", "collectors.worker"])
@@ -238,6 +264,7 @@ class WorkerPool:
                     json.dumps(dataclasses.asdict(self.settings)),
                     "--index",
                     str(w.index),
+                    *(["--inventory-from-stdin"] if self._inventory_frame is not None else []),
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
                     limit=1 << 20,
@@ -246,6 +273,8 @@ class WorkerPool:
                 log.error("worker %d: cannot start: %s", w.index, exc)
                 w.proc = None
             else:
+                if self._inventory_frame is not None and w.proc.stdin is not None:
+                    w.proc.stdin.write(self._inventory_frame)
                 if not first:
                     w.restarts += 1
                 started = self.clock()
@@ -261,6 +290,7 @@ class WorkerPool:
                     failures = 0
             first = False
             w.stats = {}
+            w.layouts = {}  # a new worker process sends every layout afresh
             if self._stopping:
                 return
             self._rebalance(poll_now=set(w.devices))
@@ -288,19 +318,49 @@ class WorkerPool:
                 _, helps, batch = message
                 w.helps.update(helps)
                 for device, wire in batch:
+                    # Decoded even when the device moved away meanwhile: the worker counts its layout
+                    # as sent, so ours must follow, or a later set could meet a stale layout.
+                    samples = self._decode(w, device, wire)
                     # A device moved away meanwhile is published by its new owner only.
-                    if self._owner.get(device) is not w:
+                    if samples is None or self._owner.get(device) is not w:
                         continue
-                    samples = [
-                        Sample(m, labels, value, ts, typ, w.helps.get(m, ""))
-                        for m, labels, value, ts, typ in wire
-                    ]
                     try:
                         self.fanout.publish(device, samples)
                     except Exception:
                         log.exception("fan-out failed for %s", device)
             elif kind == "stats":
                 w.stats = dict(message[1])
+
+    @staticmethod
+    def _decode(w: _Worker, device: str, wire: list[WireSample] | WireSet) -> Sequence[Sample] | None:
+        if isinstance(wire, list):
+            w.layouts.pop(device, None)
+            return [
+                Sample(m, labels, value, ts, typ, w.helps.get(m, "")) for m, labels, value, ts, typ in wire
+            ]
+        layout, raw, stamps = wire
+        if layout is None:
+            layout = w.layouts.get(device)
+            if layout is None:  # cannot happen between one worker and us; never guess
+                log.error("worker %d: no layout for %s", w.index, device)
+                return None
+        else:
+            layout = w.layouts[device] = layout.interned()
+        values = array("d")
+        values.frombytes(raw)
+        st: float | array[float] = stamps if isinstance(stamps, float) else array("d", stamps)
+        try:
+            return SampleSet(layout, values, st)
+        except ValueError:  # values that do not fit the layout: never publish them under it
+            log.error(
+                "worker %d: %d values for a layout of %d series (%s)",
+                w.index,
+                len(values),
+                len(layout),
+                device,
+            )
+            w.layouts.pop(device, None)
+            return None
 
     def _rebalance(self, poll_now: set[str]) -> None:
         # The ring over the live workers (all of them before any has started) decides each share.

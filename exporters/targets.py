@@ -2,25 +2,31 @@
 
 Like snmp_exporter, Prometheus scrapes `/metrics?device=NAME` once per device (or
 `/metrics?shard=I&shards=N` once per shard), with the target list from `/sd` (http_sd_configs), so no
-single scrape carries every device. A device's text is rendered once per poll and reused by every
-scrape until its next poll (the sample tuple in the latest store is the cache key).
+single scrape carries every device. A device's text is rendered from its SampleSet with a plan made
+once per layout (names and label text formatted once; only values per poll), and the last
+CACHE_SIZE texts are reused by repeated scrapes until the device's next poll (the set is the key).
 """
 
 from __future__ import annotations
 
 import math
+import operator
 import re
 import threading
+import weakref
+from array import array
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 
 from core.latest import LatestStore
 from core.ring import HashRing
-from core.samples import Sample
+from core.samples import Layout, Sample, SampleSet
 
 _NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 MAX_SHARDS = 1024
+CACHE_SIZE = 256  # rendered device texts kept for repeated scrapes
 
 
 def go_float(d: float) -> str:
@@ -50,16 +56,92 @@ def _escape_help(v: str) -> str:
 
 
 def _family_head(s: Sample) -> str:
+    return _head_text(s.metric, s.type, s.help)
+
+
+def _head_text(metric: str, type_: str, help_text: str) -> str:
     # The same HELP/TYPE lines as the whole-node /metrics (prometheus_client's text format).
-    help_ = _escape_help(s.help or s.metric)
+    help_ = _escape_help(help_text or metric)
     kind = "gauge"
-    if s.type == "counter":
-        kind = "counter" if s.metric.endswith("_total") else "untyped"
-    return f"# HELP {s.metric} {help_}\n# TYPE {s.metric} {kind}\n"
+    if type_ == "counter":
+        kind = "counter" if metric.endswith("_total") else "untyped"
+    return f"# HELP {metric} {help_}\n# TYPE {metric} {kind}\n"
+
+
+# Per layout (one device's series, shared by its polls while unchanged): the families in order, each
+# with its HELP/TYPE text, its name, the series kept (valid, first of duplicates: a range when they are
+# contiguous, as they are from the collectors) and each one's `{labels} ` text, shared by the series of
+# one label set. ~10 bytes per series: kept for every device scraped per target.
+_Family = tuple[str, str, "range | array[int]", tuple[str, ...]]
+_Plan = tuple[list[_Family], int]
+_plans: weakref.WeakKeyDictionary[Layout, _Plan] = weakref.WeakKeyDictionary()
+_plans_lock = threading.Lock()
+
+
+def _plan(layout: Layout) -> _Plan:
+    """What render() decides for each series, decided once per layout (the same rules)."""
+    families: dict[str, tuple[str, list[int], list[str]]] = {}
+    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    label_text: dict[tuple[tuple[str, str], ...], str | None] = {}
+    good_names: set[str] = set()
+    invalid = 0
+    heads = layout.heads
+    for i, (hi, labs) in enumerate(zip(layout.head_of, layout.labels, strict=True)):
+        metric, type_, help_ = heads[hi]
+        labels = label_text.get(labs, "?")
+        if labels == "?":
+            ok = all(_LABEL.match(k) for k, _ in labs)
+            text = ",".join(f'{k}="{_escape_value(v)}"' for k, v in sorted(labs))
+            labels = label_text[labs] = ((("{" + text + "}") if text else "") + " ") if ok else None
+        if metric not in good_names:
+            if not _NAME.match(metric):
+                invalid += 1
+                continue
+            good_names.add(metric)
+        key = (metric, labs)
+        if labels is None or key in seen:
+            invalid += 1
+            continue
+        seen.add(key)
+        fam = families.get(metric)
+        if fam is None:
+            fam = families[metric] = (_head_text(metric, type_, help_), [], [])
+        fam[1].append(i)
+        fam[2].append(labels)
+    out: list[_Family] = []
+    for metric, (head, idxs, texts) in families.items():
+        rows: range | array[int] = range(idxs[0], idxs[-1] + 1)
+        if len(rows) != len(idxs):
+            rows = array("I", idxs)
+        out.append((head, metric, rows, tuple(texts)))
+    return out, invalid
+
+
+def render_set(samples: SampleSet) -> tuple[bytes, int]:
+    """render() of a SampleSet: the per-series text comes from its layout's cached plan; only the
+    values are formatted per poll."""
+    layout = samples.layout
+    with _plans_lock:
+        plan = _plans.get(layout)
+    if plan is None:
+        plan = _plan(layout)
+        with _plans_lock:
+            _plans[layout] = plan
+    families, invalid = plan
+    values = samples.values
+    add = operator.add
+    parts: list[str] = []
+    for head, metric, rows, texts in families:
+        vals = values[rows.start : rows.stop] if type(rows) is range else map(values.__getitem__, rows)
+        # metric + "{labels} " + value, one line each: the name comes in through the join separator.
+        parts += (head, metric, ("\n" + metric).join(map(add, texts, map(go_float, vals))), "\n")
+    return "".join(parts).encode("utf-8"), invalid
 
 
 def render(samples: Iterable[Sample]) -> tuple[bytes, int]:
     """Prometheus text format of `samples`, grouped by family; (text, samples left out as invalid)."""
+    if isinstance(samples, SampleSet):
+        return render_set(samples)
     families: dict[str, list[str]] = {}
     seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
     # An interface's labels are shared by its ~10 metrics: format each label set once.
@@ -107,7 +189,8 @@ class TargetExposition:
         self.store = store
         self._targets = targets or store.devices
         self._lock = threading.Lock()
-        self._cache: dict[str, tuple[tuple[Sample, ...], bytes]] = {}
+        self._cache: OrderedDict[str, tuple[Sequence[Sample], bytes]] = OrderedDict()
+        self.cache_size = CACHE_SIZE
         self.invalid_total = 0
         self.renders_total = 0
 
@@ -123,16 +206,18 @@ class TargetExposition:
         with self._lock:
             hit = self._cache.get(name)
             if hit is not None and hit[0] is samples:
+                self._cache.move_to_end(name)
                 return hit[1]
         text, invalid = render(samples)
         with self._lock:
             self._cache[name] = (samples, text)
+            self._cache.move_to_end(name)
             self.invalid_total += invalid
             self.renders_total += 1
-            # Forget devices gone from the store (removed, or moved to another cluster node).
-            if len(self._cache) > 2 * max(1, len(self.store.devices())):
-                live = set(self.store.devices())
-                self._cache = {k: v for k, v in self._cache.items() if k in live}
+            # Only the recently scraped texts (an HA pair of Prometheus scrapes each device twice per
+            # poll): caching every device's ~75 kB would cost more memory than all its series.
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
         return text
 
     def shard(self, shard: int, shards: int) -> bytes:

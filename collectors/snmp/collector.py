@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import operator
 import time
+from array import array
 from dataclasses import dataclass, field
 
 from gufo.snmp import SnmpError
@@ -11,10 +13,10 @@ from gufo.snmp.aio.client import SnmpSession
 from collectors.base import PollResult, device_labels
 from collectors.snmp.counters import CounterTracker
 from collectors.snmp.engine import DeadlineExceeded, Fetcher, WeakCryptoRefused, make_session
-from collectors.snmp.evaluate import EvalCache, Labels, Value, Walk, evaluate
-from collectors.snmp.optics import RxBaseline
+from collectors.snmp.evaluate import DEVICE_INFO_HELP, EvalCache, Labels, Value, Walk, evaluate_rows
+from collectors.snmp.optics import RX_METRIC, RxBaseline
 from collectors.snmp.profile import Profile, default_profiles, select_profile
-from core.samples import Sample
+from core.samples import Head, Layout, Sample, SampleSet
 from core.secrets import SecretError
 from inventory.model import Device, Inventory, SnmpV2c, SnmpV3
 
@@ -38,6 +40,7 @@ class _DeviceState:
     plan: tuple[list[str], list[str]] = field(default_factory=lambda: ([], []))  # set with the profile
     reps_hint: dict[str, int] = field(default_factory=dict)  # columns that needed a smaller GETBULK
     rx_baseline: RxBaseline = field(default_factory=RxBaseline)  # 7-day median Rx power per port
+    layout: Layout | None = None  # the last poll's series, reused while they stay the same
 
 
 class NoSystemGroup(Exception):
@@ -175,9 +178,7 @@ class SnmpCollector:
             if col in skip:
                 continue
             try:
-                got = await fetch.walk(col)
-                cut = len(col) + 1
-                grouped[col] = {oid[cut:]: value for oid, value in got.items()}
+                got = grouped[col] = await fetch.walk(col, suffixes=True)
                 if not got:
                     empty.add(col)
             except TimeoutError:
@@ -196,26 +197,75 @@ class SnmpCollector:
         device: Device,
         now: float,
         columns: dict[str, dict[str, Value]] | None = None,
-    ) -> list[Sample]:
+    ) -> SampleSet:
+        """The poll's samples as a SampleSet whose layout is the previous poll's while the series are
+        unchanged: label tuples are reused by identity, so a stable device builds no new layout."""
         assert st.profile is not None
-        ev = evaluate(st.profile, walk, st.eval_cache, columns)
+        ev = evaluate_rows(st.profile, walk, st.eval_cache, columns)
         counters = st.counters
         counters.begin(ev.uptime_s, now)
         base = device_labels(device)
         if base != st.merged_base:
             st.merged, st.merged_base = {}, base
         merged = st.merged
-        out = []
-        for raw in ev.samples:
-            labels = merged.get(raw.labels)
-            if labels is None:
-                labels = merged[raw.labels] = tuple(sorted((*base, *raw.labels)))
-            if raw.type == "counter":
-                value = counters.value((raw.metric, raw.labels), raw.components, raw.bits, raw.series_source)
-                out.append(Sample(raw.metric, labels, value, now, "counter", raw.help))
+        get = merged.get
+
+        def merge(raw: Labels) -> Labels:
+            labels = merged[raw] = tuple(sorted((*base, *raw)))
+            return labels
+
+        heads: dict[Head, int] = {}
+        head_of: list[int] = []
+        labels: list[Labels] = []
+        values: list[float] = []
+        rx: list[Sample] = []
+        for block in ev.metrics:
+            n = len(block.values)
+            if not n:
+                continue
+            m = block.spec
+            counter = m.type == "counter" and m.states is None
+            head: Head = (m.name, "counter" if counter else "gauge", m.help)
+            head_of += [heads.setdefault(head, len(heads))] * n
+            mine = [lab if (lab := get(raw)) is not None else merge(raw) for raw in block.labels]
+            labels += mine
+            if counter:
+                values += counters.values(m.name, block.labels, block.comps, block.bits, block.series_source)
             else:
-                out.append(Sample(raw.metric, labels, raw.value, now, "gauge", raw.help))
-        if len(merged) > 4 * len(ev.samples) + 64:
+                values += block.values
+            if m.name == RX_METRIC:
+                rx += [
+                    Sample(m.name, lab, v, now, "gauge", m.help)
+                    for lab, v in zip(mine, block.values, strict=True)
+                ]
+        extra: list[Sample] = []
+        if ev.info:
+            info = tuple(sorted(ev.info.items()))
+            lab = get(info)
+            extra.append(
+                Sample(
+                    "govnet_device_info",
+                    lab if lab is not None else merge(info),
+                    1.0,
+                    now,
+                    "gauge",
+                    DEVICE_INFO_HELP,
+                )
+            )
+        extra += st.rx_baseline.observe(rx, now)
+        for s in extra:
+            head_of.append(heads.setdefault((s.metric, s.type, s.help), len(heads)))
+            labels.append(s.labels)
+            values.append(s.value)
+        if len(merged) > 4 * len(labels) + 64:
             st.merged = {}  # rows come and go: keep the cache bounded
-        out.extend(st.rx_baseline.observe(out, now))
-        return out
+        layout = st.layout
+        if (
+            layout is None
+            or len(layout.labels) != len(labels)
+            or tuple(heads) != layout.heads
+            or not all(map(operator.is_, labels, layout.labels))
+            or layout.head_of.tolist() != head_of
+        ):
+            layout = st.layout = Layout(tuple(heads), array("H", head_of), tuple(labels))
+        return SampleSet(layout, array("d", values), now)

@@ -172,11 +172,12 @@ class Fetcher:
         self.stats.varbinds += len(out)
         return out
 
-    async def walk(self, root: str) -> Walk:
+    async def walk(self, root: str, suffixes: bool = False) -> Walk:
         """All varbinds under `root`; shrink max-repetitions on timeout or oversized reply, finally GETNEXT.
 
         A smaller max-repetitions that worked is remembered in `reps_hint`, so such a column pays for
-        the fallback once, not on every poll.
+        the fallback once, not on every poll. With `suffixes`, keys are the OIDs below `root` (a
+        column's row indexes) instead of whole OIDs.
         """
         hint = self.reps_hint
         reps = (
@@ -184,7 +185,7 @@ class Fetcher:
         )
         while True:
             try:
-                got = await self._walk_once(root, reps)
+                got = await self._walk_once(root, reps, suffixes)
                 if hint is not None and reps < self.max_repetitions:
                     hint[root] = reps
                 return got
@@ -200,79 +201,35 @@ class Fetcher:
                 self.stats.problems.append(f"{root}: reply over 4 KiB at max-repetitions {reps}")
             reps = 1 if reps <= 5 else max(1, reps // 5)
 
-    async def _walk_once(self, root: str, reps: int) -> Walk:
+    async def _walk_once(self, root: str, reps: int, suffixes: bool) -> Walk:
         sock = getattr(self.session, "_sock", None)
         fast = GetIter is not None and all(
             hasattr(sock, a) for a in ("send_get_bulk", "recv_get_bulk", "get_fd")
         )
         if reps > 1 and fast:
-            return await self._bulk_walk(sock, root, reps)
-        return await self._iter_walk(root, reps)
+            return await self._bulk_walk(sock, root, reps, suffixes)
+        got = await self._iter_walk(root, reps)
+        if suffixes:
+            cut = len(root) + 1
+            return {oid[cut:]: value for oid, value in got.items()}
+        return got
 
-    async def _bulk_walk(self, sock: Any, root: str, reps: int) -> Walk:
-        """GETBULK walk on gufo's socket, one whole response at a time (no per-varbind coroutine step).
+    async def _bulk_walk(self, sock: Any, root: str, reps: int, suffixes: bool = False) -> Walk:
+        """GETBULK walk on gufo's socket, driven by the event loop's callbacks: one future per column.
 
         gufo's public iterator costs ~4 us of Python per varbind (one `__anext__` each) and registers
-        the socket with the event loop per request; this drives the same Rust calls directly.
+        the socket with the event loop per request; even one awaited future per request cost a task
+        wake-up each. Here each reply is read and the next request sent from the socket's readable
+        callback, and the coroutine wakes once, when the column is done or failed.
         """
         assert GetIter is not None  # checked by _walk_once
-        ctx = GetIter(root, reps)
-        out: Walk = {}
-        cut = len(root) + 1
-        last: tuple[int, ...] | int | None = None
-        tries = 0
-        loop = asyncio.get_running_loop()
         self._check_deadline()
-        waiter = _ReplyWaiter(loop, sock.get_fd())
+        walk = _ColumnWalk(self, sock, root, reps, suffixes, asyncio.get_running_loop())
         try:
-            while True:
-                self.stats.requests += 1
-                try:
-                    sock.send_get_bulk(ctx)
-                except BlockingIOError:  # send buffer full: wait until writable, within the deadline
-                    try:
-                        async with asyncio.timeout_at(self.deadline):
-                            await self.session._send(functools.partial(sock.send_get_bulk, ctx))
-                    except TimeoutError:
-                        raise DeadlineExceeded from None
-                end = min(loop.time() + self.timeout_s, self.deadline)
-                try:
-                    while True:
-                        await waiter.wait(end)
-                        try:
-                            items = sock.recv_get_bulk(ctx)
-                            break
-                        except BlockingIOError:
-                            continue  # a stale reply (old request id) or a spurious wake-up
-                        except StopAsyncIteration:
-                            # gufo raises this when the reply starts at endOfMibView: the walked
-                            # column is the last thing the agent has.
-                            items = []
-                            break
-                except TimeoutError:
-                    self._check_deadline()
-                    self.stats.timeouts += 1
-                    tries += 1
-                    if tries > self.retries:
-                        raise
-                    continue  # re-send the same request (ctx only advances on a reply)
-                if not items:
-                    break
-                # None marks the end of the subtree or of the MIB view (gufo puts it last).
-                end_of_walk = None in items
-                if end_of_walk:
-                    items = items[: items.index(None)]
-                if items:
-                    good, last = _in_order(items, cut, last)
-                    out.update(items[:good])
-                    if good < len(items):
-                        # A broken agent that repeats or goes backwards would loop forever.
-                        self.stats.problems.append(f"{root}: OID not increasing at {items[good][0]}")
-                        break
-                if end_of_walk:
-                    break
+            walk.start()
+            out = await walk.fut
         finally:
-            waiter.close()
+            walk.close()
         self.stats.varbinds += len(out)
         return out
 
@@ -315,61 +272,162 @@ class Fetcher:
         return out
 
 
-class _ReplyWaiter:
-    """Wakes a walk when gufo's socket is readable or the current request's time is up.
+class _ColumnWalk:
+    """One GETBULK column walk as a small state machine on the event loop (see Fetcher._bulk_walk).
 
     The socket stays registered with the loop for the whole walk, and one timer serves all its
     requests (re-armed only when it fires before the current request's end): a timer per request
-    cost more than the request itself (asyncio's timer heap compares handles in Python).
+    cost more than the request itself (asyncio's timer heap compares handles in Python). The result,
+    the retries, the timeouts and the problems recorded are those of the coroutine loop it replaced.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
-        self.loop, self.fd = loop, fd
-        self.fut: asyncio.Future[None] | None = None
+    def __init__(
+        self,
+        fetcher: Fetcher,
+        sock: Any,
+        root: str,
+        reps: int,
+        suffixes: bool,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        assert GetIter is not None
+        self.f, self.sock, self.root, self.suffixes, self.loop = fetcher, sock, root, suffixes, loop
+        self.ctx = GetIter(root, reps)
+        self.fd = sock.get_fd()
+        self.fut: asyncio.Future[Walk] = loop.create_future()
+        self.out: Walk = {}
+        self.cut = len(root) + 1
+        self.last: tuple[int, ...] | int | None = None
+        self.tries = 0
         self.end = 0.0
         self.timer: asyncio.TimerHandle | None = None
-        loop.add_reader(fd, self._readable)
+        self.reading = False
+        self.sending: asyncio.Task[None] | None = None
 
-    def _readable(self) -> None:
-        fut = self.fut
-        if fut is not None and not fut.done():
-            fut.set_result(None)
+    def start(self) -> None:
+        """Register the socket and send the first request."""
+        self.loop.add_reader(self.fd, self._readable)
+        self.reading = True
+        self._send()
 
-    def _alarm(self) -> None:
-        self.timer = None
-        # asyncio runs timers up to its clock resolution early: allow for that, not more.
-        if self.loop.time() + 1e-3 < self.end:
-            self.timer = self.loop.call_at(self.end, self._alarm)
+    def close(self) -> None:
+        """Stop watching the socket (also when the poll is cancelled)."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.reading:
+            self.loop.remove_reader(self.fd)
+            self.reading = False
+        if self.sending is not None:
+            self.sending.cancel()
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self.fut.done():
+            self.fut.set_exception(exc)
+        self.close()
+
+    def _send(self) -> None:
+        f = self.f
+        f.stats.requests += 1
+        try:
+            self.sock.send_get_bulk(self.ctx)
+        except BlockingIOError:
+            # Send buffer full: wait until writable, within the deadline (rare), then go on.
+            self.sending = self.loop.create_task(self._send_later())
             return
-        fut = self.fut
-        if fut is not None and not fut.done():
-            fut.set_exception(TimeoutError())
+        except BaseException as exc:  # handed to the awaiting coroutine
+            self._fail(exc)
+            return
+        self._arm()
 
-    async def wait(self, end: float) -> None:
-        """Until the socket is readable; TimeoutError at `end` (loop time)."""
-        self.end = end
+    async def _send_later(self) -> None:
+        try:
+            async with asyncio.timeout_at(self.f.deadline):
+                await self.f.session._send(functools.partial(self.sock.send_get_bulk, self.ctx))
+        except TimeoutError:
+            self.sending = None
+            self._fail(DeadlineExceeded())
+            return
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # handed to the awaiting coroutine
+            self.sending = None
+            self._fail(exc)
+            return
+        self.sending = None
+        self._arm()
+
+    def _arm(self) -> None:
+        end = self.end = min(self.loop.time() + self.f.timeout_s, self.f.deadline)
         if self.timer is not None and self.timer.when() > end:
             self.timer.cancel()
             self.timer = None
         if self.timer is None:
             self.timer = self.loop.call_at(end, self._alarm)
-        self.fut = self.loop.create_future()
-        try:
-            await self.fut
-        finally:
-            self.fut = None
 
-    def close(self) -> None:
-        """Stop watching the socket."""
-        if self.timer is not None:
-            self.timer.cancel()
-        self.loop.remove_reader(self.fd)
+    def _alarm(self) -> None:
+        self.timer = None
+        if self.fut.done():
+            return
+        # asyncio runs timers up to its clock resolution early: allow for that, not more.
+        if self.loop.time() + 1e-3 < self.end:
+            self.timer = self.loop.call_at(self.end, self._alarm)
+            return
+        f = self.f
+        if time.monotonic() >= f.deadline:
+            self._fail(DeadlineExceeded())
+            return
+        f.stats.timeouts += 1
+        self.tries += 1
+        if self.tries > f.retries:
+            self._fail(TimeoutError())
+            return
+        self._send()  # re-send the same request (ctx only advances on a reply)
+
+    def _readable(self) -> None:
+        if self.fut.done():
+            return
+        try:
+            items = self.sock.recv_get_bulk(self.ctx)
+        except BlockingIOError:
+            return  # a stale reply (old request id) or a spurious wake-up
+        except StopAsyncIteration:
+            # gufo raises this when the reply starts at endOfMibView: the walked column is the last
+            # thing the agent has.
+            items = []
+        except BaseException as exc:  # decoder errors go to the walk's fallbacks (Fetcher.walk)
+            self._fail(exc)
+            return
+        if items:
+            # None marks the end of the subtree or of the MIB view (gufo puts it last).
+            end_of_walk = None in items
+            if end_of_walk:
+                items = items[: items.index(None)]
+            if items:
+                good, self.last, keys = _in_order(items, self.cut, self.last)
+                if self.suffixes:
+                    self.out.update(zip(keys[:good], map(_second, items[:good]), strict=True))
+                else:
+                    self.out.update(items[:good])
+                if good < len(items):
+                    # A broken agent that repeats or goes backwards would loop forever.
+                    self.f.stats.problems.append(f"{self.root}: OID not increasing at {items[good][0]}")
+                    end_of_walk = True
+            if not end_of_walk:
+                self._send()
+                return
+        self.fut.set_result(self.out)
+        self.close()
+
+
+_second = operator.itemgetter(1)
 
 
 def _in_order(
     items: list[tuple[str, Value]], cut: int, last: tuple[int, ...] | int | None
-) -> tuple[int, tuple[int, ...] | int | None]:
-    """How many leading items are strictly increasing (and after `last`), and the last accepted key.
+) -> tuple[int, tuple[int, ...] | int | None, list[str]]:
+    """How many leading items are strictly increasing (and after `last`), the last accepted key, and
+    every item's OID below the walked root.
 
     gufo ends a walk itself when an OID leaves the subtree, so only the order needs checking. Table
     columns with one-number indexes (ifIndex) are compared as ints in C (map), not per varbind in
@@ -387,12 +445,13 @@ def _in_order(
             last = (last,)
     if last is not None:
         keys.insert(0, last)
-    ok = list(map(operator.lt, keys, keys[1:]))
-    if all(ok):
-        return len(items), keys[-1]
-    bad = ok.index(False)  # keys[bad + 1] is the first item not greater than its predecessor
+    if all(map(operator.lt, keys, keys[1:])):
+        return len(items), keys[-1], suffixes
+    bad = list(map(operator.lt, keys, keys[1:])).index(
+        False
+    )  # keys[bad + 1] is the first item not greater than its predecessor
     good = bad if last is not None else bad + 1
-    return good, keys[bad]
+    return good, keys[bad], suffixes
 
 
 __all__ = ["DeadlineExceeded", "Fetcher", "SnmpError", "WeakCryptoRefused", "make_session"]

@@ -6,13 +6,18 @@ monotonic `_total` values afterwards by the stateful CounterTracker.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import pickle
 import re
+import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import cast
 
 from collectors.snmp.oids import MibObject
 from collectors.snmp.profile import Condition, LabelSpec, MetricSpec, Profile, Ref
+from core.samples import intern_pair
 
 Value = int | float | bytes | str | None
 Walk = dict[str, Value]
@@ -127,16 +132,15 @@ def index_columns(walk: Walk, objects: Iterable[MibObject]) -> dict[str, dict[st
 class EvalCache:
     """Per-device state carried between evaluations: label tuples and sorted row indexes.
 
-    Both are reused while the columns they are computed from are unchanged (dict equality, done in C),
-    so a stable interface table costs no label work per poll; any change recomputes them.
+    Both are reused while the columns they are computed from are unchanged (labels: the columns'
+    digests; row order: the set of row indexes), so a stable interface table costs no label work per
+    poll and keeps no walk data between polls; any change recomputes them.
     """
 
     def __init__(self) -> None:
-        self.labels: dict[
-            tuple[LabelSpec, ...], tuple[tuple[dict[str, Value] | None, ...], dict[str, Labels]]
-        ]
+        self.labels: dict[tuple[LabelSpec, ...], tuple[tuple[bytes | None, ...], dict[str, Labels]]]
         self.labels = {}
-        self.indexes: dict[tuple[str, ...], tuple[list[dict[str, Value]], list[str]]] = {}
+        self.indexes: dict[tuple[str, ...], list[str]] = {}
 
 
 class _Rows:
@@ -151,6 +155,7 @@ class _Rows:
         self.label_maps: dict[int, dict[str, Labels]] = {}
         self.index_lists: dict[tuple[str, ...], list[str]] = {}
         self._texts: dict[str, set[str]] = {}
+        self._digests: dict[str, bytes | None] = {}
 
     def get(self, ref: Ref, index: str) -> Value:
         if ref.at_index is not None:
@@ -180,6 +185,24 @@ class _Rows:
             return col.get("0")
         return col.get(index)
 
+    def _digest(self, oid: str) -> bytes | None:
+        """A column's content as a 16-byte BLAKE2b digest (None: no such column in this walk).
+
+        Label maps are reused while the columns they come from are unchanged; comparing digests instead
+        of the columns themselves keeps no walk data between polls (it was ~30 % of a device's state).
+        """
+        got = self._digests.get(oid, b"")
+        if got == b"":
+            col = self.cols.get(oid)
+            got = self._digests[oid] = (
+                None
+                if col is None
+                else hashlib.blake2b(
+                    pickle.dumps(col, protocol=pickle.HIGHEST_PROTOCOL), digest_size=16
+                ).digest()
+            )
+        return got
+
     def label_map(self, specs: tuple[LabelSpec, ...]) -> dict[str, Labels]:
         """{row index: labels} for one label spec tuple (filled lazily, reused across polls if unchanged)."""
         got = self.label_maps.get(id(specs))
@@ -189,11 +212,11 @@ class _Rows:
             got = {}
         else:
             deps = tuple(
-                self.cols.get(oid)
+                self._digest(oid)
                 for lab in specs
                 for ref in ((lab.ref, *lab.fallbacks) if lab.ref is not None else ())
                 for oid in (ref.obj.oid, ref.index_from.oid if ref.index_from else "")
-            ) + tuple(self.cols.get(lab.known_in.oid) for lab in specs if lab.known_in is not None)
+            ) + tuple(self._digest(lab.known_in.oid) for lab in specs if lab.known_in is not None)
             prev = self.cache.labels.get(specs)
             if prev is not None and prev[0] == deps:
                 got = prev[1]
@@ -250,12 +273,13 @@ def _compute_labels(m: MetricSpec, rows: _Rows, index: str) -> Labels:
             if lab.regex is not None:
                 hit = lab.regex.search(val)
                 val = (hit.group(1) if hit.groups() else hit.group(0)) if hit else val
-        out.append((lab.name, val))
+        out.append(intern_pair(lab.name, val))
     return tuple(sorted(out))
 
 
 def _sorted_indexes(col: Iterable[str]) -> list[str]:
-    return sorted(col, key=lambda i: (_index_key(i), i))
+    # Interned: a row's index is then one string in every index list and label map that keeps it.
+    return sorted(map(sys.intern, col), key=lambda i: (_index_key(i), i))
 
 
 def _row_indexes(m: MetricSpec, rows: _Rows) -> list[str]:
@@ -263,25 +287,21 @@ def _row_indexes(m: MetricSpec, rows: _Rows) -> list[str]:
     got = rows.index_lists.get(firsts)
     if got is not None:
         return got
-    sources: list[dict[str, Value]] = []
     seen: set[str] = set()
     for alt in m.alternatives:
         first = alt[0]
         col = rows.cols.get(first.oid, {})
-        sources.append(col)
         seen.update(["0"] if first.kind == "scalar" and col else col)
     cache = rows.cache
     prev = cache.indexes.get(firsts) if cache is not None else None
-    if (
-        prev is not None
-        and len(prev[0]) == len(sources)
-        and all(a.keys() == b.keys() for a, b in zip(prev[0], sources, strict=True))
-    ):
-        got = prev[1]
+    # The same set of rows as last time gives the same order: only the sorted list is kept (holding
+    # the columns to compare would keep the whole walk of every device in memory).
+    if prev is not None and len(prev) == len(seen) and seen.issuperset(prev):
+        got = prev
     else:
         got = _sorted_indexes(seen)
         if cache is not None:
-            cache.indexes[firsts] = (sources, got)
+            cache.indexes[firsts] = got
     rows.index_lists[firsts] = got
     return got
 
@@ -311,8 +331,23 @@ def _device_gate(m: MetricSpec, rows: _Rows) -> bool:
     return not (m.unless_any and any(_any_row(c, rows) for c in m.unless_any))
 
 
-def _eval_metric(m: MetricSpec, rows: _Rows) -> list[RawSample]:
-    out: list[RawSample] = []
+@dataclass(slots=True)
+class MetricRows:
+    """What one metric spec yields for one walk, column-wise: per series its labels and value, and for
+    counters the raw readings and which `prefer` alternative they came from. With `sources`, also the
+    row index and first object of each series (for RawSample.source)."""
+
+    spec: MetricSpec
+    labels: list[Labels] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    comps: list[tuple[int, ...]] = field(default_factory=list)  # counters only
+    series_source: list[str] = field(default_factory=list)  # counters only
+    bits: list[int] = field(default_factory=list)  # counters only
+    where: list[tuple[str, MibObject]] = field(default_factory=list)  # with sources only
+
+
+def _eval_metric(m: MetricSpec, rows: _Rows, sources: bool = False) -> MetricRows:
+    out = MetricRows(m)
     if (m.when_any or m.unless_any) and not _device_gate(m, rows):
         return out
     # Per metric, not per row: each alternative's columns ({index: value}; scalars read row "0").
@@ -327,7 +362,29 @@ def _eval_metric(m: MetricSpec, rows: _Rows) -> list[RawSample]:
     }
     where = m.where
     label_map = rows.label_map(m.labels)
-    for index in _row_indexes(m, rows):
+    o_labels, o_values = out.labels, out.values
+    counter = m.type == "counter" and m.states is None
+    # Nothing past the reading and the scale: most metrics (IF-MIB counters and gauges).
+    plain = not (
+        m.min is not None
+        or m.max is not None
+        or m.states is not None
+        or m.subtract
+        or m.multiply_by is not None
+        or m.divide_by
+        or m.precision is not None
+        or m.si_prefix is not None
+        or m.convert is not None
+    )
+    scale, value_map = m.scale, m.value_map
+    indexes = _row_indexes(m, rows)
+    if plain and not where and _eval_columns(m, out, indexes, label_map, rows, alts[0], sources):
+        if counter:
+            series_source, bits = alt_meta[id(alts[0][0])]
+            out.series_source = [series_source] * len(out.values)
+            out.bits = [bits] * len(out.values)
+        return out
+    for index in indexes:
         if where and not all(_check(c, rows, index) for c in where):
             continue
         chosen: tuple[MibObject, ...] | None = None
@@ -347,69 +404,145 @@ def _eval_metric(m: MetricSpec, rows: _Rows) -> list[RawSample]:
         if chosen is None:
             continue
         raw = sum(readings)
-        if (m.min is not None and raw < m.min) or (m.max is not None and raw > m.max):
-            continue
         labels = label_map.get(index)
         if labels is None:
             labels = label_map[index] = _compute_labels(m, rows, index)
-        first = chosen[0]
-        source = f"{first.oid}.{'0' if first.kind == 'scalar' else index}"
-        if m.states is not None:
-            for code, state in sorted(m.states.items()):
-                out.append(
-                    RawSample(
-                        m.name,
-                        tuple(sorted((*labels, ("state", state)))),
-                        1.0 if raw == code else 0.0,
-                        source=source,
-                        help=m.help,
-                    )
-                )
-            continue
-        if m.value_map is not None:
-            if int(raw) not in m.value_map:
+        if plain:
+            if value_map is not None:
+                if int(raw) not in value_map:
+                    continue
+                raw = value_map[int(raw)]
+            value = raw * scale * alt_scale
+        else:
+            got = _transform(m, rows, index, raw, alt_scale)
+            if got is None:
                 continue
-            raw = m.value_map[int(raw)]
-        for r in m.subtract:
-            raw -= number(rows.get(r, index)) or 0.0
-        value = raw * m.scale * alt_scale
-        if m.multiply_by is not None:
-            factor = number(rows.get(m.multiply_by, index))
-            if factor is None:
+            if isinstance(got, list):
+                for state_labels, v in got:
+                    o_labels.append(tuple(sorted((*labels, state_labels))))
+                    o_values.append(v)
+                    if sources:
+                        out.where.append((index, chosen[0]))
                 continue
-            value *= factor
-        if m.divide_by:
-            parts = [number(rows.get(r, index)) for r in m.divide_by]
-            denom = sum(p for p in parts if p is not None)
-            if any(p is None for p in parts) or denom == 0:
-                continue
-            value /= denom
-        if m.precision is not None:
-            digits = number(rows.get(m.precision, index))
-            if digits is None:
-                continue
-            value /= 10**digits
-        if m.si_prefix is not None:
-            prefix = number(rows.get(m.si_prefix, index))
-            if prefix is None or not 1 <= prefix <= 17:
-                continue
-            value *= 1000.0 ** (int(prefix) - 9)
-        if m.convert == "uw_to_dbm":
-            value = uw_to_dbm(value)
-        if m.type == "counter":
-            comps = tuple(map(int, readings))
+            value = got
+        o_labels.append(labels)
+        o_values.append(value)
+        if sources:
+            out.where.append((index, chosen[0]))
+        if counter:
             series_source, bits = alt_meta[id(chosen)]
+            out.comps.append(tuple(map(int, readings)))
+            out.series_source.append(series_source)
+            out.bits.append(bits)
+    return out
+
+
+def _eval_columns(
+    m: MetricSpec,
+    out: MetricRows,
+    indexes: list[str],
+    label_map: dict[str, Labels],
+    rows: _Rows,
+    alt: tuple[tuple[MibObject, ...], float, list[tuple[dict[str, Value], bool]]],
+    sources: bool,
+) -> bool:
+    """_eval_metric's row loop column by column, for the common case: a metric with nothing past its
+    scale and map, whose first `prefer` alternative is integer in every row (then it is every row's
+    choice). The same float operations in the same order; False (nothing filled) when it does not apply.
+    """
+    objs, alt_scale, cols = alt
+    if not indexes or any(scalar for _, scalar in cols):
+        return False
+    columns = [list(map(col.get, indexes)) for col, _ in cols]
+    if any(set(map(type, vals)) != {int} for vals in columns):
+        return False
+    floats = [list(map(float, cast(list[int], vals))) for vals in columns]
+    # sum() of one float is that float (ints give no -0.0); of several, the same left-to-right sum.
+    raws = floats[0] if len(floats) == 1 else list(map(sum, zip(*floats, strict=True)))
+    labels = list(map(label_map.get, indexes))
+    if None in labels:
+        for i, index in enumerate(indexes):
+            if labels[i] is None:
+                labels[i] = label_map[index] = _compute_labels(m, rows, index)
+    keep: list[int] | None = None
+    if m.value_map is not None:
+        vmap = m.value_map
+        keep = [i for i, raw in enumerate(raws) if int(raw) in vmap]
+        raws = [vmap[int(raws[i])] for i in keep]
+        labels = [labels[i] for i in keep]
+    scale = m.scale
+    out.values = [raw * scale * alt_scale for raw in raws]
+    out.labels = labels  # type: ignore[assignment]  # no None left
+    if m.type == "counter" and m.states is None:
+        comps = list(zip(*[list(map(int, f)) for f in floats], strict=True))
+        out.comps = comps if keep is None else [comps[i] for i in keep]
+    if sources:
+        first = objs[0]
+        kept = indexes if keep is None else [indexes[i] for i in keep]
+        out.where = [(index, first) for index in kept]
+    return True
+
+
+def _transform(
+    m: MetricSpec, rows: _Rows, index: str, raw: float, alt_scale: float
+) -> float | list[tuple[tuple[str, str], float]] | None:
+    """The value of a row past min/max, states, maps and arithmetic; None drops the row; a list is one
+    (state label, value) per state."""
+    if (m.min is not None and raw < m.min) or (m.max is not None and raw > m.max):
+        return None
+    if m.states is not None:
+        return [(("state", state), 1.0 if raw == code else 0.0) for code, state in sorted(m.states.items())]
+    if m.value_map is not None:
+        if int(raw) not in m.value_map:
+            return None
+        raw = m.value_map[int(raw)]
+    for r in m.subtract:
+        raw -= number(rows.get(r, index)) or 0.0
+    value = raw * m.scale * alt_scale
+    if m.multiply_by is not None:
+        factor = number(rows.get(m.multiply_by, index))
+        if factor is None:
+            return None
+        value *= factor
+    if m.divide_by:
+        parts = [number(rows.get(r, index)) for r in m.divide_by]
+        denom = sum(p for p in parts if p is not None)
+        if any(p is None for p in parts) or denom == 0:
+            return None
+        value /= denom
+    if m.precision is not None:
+        digits = number(rows.get(m.precision, index))
+        if digits is None:
+            return None
+        value /= 10**digits
+    if m.si_prefix is not None:
+        prefix = number(rows.get(m.si_prefix, index))
+        if prefix is None or not 1 <= prefix <= 17:
+            return None
+        value *= 1000.0 ** (int(prefix) - 9)
+    if m.convert == "uw_to_dbm":
+        value = uw_to_dbm(value)
+    return value
+
+
+def _raw_samples(block: MetricRows) -> list[RawSample]:
+    m = block.spec
+    out: list[RawSample] = []
+    for i, (labels, value) in enumerate(zip(block.labels, block.values, strict=True)):
+        index, first = block.where[i]
+        source = f"{first.oid}.{'0' if first.kind == 'scalar' else index}"
+        if m.type == "counter" and m.states is None:
             out.append(
                 RawSample(
                     m.name,
                     labels,
                     value,
                     "counter",
-                    comps,
-                    bits,
+                    block.comps[i],
+                    block.bits[i],
                     source,
                     m.help,
-                    series_source,
+                    block.series_source[i],
                 )
             )
         else:
@@ -450,6 +583,42 @@ def _info(profile: Profile, rows: _Rows) -> dict[str, str]:
 SYS_UPTIME_OID = "1.3.6.1.2.1.1.3.0"
 
 
+DEVICE_INFO_HELP = "Device identity from SNMP (value is always 1)."
+
+
+@dataclass(frozen=True, slots=True)
+class RowsEvaluation:
+    """evaluate() column-wise: one MetricRows per profile metric (in profile order), the device_info
+    labels and the agent's uptime. What the collector builds its samples from."""
+
+    metrics: list[MetricRows]
+    info: dict[str, str]
+    uptime_s: float | None
+
+
+def evaluate_rows(
+    profile: Profile,
+    walk: Walk,
+    cache: EvalCache | None = None,
+    columns: dict[str, dict[str, Value]] | None = None,
+    sources: bool = False,
+) -> RowsEvaluation:
+    """evaluate() without a RawSample per series (see there); `sources` keeps each row's origin."""
+    cols = index_columns(walk, profile.objects())
+    for oid, col in (columns or {}).items():
+        if oid not in cols:
+            continue
+        if cols[oid]:
+            cols[oid].update(col)
+        else:
+            cols[oid] = col
+    rows = _Rows(cols, cache)
+    blocks = [_eval_metric(m, rows, sources) for m in profile.metrics]
+    info = _info(profile, rows)
+    up = number(walk.get(SYS_UPTIME_OID))
+    return RowsEvaluation(blocks, info, up / 100.0 if up is not None else None)
+
+
 def evaluate(
     profile: Profile,
     walk: Walk,
@@ -462,27 +631,12 @@ def evaluate(
     columns they come from are unchanged; `columns` ({column OID: {row index: value}}, as a column
     walk returns them) may carry the table part already grouped. The result is the same either way.
     """
-    cols = index_columns(walk, profile.objects())
-    for oid, col in (columns or {}).items():
-        if oid not in cols:
-            continue
-        if cols[oid]:
-            cols[oid].update(col)
-        else:
-            cols[oid] = col
-    rows = _Rows(cols, cache)
+    ev = evaluate_rows(profile, walk, cache, columns, sources=True)
     samples: list[RawSample] = []
-    for m in profile.metrics:
-        samples.extend(_eval_metric(m, rows))
-    info = _info(profile, rows)
-    if info:
+    for block in ev.metrics:
+        samples.extend(_raw_samples(block))
+    if ev.info:
         samples.append(
-            RawSample(
-                "govnet_device_info",
-                tuple(sorted(info.items())),
-                1.0,
-                help="Device identity from SNMP (value is always 1).",
-            )
+            RawSample("govnet_device_info", tuple(sorted(ev.info.items())), 1.0, help=DEVICE_INFO_HELP)
         )
-    up = number(walk.get(SYS_UPTIME_OID))
-    return Evaluation(samples, info, up / 100.0 if up is not None else None)
+    return Evaluation(samples, ev.info, ev.uptime_s)

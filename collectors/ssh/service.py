@@ -155,7 +155,7 @@ class SshService:
         async def one(device: Device) -> None:
             before = collector.last_outcome(device.name)
             result = await collector.poll(self.inventory, device, now)
-            self._samples[("config", device.name)] = result.samples
+            self._samples[("config", device.name)] = list(result.samples)
             after = collector.last_outcome(device.name)
             if after is not None and after is not before:
                 self.events.extend(after[1].events)

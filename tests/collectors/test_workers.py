@@ -44,6 +44,50 @@ def test_batches_round_trip_with_help_sent_once() -> None:
     assert first[2][0][1] == [("govnet_up", labels, 1.0, 5.0, "gauge")]
 
 
+def test_sample_sets_cross_the_pipe_with_their_layout_sent_once() -> None:
+    from array import array
+
+    from collectors.workers import WorkerPool, _Worker
+    from core.samples import SampleSet
+
+    def poll(value: float) -> SampleSet:
+        labels = (("device", "r1"), ("ifname", "Gi0/1"), ("site", "ncc"))
+        return SampleSet.of(
+            [
+                Sample("govnet_if_in_octets_total", labels, value, 5.0, "counter", "in"),
+                Sample("govnet_up", labels[:1] + labels[2:], 1.0, 5.0, "gauge", "up?"),
+            ]
+        )
+
+    first = poll(1.0)
+    second = SampleSet(first.layout, array("d", [2.0, 1.0]), 6.0)
+    changed = poll(3.0)  # an equal but new layout object: sent again
+    frames: list[bytes] = []
+    batcher = SampleBatcher(frames.append, max_devices=1)
+    for ss in (first, second, changed):
+        batcher.publish("r1", ss)
+
+    async def decode() -> list[Any]:
+        reader = asyncio.StreamReader()
+        reader.feed_data(b"".join(frames))
+        reader.feed_eof()
+        return [await read_frame(reader) for _ in frames]
+
+    messages = asyncio.run(decode())
+    wires = [m[2][0][1] for m in messages]
+    assert wires[0][0] is not None and wires[1][0] is None and wires[2][0] is not None
+    w = _Worker(0)
+    got = [WorkerPool._decode(w, "r1", wire) for wire in wires]
+    assert all(isinstance(g, SampleSet) for g in got)
+    assert [[(s.metric, s.labels, s.value, s.timestamp, s.type, s.help) for s in g] for g in got if g] == [
+        [(s.metric, s.labels, s.value, s.timestamp, s.type, s.help) for s in ss]
+        for ss in (first, second, changed)
+    ]
+    assert isinstance(got[1], SampleSet) and isinstance(got[0], SampleSet) and got[1].layout is got[0].layout
+    # A layout-less set for a device the supervisor has no layout of is dropped, never guessed.
+    assert WorkerPool._decode(_Worker(1), "r1", wires[1]) is None
+
+
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GovnetNode]:
     with polling_lab(tmp_path_factory.mktemp("workers"), HOST, LAB_BASE, N_DEVICES, 12, workers=2) as n:
@@ -105,3 +149,56 @@ def test_sigterm_stops_the_workers_with_the_supervisor(node: GovnetNode) -> None
     node.proc.send_signal(signal.SIGTERM)
     assert node.proc.wait(30) == 0
     wait_for(lambda: not any(Path(f"/proc/{p}").exists() for p in children), 15, "workers gone")
+
+
+def test_a_layout_sent_while_the_device_was_elsewhere_is_still_recorded() -> None:
+    # The worker counts a layout as sent even if the supervisor skips that set (the device moved to
+    # another worker meanwhile); when the device comes back with "same layout" the supervisor must
+    # use that layout, not drop the set or, worse, read the values with an older one.
+    from array import array
+    from types import SimpleNamespace
+
+    from collectors.scheduler import SchedulerSettings
+    from collectors.workers import WorkerPool
+    from core.samples import SampleSet
+
+    published: list[tuple[str, list[tuple[str, float]]]] = []
+
+    class Sink:
+        def publish(self, device: str, samples: Any) -> None:
+            published.append((device, [(s.metric, s.value) for s in samples]))
+
+    pool = WorkerPool(Path("unused.yaml"), SchedulerSettings(), 2, Sink(), [])
+    w, other = pool._workers
+    labels = (("device", "r1"), ("site", "ncc"))
+    old = SampleSet.of([Sample("govnet_up", labels, 1.0, 5.0, "gauge", "up")])
+    new = SampleSet.of(
+        [Sample("govnet_cpu_ratio", labels, 0.5, 6.0, "gauge", "cpu"), Sample("govnet_up", labels, 1.0, 6.0)]
+    )
+    frames: list[bytes] = []
+    batcher = SampleBatcher(frames.append, max_devices=1)
+    batcher.publish("r1", old)  # r1 is w's: published
+    batcher.publish("r1", new)  # r1 has moved to the other worker: not published, layout recorded
+    batcher.publish("r1", SampleSet(new.layout, array("d", [0.75, 1.0]), 7.0))  # back to w: layout None
+
+    async def run() -> None:
+        reader = asyncio.StreamReader()
+        w.proc = SimpleNamespace(stdout=reader, returncode=None)  # type: ignore[assignment]
+        pool._owner = {"r1": w}
+        reader.feed_data(frames[0])
+        await asyncio.sleep(0)
+        task = asyncio.create_task(pool._read(w))
+        await asyncio.sleep(0.05)
+        pool._owner = {"r1": other}
+        reader.feed_data(frames[1])
+        await asyncio.sleep(0.05)
+        pool._owner = {"r1": w}
+        reader.feed_data(frames[2])
+        reader.feed_eof()
+        await task
+
+    asyncio.run(run())
+    assert published == [
+        ("r1", [("govnet_up", 1.0)]),
+        ("r1", [("govnet_cpu_ratio", 0.75), ("govnet_up", 1.0)]),
+    ]

@@ -158,3 +158,48 @@ def test_real_prometheus_scrapes_each_device_and_each_shard_through_http_sd(
         assert len(prom.query('count by (device) (govnet_up{job="shards"}) == 1')) == N_DEVICES
         nodes = prom.query('govnet_scheduler_devices{job="devices"}')
         assert [r["value"][1] for r in nodes] == [str(N_DEVICES)]
+
+
+def test_a_sample_set_renders_exactly_like_its_samples() -> None:
+    # Duplicates, a bad metric name, a bad label name, escaping, and one family split in two runs
+    # (the plan's non-contiguous rows): the cached per-layout plan must decide like render() does.
+    from core.samples import SampleSet
+    from exporters.targets import render
+
+    lab = _dev("r1")
+    odd = (*lab, ("ifalias", 'say "hi"\\ \n ok'))
+    samples = [
+        Sample("govnet_if_in_octets_total", odd, 2.0**40, 1.0, "counter", "in\nhelp"),
+        Sample("govnet_cpu_ratio", lab, 0.25, 1.0),
+        Sample(
+            "govnet_if_in_octets_total", (*lab, ("ifname", "Gi0/2")), 12345678.0, 1.0, "counter", "in\nhelp"
+        ),
+        Sample("govnet_if_in_octets_total", odd, 7.0, 1.0, "counter", "in\nhelp"),  # duplicate
+        Sample("bad-name", lab, 1.0, 1.0),
+        Sample("govnet_x", (*lab, ("bad-label", "v")), 1.0, 1.0),
+        Sample("govnet_temp_celsius", lab, float("nan"), 1.0),
+        Sample("govnet_big", lab, -1e300, 1.0, "counter"),
+        Sample("govnet_up", lab, 1.0, 1.0, "gauge", "up"),
+    ]
+    ss = SampleSet.of(samples)
+    assert render(ss) == render(list(samples))
+    text, invalid = render(ss)
+    assert invalid == 3
+    assert b'vendor="huawei"} -1e+300\n' in text and b"} NaN\n" in text
+    assert render(SampleSet.of(samples[:3], like=ss.layout)) == render(samples[:3])
+    again = SampleSet(ss.layout, ss.values, ss.stamps)
+    assert render(again) == render(list(again))  # the cached plan, second use
+
+
+def test_the_rendered_text_cache_is_bounded() -> None:
+    store = LatestStore()
+    exp = TargetExposition(store, lambda: ["r1", "r2", "r3"])
+    exp.cache_size = 2
+    for name in ("r1", "r2", "r3"):
+        store.publish(name, [Sample("govnet_up", _dev(name), 1.0, 1.0)])
+        assert exp.device(name) is not None
+    assert exp.renders_total == 3
+    exp.device("r3")
+    assert exp.renders_total == 3  # cached until its next poll
+    exp.device("r1")
+    assert exp.renders_total == 4  # pushed out by r2 and r3: rendered again, the same text

@@ -83,7 +83,7 @@ def _poll(inv: Inventory, now: float, collector: SnmpCollector) -> dict[str, lis
         results = await asyncio.gather(*(collector.poll(inv, d, now, 10.0) for d in inv.devices))
         for r in results:
             assert r.ok, (r.device, r.error)
-        return {r.device: r.samples for r in results}
+        return {r.device: list(r.samples) for r in results}
 
     return asyncio.run(go())
 

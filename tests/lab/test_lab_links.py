@@ -36,7 +36,7 @@ def _poll_all(inv: Inventory) -> dict[str, list[Sample]]:
         async with sem:
             r = await collector.poll(inv, d, time.time(), 30.0)  # type: ignore[arg-type]
             assert r.ok, (r.device, r.error)
-            return r.device, r.samples
+            return r.device, list(r.samples)
 
     async def go() -> dict[str, list[Sample]]:
         return dict(await asyncio.gather(*(one(d) for d in inv.devices)))

@@ -46,7 +46,7 @@ def _poll(inventory: Path) -> dict[str, list[Sample]]:
     out: dict[str, list[Sample]] = {}
     for device, result, samples in results:
         assert result.ok, f"{device.name}: {result.error}"
-        out[device.name] = samples
+        out[device.name] = list(samples)
     return out
 
 
