@@ -113,7 +113,8 @@ def test_framer_fast_path_matches_per_frame_path(data: bytes, cuts: list[int], m
 FAST = [(pattern, fast) for f in FORMATS for pattern, _, _, fast in f.kv if fast is not None]
 KV_PIECES = [
     b"source-ip=", b"rule-name=", b"vsys=", b"Ip=", b"-", b"a", b"Z", b"=", b'"', b",", b", ", b")", b"(",
-    b" ", b".", b"1", b"_", b":", b"%%01POLICY/6/POLICYDENY(l):", b"\n", b"\\",
+    b" ", b".", b"1", b"_", b":", b"%%01POLICY/6/POLICYDENY(l):", b"\n", b"\\", b"\x0b", b"\t", b"\r",
+    b"\x0c", b"devname=", b'srcip="', b"0", b"\\\"",
 ]  # fmt: skip
 
 
