@@ -114,7 +114,7 @@ FAST = [(pattern, fast) for f in FORMATS for pattern, _, _, fast in f.kv if fast
 KV_PIECES = [
     b"source-ip=", b"rule-name=", b"vsys=", b"Ip=", b"-", b"a", b"Z", b"=", b'"', b",", b", ", b")", b"(",
     b" ", b".", b"1", b"_", b":", b"%%01POLICY/6/POLICYDENY(l):", b"\n", b"\\", b"\x0b", b"\t", b"\r",
-    b"\x0c", b"devname=", b'srcip="', b"0", b"\\\"",
+    b"\x0c", b"devname=", b'srcip="', b"0", b"\\\"", b"--", b"-a=", b"a-",
 ]  # fmt: skip
 
 
