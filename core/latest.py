@@ -44,6 +44,11 @@ class LatestStore:
             sets = list(self._by_device.values())
         return [s for samples in sets for s in samples]
 
+    def sets(self) -> list[SampleSet]:
+        """Every device's current sample set, in the order the devices were first published."""
+        with self._lock:
+            return list(self._by_device.values())
+
     def devices(self) -> list[str]:
         """Names of the devices with a sample set."""
         with self._lock:

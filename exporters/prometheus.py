@@ -1,4 +1,5 @@
-"""`/metrics` from the latest samples through a custom prometheus_client collector, and `/healthz`."""
+"""`/metrics` (the whole node streamed by exporters.wholenode, or one target), `/sd` and `/healthz`; the
+prometheus_client collector stays as the in-memory reference rendering."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from typing import Any
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIServer, make_server
 
-from prometheus_client import make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from core.latest import LatestStore
 from core.samples import Sample
 from exporters.targets import MAX_SHARDS, TargetExposition, render
+from exporters.wholenode import NodePage, accepts_gzip, encode
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,17 @@ class SamplesCollector(Collector):
 
     def _samples(self) -> list[Sample]:
         return self.store.snapshot() + self.internal_samples()
+
+    def count_invalid(self, invalid: int) -> int:
+        """Add one scrape's left-out samples; the running total."""
+        with self._lock:
+            self.invalid_total += invalid
+            return self.invalid_total
+
+    def page(self) -> NodePage:
+        """The whole-node page, streamed (what /metrics serves; collect() is the in-memory reference)."""
+        help_ = EXPORTER_METRICS["govnet_exporter_invalid_samples_total"]
+        return NodePage(self.store.sets(), self.internal_samples(), help_, self.count_invalid)
 
     def collect(self) -> Iterator[Metric]:
         """One family per metric name; HELP/TYPE from the first sample of that name; no timestamps."""
@@ -130,7 +142,6 @@ class MetricsServer:
         self.listen = listen
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(collector)
-        self._metrics_app = make_wsgi_app(self.registry)
         self._healthy = healthy
         host, port = parse_listen(listen)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -158,10 +169,19 @@ class MetricsServer:
         if path in ("/metrics", "/") and query:
             return self._target(query, start_response)
         if path in ("/metrics", "/"):
-            result: Iterable[bytes] = self._metrics_app(environ, start_response)
-            return result
+            return self._node(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found: try /metrics, /sd or /healthz\n"]
+
+    def _node(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        # Text format 0.0.4 whatever the Accept header: Prometheus takes it even when it prefers
+        # OpenMetrics. No Content-Length: the body is streamed and ends when the connection closes.
+        gzip = accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
+        headers = [("Content-Type", _TEXT), ("Vary", "Accept-Encoding")]
+        if gzip:
+            headers.append(("Content-Encoding", "gzip"))
+        start_response("200 OK", headers)
+        return encode(self.collector.page(), gzip)
 
     def _target(self, query: dict[str, str], start_response: Callable[..., Any]) -> Iterable[bytes]:
         # One device, one shard or the node's own metrics: what one http_sd target scrapes.

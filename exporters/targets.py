@@ -59,8 +59,10 @@ def _family_head(s: Sample) -> str:
     return _head_text(s.metric, s.type, s.help)
 
 
+@lru_cache(maxsize=4096)
 def _head_text(metric: str, type_: str, help_text: str) -> str:
-    # The same HELP/TYPE lines as the whole-node /metrics (prometheus_client's text format).
+    # The same HELP/TYPE lines as the whole-node /metrics (prometheus_client's text format). Cached:
+    # one string shared by every device's plan (a plan is kept per device layout).
     help_ = _escape_help(help_text or metric)
     kind = "gauge"
     if type_ == "counter":
@@ -73,7 +75,9 @@ def _head_text(metric: str, type_: str, help_text: str) -> str:
 # contiguous, as they are from the collectors) and each one's `{labels} ` text, shared by the series of
 # one label set. ~10 bytes per series: kept for every device scraped per target.
 _Family = tuple[str, str, "range | array[int]", tuple[str, ...]]
-_Plan = tuple[list[_Family], int]
+# The families, the series left out, and each family's position by name (the whole-node page takes
+# one family from every device in turn).
+_Plan = tuple[list[_Family], int, dict[str, int]]
 _plans: weakref.WeakKeyDictionary[Layout, _Plan] = weakref.WeakKeyDictionary()
 _plans_lock = threading.Lock()
 
@@ -114,27 +118,36 @@ def _plan(layout: Layout) -> _Plan:
         if len(rows) != len(idxs):
             rows = array("I", idxs)
         out.append((head, metric, rows, tuple(texts)))
-    return out, invalid
+    return out, invalid, {fam[1]: i for i, fam in enumerate(out)}
 
 
-def render_set(samples: SampleSet) -> tuple[bytes, int]:
-    """render() of a SampleSet: the per-series text comes from its layout's cached plan; only the
-    values are formatted per poll."""
-    layout = samples.layout
+def plan_of(layout: Layout) -> _Plan:
+    """The layout's plan, made on first use and kept while the layout lives."""
     with _plans_lock:
         plan = _plans.get(layout)
     if plan is None:
         plan = _plan(layout)
         with _plans_lock:
             _plans[layout] = plan
-    families, invalid = plan
+    return plan
+
+
+def family_lines(family: _Family, values: array[float]) -> str:
+    """One planned family's sample lines (no HELP/TYPE) with these values."""
+    _head, metric, rows, texts = family
+    vals = values[rows.start : rows.stop] if type(rows) is range else map(values.__getitem__, rows)
+    # metric + "{labels} " + value, one line each: the name comes in through the join separator.
+    return metric + ("\n" + metric).join(map(operator.add, texts, map(go_float, vals))) + "\n"
+
+
+def render_set(samples: SampleSet) -> tuple[bytes, int]:
+    """render() of a SampleSet: the per-series text comes from its layout's cached plan; only the
+    values are formatted per poll."""
+    families, invalid, _index = plan_of(samples.layout)
     values = samples.values
-    add = operator.add
     parts: list[str] = []
-    for head, metric, rows, texts in families:
-        vals = values[rows.start : rows.stop] if type(rows) is range else map(values.__getitem__, rows)
-        # metric + "{labels} " + value, one line each: the name comes in through the join separator.
-        parts += (head, metric, ("\n" + metric).join(map(add, texts, map(go_float, vals))), "\n")
+    for family in families:
+        parts += (family[0], family_lines(family, values))
     return "".join(parts).encode("utf-8"), invalid
 
 
