@@ -92,9 +92,13 @@ def canonical(rec: Record) -> bytes:
 
 
 # A record serialised before its sequence number is known (in a parse worker): its canonical bytes
-# split around the seq value, the tail of its leaf metadata after the seq, and what the segment
-# index keeps (receive time, device, event type). The writer only splices the seq in and hashes.
-Prepared = tuple[bytes, bytes, bytes, str, str | None, str]
+# split around the seq value, the tail of its leaf metadata after the seq, what the segment index
+# keeps (receive time, device, event type) and its search terms. The writer only splices the seq in
+# and hashes; the terms go to the segment's search index when it is sealed (no re-scan of the bytes).
+Prepared = tuple[bytes, bytes, bytes, str, str | None, str, tuple[str, ...]]
+# Fields the search index keeps, with their term prefixes (logstore/search.py reads the same terms
+# back from stored lines when a segment's terms were not collected on append).
+TERM_FIELDS = (("dst_ip", "d:"), ("src_ip", "s:"), ("user", "u:"))
 _SEQ_SLOT = b'"seq":null'
 
 
@@ -117,7 +121,12 @@ def prepare(rec: Record) -> Prepared:
     device: str | None = rec.get("device")
     event_type: str = rec["event_type"]
     tail = meta_bytes([recv_ts, device, event_type])[1:]
-    return body[: at + 6], body[at + len(_SEQ_SLOT) :], tail, recv_ts, device, event_type
+    terms: tuple[str, ...] = ()
+    for key, prefix in TERM_FIELDS:
+        value = rec.get(key)
+        if isinstance(value, str):
+            terms += (prefix + value,)
+    return body[: at + 6], body[at + len(_SEQ_SLOT) :], tail, recv_ts, device, event_type, terms
 
 
 def splice(item: Prepared, seq: int) -> tuple[bytes, bytes]:

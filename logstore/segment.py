@@ -121,6 +121,11 @@ class SegmentIndex:
     # and each device's newest receive time.
     hourly: dict[str, dict[str, int]] = field(default_factory=dict)
     device_last: dict[str, str] = field(default_factory=dict)
+    # `devices` as a set, for the per-record membership test (a list scan grew with the devices).
+    device_set: set[str] = field(default_factory=set, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.device_set = set(self.devices)
 
     def add(self, rec: Record, chain: str) -> None:
         """Account for one appended record."""
@@ -139,7 +144,8 @@ class SegmentIndex:
         if ts > self.max_ts:
             self.max_ts = ts
         device = device or ""
-        if device not in self.devices:
+        if device not in self.device_set:
+            self.device_set.add(device)
             self.devices.append(device)
         self.types[event_type] = self.types.get(event_type, 0) + 1
         if event_type not in ("store", "audit"):
@@ -154,13 +160,15 @@ class SegmentIndex:
         """False when the index proves no record matches (used to skip whole segments)."""
         if self.count == 0 or self.max_ts < from_ts or self.min_ts >= to_ts:
             return False
-        if device is not None and device not in self.devices:
+        if device is not None and device not in self.device_set:
             return False
         return event_type is None or event_type in self.types
 
     def to_json(self) -> dict[str, Any]:
         """Plain dict for the sidecar file."""
-        return asdict(self)
+        data = asdict(self)
+        del data["device_set"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SegmentIndex:

@@ -258,8 +258,6 @@ class ParsePool:
     def _wait(self, i: int, job: int, size: int) -> tuple[list[Any] | None, int | None, str]:
         """Rows of `job` from worker `i`, or (None, line index, reason) when it is over budget or dead."""
         slot = self._slots[i]
-        if job < 0:
-            return None, None, "parse_crash"
         early = slot.early.pop(job, None)
         if early is not None and len(early) == size:
             return early, None, ""

@@ -55,6 +55,7 @@ _SD_PARAM = re.compile(r'\s*([^\s=\]"]{1,32})="((?:[^"\\]|\\.)*)"')
 _SD_UNESCAPE = re.compile(r"\\([\"\\\]])")
 
 
+_TS_FIRST = frozenset("%" + "".join(_MONTHS)[::3])  # first characters of a BSD timestamp
 _ts_cache: dict[tuple[str, str | None, int], tuple[str | None, str]] = {}
 
 
@@ -145,6 +146,15 @@ def _timestamp(
     text: str, pos: int, hdr: Header, recv_ts: float, tz: str | None, relayed: bool = False
 ) -> int:
     """Parse a timestamp at `pos`; set dev_ts/time_text/time_kind and return the position after it."""
+    # Every timestamp pattern starts with a digit, a month's initial or "%" and then one ("%%01" of a
+    # Huawei body is not a time): two regex calls saved per line on the common bodies.
+    first = text[pos : pos + 1]
+    if first == "%":
+        first = text[pos + 1 : pos + 2]
+        if first not in _TS_FIRST or first == "%":
+            return pos
+    elif not first or (first not in _TS_FIRST and not first.isdecimal()):
+        return pos
     m = _BSD.match(text, pos) or _ISO.match(text, pos)
     if m:
         # A sender repeats the same stamp for every line of a second: convert each one once.

@@ -341,6 +341,16 @@ class SyslogService:
                 "Bytes the log store uses on disk.",
             )
         )
+        out.append(
+            Sample(
+                "govnet_logstore_compress_errors_total",
+                (("store", str(self.store.root)),),
+                float(self.store.metrics["compress_errors_total"]),
+                now,
+                "counter",
+                "Sealed segments whose background compression or indexing failed (kept uncompressed).",
+            )
+        )
         out += self.audit_samples(now)
         if self.verify_ok is not None:
             out.append(

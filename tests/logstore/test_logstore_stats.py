@@ -3,14 +3,17 @@ exported as metrics; and the search index answers exactly what a full scan answe
 
 from __future__ import annotations
 
+import gzip
 import random
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from logstore.record import iso_utc, new_record
-from logstore.search import Query, fetch, search
+from logstore.record import iso_utc, new_record, prepare
+from logstore.search import PostingCollector, Query, fetch, index_path, search
 from logstore.stats import DeviceInfo, audit_stats
 from logstore.store import LogStore, StoreConfig
 from tests.support.api_world import make_world
@@ -165,4 +168,49 @@ def test_index_answers_exactly_what_a_scan_answers(tmp_path: Path) -> None:
             assert used_index > 0 or not q.terms()
         picked = sorted(rng.sample([r["seq"] for r in every], 25))
         assert [r["seq"] for r in fetch(reader, picked)] == picked
+    store.close()
+
+
+def _index_rows(path: Path) -> list[tuple[str, int]]:
+    conn = sqlite3.connect(str(path))
+    try:
+        return [(t, s) for t, s in conn.execute("SELECT term, seq FROM p ORDER BY term, seq")]
+    finally:
+        conn.close()
+
+
+def test_terms_collected_on_append_equal_a_scan_of_the_sealed_lines(tmp_path: Path) -> None:
+    """Sealing takes the search terms the prepared records carry (or scans the lines when the segment
+    was reopened half full): either way each index holds exactly what a scan of its lines finds."""
+    rng = random.Random(11)
+    clock = Clock(T0)
+    store = LogStore(tmp_path, StoreConfig(max_segment_bytes=40_000), clock=clock)
+
+    def batch() -> list[Any]:
+        clock.now += 10
+        recs = [
+            new_record(
+                src_ip=rng.choice(["10.0.0.1", "2001:db8::1", None, ""]),
+                dst_ip=rng.choice(["10.0.0.2", None]),
+                user=rng.choice(["admin", '张三"\\\n', None, ""]),
+                msg=',"dst_ip":"1.2.3.4" ' * rng.randint(0, 2),  # key-like text inside a value
+                recv_ts=iso_utc(clock.now),
+            )
+            for _ in range(40)
+        ]
+        return [prepare(r) if rng.random() < 0.5 else r for r in recs]  # both kinds of item
+
+    for _ in range(15):
+        store.append_batch(batch())
+    store.close()
+    store = LogStore(tmp_path, StoreConfig(max_segment_bytes=40_000), clock=clock)  # reopened half full
+    for _ in range(15):
+        store.append_batch(batch())
+    store.wait_compressed()
+    assert len(store.sealed) >= 4
+    for seg in store.sealed:
+        scanned = PostingCollector()
+        scanned.add_block(gzip.decompress((tmp_path / "segments" / seg.file).read_bytes()))
+        want = sorted(set(scanned.rows))
+        assert want and _index_rows(index_path(tmp_path / "segments", seg.name)) == want, seg.name
     store.close()

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from collectors.syslog.formats import VendorFormat, load_formats
+from collectors.syslog.formats import FAST_MAX, VendorFormat, compile_fast, load_formats
 from collectors.syslog.framing import Framer
 from collectors.syslog.parse import parse_frame
+from tests.support.paths import DATA
 
 FORMATS = load_formats()
 NOW = 1_773_312_000.0  # 2026-03-12
+SAMPLES = DATA / "syslog-samples" / "samples.jsonl"
 EXAMPLES = [(f.spec.name, i, ex) for f in FORMATS for i, ex in enumerate(f.spec.examples)]
 
 
@@ -35,6 +38,29 @@ def test_vendor_examples(fmt: str, index: int, example: dict[str, Any]) -> None:
     for key, want in example["expect"].items():
         assert rec[key] == want, key
     assert base64.b64decode(rec["raw"]) == raw  # raw bytes verbatim
+
+
+def test_kv_fast_patterns_give_the_re2_pairs_on_every_sample_and_example() -> None:
+    texts = [ex["message"].encode() for _, _, ex in EXAMPLES]
+    texts += [json.loads(line)["raw"].encode() for line in SAMPLES.read_text(encoding="utf-8").splitlines()]
+    checked = 0
+    for fmt in FORMATS:
+        for pattern, _, _, fast in fmt.kv:
+            if fast is None:
+                continue
+            for text in texts:
+                if text.isascii() and len(text) <= FAST_MAX:
+                    assert fast.findall(text) == pattern.pairs(text), (fmt.spec.name, text)
+                    checked += 1
+    assert checked > 100
+
+
+@pytest.mark.parametrize(
+    "fast", [r"(a+)+=(b)", r"(a)=(b)\1", r"(a)=", r"(\w+)=(\S*)(x)", "(用户)=(b)", r"(a(?:b*)*)=(c)"]
+)
+def test_kv_fast_patterns_that_can_backtrack_are_refused(fast: str) -> None:
+    with pytest.raises(ValueError, match="fast pattern"):
+        compile_fast(fast)
 
 
 def test_bad_format_file_is_rejected(tmp_path: Path) -> None:

@@ -82,6 +82,7 @@ def test_logger_message_is_stored_and_exported(tmp_path: Path) -> None:
     labels, ts = by["govnet_syslog_last_message_timestamp_seconds"]
     assert dict(labels)["device"] == "fw-1" and ts > 0
     assert by["govnet_logstore_verify_ok"][1] == 1.0
+    assert by["govnet_logstore_compress_errors_total"][1] == 0  # exported, and nothing failed
     assert by["govnet_syslog_unknown_sources"][1] == 0
 
 
