@@ -194,3 +194,27 @@ def test_allowed_weak_crypto_and_same_address_other_port_load(tmp_path: Path) ->
     )
     inventory = load_inventory(tmp_path / "inv.yaml")
     assert [d.name for d in inventory.devices] == ["old-1", "old-2"]
+
+
+def test_province_sized_inventory_loads_but_a_mid_sized_alias_bomb_does_not(tmp_path: Path) -> None:
+    """The alias-bomb bound grows with what the file holds: 5,000 written-out devices load."""
+    from inventory.source import MAX_NODES, read_document
+    from lab.synth import write_synth_inventory
+
+    big = write_synth_inventory(tmp_path / "province.yaml", 5000)
+    doc, problems = read_document(big)
+    assert problems == [] and doc is not None and doc.node is not None
+    assert len(doc.data["devices"]) == 5000
+    assert len(load_inventory(big).devices) == 5000
+    # Few distinct nodes expanding just past MAX_NODES: refused, as before.
+    row = "[" + ", ".join(['"x"'] * 100) + "]"
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(
+        f"a: &a {row}\n"
+        + "b: &b [" + ", ".join(["*a"] * 100) + "]\n"
+        + "c: [" + ", ".join(["*b"] * (MAX_NODES // 10_000 + 1)) + "]\n",
+        encoding="utf-8",
+    )  # fmt: skip
+    doc, problems = read_document(bomb)
+    assert doc is None
+    assert [p.message for p in problems] == [f"document expands to more than {MAX_NODES} nodes"]
