@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import socket
 from pathlib import Path
 from typing import Any
+
+from core import jsonline
 
 SOCKET_NAME = "control.sock"
 
@@ -18,24 +18,11 @@ def call(run_dir: Path, request: dict[str, Any], timeout: float = 10.0) -> dict[
     """Send one request to the lab in run_dir and return its answer (ControlError on failure)."""
     path = Path(run_dir) / SOCKET_NAME
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(timeout)
-            s.connect(str(path))
-            s.sendall(json.dumps(request).encode() + b"\n")
-            buf = b""
-            while not buf.endswith(b"\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
+        answer = jsonline.call(path, request, timeout)
     except OSError as exc:
         raise ControlError(f"lab control socket {path}: {exc.strerror or exc}") from None
-    try:
-        answer = json.loads(buf)
     except ValueError:
         raise ControlError("lab answered garbage on its control socket") from None
-    if not isinstance(answer, dict):
-        raise ControlError("lab answered garbage on its control socket")
     if not answer.get("ok"):
         raise ControlError(str(answer.get("error", "lab refused the request")))
     return answer

@@ -20,6 +20,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from core import jsonline
 from logstore.record import FIELDS, Record, new_record
 
 SOCKET_NAME = "control.sock"
@@ -137,23 +138,12 @@ def request(root: Path, req: dict[str, Any], timeout: float = 10.0) -> dict[str,
     """Send one request to the writer of `root`; raise AuditUnavailable when it cannot be done."""
     path = socket_path(root)
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(str(path))
-            sock.sendall(json.dumps(req, ensure_ascii=False).encode() + b"\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+        answer = jsonline.call(path, req, timeout)
     except OSError as exc:
         raise AuditUnavailable(
             f"the writer of log store {root} is not reachable on {path} ({type(exc).__name__}); "
             "is govnet syslog (or govnet run) running?"
         ) from None
-    try:
-        answer: dict[str, Any] = json.loads(data)
     except ValueError:
         raise AuditUnavailable("the log store writer gave no answer") from None
     if not answer.get("ok"):
