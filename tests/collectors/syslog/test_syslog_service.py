@@ -41,6 +41,18 @@ def _build(tmp_path: Path, data: dict[str, object]) -> SyslogService:
     return svc
 
 
+async def _start(svc: SyslogService) -> tuple[asyncio.Event, asyncio.Task[None]]:
+    """Run the service until the returned event is set; returns once its receiver listens."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(svc.run(stop))
+    for _ in range(100):
+        if svc.receiver is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert svc.receiver is not None
+    return stop, task
+
+
 def test_bad_section_names_the_field(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="retention_days"):
         _section(tmp_path, {"store": "logs", "retention_days": 30})
@@ -54,12 +66,7 @@ def test_logger_message_is_stored_and_exported(tmp_path: Path) -> None:
     assert svc.store.root == tmp_path / "logs"  # relative to the config file's folder
 
     async def go() -> list[tuple[str, tuple[tuple[str, str], ...], float]]:
-        stop = asyncio.Event()
-        task = asyncio.create_task(svc.run(stop))
-        for _ in range(100):
-            if svc.receiver is not None:
-                break
-            await asyncio.sleep(0.05)
+        stop, task = await _start(svc)
         assert svc.receiver is not None
         port = svc.receiver.tcp_port
         proc = await asyncio.create_subprocess_exec(
@@ -134,13 +141,8 @@ def test_logger_sequence_gaps_are_exported_per_device(tmp_path: Path) -> None:
         raise AssertionError(f"only {svc.ingest.stats.durable_total}/{n} durable")
 
     async def go() -> list[list[tuple[dict[str, str], float]]]:
-        stop = asyncio.Event()
-        task = asyncio.create_task(svc.run(stop))
+        stop, task = await _start(svc)
         try:
-            for _ in range(100):
-                if svc.receiver is not None:
-                    break
-                await asyncio.sleep(0.05)
             seen = []
             await send("unnumbered message")  # no sequenceId: no series yet
             await durable(1)
@@ -196,12 +198,7 @@ def test_section_forwards_durable_frames_like_govnet_syslog(tmp_path: Path) -> N
                 "forward": f"{host}:{up_port}",
             },
         )
-        stop = asyncio.Event()
-        task = asyncio.create_task(svc.run(stop))
-        for _ in range(100):
-            if svc.receiver is not None:
-                break
-            await asyncio.sleep(0.05)
+        stop, task = await _start(svc)
         assert svc.receiver is not None
         proc = await asyncio.create_subprocess_exec(
             "logger", "--server", host, "--port", str(svc.receiver.tcp_port), "--tcp", "--octet-count",
