@@ -117,9 +117,9 @@ def scrape_whole(port: int) -> float:
     return size / 1e6
 
 
-def snapshots(root: int, out: Path, label: str, top: int) -> None:
+def snapshots(root: int, out: Path, label: str, top: int, only: str) -> None:
     """SIGUSR2 to every process of the node, wait for the snapshots, print each one's breakdown."""
-    pids = _tree(root)
+    pids = [p for p in _tree(root) if only.encode() in Path(f"/proc/{p}/cmdline").read_bytes()]
     for p in pids:
         (out / f"{p}.snap").unlink(missing_ok=True)
         os.kill(p, signal.SIGUSR2)
@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-api", dest="api", action="store_false")
     ap.add_argument("--no-scrape", dest="scrape", action="store_false", help="skip the whole-node scrape")
     ap.add_argument("--trace", action="store_true", help="tracemalloc breakdown per process")
+    ap.add_argument("--trace-only", default="", help="trace only processes whose command has this text")
+    ap.add_argument("--frames", type=int, default=6, help="frames kept per traced allocation")
     ap.add_argument("--top", type=int, default=30)
     args = ap.parse_args(argv)
     t0 = time.time()
@@ -163,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.trace:
             env["PYTHONPATH"] = os.pathsep.join([str(PROBE), str(REPO), env.get("PYTHONPATH", "")])
             env["GOVNET_MEMPROBE"] = str(tmp)
+            env["GOVNET_MEMPROBE_ONLY"] = args.trace_only
+            env["GOVNET_MEMPROBE_FRAMES"] = str(args.frames)
         print(
             f"# node_memory: {args.devices} lab devices, {args.interval:g} s, {args.workers} workers, "
             f"alerts {'on' if args.alerts else 'off'}, api {'on' if args.api else 'off'}, "
@@ -203,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'node':>12}              RSS {sum(r[2] for r in rows):>7.1f} MB")
             print(f"{'lab':>12}              RSS {lab.rss_mb():>7.1f} MB", flush=True)
             if args.trace:
-                snapshots(proc.pid, tmp, "steady", args.top)
+                snapshots(proc.pid, tmp, "steady", args.top, args.trace_only)
             if args.scrape:
                 t1 = time.monotonic()
                 page = scrape_whole(port)
@@ -213,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{name:>12} pid {pid:>7}  RSS {mb:>7.1f} MB")
                 print(f"{'node':>12}              RSS {sum(r[2] for r in rows):>7.1f} MB", flush=True)
                 if args.trace:
-                    snapshots(proc.pid, tmp, "after scrape", args.top)
+                    snapshots(proc.pid, tmp, "after scrape", args.top, args.trace_only)
         finally:
             proc.terminate()
             proc.wait(60)

@@ -1,13 +1,16 @@
 """Loaded by every Python process of a `govnet run` started by bench.node_memory (on PYTHONPATH).
 
 With GOVNET_MEMPROBE=DIR set: tracemalloc from the first import (GOVNET_MEMPROBE_FRAMES frames per
-allocation), and SIGUSR2 writes a snapshot to DIR/<pid>.snap. Nothing happens without the variable.
+allocation), and SIGUSR2 writes a snapshot to DIR/<pid>.snap; with GOVNET_MEMPROBE_ONLY=TEXT only in
+the processes whose command line contains TEXT (tracing slows allocation: trace one side at a time).
+Nothing happens without GOVNET_MEMPROBE.
 """
 
 import os
+import sys
 
 _DIR = os.environ.get("GOVNET_MEMPROBE")
-if _DIR:
+if _DIR and os.environ.get("GOVNET_MEMPROBE_ONLY", "") in " ".join(sys.orig_argv):
     import signal
     import tracemalloc
 
