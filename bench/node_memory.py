@@ -27,36 +27,11 @@ import tracemalloc
 import urllib.request
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
-import yaml
-
-from bench.capacity import Lab, _proc_cpu_s, _rss_mb, _tree, free_tcp_port
+from bench.capacity import SECRET_ENV, Lab, _proc_cpu_s, _rss_mb, _tree, free_tcp_port, node_config
 
 REPO = Path(__file__).resolve().parent.parent
 PROBE = Path(__file__).resolve().parent / "_memprobe"
-SECRET_ENV = "GVT6_NODE_MEMORY_SESSION_SECRET"
-
-
-def node_config(tmp: Path, inventory: Path, port: int, workers: int, alerts: bool, api: bool) -> Path:
-    """The node's config: prometheus, workers, and the alert engine and API unless turned off."""
-    cfg: dict[str, Any] = {
-        "inventory": str(inventory),
-        "prometheus": {"listen": f"127.26.0.3:{port}"},
-        "scheduler": {"workers": workers, "max_concurrency": 64},
-        "log_level": "error",
-    }
-    if alerts:
-        cfg["alerts"] = {"state_db": str(tmp / "alerts.db")}
-    if api:
-        cfg["api"] = {
-            "listen": f"127.26.0.3:{free_tcp_port()}",
-            "state_dir": str(tmp / "api"),
-            "session_secret": f"env:{SECRET_ENV}",
-        }
-    path = tmp / "govnet.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
 
 
 def _label(pid: int, root: int) -> str:
