@@ -70,6 +70,22 @@ def intern_pair(name: str, value: str) -> tuple[str, str]:
     return got
 
 
+# Label tuples shared the same way (a row's labels before the device's: the same interface names on
+# every switch of a model); each is already made of shared pairs.
+_LABELS: dict[Labels, Labels] = {}
+_MAX_LABELS = 1 << 18
+
+
+def intern_labels(labels: Labels) -> Labels:
+    """The shared label tuple equal to the given one (whose pairs come from intern_pair)."""
+    got = _LABELS.get(labels)
+    if got is None:
+        if len(_LABELS) >= _MAX_LABELS:
+            _LABELS.clear()
+        got = _LABELS[labels] = labels
+    return got
+
+
 # Heads shared the same way: a layout that arrives unpickled brings its own copy of every name and
 # HELP text (~6 kB per device); equal heads are one tuple for every device.
 _HEADS: dict[Head, Head] = {}
