@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ class _Dev:
     ring: deque[tuple[float | array[float], array[float]]]  # per publish: stamps, windowed values
     since: array[int]  # per windowed column: the ring entry (absolute number) where its run began
     base: int  # absolute number of ring[0]
+    mono: bool = True  # every ring entry has one stamp, each later than the one before (the usual case)
 
 
 _MAX_SHAPES = 4096  # distinct layout structures remembered (devices polled alike share one)
@@ -144,7 +146,7 @@ class SeriesStore:
             wst: float | array[float] = st if isinstance(st, float) else _gather(st, shape.wpos)
             if dev.ring and not _advances(dev, wst):
                 return  # no column takes a point from this publish
-            dev.ring.append((wst, _gather(values, shape.wpos)))
+            _append(dev, wst, _gather(values, shape.wpos))
             _prune(dev)
 
     def _replace(self, device: str, old: _Dev | None, samples: SampleSet) -> None:
@@ -179,9 +181,11 @@ class SeriesStore:
                 base = old.base
                 for c, oc in carried:
                     since[c] = old.since[oc]
-        dev = _Dev(layout, shape, fixed, skip, vt, vv, ring, since, base)
+        dev = _Dev(
+            layout, shape, fixed, skip, vt, vv, ring, since, base, old.mono if carried and old else True
+        )
         if nw and (not ring or _advances(dev, wst)):
-            ring.append((wst, _gather(values, shape.wpos)))
+            _append(dev, wst, _gather(values, shape.wpos))
             _prune(dev)
         self._unlabel(device, old)
         self._devs[device] = dev
@@ -219,14 +223,19 @@ class SeriesStore:
                 continue
             windowed, cols = got
             positions = dev.shape.wpos if windowed else dev.shape.vpos
+            lab, fixed, skip = dev.layout.labels, dev.labels, dev.skip
+            run = _Run(dev, horizon) if windowed and dev.mono else None
             for c in cols:
                 pos = positions[c]
-                if dev.skip is not None and pos in dev.skip:
+                if skip is not None and pos in skip:
                     continue
-                labels = _labels_at(dev.layout, dev.labels, pos)
-                if not matches(labels, match):
+                labels = lab[pos] if fixed is None else _labels_at(dev.layout, fixed, pos)
+                if match and not matches(labels, match):
                     continue
-                out.append((labels, _points(dev, c, horizon) if windowed else ((dev.vt[c], dev.vv[c]),)))
+                if not windowed:
+                    out.append((labels, ((dev.vt[c], dev.vv[c]),)))
+                else:
+                    out.append((labels, run.points(c) if run is not None else _points(dev, c, horizon)))
         return out
 
     def latest(self, metric: str, labels: Labels) -> float | None:
@@ -364,6 +373,29 @@ def _points(dev: _Dev, c: int, horizon: float) -> list[tuple[float, float]]:
             first += 1
         del pts[:first]
     return pts
+
+
+def _append(dev: _Dev, st: float | array[float], values: array[float]) -> None:
+    ring = dev.ring
+    if dev.mono and not (isinstance(st, float) and (not ring or st > ring[-1][0])):  # type: ignore[operator]
+        dev.mono = False
+    ring.append((st, values))
+
+
+class _Run:
+    """A device's ring read for many columns at once, when its stamps are single and increasing: a
+    column's points are then every entry of its run within the horizon (none is skipped)."""
+
+    def __init__(self, dev: _Dev, horizon: float) -> None:
+        self.dev = dev
+        self.stamps: list[float] = [st for st, _ in dev.ring]  # type: ignore[misc]
+        self.values = [v for _, v in dev.ring]
+        # The newest point of every column is the last entry's: the horizon starts at the same place.
+        self.first = bisect_left(self.stamps, self.stamps[-1] - horizon) if self.stamps else 0
+
+    def points(self, c: int) -> list[tuple[float, float]]:
+        start = max(self.first, self.dev.since[c] - self.dev.base)
+        return list(zip(self.stamps[start:], map(itemgetter(c), self.values[start:]), strict=True))
 
 
 def _advances(dev: _Dev, st: float | array[float]) -> bool:
