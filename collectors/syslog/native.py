@@ -15,7 +15,8 @@ any of the modules is imported) therefore compares the sources with the manifest
   RuntimeWarning, or, under GOVNET_STRICT=1, ImportError (tests must run the fresh compiled code).
 
 It is all or nothing: the compiled modules call each other directly inside their shared library, so
-a compiled module must never be mixed with an interpreted copy of another.
+a compiled module must never be mixed with an interpreted copy of another. GOVNET_NATIVE=0 takes the
+`.py` sources on purpose (comparing the two in tests and benchmarks).
 """
 
 from __future__ import annotations
@@ -118,6 +119,9 @@ def status() -> Status | None:
 def guard(folder: Path = PACKAGE_DIR) -> Status:
     """Check the build in `folder`; unless it is fresh, imports take the `.py` sources (module doc)."""
     result = check(folder)
+    if os.environ.get("GOVNET_NATIVE") == "0" and result.state != "source":
+        result = Status("source", f"GOVNET_NATIVE=0 (the build: {result.state}, {result.reason})")
+        sys.meta_path.insert(0, _SourceOnly(folder))
     _decided.append(result)
     if result.state == "stale":
         message = (
