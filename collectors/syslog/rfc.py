@@ -93,34 +93,13 @@ def zone(name: str | None) -> tzinfo:
 def parse_header(text: str, recv_ts: float, tz: str | None = None) -> Header:
     """Split PRI and header from `text`; `tz` is the device's zone for zone-less times."""
     hdr = Header()
-    pos = 0
-    # "<PRI>" read by hand (as the regex "<(\d{1,3})> ?" would): one regex call less on every line.
-    if text.startswith("<"):
-        close = text.find(">", 1, 5)
-        if close > 1 and text[1:close].isdecimal():
-            pri = int(text[1:close])
-            hdr.pri = pri
-            if pri <= 191:
-                hdr.facility, hdr.severity = pri >> 3, pri & 7
-            pos = close + 1
-            if text.startswith(" ", pos):
-                pos += 1
-            if text.startswith(("1 ", "0 "), pos) and _rfc5424(text, pos + 2, hdr, tz):
-                return hdr
-            hdr.rfc = "rfc3164"
-    if text[pos : pos + 1].isdecimal():  # a sequence number starts with a digit (as \d does)
-        m = _SEQ.match(text, pos)
-        if m:
-            pos = m.end()
-    if text.startswith("*", pos) or text.startswith(".", pos):  # clock not synchronised (IOS-style)
-        pos += 1
-        while text.startswith(" ", pos):
-            pos += 1
-    nxt = _timestamp(text, pos, hdr, recv_ts, tz)
-    # A timestamp here (every match consumes a character), or the one of a `<PRI>1 ` header that
-    # turned out not to be RFC 5424 (its time was read before the rest failed).
-    if nxt != pos or hdr.time_kind is not None:
-        pos = _host(text, nxt, hdr)
+    day = int(recv_ts // 86400)
+    pos = _known_front(text, tz, day, hdr)
+    if pos < 0:
+        pos = _front(text, recv_ts, tz, day, hdr)
+        if pos < 0:
+            return hdr  # RFC 5424, read whole
+    if hdr.time_kind is not None:
         # A collector's prefix ("receive time, sender address") in front of the device's own header.
         save = (hdr.dev_ts, hdr.time_text, hdr.time_kind, hdr.host)
         hdr.time_kind = None
@@ -143,6 +122,106 @@ def parse_header(text: str, recv_ts: float, tz: str | None = None) -> Header:
     if hdr.rfc == "none" and hdr.time_kind is not None:
         hdr.rfc = "rfc3164"
     return hdr
+
+
+@dataclass(slots=True)
+class _Front:
+    """What the front of a header (PRI, sequence number, time, host) gave for a line, kept for the next
+    lines that begin with the same `key`: the text before the body and the body's first character.
+
+    Every test the front makes reads only that text: each pattern there ends before the body and looks
+    at most one character past its match (the host pattern's trailing spaces stop at the body's first
+    character, which is in the key). So for equal keys (and equal device zone and receive day, which
+    the time depends on) the front is the same, and only what reads the body is done again: the
+    sysname-with-a-space check, the relay check and the tag. Fronts whose tests read further are not
+    kept: an RFC 5424 attempt, a host token refused (the body then starts at it), an empty body, a host
+    ended by the end of the text, the time of a failed RFC 5424 header.
+    """
+
+    key: str
+    tz: str | None
+    day: int
+    pri: int | None
+    facility: int | None
+    severity: int | None
+    rfc: str
+    dev_ts: str | None
+    time_text: str | None
+    time_kind: str | None
+    host: str | None
+    vsys: str | None
+    named: bool  # the host is a token of the line (the sysname check follows it)
+
+
+_FRONTS_KEPT: Final = 8  # a flood comes from a few devices, each repeating its front for a second
+_fronts: Final[list[_Front]] = []  # newest first; a list, not a dict: the key's length is not known yet
+
+
+def clear_caches() -> None:
+    """Forget remembered fronts and converted timestamps (tests compare lines parsed cold and warm)."""
+    _fronts.clear()
+    _ts_cache.clear()
+
+
+def _known_front(text: str, tz: str | None, day: int, hdr: Header) -> int:
+    """Fill `hdr` from a remembered front `text` begins with; the body's position, or -1 when none."""
+    for front in _fronts:
+        if front.day == day and front.tz == tz and text.startswith(front.key):
+            hdr.pri, hdr.facility, hdr.severity, hdr.rfc = (
+                front.pri,
+                front.facility,
+                front.severity,
+                front.rfc,
+            )
+            hdr.dev_ts, hdr.time_text, hdr.time_kind = front.dev_ts, front.time_text, front.time_kind
+            hdr.host, hdr.vsys = front.host, front.vsys
+            pos = len(front.key) - 1
+            return _sysname(text, pos, hdr) if front.named else pos
+    return -1
+
+
+def _front(text: str, recv_ts: float, tz: str | None, day: int, hdr: Header) -> int:
+    """Read PRI, sequence number, time and host; the body's position, or -1 for an RFC 5424 line."""
+    pos = 0
+    keep = True
+    # "<PRI>" read by hand (as the regex "<(\d{1,3})> ?" would): one regex call less on every line.
+    if text.startswith("<"):
+        close = text.find(">", 1, 5)
+        if close > 1 and text[1:close].isdecimal():
+            pri = int(text[1:close])
+            hdr.pri = pri
+            if pri <= 191:
+                hdr.facility, hdr.severity = pri >> 3, pri & 7
+            pos = close + 1
+            if text.startswith(" ", pos):
+                pos += 1
+            if text.startswith(("1 ", "0 "), pos):
+                if _rfc5424(text, pos + 2, hdr, tz):
+                    return -1
+                keep = False
+            hdr.rfc = "rfc3164"
+    if text[pos : pos + 1].isdecimal():  # a sequence number starts with a digit (as \d does)
+        m = _SEQ.match(text, pos)
+        if m:
+            pos = m.end()
+    if text.startswith("*", pos) or text.startswith(".", pos):  # clock not synchronised (IOS-style)
+        pos += 1
+        while text.startswith(" ", pos):
+            pos += 1
+    nxt = _timestamp(text, pos, hdr, recv_ts, tz)
+    # A timestamp here (every match consumes a character), or the one of a `<PRI>1 ` header that
+    # turned out not to be RFC 5424 (its time was read before the rest failed).
+    if nxt == pos and hdr.time_kind is None:
+        return pos
+    end, named = _host_token(text, nxt, hdr)
+    if keep and nxt > pos and nxt < end < len(text) and (not named or text[end - 1] == " "):
+        front = _Front(
+            text[: end + 1], tz, day, hdr.pri, hdr.facility, hdr.severity, hdr.rfc, hdr.dev_ts,
+            hdr.time_text, hdr.time_kind, hdr.host, hdr.vsys, named,
+        )  # fmt: skip
+        _fronts.insert(0, front)
+        del _fronts[_FRONTS_KEPT:]
+    return _sysname(text, end, hdr) if named else end
 
 
 def read_time(text: str, recv_ts: float, tz: str | None = None) -> str | None:
@@ -257,14 +336,21 @@ def to_utc(dt: datetime, zone_word: str | None, tz: str | None, recv_ts: float, 
 
 def _host(text: str, pos: int, hdr: Header) -> int:
     """The host after a timestamp, unless what follows is a tag, a mnemonic or a key=value body."""
+    end, named = _host_token(text, pos, hdr)
+    return _sysname(text, end, hdr) if named else end
+
+
+def _host_token(text: str, pos: int, hdr: Header) -> tuple[int, bool]:
+    """The host token at `pos` into `hdr.host`: (position after it, True), or (after a lone colon, False),
+    or (`pos`, False) when what follows is no host."""
     if text.startswith(":", pos):  # "TIME: %ASA-..." (no host)
         pos += 1
         while text.startswith(" ", pos):
             pos += 1
-        return pos
+        return pos, False
     m = _HOST.match(text, pos)
     if not m:
-        return pos
+        return pos, False
     token = m.group("host")
     if (
         (token[0] in "%<[" and token != "<IP>")  # noqa: S105 (a sanitised host, not a password)
@@ -274,7 +360,7 @@ def _host(text: str, pos: int, hdr: Header) -> int:
         )  # StoneOS "WARNING@LOGIN:"
         or (m.group("colon") is not None and "[" in token)  # "prog[pid]:" right after the time
     ):
-        return pos
+        return pos, False
     token = token.strip('"')
     vm = _VSYS.fullmatch(token) if token.endswith(")") else None
     if vm:  # StoneOS "serial(vsys)"
@@ -282,8 +368,11 @@ def _host(text: str, pos: int, hdr: Header) -> int:
     if token.startswith("src@"):  # Sangfor AD: "src@NAME :"
         token = token[4:]
     hdr.host = token
-    end = m.end()
-    # H3C/Huawei sysnames may contain a space: everything up to the "%%vv" tag is the sysname.
+    return m.end(), True
+
+
+def _sysname(text: str, end: int, hdr: Header) -> int:
+    """H3C/Huawei sysnames may contain a space: everything up to the "%%vv" tag is the sysname."""
     pct = text.find(" %%", end - 1, end + 64)
     if (
         pct >= end - 1
@@ -291,7 +380,7 @@ def _host(text: str, pos: int, hdr: Header) -> int:
         and text[end:pct].strip()
         and "=" not in text[end:pct]
     ):
-        hdr.host = f"{token} {text[end:pct].strip()}"
+        hdr.host = f"{hdr.host} {text[end:pct].strip()}"
         end = pct + 1
     return end
 
