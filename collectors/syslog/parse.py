@@ -151,7 +151,7 @@ def _is_ip(value: str | None) -> bool:
     return True
 
 
-_SD_KEYS = {
+_SD_KEYS: Final = {
     "src": "src_ip", "srcip": "src_ip", "src_ip": "src_ip", "ip": "src_ip", "source-address": "src_ip",
     "dst": "dst_ip", "dstip": "dst_ip", "dst_ip": "dst_ip", "destination-address": "dst_ip",
     "spt": "src_port", "src_port": "src_port", "source-port": "src_port", "dpt": "dst_port",
