@@ -24,6 +24,8 @@ SEVERITY_WORDS: Final = {
 # The store's empty record (every field None, event_type "other"), copied per line: one dict copy
 # instead of a keyword call of new_record. Its `flags` list is replaced on every copy.
 _EMPTY: Final = new_record()
+# The frames of one read share their receive time (receiver.submit_many): its text is made once.
+_recv_texts: Final[dict[float, str]] = {}
 
 
 def parse_frame(
@@ -36,11 +38,17 @@ def parse_frame(
     zones: Mapping[str, str] | None = None,
 ) -> Record:
     """Normalise a frame; `devices` maps source address to device name, `zones` to its IANA zone."""
-    host_addr = source.rsplit(":", 1)[0].strip("[]")
+    colon = source.rfind(":")
+    host_addr = (source[:colon] if colon >= 0 else source).strip("[]")
     device = devices.get(host_addr)
     flags: list[str] = [] if device is not None else ["unknown_source"]
     rec: Record = _EMPTY.copy()
-    rec["recv_ts"] = iso_utc(recv_ts)
+    recv_text = _recv_texts.get(recv_ts)
+    if recv_text is None:
+        if len(_recv_texts) >= 64:
+            _recv_texts.clear()
+        recv_text = _recv_texts[recv_ts] = iso_utc(recv_ts)
+    rec["recv_ts"] = recv_text
     rec["source"] = source
     rec["transport"] = transport
     rec["device"] = device
