@@ -38,7 +38,7 @@ def load_native(root: Path) -> ModuleType:
 
 def compiler_missing() -> str | None:
     """Why no extension can be built here (None when a C compiler and Python.h are present)."""
-    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]  # as setuptools
     if shutil.which(cc) is None:
         return f"no C compiler ({cc})"
     include = Path(sysconfig.get_paths()["include"]) / "Python.h"

@@ -130,3 +130,26 @@ def test_a_fresh_build_is_used_wherever_it_is_installed(tmp_path: Path) -> None:
     assert native.check(pkg).reason == "source changed since the build: parse.py"
     stale = _import(tmp_path, strict=False)
     assert stale.stdout.split() == ["stale", "['source']", "huawei", "10.1.1.2"], stale.stderr
+
+
+def test_build_without_a_compiler_leaves_pure_python(tmp_path: Path) -> None:
+    """No C compiler: the build says so, removes a stale build (the guard would refuse it anyway) and
+    succeeds unless told a compiled parser is required."""
+    pkg = _copy_package(tmp_path, with_build=False)
+    _fake_build(pkg, manifest=False)
+    script = ROOT / "scripts" / "build_native.py"
+    env = {**os.environ, "PATH": str(tmp_path / "no-bin"), "CC": "gcc"}  # nothing on PATH: no gcc
+    built = subprocess.run(
+        [sys.executable, str(script), "--root", str(tmp_path)], env=env, capture_output=True, text=True
+    )
+    assert built.returncode == 0, built.stderr
+    assert "no C compiler" in built.stderr and "pure Python" in built.stderr
+    assert native.built_files(pkg) == []
+    assert native.check(pkg).state == "source"
+    required = subprocess.run(
+        [sys.executable, str(script), "--root", str(tmp_path), "--require"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert required.returncode == 1 and "no C compiler" in required.stderr
