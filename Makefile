@@ -51,5 +51,5 @@ bundle: bootstrap
 	./scripts/bundle.sh
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build/native
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build
 	rm -f collectors/syslog/*.so collectors/syslog/_compiled.json
