@@ -349,11 +349,11 @@ def _ip_and_port(value: str) -> tuple[str | None, int | None]:
     elif v.count(":") == 1:
         host, _, rest = v.partition(":")
         v, port = host, to_port(rest)
-    return _valid_ip(v), port
+    return valid_ip(v), port
 
 
 @lru_cache(maxsize=65536)  # addresses repeat from line to line
-def _valid_ip(text: str) -> str | None:
+def valid_ip(text: str) -> str | None:
     """`text` as a canonical IP address, or None (dotted quads checked without ipaddress: it is slow)."""
     parts = text.split(".")
     if len(parts) == 4 and all(p.isdigit() and p.isascii() and len(p) <= 3 for p in parts):
