@@ -48,7 +48,7 @@ BODIES = (
     "中文 日志 %%01SEC/4/ATTACK(l):攻击",
 )
 RECV = (1_700_000_000.0, 1_704_067_199.5, 1_704_067_200.5)  # the last two on either side of a new year
-ZONES = ({}, {"10.0.0.1": "Europe/Berlin"})
+ZONES: tuple[dict[str, str], ...] = ({}, {"10.0.0.1": "Europe/Berlin"})
 
 
 def _record(raw: bytes, recv: float, zones: dict[str, str]) -> bytes:
