@@ -127,18 +127,21 @@ def parse_header(text: str, recv_ts: float, tz: str | None = None) -> Header:
 @dataclass(slots=True)
 class _Front:
     """What the front of a header (PRI, sequence number, time, host) gave for a line, kept for the next
-    lines that begin with the same `key`: the text before the body and the body's first character.
+    lines that begin with the same `key`: the text before the body and the body's first three characters.
 
-    Every test the front makes reads only that text: each pattern there ends before the body and looks
-    at most one character past its match (the host pattern's trailing spaces stop at the body's first
-    character, which is in the key). So for equal keys (and equal device zone and receive day, which
-    the time depends on) the front is the same, and only what reads the body is done again: the
-    sysname-with-a-space check, the relay check and the tag. Fronts whose tests read further are not
-    kept: an RFC 5424 attempt, a host token refused (the body then starts at it), an empty body, a host
-    ended by the end of the text, the time of a failed RFC 5424 header.
+    Every test the front makes reads only that text. The time patterns end before the host and look at
+    most into it; the host pattern is the one that reads into the body: its trailing spaces stop at the
+    body's first character, and its colon alternative (" :" then spaces or the end) may read the second
+    and, through `$` (which also matches before a final newline), ask whether a third follows. So for
+    equal keys (and equal device zone and receive day, which the time depends on) the front is the same,
+    and only what reads the body is done again: the sysname-with-a-space check, the relay check and the
+    tag. Fronts whose tests read further are not kept: an RFC 5424 attempt, a host token refused (the
+    body then starts at it), a body shorter than three characters, a host ended by the end of the text,
+    the time of a failed RFC 5424 header.
     """
 
     key: str
+    body_at: int  # where the body starts (the key's last three characters are its first)
     tz: str | None
     day: int
     pri: int | None
@@ -175,8 +178,7 @@ def _known_front(text: str, tz: str | None, day: int, hdr: Header) -> int:
             )
             hdr.dev_ts, hdr.time_text, hdr.time_kind = front.dev_ts, front.time_text, front.time_kind
             hdr.host, hdr.vsys = front.host, front.vsys
-            pos = len(front.key) - 1
-            return _sysname(text, pos, hdr) if front.named else pos
+            return _sysname(text, front.body_at, hdr) if front.named else front.body_at
     return -1
 
 
@@ -214,9 +216,9 @@ def _front(text: str, recv_ts: float, tz: str | None, day: int, hdr: Header) -> 
     if nxt == pos and hdr.time_kind is None:
         return pos
     end, named = _host_token(text, nxt, hdr)
-    if keep and nxt > pos and nxt < end < len(text) and (not named or text[end - 1] == " "):
+    if keep and nxt > pos and nxt < end and end + 3 <= len(text) and (not named or text[end - 1] == " "):
         front = _Front(
-            text[: end + 1], tz, day, hdr.pri, hdr.facility, hdr.severity, hdr.rfc, hdr.dev_ts,
+            text[: end + 3], end, tz, day, hdr.pri, hdr.facility, hdr.severity, hdr.rfc, hdr.dev_ts,
             hdr.time_text, hdr.time_kind, hdr.host, hdr.vsys, named,
         )  # fmt: skip
         _fronts.insert(0, front)

@@ -4,6 +4,7 @@ front gives exactly the record it gives parsed alone, whatever its body says."""
 from __future__ import annotations
 
 import itertools
+import random
 
 import pytest
 
@@ -46,6 +47,12 @@ BODIES = (
     "\t tab",
     "date=2024-03-12 time=10:46:04 devname=FG1 type=traffic action=deny srcip=1.1.1.1",
     "中文 日志 %%01SEC/4/ATTACK(l):攻击",
+    # After "host ", a colon: the host pattern's colon alternative reads two characters into the body,
+    # and its end-of-text test whether a third follows (found by a fuzz of the cache).
+    ":",
+    ":\n",
+    ":\nx",
+    ": x",
 )
 RECV = (1_700_000_000.0, 1_704_067_199.5, 1_704_067_200.5)  # the last two on either side of a new year
 ZONES: tuple[dict[str, str], ...] = ({}, {"10.0.0.1": "Europe/Berlin"})
@@ -96,3 +103,46 @@ def test_corpus_warm_equals_cold() -> None:
     for (raw, recv, src, zones), want in zip(frames, warm, strict=True):
         rfc.clear_caches()
         assert canonical(parse_frame(raw, recv, src, "tcp", FORMATS, syslog_corpus.DEVICES, zones)) == want
+
+
+# Parts of fronts and bodies around the boundary between them, for a seeded fuzz.
+_PRIS = ("", "<13>", "<190> ", "<13>1 ", "<1000>")
+_STAMPS = (
+    "Mar 12 2024 10:46:04", "Mar  2 10:00:00", "%Mar 12 10:46:04:123 2024", "2024-03-12T10:46:04.123+08:00",
+    "2024-03-12 10:46:04", "*Mar  1 00:00:01.123:", "Mar 12 10:46:04 CST", "Feb 29 10:00:00",
+    "Mar 12 10:46:04.5",
+)  # fmt: skip
+_HOSTS = (
+    "USG6600", "h", "10.1.1.1", '"q"', "fw(root)", "src@AD", "2024", "a:b", "C", "host:", "x=y", "%X", "[t]:",
+    "WARNING@LOGIN:", "<IP>", "a" * 260, "", "中文",
+)  # fmt: skip
+_SEPS = (" ", "  ", " : ", ": ", "\t", " \t", ":", " \n")
+_ATOMS = (
+    "%%01POLICY/6/X(l):a=b", "X %%01Y", "Mar 12 10:46:04 dev2 ", "2015 HOST %% 01 ", "sshd[12]: ok", ":", "=",
+    "[", " ", "\t", "\n", "%", "%%", "a", "1", "(x)", '"', "中", "CST ", "2024 ",
+)  # fmt: skip
+
+
+def test_fuzzed_fronts_warm_equals_cold() -> None:
+    """Random fronts, then two bodies made of separators, colons, newlines and stamps, the second often a
+    cut of the first: the second line parsed right after the first equals it parsed cold."""
+    rnd = random.Random(20)
+    for _ in range(20_000):
+        front = (
+            rnd.choice(_PRIS)
+            + rnd.choice(_STAMPS)
+            + rnd.choice(_SEPS)
+            + rnd.choice(_HOSTS)
+            + rnd.choice(_SEPS)
+        )
+        first = "".join(rnd.choice(_ATOMS) for _ in range(rnd.randint(0, 5)))
+        if rnd.random() < 0.5:
+            second = first[: rnd.randint(0, len(first))]
+        else:
+            second = "".join(rnd.choice(_ATOMS) for _ in range(rnd.randint(0, 3)))
+        recv, zones = rnd.choice(RECV), rnd.choice(ZONES)
+        _record((front + first).encode(), recv, zones)
+        if rnd.random() < 0.3:
+            recv, zones = rnd.choice(RECV), rnd.choice(ZONES)
+        raw = (front + second).encode()
+        assert _record(raw, recv, zones) == _cold(raw, recv, zones), raw
