@@ -106,7 +106,7 @@ def test_corpus_warm_equals_cold() -> None:
 
 
 # Parts of fronts and bodies around the boundary between them, for a seeded fuzz.
-_PRIS = ("", "<13>", "<190> ", "<13>1 ", "<1000>")
+_PRIS = ("", "<13>", "<190> ", "<13>1 ", "<1000>", "008407: ", "<13>12:  ", "<13>1: *", ".")
 _STAMPS = (
     "Mar 12 2024 10:46:04", "Mar  2 10:00:00", "%Mar 12 10:46:04:123 2024", "2024-03-12T10:46:04.123+08:00",
     "2024-03-12 10:46:04", "*Mar  1 00:00:01.123:", "Mar 12 10:46:04 CST", "Feb 29 10:00:00",
