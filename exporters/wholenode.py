@@ -6,8 +6,9 @@ its HELP/TYPE once, then that family's lines from every device in turn, read fro
 SampleSet through its layout's plan (exporters.targets). A family stays one contiguous group
 with one HELP/TYPE, as the text format requires (Go's expfmt parser rejects a second TYPE line for a
 name), and memory is bounded by one chunk, the scrape's list of sets and their plans (the last
-PLAN_CACHE_SIZE layouts' plans stay for the next scrape and for `?device=`), not by the fleet's text. Duplicate series are dropped within
-a device's set (as before); across devices they cannot occur, the `device` label differs.
+PLAN_CACHE_SIZE layouts' plans stay for the next scrape and for `?device=`), not by the fleet's
+text. Duplicate series are dropped within a device's set (as before); across devices they cannot
+occur, the `device` label differs.
 """
 
 from __future__ import annotations
