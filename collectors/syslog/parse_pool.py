@@ -5,9 +5,10 @@ runs in spawned worker processes while the receiving process only hashes, writes
 loop. Each worker publishes, in shared memory, which job and which line of it it is parsing. When a line
 has not finished within `line_budget` seconds, or the worker dies on one, the worker is killed and
 replaced: that line is stored raw (flag `parse_timeout` / `parse_crash`, counted in `timeouts`), and the
-job's other lines are parsed again by the new worker. Records come back already serialised
-(`logstore.record.prepare`: canonical bytes waiting for their seq), so the writer only numbers, hashes
-and appends them, and one pipe message carries a worker's whole share of a batch each way.
+job's other lines are parsed again by the new worker. Each frame comes with the seq its record is
+meant to get, and records come back as finished store lines (`logstore.batch`: canonical bytes, body
+and leaf hashes, index tally, search terms), so the writer only chains and appends them; one pipe
+message carries a worker's whole share of a batch each way.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-import orjson
-
 from collectors.syslog.formats import CompiledFormat, FormatSet, VendorFormat, compile_format
 from collectors.syslog.parse import parse_frame
-from logstore.record import Prepared, Record, iso_utc, new_record, prepare
+from logstore.batch import Numbered, Numberer, decode
+from logstore.record import Record, iso_utc, new_record
 
 Frame = tuple[bytes, float, str, str]  # raw bytes, receive time, source address, transport
+Run = tuple[int, list[Frame]]  # frames whose records get consecutive seqs, from the first one's
+Parsed = Numbered | Record  # a numbered run, or (after a worker was replaced) one record to number
 # The function a worker parses with: passed by reference (a module-level function pickles by its name).
 Parser = Callable[..., Record]
 LINE_BUDGET = 2.0  # seconds one line may take (a line takes ~50 µs; a backtracking pattern takes seconds)
@@ -78,29 +80,38 @@ def _worker(
     progress: Any,
     parse_frame: Parser,
 ) -> None:
-    """Worker loop: (job, frames) in, prepared records out; `progress[0:2]` = (job, line) being parsed."""
+    """Worker loop: (job, runs) in, numbered runs out; `progress[0:2]` = (job, line) being parsed."""
     formats = FormatSet([compile_format(VendorFormat.model_validate(spec)) for spec in specs])
     while True:
         try:
-            job, frames = inbox.recv()
+            job, runs = inbox.recv()
         except (EOFError, OSError):  # parent closed the pipe or died
             return
-        rows = []
-        for i, (raw, ts, source, transport) in enumerate(frames):
-            progress[1] = i
-            progress[0] = job
-            rows.append(prepare(parse_frame(raw, ts, source, transport, formats, devices, zones)))
-        progress[1] = len(frames)
-        outbox.send((job, rows))
+        out = []
+        i = 0
+        for first, frames in runs:
+            numberer = Numberer(first)
+            for raw, ts, source, transport in frames:
+                progress[1] = i
+                progress[0] = job
+                numberer.add(parse_frame(raw, ts, source, transport, formats, devices, zones))
+                i += 1
+            out.append(numberer.done())
+        progress[1] = i
+        outbox.send((job, out))
 
 
 @dataclass(slots=True)
 class Pending:
-    """Frames handed to the workers (one chunk per worker), to collect in order."""
+    """Frames handed to the workers (one chunk of runs per worker), to collect in order."""
 
-    chunks: list[list[Frame]]
+    chunks: list[list[Run]]
     jobs: list[int]
     slots: list[_Slot]  # the worker each chunk went to (a replaced worker's queued jobs are re-sent)
+
+
+def _records(runs: list[Numbered]) -> int:
+    return sum(run.count for run in runs)
 
 
 class _Slot:
@@ -119,13 +130,13 @@ class _Slot:
         )  # fmt: skip
         self.proc.start()
         self.started = time.monotonic()
-        self.early: dict[int, list[Any]] = {}  # answers that arrived while another job was awaited
+        self.early: dict[int, list[Numbered]] = {}  # answers that arrived while another job was awaited
         child_in.close()
         child_out.close()
         # Jobs go through a feeder thread: a job can be queued while the worker still parses (and
         # sends back) the previous one, so the worker never waits for the writer between jobs, and
         # no caller blocks on a full pipe (the worker and the writer both sending would deadlock).
-        self.outbox: queue.SimpleQueue[tuple[int, list[Frame]] | None] = queue.SimpleQueue()
+        self.outbox: queue.SimpleQueue[tuple[int, list[Run]] | None] = queue.SimpleQueue()
         self.feeder = threading.Thread(target=self._feed, name=f"govnet-syslog-feed-{n}", daemon=True)
         self.feeder.start()
 
@@ -194,50 +205,67 @@ class ParsePool:
         """Process ids of the current workers."""
         return [slot.proc.pid for slot in self._slots if slot.proc.pid is not None]
 
-    def submit(self, frames: list[Frame]) -> Pending:
-        """Hand frames to the workers (returns at once); `collect` gets the records in order."""
-        n = max(1, len(self._slots))
-        size = -(-len(frames) // n)
-        chunks = [frames[i : i + size] for i in range(0, len(frames), size)] if frames else []
-        jobs = []
-        for i, chunk in enumerate(chunks):
-            jobs.append(self._send(i, chunk))
+    def submit(self, runs: list[Run]) -> Pending:
+        """Hand runs of frames to the workers (returns at once); `collect` gets the records in order.
+
+        The frames of a run are meant to get consecutive seqs from the run's first; the workers number
+        their records so (the writer renumbers a run whose seqs moved on meanwhile).
+        """
+        total = sum(len(frames) for _, frames in runs)
+        size = -(-total // max(1, len(self._slots)))
+        chunks: list[list[Run]] = []
+        chunk: list[Run] = []
+        room = size
+        for first, frames in runs:
+            at = 0
+            while at < len(frames):
+                take = frames[at : at + room]
+                chunk.append((first + at, take))
+                at += len(take)
+                room -= len(take)
+                if room == 0:
+                    chunks.append(chunk)
+                    chunk, room = [], size
+        if chunk:
+            chunks.append(chunk)
+        jobs = [self._send(i, chunk) for i, chunk in enumerate(chunks)]
         return Pending(chunks, jobs, self._slots[: len(chunks)])
 
-    def _send(self, i: int, chunk: list[Frame]) -> int:
+    def _send(self, i: int, chunk: list[Run]) -> int:
         """Queue a job for worker `i` (returns at once; jobs reach a worker in the order queued)."""
         self._job += 1
         self._slots[i].outbox.put((self._job, chunk))
         return self._job
 
     def collect(self, pending: Pending) -> list[Record]:
-        """Records of a `submit`, in frame order (blocks until the workers are done); seq is None."""
-        return [orjson.loads(p[0] + b"null" + p[1]) for p in self.collect_prepared(pending)]
+        """Records of a `submit`, in frame order (blocks until the workers are done), with the seqs
+        they were numbered with."""
+        out: list[Record] = []
+        for item in self.collect_numbered(pending):
+            out += [decode(body) for body in item.bodies()] if isinstance(item, Numbered) else [item]
+        return out
 
-    def collect_prepared(self, pending: Pending) -> list[Prepared]:
-        """The prepared records of a `submit`, in frame order (blocks until the workers are done)."""
-        out: list[Prepared] = []
+    def collect_numbered(self, pending: Pending) -> list[Parsed]:
+        """What the workers made of a `submit`, in frame order (blocks until they are done): numbered
+        runs, and single records where a worker was replaced (`LogStore.append_batch` takes both)."""
+        out: list[Parsed] = []
         for i, (chunk, job, slot) in enumerate(zip(pending.chunks, pending.jobs, pending.slots, strict=True)):
             if self._slots[i] is not slot:  # its worker was replaced since: the job died with it
                 job = self._send(i, chunk)
             out += self._collect_chunk(i, chunk, job)
         return out
 
-    def _collect_chunk(self, i: int, chunk: list[Frame], job: int) -> list[Prepared]:
-        results: list[Prepared | None] = [None] * len(chunk)
-        todo = list(range(len(chunk)))  # indexes (into chunk) of the frames the current job holds
+    def _collect_chunk(self, i: int, chunk: list[Run], job: int) -> list[Parsed]:
+        size = sum(len(frames) for _, frames in chunk)
+        rows, bad, why = self._wait(i, job, size)
+        if rows is not None:
+            return [*rows]
+        # The rare path: a worker is stuck or dead. Settle the chunk frame by frame from here on.
+        frames = [(first + k, frame) for first, run in chunk for k, frame in enumerate(run)]
+        results: list[Record | None] = [None] * len(frames)
+        todo = list(range(len(frames)))  # indexes (into frames) of the frames the current job holds
         fruitless = 0  # replacements in a row that did not settle a line (a worker that cannot start)
-        while todo:
-            if fruitless >= 3:
-                for k in todo:
-                    results[k] = prepare(raw_record(chunk[k], "parse_crash", self.devices))
-                    self.crashes += 1
-                break
-            rows, bad, why = self._wait(i, job, len(todo))
-            if rows is not None:
-                for k, row in zip(todo, rows, strict=True):
-                    results[k] = row
-                break
+        while True:
             # The worker is stuck on (or died at) line `bad` of its job: keep that line raw, replace
             # the worker and hand it the job's other lines (what the dead worker parsed is lost).
             self._slots[i].kill()
@@ -247,19 +275,32 @@ class ParsePool:
             if bad is not None and 0 <= bad < len(todo):
                 fruitless = 0
                 k = todo.pop(bad)
-                results[k] = prepare(raw_record(chunk[k], why, self.devices))
+                results[k] = raw_record(frames[k][1], why, self.devices)
                 if why == "parse_timeout":
                     self.timeouts += 1
                 else:
                     self.crashes += 1
-            job = self._send(i, [chunk[k] for k in todo]) if todo else 0
+            if not todo:
+                break
+            if fruitless >= 3:
+                for k in todo:
+                    results[k] = raw_record(frames[k][1], "parse_crash", self.devices)
+                    self.crashes += 1
+                break
+            job = self._send(i, [(frames[k][0], [frames[k][1]]) for k in todo])
+            rows, bad, why = self._wait(i, job, len(todo))
+            if rows is not None:
+                for k, row in zip(todo, rows, strict=True):
+                    results[k] = decode(row.bodies()[0])
+                break
         return [r for r in results if r is not None]
 
-    def _wait(self, i: int, job: int, size: int) -> tuple[list[Any] | None, int | None, str]:
-        """Rows of `job` from worker `i`, or (None, line index, reason) when it is over budget or dead."""
+    def _wait(self, i: int, job: int, size: int) -> tuple[list[Numbered] | None, int | None, str]:
+        """The numbered runs of `job` (`size` records) from worker `i`, or (None, line index, reason)
+        when it is over budget or dead."""
         slot = self._slots[i]
         early = slot.early.pop(job, None)
-        if early is not None and len(early) == size:
+        if early is not None and _records(early) == size:
             return early, None, ""
         last = (-2, -2)
         since = time.monotonic()
@@ -267,7 +308,7 @@ class ParsePool:
             try:
                 if slot.frm.poll(0.02):
                     got_job, rows = slot.frm.recv()
-                    if got_job == job and len(rows) == size:
+                    if got_job == job and _records(rows) == size:
                         return rows, None, ""
                     # A job queued before this one (after a replacement, re-sent jobs can overtake
                     # jobs queued earlier): keep its answer for its own collect.

@@ -15,9 +15,10 @@ from collectors.syslog.formats import CompiledFormat, FormatSet
 from collectors.syslog.framing import Framer
 from collectors.syslog.limits import Limits, SourcePolicy
 from collectors.syslog.parse import parse_frame
-from collectors.syslog.parse_pool import LINE_BUDGET, ParsePool, Pending
+from collectors.syslog.parse_pool import LINE_BUDGET, Parsed, ParsePool, Pending, Run
 from collectors.syslog.sequence import SEQUENCE_HINT, SequenceGaps, sequence_id
-from logstore.record import Prepared, Record, iso_utc, new_record
+from logstore.batch import Numbered
+from logstore.record import Record, iso_utc, new_record
 from logstore.store import LogStore
 
 Item = tuple[bytes, float, str, str] | dict[str, Any]
@@ -163,11 +164,12 @@ class Ingest:
             self._room.set()
         return batch
 
-    def _start(self, batch: list[Item]) -> Pending | None:
-        """Hand a batch's frames to the parse workers (None when parsing happens in the writer thread)."""
+    def _start(self, batch: list[Item], first: int) -> Pending | None:
+        """Hand a batch's frames to the parse workers, numbered as if the batch's first record got seq
+        `first` (None when parsing happens in the writer thread)."""
         if self.pool is None or self.pool.broken or not batch:
             return None
-        return self.pool.submit([item for item in batch if isinstance(item, tuple)])
+        return self.pool.submit(_runs(batch, first))
 
     async def _run(self) -> None:
         # Two-stage pipeline when there are parse workers: they parse batch N+1 while this process
@@ -232,22 +234,23 @@ class Ingest:
     def _discard(self, parsing: Pending) -> None:
         """Read and drop the workers' results for frames that will be handed to them again."""
         if self.pool is not None:
-            self.pool.collect_prepared(parsing)
+            self.pool.collect_numbered(parsing)
 
     def _commit(
         self, batch: list[Item], parsing: Pending | None, nxt: list[Item]
     ) -> tuple[list[int], Pending | None]:
         """Parse `batch` (or collect the workers' parse), hand `nxt` to the workers, commit `batch`."""
+        # The seqs the records will get if nothing else is appended meanwhile (the control channel's
+        # audit records may be: the store then renumbers what the workers numbered).
+        first = self.store.last_seq + 1
         if parsing is None and self.pool is not None:  # untrusted text is parsed only in the workers
-            parsing = self.pool.submit([item for item in batch if isinstance(item, tuple)])
+            parsing = self.pool.submit(_runs(batch, first))
         # Queued behind `batch` in each worker's pipe: the workers go straight on to the next batch
-        # while this one is collected, hashed and fsynced.
-        handed = self._start(nxt)
+        # while this one is collected, chained and fsynced.
+        handed = self._start(nxt, first + len(batch))
+        recs: list[Record | Numbered]
         if parsing is not None and self.pool is not None:
-            parsed = iter(self.pool.collect_prepared(parsing))
-            recs: list[Record | Prepared] = [
-                next(parsed) if isinstance(item, tuple) else item for item in batch
-            ]
+            recs = _interleave(batch, self.pool.collect_numbered(parsing))
         else:
             recs = [
                 parse_frame(item[0], item[1], item[2], item[3], self.formats, self.devices, self.zones)
@@ -261,6 +264,46 @@ class Ingest:
             if handed is not None:
                 self._discard(handed)
             raise
+
+
+def _runs(batch: list[Item], first: int) -> list[Run]:
+    """The batch's frames as runs of consecutive seqs, the batch's first record getting `first`
+    (receiver events between frames take their own seqs)."""
+    runs: list[Run] = []
+    frames: list[tuple[bytes, float, str, str]] = []
+    start = seq = first
+    for item in batch:
+        if isinstance(item, tuple):
+            if not frames:
+                start = seq
+            frames.append(item)
+        elif frames:
+            runs.append((start, frames))
+            frames = []
+        seq += 1
+    if frames:
+        runs.append((start, frames))
+    return runs
+
+
+def _interleave(batch: list[Item], parsed: list[Parsed]) -> list[Record | Numbered]:
+    """The batch in order: the workers' runs (frame order) with the receiver events between them."""
+    if sum(run.count if isinstance(run, Numbered) else 1 for run in parsed) == len(batch):
+        return list(parsed)  # no receiver events in the batch (the usual case)
+    out: list[Record | Numbered] = []
+    rest = iter(parsed)
+    owed = 0  # frames before the current event not yet covered by a run (runs never span an event)
+    for item in batch:
+        if isinstance(item, tuple):
+            owed += 1
+            continue
+        while owed > 0:
+            run = next(rest)
+            out.append(run)
+            owed -= run.count if isinstance(run, Numbered) else 1
+        out.append(item)
+    out += rest
+    return out
 
 
 def _bytes(items: list[Item]) -> int:

@@ -19,7 +19,8 @@ from typing import Any
 
 from collectors.syslog.formats import load_formats
 from collectors.syslog.receiver import Ingest, start_receiver
-from logstore.record import canonical, meta_bytes, meta_of, new_record, prepare, record_leaf, splice
+from logstore.batch import number, renumbered
+from logstore.record import canonical, new_record, record_leaf
 from logstore.store import LogStore, StoreConfig
 from tests.support.require import require_cmd
 
@@ -137,9 +138,10 @@ def test_worker_killed_mid_stream_loses_and_duplicates_nothing(tmp_path: Path) -
     assert killed and subprocess.run(["kill", "-0", str(killed[0])], capture_output=True).returncode != 0
 
 
-def test_prepared_records_hash_like_records() -> None:
-    """A record serialised in a worker (`prepare`) and numbered by the writer (`splice`) has the bytes and
-    leaf hash of the same record serialised whole, for every kind of value a record holds."""
+def test_numbered_records_hash_like_records() -> None:
+    """A record numbered in a worker (`logstore.batch`) has the bytes and leaf hash of the same record
+    serialised whole, for every kind of value a record holds; renumbering a run from its bytes gives
+    what numbering the records at the new seqs gives."""
     recs = [
         new_record(recv_ts="2026-03-12T02:46:04.000001Z", device="fw-1", event_type="policy_deny",
                    msg='quote " backslash \\ "seq":null, 中文 \U0001f600 \x00\x1f', src_port=65535,
@@ -148,9 +150,20 @@ def test_prepared_records_hash_like_records() -> None:
                    msg=',"seq":null,'),
     ]  # fmt: skip
     for seq in (1, 9, 10**12):
-        for rec in recs:
-            body, meta = splice(prepare(rec), seq)
-            whole = {**rec, "seq": seq, **{k: None for k, v in rec.items() if v == ""}}
-            assert body == canonical(whole) and meta == meta_bytes(meta_of(whole))
-            leaf = hashlib.sha256(b"\x00" + meta + hashlib.sha256(body).hexdigest().encode()).hexdigest()
-            assert leaf == record_leaf(whole)
+        run = number([dict(r) for r in recs], seq)
+        assert run.first == seq and run.count == len(recs)
+        for i, rec in enumerate(recs):
+            whole = {**rec, "seq": seq + i, **{k: None for k, v in rec.items() if v == ""}}
+            assert run.bodies()[i] == canonical(whole)
+            assert run.leaves[32 * i : 32 * i + 32].hex() == record_leaf(whole)
+            line = run.lines[run.starts[i] :].split(b"\n", 1)[0]
+            assert line == b'{"h":"' + b"0" * 64 + b'","r":' + canonical(whole) + b"}"
+        again = renumbered(run, seq + 5)
+        fresh = number([dict(r) for r in recs], seq + 5)
+        assert (again.lines, again.starts, again.leaves, again.terms, again.tally) == (
+            fresh.lines,
+            fresh.starts,
+            fresh.leaves,
+            fresh.terms,
+            fresh.tally,
+        )
