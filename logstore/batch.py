@@ -43,7 +43,7 @@ class Numbered:
     starts: list[int]  # offset of each line in `lines`
     leaves: bytes  # the records' 32-byte leaf digests, concatenated
     tally: Tally
-    terms: list[tuple[str, int]]  # (search term, seq)
+    terms: dict[str, list[int]]  # search term -> seqs of the records holding it
 
     @property
     def count(self) -> int:
@@ -68,7 +68,7 @@ class Numberer:
         self._ts: list[str] = []
         self._devices: list[str | None] = []
         self._types: list[str] = []
-        self._terms: list[tuple[str, int]] = []
+        self._terms: dict[str, list[int]] = {}
 
     def add(self, rec: Record) -> None:
         """Number `rec` (in place: its `seq` is set, `""` values become None, one spelling of absent)."""
@@ -94,7 +94,11 @@ class Numberer:
         for key, prefix in TERM_FIELDS:
             value = rec.get(key)
             if isinstance(value, str):
-                self._terms.append((prefix + value, seq))
+                seqs = self._terms.get(prefix + value)
+                if seqs is None:
+                    self._terms[prefix + value] = [seq]
+                else:
+                    seqs.append(seq)
 
     def done(self) -> Numbered:
         """The numbered run (at least one record must have been added)."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from isal import isal_zlib  # ISA-L's deflate: plain gzip output, ~8x faster than zlib's level 1
 
 from logstore.record import Record, canonical, leaf_hash, meta_of, record_leaf
 from logstore.verify import Entry
@@ -252,7 +253,7 @@ def compress_segment(
                 continue
             block, rest = buf[:cut], buf[cut:]
             m = SEQ_KEY.search(block)  # the first line's seq (a key, never text)
-            comp = zlib.compressobj(level, zlib.DEFLATED, 31)
+            comp = isal_zlib.compressobj(level, isal_zlib.DEFLATED, 31)
             out = comp.compress(block) + comp.flush()
             fout.write(out)
             blocks.append([int(m.group(1)) if m else 0, offset])

@@ -45,8 +45,8 @@ class StoreConfig:
     budget_bytes: int | None = None
     warn_ratio: float = 0.8
     compress: bool = True
-    # gzip level for sealed segments: 1 costs 3.6 us per record, 6 costs 9.1 us (the largest single
-    # cost of ingest after parsing) for files ~19% smaller on firewall lines; sealing is on the write path.
+    # Compression level of sealed segments (ISA-L's deflate, 0-3, plain gzip members): level 1 costs
+    # ~0.25 us per record of the bench's firewall lines for 23:1; zlib's level 1 cost 1.8-3.4 us for 22:1.
     compress_level: int = 1
     # Compress and index a sealed segment in a background thread, so the append path never waits for it
     # (the syslog receiver does; tools and tests that read right after sealing keep it synchronous).
@@ -100,10 +100,10 @@ class LogStore:
         # Leaf digests of the active segment, kept as they are written so sealing does not re-read
         # and re-hash 64 MiB (that cost more than parsing); 32 bytes per record, concatenated.
         self._leaves = bytearray()
-        # Search terms of the active segment as (term, seq), from the prepared records, so sealing
+        # Search terms of the active segment (term -> seqs), from the numbered records, so sealing
         # does not re-scan 64 MiB for them (~4 us a record); None when the segment was reopened with
         # records whose terms were not collected (sealing then reads them from the lines).
-        self._postings: list[tuple[str, int]] | None = []
+        self._postings: dict[str, list[int]] | None = {}
         self.active: SegmentIndex
         self.anchor: dict[str, Any]
         self.sealed: list[SegmentIndex]
@@ -339,8 +339,14 @@ class LogStore:
             for run, last_hash in zip(runs, ends, strict=True):
                 self.active.add_run(run.first, run.count, last_hash, run.tally)
                 self._leaves += run.leaves
-                if self._postings is not None:
-                    self._postings += run.terms
+                postings = self._postings
+                if postings is not None:
+                    for term, seqs in run.terms.items():
+                        got = postings.get(term)
+                        if got is None:
+                            postings[term] = seqs
+                        else:
+                            got += seqs
             self.active.bytes += len(data)
             self.metrics["appended_total"] += seq - first
             self.metrics["batches_total"] += 1
@@ -380,14 +386,14 @@ class LogStore:
         self.metrics["segments_sealed_total"] += 1
         self.active = self._new_active(seg.last_seq + 1, seg.last_hash)
         self._leaves = bytearray()
-        postings, self._postings = self._postings, []
+        postings, self._postings = self._postings, {}
         self._fh = (self.seg_dir / self.active.file).open("ab")
         if self.config.compress and self.config.compress_in_background:
             self._compress_later(seg, postings)
         elif self.config.compress:
             self._compress(seg, postings)
 
-    def _compress_later(self, seg: SegmentIndex, postings: list[tuple[str, int]] | None = None) -> None:
+    def _compress_later(self, seg: SegmentIndex, postings: dict[str, list[int]] | None = None) -> None:
         """Compress and index a sealed segment in a background thread (one at a time).
 
         Sealing is on the append path: compressing and indexing 64 MiB took ~0.7 s there, during
@@ -401,7 +407,7 @@ class LogStore:
         self._compressor = thread
         thread.start()
 
-    def _compress_quietly(self, seg: SegmentIndex, postings: list[tuple[str, int]] | None) -> None:
+    def _compress_quietly(self, seg: SegmentIndex, postings: dict[str, list[int]] | None) -> None:
         try:
             self._compress(seg, postings)
         except OSError as exc:  # the plain file stays readable; the next open compresses it again
@@ -415,15 +421,15 @@ class LogStore:
             thread.join()
             self._compressor = None
 
-    def _compress(self, seg: SegmentIndex, terms: list[tuple[str, int]] | None = None) -> None:
+    def _compress(self, seg: SegmentIndex, terms: dict[str, list[int]] | None = None) -> None:
         """Compress a sealed segment in independent blocks and build its search index (one read);
-        `terms`: its (term, seq) pairs collected on append, else they are read from the lines."""
+        `terms`: its term -> seqs collected on append, else they are read from the lines."""
         src = self.seg_dir / seg.file.removesuffix(".gz")
         dst = self.seg_dir / seg.file
         tmp = dst.with_name(dst.name + ".tmp")
         postings = PostingCollector()
         if terms is not None:
-            postings.rows = terms
+            postings.terms = terms
         scan = postings.add_block if terms is None else None
         blocks = compress_segment(src, tmp, self.config.compress_level, scan)
         # Index first: a segment whose plain file is gone always has its index (or never had one).

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from logstore.batch import number
 from logstore.record import iso_utc, new_record
-from logstore.search import PostingCollector, Query, fetch, index_path, search
+from logstore.search import PostingCollector, Query, fetch, index_path, index_rows, search
 from logstore.stats import DeviceInfo, audit_stats
 from logstore.store import LogStore, StoreConfig
 from tests.support.api_world import make_world
@@ -120,7 +120,8 @@ def test_metrics_of_the_syslog_service(tmp_path: Path) -> None:
 
 def test_index_answers_exactly_what_a_scan_answers(tmp_path: Path) -> None:
     """Random records over many sealed (indexed, block-compressed) segments and the active one: every
-    search by IP, user, device, type and time, paged, equals a filter over all records."""
+    search by IP, user, device, type and time, paged, equals a filter over all records; and so it does
+    with indexes in the format written before terms were grouped (a row per term and seq)."""
     rng = random.Random(7)
     clock = Clock(T0)
     store = LogStore(tmp_path, StoreConfig(max_segment_bytes=60_000), clock=clock)
@@ -152,7 +153,11 @@ def test_index_answers_exactly_what_a_scan_answers(tmp_path: Path) -> None:
         Query(device="fw-1", text="=x=x=x"),
         Query(ip="192.0.2.1"),
     ]
-    for reader in (store, LogStore(tmp_path, readonly=True)):
+    readers = [store, LogStore(tmp_path, readonly=True), store]
+    for n, reader in enumerate(readers):
+        if n == 2:
+            for seg in store.sealed[::2]:
+                _to_row_per_pair(index_path(tmp_path / "segments", seg.name))
         for q in queries:
             expected = [r["seq"] for r in every if q.matches(r)]
             got: list[int] = []
@@ -172,12 +177,20 @@ def test_index_answers_exactly_what_a_scan_answers(tmp_path: Path) -> None:
     store.close()
 
 
-def _index_rows(path: Path) -> list[tuple[str, int]]:
+def _to_row_per_pair(path: Path) -> None:
+    """Rewrite a segment's index in the earlier format: table p, a row per (term, seq)."""
+    rows = _index_rows(path)
+    path.unlink()
     conn = sqlite3.connect(str(path))
-    try:
-        return [(t, s) for t, s in conn.execute("SELECT term, seq FROM p ORDER BY term, seq")]
-    finally:
-        conn.close()
+    conn.execute("CREATE TABLE p (term TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (term, seq))")
+    conn.executemany("INSERT INTO p VALUES (?, ?)", rows)
+    conn.commit()
+    conn.close()
+    assert _index_rows(path) == rows and rows
+
+
+def _index_rows(path: Path) -> list[tuple[str, int]]:
+    return sorted((term, seq) for term, seqs in index_rows(path).items() for seq in seqs)
 
 
 def test_terms_collected_on_append_equal_a_scan_of_the_sealed_lines(tmp_path: Path) -> None:
@@ -223,6 +236,6 @@ def test_terms_collected_on_append_equal_a_scan_of_the_sealed_lines(tmp_path: Pa
     for seg in store.sealed:
         scanned = PostingCollector()
         scanned.add_block(gzip.decompress((tmp_path / "segments" / seg.file).read_bytes()))
-        want = sorted(set(scanned.rows))
+        want = sorted({(term, seq) for term, seqs in scanned.terms.items() for seq in seqs})
         assert want and _index_rows(index_path(tmp_path / "segments", seg.name)) == want, seg.name
     store.close()
