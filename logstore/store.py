@@ -314,22 +314,22 @@ class LogStore:
                 runs.append(numberer.done())
             prev = bytes.fromhex(self.last_hash)
             sha256 = hashlib.sha256
-            chunks: list[bytearray] = []
             ends: list[str] = []
+            size = 0
             for run in runs:
                 # The chain: one SHA-256 of 64 bytes per record, its hex written into the line's blank.
-                lines = bytearray(run.lines)
+                lines = run.lines
                 leaves = run.leaves
                 at = 0
                 for start in run.starts:
                     prev = sha256(prev + leaves[at : at + 32]).digest()
                     lines[start + HASH_AT : start + HASH_AT + 64] = hexlify(prev)
                     at += 32
-                chunks.append(lines)
                 ends.append(prev.hex())
-            data = b"".join(chunks)
+                size += len(lines)
             try:
-                self._fh.write(data)
+                for run in runs:
+                    self._fh.write(run.lines)
                 self._fh.flush()
                 os.fsync(self._fh.fileno())
             except OSError:
@@ -347,7 +347,7 @@ class LogStore:
                             postings[term] = seqs
                         else:
                             got += seqs
-            self.active.bytes += len(data)
+            self.active.bytes += size
             self.metrics["appended_total"] += seq - first
             self.metrics["batches_total"] += 1
             self.metrics["fsyncs_total"] += 1

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import multiprocessing
 import os
+import pickle
 import queue
 import threading
 import time
@@ -98,7 +100,7 @@ def _worker(
                 i += 1
             out.append(numberer.done())
         progress[1] = i
-        outbox.send((job, out))
+        send_runs(outbox, job, out)
 
 
 @dataclass(slots=True)
@@ -108,6 +110,50 @@ class Pending:
     chunks: list[list[Run]]
     jobs: list[int]
     slots: list[_Slot]  # the worker each chunk went to (a replaced worker's queued jobs are re-sent)
+
+
+def send_runs(conn: Connection, job: int, runs: list[Numbered]) -> None:
+    """Send a job's numbered runs: a pickled header, then each run's lines as raw bytes on the pipe.
+
+    The lines are ~1.1 KiB a record: pickled inside the message they were copied into the pickle,
+    into the pipe, into a bytes object read from it, and out of the unpickled one again. Raw, they are
+    written from the worker's buffer and read straight into the writer's (`recv_runs`)."""
+    blobs = [run.lines for run in runs]
+    for run in runs:
+        run.lines = bytearray()
+    conn.send_bytes(pickle.dumps((job, [len(blob) for blob in blobs], runs), protocol=5))
+    fd = conn.fileno()
+    for blob in blobs:
+        view = memoryview(blob)
+        while view:
+            view = view[os.write(fd, view) :]
+
+
+def recv_runs(conn: Connection, buffers: list[bytearray] | None) -> tuple[int, list[Numbered]]:
+    """Receive what `send_runs` sent: (job, runs). Lines are read into `buffers` (reused from one
+    call to the next, grown as needed; their previous contents must be done with), or into new
+    buffers when None."""
+    # What Connection.recv would unpickle too: the header of our own spawned worker.
+    job, sizes, runs = pickle.loads(conn.recv_bytes())  # noqa: S301
+    fd = conn.fileno()
+    for k, (run, size) in enumerate(zip(runs, sizes, strict=True)):
+        if buffers is None:
+            buf = bytearray(size)
+        else:
+            if len(buffers) <= k:
+                buffers.append(bytearray())
+            if len(buffers[k]) < size:
+                buffers[k] = bytearray(size + size // 4)
+            buf = buffers[k]
+        view = memoryview(buf)[:size]
+        got = 0
+        while got < size:
+            n = os.readv(fd, [view[got:]])
+            if n == 0:
+                raise EOFError("worker gone in the middle of its answer")
+            got += n
+        run.lines = view if buffers is not None else buf
+    return job, runs
 
 
 def _records(runs: list[Numbered]) -> int:
@@ -131,8 +177,12 @@ class _Slot:
         self.proc.start()
         self.started = time.monotonic()
         self.early: dict[int, list[Numbered]] = {}  # answers that arrived while another job was awaited
+        self.buffers: list[bytearray] = []  # where the lines of the awaited job's runs are read into
         child_in.close()
         child_out.close()
+        for conn in (self.to, self.frm):  # a job each way is a few MiB: fewer, larger pipe transfers
+            with contextlib.suppress(OSError, AttributeError):
+                fcntl.fcntl(conn.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
         # Jobs go through a feeder thread: a job can be queued while the worker still parses (and
         # sends back) the previous one, so the worker never waits for the writer between jobs, and
         # no caller blocks on a full pipe (the worker and the writer both sending would deadlock).
@@ -307,11 +357,15 @@ class ParsePool:
         while True:
             try:
                 if slot.frm.poll(0.02):
-                    got_job, rows = slot.frm.recv()
+                    # Lines are read into the slot's reused buffers: the previous job's runs were
+                    # appended (or dropped) before this one is awaited. An early answer is copied.
+                    got_job, rows = recv_runs(slot.frm, slot.buffers)
                     if got_job == job and _records(rows) == size:
                         return rows, None, ""
                     # A job queued before this one (after a replacement, re-sent jobs can overtake
                     # jobs queued earlier): keep its answer for its own collect.
+                    for run in rows:
+                        run.lines = bytearray(run.lines)
                     slot.early[got_job] = rows
                     continue
             except (EOFError, OSError):
