@@ -33,7 +33,8 @@ from logstore.batch import Numbered, Numberer, decode
 from logstore.record import Record, iso_utc, new_record
 
 Frame = tuple[bytes, float, str, str]  # raw bytes, receive time, source address, transport
-Run = tuple[int, list[Frame]]  # frames whose records get consecutive seqs, from the first one's
+Group = tuple[list[bytes], float, str, str]  # frames of one read: raw bytes, receive time, source, transport
+Run = tuple[int, list[Group]]  # frames whose records get consecutive seqs, from the first one's
 Parsed = Numbered | Record  # a numbered run, or (after a worker was replaced) one record to number
 # The function a worker parses with: passed by reference (a module-level function pickles by its name).
 Parser = Callable[..., Record]
@@ -91,13 +92,14 @@ def _worker(
             return
         out = []
         i = 0
-        for first, frames in runs:
+        for first, groups in runs:
             numberer = Numberer(first)
-            for raw, ts, source, transport in frames:
-                progress[1] = i
-                progress[0] = job
-                numberer.add(parse_frame(raw, ts, source, transport, formats, devices, zones))
-                i += 1
+            for frames, ts, source, transport in groups:
+                for raw in frames:
+                    progress[1] = i
+                    progress[0] = job
+                    numberer.add(parse_frame(raw, ts, source, transport, formats, devices, zones))
+                    i += 1
             out.append(numberer.done())
         progress[1] = i
         send_runs(outbox, job, out)
@@ -154,6 +156,14 @@ def recv_runs(conn: Connection, buffers: list[bytearray] | None) -> tuple[int, l
             got += n
         run.lines = view if buffers is not None else buf
     return job, runs
+
+
+def _count(groups: list[Group]) -> int:
+    return sum(len(group[0]) for group in groups)
+
+
+def _frames(run: Run) -> int:
+    return _count(run[1])
 
 
 def _records(runs: list[Numbered]) -> int:
@@ -261,21 +271,29 @@ class ParsePool:
         The frames of a run are meant to get consecutive seqs from the run's first; the workers number
         their records so (the writer renumbers a run whose seqs moved on meanwhile).
         """
-        total = sum(len(frames) for _, frames in runs)
+        total = sum(_frames(run) for run in runs)
         size = -(-total // max(1, len(self._slots)))
         chunks: list[list[Run]] = []
         chunk: list[Run] = []
         room = size
-        for first, frames in runs:
-            at = 0
-            while at < len(frames):
-                take = frames[at : at + room]
-                chunk.append((first + at, take))
-                at += len(take)
-                room -= len(take)
-                if room == 0:
-                    chunks.append(chunk)
-                    chunk, room = [], size
+        for first, groups in runs:
+            part: list[Group] = []  # this run's groups in the current chunk
+            seq = first  # the seq of the next frame
+            for group in groups:
+                frames = group[0]
+                at = 0
+                while at < len(frames):
+                    take = frames if at == 0 and len(frames) <= room else frames[at : at + room]
+                    part.append(group if take is frames else (take, *group[1:]))
+                    at += len(take)
+                    room -= len(take)
+                    if room == 0:
+                        chunk.append((seq + at - _count(part), part))
+                        chunks.append(chunk)
+                        chunk, part, room = [], [], size
+                seq += len(frames)
+            if part:
+                chunk.append((seq - _count(part), part))
         if chunk:
             chunks.append(chunk)
         jobs = [self._send(i, chunk) for i, chunk in enumerate(chunks)]
@@ -306,12 +324,16 @@ class ParsePool:
         return out
 
     def _collect_chunk(self, i: int, chunk: list[Run], job: int) -> list[Parsed]:
-        size = sum(len(frames) for _, frames in chunk)
+        size = sum(_frames(run) for run in chunk)
         rows, bad, why = self._wait(i, job, size)
         if rows is not None:
             return [*rows]
         # The rare path: a worker is stuck or dead. Settle the chunk frame by frame from here on.
-        frames = [(first + k, frame) for first, run in chunk for k, frame in enumerate(run)]
+        frames: list[tuple[int, Frame]] = []  # (seq, frame)
+        for first, groups in chunk:
+            for raws, ts, source, transport in groups:
+                frames += [(first + k, (raw, ts, source, transport)) for k, raw in enumerate(raws)]
+                first += len(raws)
         results: list[Record | None] = [None] * len(frames)
         todo = list(range(len(frames)))  # indexes (into frames) of the frames the current job holds
         fruitless = 0  # replacements in a row that did not settle a line (a worker that cannot start)
@@ -337,7 +359,11 @@ class ParsePool:
                     results[k] = raw_record(frames[k][1], "parse_crash", self.devices)
                     self.crashes += 1
                 break
-            job = self._send(i, [(frames[k][0], [frames[k][1]]) for k in todo])
+            resend: list[Run] = []
+            for k in todo:
+                seq, (raw, ts, source, transport) = frames[k]
+                resend.append((seq, [([raw], ts, source, transport)]))
+            job = self._send(i, resend)
             rows, bad, why = self._wait(i, job, len(todo))
             if rows is not None:
                 for k, row in zip(todo, rows, strict=True):
