@@ -78,14 +78,17 @@ class Numberer:
 
     def add(self, rec: Record) -> None:
         """Number `rec` (in place: its `seq` is set, `""` values become None, one spelling of absent)."""
-        if "" in rec.values():
-            for key, value in rec.items():
-                if value == "":
-                    rec[key] = None
         seq = self.next
         self.next = seq + 1
         rec["seq"] = seq
         body = canonical(rec)
+        # `:""` in canonical JSON is a value that is the empty string (a quote inside a string is
+        # escaped): a byte search instead of comparing every value with "" (~0.3 us a record).
+        if b':""' in body:
+            for key, value in rec.items():
+                if value == "":
+                    rec[key] = None
+            body = canonical(rec)
         ts: str = rec["recv_ts"]
         device: str | None = rec.get("device")
         event_type: str = rec["event_type"]
