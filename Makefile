@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit system-deps bootstrap clean bench bundle
+.PHONY: demo test lint typecheck unit system-deps bootstrap native clean bench bundle
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,12 +13,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-bootstrap: $(STAMP)
+# The syslog parse path compiled with mypyc (collectors/syslog/native.py): rebuilt whenever a compiled
+# module's source differs from the build's manifest (a no-op otherwise); pure Python without a compiler.
+native: $(STAMP)
+	$(BIN)/python scripts/build_native.py
+
+bootstrap: $(STAMP) native
 
 system-deps:
 	./scripts/system-deps.sh
 
-demo: bootstrap system-deps
+demo: system-deps bootstrap
 	$(BIN)/python -m govnet.demo $(DEMO_ARGS)
 
 lint: bootstrap
@@ -35,9 +40,10 @@ TEST_WORKERS ?= 2
 unit: bootstrap
 	GOVNET_STRICT=1 $(BIN)/pytest -q -rfEs -n $(TEST_WORKERS) --dist loadfile
 
-test: bootstrap system-deps lint typecheck unit
+# system-deps first: it installs the C compiler and headers bootstrap's native build uses.
+test: system-deps bootstrap lint typecheck unit
 
-bench: bootstrap system-deps
+bench: system-deps bootstrap
 	$(BIN)/python -m bench
 
 # Offline install bundle: dist/govnet-bundle-VERSION.tar.gz (docs/deployment.md).
@@ -45,4 +51,5 @@ bundle: bootstrap
 	./scripts/bundle.sh
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build
+	rm -f collectors/syslog/*.so collectors/syslog/_compiled.json

@@ -13,6 +13,7 @@ PKGS=(
   rsyslog bsdutils              # rsyslogd: syslog ingest anchor in bench/; logger sends real syslog
   prometheus-alertmanager       # Alertmanager 0.25: receives alerts forwarded by govnet (tests)
   python3-venv                  # install.sh of the offline bundle creates a virtualenv
+  gcc python3-dev               # make bootstrap compiles the syslog parser (mypyc); optional
   systemd logrotate             # systemd-analyze verify / logrotate -d check deploy/ files (tests)
   postgresql-15                 # PostgreSQL 15 primary + hot standby and pg_dump files (DB pair, backup tests)
   poppler-utils                 # pdftoppm: the monthly report PDF rendered to PNG in tests

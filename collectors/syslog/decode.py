@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-_TRAILER = b"\x00\r\n"
+from typing import Final
+
+_TRAILER: Final = b"\x00\r\n"
 
 
 def strip_trailer(raw: bytes) -> bytes:

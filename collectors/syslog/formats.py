@@ -22,32 +22,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final
 
 import re2
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from mypy_extensions import mypyc_attr
 from re2 import _Anchor
 
-FORMATS_DIR = Path(__file__).parent / "formats"
+from collectors.syslog.format_spec import FORMATS_DIR, KeyValues, Rule
+from collectors.syslog.format_spec import VendorFormat as VendorFormat  # parse_pool and tests import it here
 
-EventType = Literal[
-    "policy_deny", "policy_permit", "attack_detected", "vpn_login", "vpn_logout", "admin_login",
-    "admin_logout", "config_change", "ha_state", "interface_state", "system", "other",
-]  # fmt: skip
-# Fields a stored record carries (logstore/record.py FIELDS) that formats may set.
-TARGET_FIELDS = (
-    "src_ip", "src_port", "dst_ip", "dst_port", "protocol", "user", "action", "outcome", "rule", "event_type",
-)  # fmt: skip
-# Group names with a meaning for the header: the device's own severity and time, host and program.
-HEADER_FIELDS = (
-    "vendor_severity", "host", "device_host", "app", "dev_date", "dev_time", "dev_tz", "dev_ts_text",
-)  # fmt: skip
-
-_OPTS = re2.Options()
+_OPTS: Final = re2.Options()
 _OPTS.max_mem = 8 << 20  # RE2's DFA memory per pattern; beyond it RE2 falls back to its (still linear) NFA
 _OPTS.log_errors = False
-_UNANCHORED = _Anchor.UNANCHORED  # a bad pattern is reported as a ValueError naming it, not on stderr
+_UNANCHORED: Final = _Anchor.UNANCHORED  # a bad pattern is reported as a ValueError naming it, not on stderr
 
 
 def compile_re(pattern: str) -> Any:
@@ -56,68 +44,6 @@ def compile_re(pattern: str) -> Any:
         return re2.compile(pattern, _OPTS)
     except re2.error as exc:
         raise ValueError(f"pattern {pattern!r} is not RE2 syntax (linear time): {exc}") from None
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class KeyValues(_Strict):
-    """How to split `key=value` pairs out of the body and which keys map to which fields."""
-
-    pattern: str = Field(description="regex with two groups: key and value")
-    fields: dict[str, str]
-    strip: str = Field(' "', description="characters stripped from both ends of each value")
-    fast: str | None = Field(
-        None,
-        description="optional Python `re` pattern that yields exactly the pairs of `pattern` on ASCII "
-        "text, in linear time; used instead of it for ASCII bodies up to FAST_MAX bytes",
-    )
-
-
-class Rule(_Strict):
-    """First matching rule classifies the message; its named groups become fields."""
-
-    match: str
-    event_type: EventType = "other"
-    action: str | None = None
-    outcome: Literal["success", "failure"] | None = None
-
-
-class VendorFormat(_Strict):
-    """One vendor log format (one YAML file)."""
-
-    name: str
-    vendor: str
-    order: int = Field(100, description="formats are tried by ascending order, then name")
-    contains: list[str] = Field(
-        default_factory=list, description="literals of which one must occur before `detect` is tried"
-    )
-    detect: str = Field(description="regex searched in the body; the format applies when it matches")
-    extract: list[str] = Field(default_factory=list, description="regexes whose named groups become fields")
-    kv: list[KeyValues] = Field(default_factory=list)
-    rules: list[Rule] = Field(default_factory=list)
-    values: dict[str, dict[str, str]] = Field(
-        default_factory=dict, description="per field: raw (case-insensitive) -> normalised"
-    )
-    examples: list[dict[str, Any]] = Field(default_factory=list)
-
-    @field_validator("contains", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [value] if value else []
-        return value
-
-    @field_validator("kv")
-    @classmethod
-    def _known_targets(cls, value: list[KeyValues]) -> list[KeyValues]:
-        known = set(TARGET_FIELDS) | set(HEADER_FIELDS)
-        for kv in value:
-            bad = sorted(set(kv.fields.values()) - known)
-            if bad:
-                raise ValueError(f"unknown target fields {bad}; expected one of {sorted(known)}")
-        return value
 
 
 class Pattern:
@@ -139,15 +65,20 @@ class Pattern:
 
     def named(self, data: bytes) -> dict[str, str] | None:
         """Named groups of the first match (None when no match); unmatched groups are left out."""
-        spans = self._re.Match(_UNANCHORED, data, 0, len(data))
+        out: dict[str, Any] = {}
+        return out if self.named_into(data, out, True) else None
+
+    def named_into(self, data: bytes, out: dict[str, Any], replace: bool = False) -> bool:
+        """Put the named groups of the first match into `out` (keys already there are kept unless
+        `replace`); False when there is no match. Only the groups written are cut and decoded."""
+        spans: list[tuple[int, int]] = self._re.Match(_UNANCHORED, data, 0, len(data))
         if spans[0][0] < 0:
-            return None
-        out = {}
+            return False
         for name, i in self.groups:
             a, b = spans[i]
-            if a >= 0:
+            if a >= 0 and (replace or name not in out):
                 out[name] = data[a:b].decode("utf-8", "replace")
-        return out
+        return True
 
     def pair_spans(self, data: bytes) -> Iterator[tuple[tuple[int, int], tuple[int, int]]]:
         """Spans of groups 1 and 2 of every non-overlapping match, left to right ((-1, -1) when a group
@@ -174,7 +105,7 @@ class Pattern:
 # them all in ~2.5 us instead of ~12 us. Stdlib `re` backtracks, so `fast` patterns are reviewed data:
 # nested repeats and back-references are refused at load, the generic tests check the pairs equal
 # `pattern`'s on every sample, example and a seeded fuzz, and this cap bounds any slip.
-FAST_MAX = 2048
+FAST_MAX: Final = 2048
 # The stdlib's own regex parser (untyped, hence Any): `compile_fast` walks its tree for nested repeats.
 re_parser: Any = importlib.import_module("re._parser")
 
@@ -214,13 +145,17 @@ def compile_fast(pattern: str) -> re.Pattern[bytes]:
 
 
 def pattern_set(patterns: list[str]) -> Any:
-    """An RE2 set: one pass tells which of `patterns` occur in a text."""
+    """An RE2 set: one pass tells which of `patterns` occur in a text (`Match(bytes)` -> the indices).
+
+    The wrapper's own set is returned, not the wrapper: its Python `Match` costs an interpreted frame
+    per call (three calls a line), for an isinstance test on bytes the caller always passes.
+    """
     rs = re2.Set.SearchSet(_OPTS)
     for p in patterns:
         if rs.Add(p) < 0:
             raise ValueError(f"pattern {p!r} is not RE2 syntax (linear time)")
     rs.Compile()
-    return rs
+    return rs._set
 
 
 @dataclass(slots=True)
@@ -247,13 +182,13 @@ class CompiledFormat:
             return None
         out: dict[str, Any] = {}
         if self.extract:
-            for i in sorted(self.extract_set.Match(data) or ()):
-                for key, value in (self.extract[i].named(data) or {}).items():
-                    if key not in out:
-                        out[key] = value
+            found: list[int] = self.extract_set.Match(data) or []
+            for i in sorted(found):
+                self.extract[i].named_into(data, out)
         for pattern, mapping, strip, fast in self.kv:
             if fast is not None and len(data) <= FAST_MAX and data.isascii():
-                for key, value in fast.findall(data):
+                pairs: list[tuple[bytes, bytes]] = fast.findall(data)
+                for key, value in pairs:
                     target = mapping.get(key)
                     if target and target not in out:
                         out[target] = value.decode("ascii").strip(strip)
@@ -261,30 +196,32 @@ class CompiledFormat:
             # Only the values of mapped keys not yet read are cut and decoded (most pairs of a firewall
             # line map to nothing; cutting and decoding them all was ~a quarter of a line's time).
             for (a1, e1), (a2, e2) in pattern.pair_spans(data):
-                target = mapping.get(data[a1:e1] if a1 >= 0 else b"")
-                if target and target not in out:
-                    out[target] = (data[a2:e2] if a2 >= 0 else b"").decode("utf-8", "replace").strip(strip)
+                name = mapping.get(data[a1:e1] if a1 >= 0 else b"")
+                if name and name not in out:
+                    out[name] = (data[a2:e2] if a2 >= 0 else b"").decode("utf-8", "replace").strip(strip)
         if self.rules:
-            hits = self.rule_set.Match(data) or ()
+            hits: list[int] = self.rule_set.Match(data) or []
             if hits:
-                pattern, rule = self.rules[min(hits)]
-                if pattern.groups:
-                    out.update(pattern.named(data) or {})
+                rule_pattern, rule = self.rules[min(hits)]
+                if rule_pattern.groups:
+                    rule_pattern.named_into(data, out, True)
                 out["event_type"] = rule.event_type
                 if rule.action is not None:
                     out["action"] = rule.action
                 if rule.outcome is not None:
                     out["outcome"] = rule.outcome
-        out.setdefault("event_type", "other")
-        for key, table in self.values.items():
-            value = out.get(key)
-            if isinstance(value, str):
-                mapped = table.get(value.strip().lower())
+        if "event_type" not in out:
+            out["event_type"] = "other"
+        for field, table in self.values.items():
+            given = out.get(field)
+            if isinstance(given, str):
+                mapped = table.get(given.strip().lower())
                 if mapped is not None:
-                    out[key] = mapped
+                    out[field] = mapped
         return out
 
 
+@mypyc_attr(native_class=False)  # a list subclass cannot be a native class
 class FormatSet(list[CompiledFormat]):
     """All formats, tried in order; one RE2 set pass finds the formats whose `detect` occurs."""
 
@@ -298,50 +235,73 @@ class FormatSet(list[CompiledFormat]):
         if self._detect is None:
             return None
         data = body.encode("utf-8", "surrogateescape")
-        for i in sorted(self._detect.Match(data) or ()):
-            fields = self.formats[i].apply(body, data, detected=True)
+        hits: list[int] = self._detect.Match(data) or []
+        for i in sorted(hits):
+            fmt = self.formats[i]
+            fields = fmt.apply(body, data, detected=True)
             if fields is not None:
-                return self.formats[i], fields
+                return fmt, fields
         return None
 
 
 def normalise(fields: dict[str, Any]) -> dict[str, Any]:
     """Validated record fields from a format's raw fields (anything doubtful is left out)."""
     out: dict[str, Any] = {}
-    for side in ("src", "dst"):
-        ip, port = ip_and_port(fields.get(f"{side}_ip"))
-        if ip is not None:
-            out[f"{side}_ip"] = ip
-        p = to_port(fields.get(f"{side}_port"))
-        if p is None and fields.get(f"{side}_port") in (None, "") and ip is not None:
-            p = port
-        if p is not None:
-            out[f"{side}_port"] = p
-    proto = fields.get("protocol")
-    if isinstance(proto, str) and proto.strip():
-        name = proto.strip().lower()
-        out["protocol"] = _PROTOCOLS.get(name, name)[:32]
-    action = fields.get("action")
-    if isinstance(action, str) and action.strip():
-        a = action.strip().lower()
-        out["action"] = ACTIONS.get(a, a)[:64]
-    for key in ("user", "rule"):
-        value = fields.get(key)
-        if isinstance(value, str):
-            value = value.strip().strip('"').strip()
-            if value and value not in ("-", "N/A"):
-                out[key] = value[:256]
-    if fields.get("outcome") in ("success", "failure"):
-        out["outcome"] = fields["outcome"]
-    out["event_type"] = fields.get("event_type", "other")
+    normalise_into(fields, out)
     return out
 
 
+def normalise_into(fields: dict[str, Any], out: dict[str, Any]) -> None:
+    """`normalise`, written straight into `out` (a record: no dict in between)."""
+    _address(fields, "src_ip", "src_port", out)
+    _address(fields, "dst_ip", "dst_port", out)
+    proto = fields.get("protocol")
+    if isinstance(proto, str):
+        name = proto.strip()
+        if name:
+            name = name.lower()
+            out["protocol"] = _PROTOCOLS.get(name, name)[:32]
+    action = fields.get("action")
+    if isinstance(action, str):
+        word = action.strip()
+        if word:
+            word = word.lower()
+            out["action"] = ACTIONS.get(word, word)[:64]
+    _text(fields, "user", out)
+    _text(fields, "rule", out)
+    outcome = fields.get("outcome")
+    if outcome == "success" or outcome == "failure":
+        out["outcome"] = outcome
+    out["event_type"] = fields.get("event_type", "other")
+
+
+def _address(fields: dict[str, Any], ip_key: str, port_key: str, out: dict[str, Any]) -> None:
+    """An address field and its port (a port written into the address counts when none is given)."""
+    ip, port = ip_and_port(fields.get(ip_key))
+    if ip is not None:
+        out[ip_key] = ip
+    given = fields.get(port_key)
+    p = to_port(given)
+    if p is None and (given is None or given == "") and ip is not None:
+        p = port
+    if p is not None:
+        out[port_key] = p
+
+
+def _text(fields: dict[str, Any], key: str, out: dict[str, Any]) -> None:
+    """A free-text field (user, rule): unquoted, `-` and `N/A` meaning none, at most 256 characters."""
+    value = fields.get(key)
+    if isinstance(value, str):
+        text = value.strip().strip('"').strip()
+        if text and text != "-" and text != "N/A":
+            out[key] = text[:256]
+
+
 # Protocol numbers (IANA) and names as devices print them.
-_PROTOCOLS = {"1": "icmp", "6": "tcp", "17": "udp", "47": "gre", "50": "esp", "51": "ah", "58": "icmpv6",
-              "89": "ospf", "103": "pim", "132": "sctp"}  # fmt: skip
+_PROTOCOLS: Final = {"1": "icmp", "6": "tcp", "17": "udp", "47": "gre", "50": "esp", "51": "ah",
+                     "58": "icmpv6", "89": "ospf", "103": "pim", "132": "sctp"}  # fmt: skip
 # One action vocabulary for every vendor (the vendor's own word stays in the raw bytes).
-ACTIONS = {
+ACTIONS: Final = {
     "permit": "permit", "permitted": "permit", "accept": "permit", "accepted": "permit", "allow": "permit",
     "allowed": "permit", "policy_permit": "permit", "允许": "permit", "放行": "permit", "通过": "permit",
     "deny": "deny", "denied": "deny", "reject": "deny", "rejected": "deny", "policy_deny": "deny",
@@ -389,11 +349,11 @@ def _ip_and_port(value: str) -> tuple[str | None, int | None]:
     elif v.count(":") == 1:
         host, _, rest = v.partition(":")
         v, port = host, to_port(rest)
-    return _valid_ip(v), port
+    return valid_ip(v), port
 
 
 @lru_cache(maxsize=65536)  # addresses repeat from line to line
-def _valid_ip(text: str) -> str | None:
+def valid_ip(text: str) -> str | None:
     """`text` as a canonical IP address, or None (dotted quads checked without ipaddress: it is slow)."""
     parts = text.split(".")
     if len(parts) == 4 and all(p.isdigit() and p.isascii() and len(p) <= 3 for p in parts):

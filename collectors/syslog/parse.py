@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-import base64
-import ipaddress
+from binascii import b2a_base64
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from collectors.syslog.decode import decode, strip_trailer
-from collectors.syslog.formats import CompiledFormat, FormatSet, normalise, to_port
+from collectors.syslog.formats import CompiledFormat, FormatSet, normalise, normalise_into, to_port, valid_ip
 from collectors.syslog.rfc import Header, parse_header, read_time
 from logstore.record import Record, iso_utc, new_record
 
-MAX_TEXT = 64 * 1024  # parse at most this much text; the raw bytes are kept whole anyway
+MAX_TEXT: Final = 64 * 1024  # parse at most this much text; the raw bytes are kept whole anyway
 
 # Syslog severity words as vendors print them (FortiGate level=, Topsec pri=, StoneOS "WARNING@").
-SEVERITY_WORDS = {
+SEVERITY_WORDS: Final = {
     "emerg": 0, "emergency": 0, "emergencies": 0, "panic": 0, "alert": 1, "alerts": 1, "crit": 2,
     "critical": 2, "err": 3, "error": 3, "errors": 3, "warning": 4, "warnings": 4, "warn": 4, "notice": 5,
     "notification": 5, "notifications": 5, "info": 6, "information": 6, "informational": 6, "debug": 7,
     "debugging": 7,
 }  # fmt: skip
+# The store's empty record (every field None, event_type "other"), copied per line: one dict copy
+# instead of a keyword call of new_record. Its `flags` list is replaced on every copy.
+_EMPTY: Final = new_record()
+# The frames of one read share their receive time (receiver.submit_many): its text is made once.
+_recv_texts: Final[dict[float, str]] = {}
 
 
 def parse_frame(
@@ -33,46 +37,56 @@ def parse_frame(
     zones: Mapping[str, str] | None = None,
 ) -> Record:
     """Normalise a frame; `devices` maps source address to device name, `zones` to its IANA zone."""
-    host_addr = source.rsplit(":", 1)[0].strip("[]")
+    colon = source.rfind(":")
+    host_addr = (source[:colon] if colon >= 0 else source).strip("[]")
     device = devices.get(host_addr)
-    rec = new_record(
-        recv_ts=iso_utc(recv_ts),
-        source=source,
-        transport=transport,
-        device=device,
-        raw=base64.b64encode(raw).decode("ascii"),
-    )
-    if device is None:
-        rec["flags"].append("unknown_source")
+    flags: list[str] = [] if device is not None else ["unknown_source"]
+    rec: Record = _EMPTY.copy()
+    recv_text = _recv_texts.get(recv_ts)
+    if recv_text is None:
+        if len(_recv_texts) >= 64:
+            _recv_texts.clear()
+        recv_text = _recv_texts[recv_ts] = iso_utc(recv_ts)
+    rec["recv_ts"] = recv_text
+    rec["source"] = source
+    rec["transport"] = transport
+    rec["device"] = device
+    rec["raw"] = b2a_base64(raw, newline=False).decode("ascii")  # what base64.b64encode does
+    rec["flags"] = flags
     try:
-        _fill(rec, raw, recv_ts, formats, (zones or {}).get(host_addr))
+        _fill(rec, flags, raw, recv_ts, formats, zones.get(host_addr) if zones else None)
     except Exception as exc:  # a parser bug must not lose the line: keep it raw and say so
-        rec["flags"].append(f"parse_error:{type(exc).__name__}")
+        flags.append(f"parse_error:{type(exc).__name__}")
     return rec
 
 
-def _fill(rec: Record, raw: bytes, recv_ts: float, formats: Sequence[CompiledFormat], tz: str | None) -> None:
+def _fill(
+    rec: Record,
+    flags: list[str],
+    raw: bytes,
+    recv_ts: float,
+    formats: Sequence[CompiledFormat],
+    tz: str | None,
+) -> None:
     text, encoding = decode(strip_trailer(raw)[:MAX_TEXT])
     rec["encoding"] = encoding
     hdr = parse_header(text, recv_ts, tz)
-    rec.update(
-        facility=hdr.facility,
-        severity=hdr.severity,
-        dev_ts=hdr.dev_ts,
-        host=_clean_host(hdr.host),
-        app=hdr.app,
-        msg=hdr.msg,
-        format=hdr.rfc,
-    )
+    rec["facility"] = hdr.facility
+    rec["severity"] = hdr.severity
+    rec["dev_ts"] = hdr.dev_ts
+    rec["host"] = _clean_host(hdr.host)
+    rec["app"] = hdr.app
+    rec["msg"] = hdr.msg
+    rec["format"] = hdr.rfc
     if hdr.rfc == "none":
-        rec["flags"].append("unparsed")
+        flags.append("unparsed")
     # RFC 5424: formats also see MSGID and structured data ("APP PROCID MSGID [SD] MSG").
     body = hdr.body if hdr.rfc != "rfc5424" else text
     found = formats.first(body) if isinstance(formats, FormatSet) else _first(formats, body)
     if found is not None:
         fmt, fields = found
         rec["format"] = fmt.spec.name
-        rec.update(normalise(fields))
+        normalise_into(fields, rec)
         _header_fields(rec, hdr, fields, recv_ts, tz)
     if hdr.sd:
         _from_structured_data(rec, hdr.sd)
@@ -137,14 +151,12 @@ def _clean_host(value: Any) -> str | None:
 
 
 def _is_ip(value: str | None) -> bool:
-    try:
-        ipaddress.ip_address(value or "")
-    except ValueError:
-        return False
-    return True
+    # formats.valid_ip accepts exactly what ipaddress.ip_address does, and caches: an RFC 3339 header's
+    # host is checked on every line, and ipaddress raises (slowly, in Python) for every host name.
+    return valid_ip(value or "") is not None
 
 
-_SD_KEYS = {
+_SD_KEYS: Final = {
     "src": "src_ip", "srcip": "src_ip", "src_ip": "src_ip", "ip": "src_ip", "source-address": "src_ip",
     "dst": "dst_ip", "dstip": "dst_ip", "dst_ip": "dst_ip", "destination-address": "dst_ip",
     "spt": "src_port", "src_port": "src_port", "source-port": "src_port", "dpt": "dst_port",
@@ -167,9 +179,9 @@ def _from_structured_data(rec: Record, sd: dict[str, dict[str, str]]) -> None:
     if not raw:
         return
     raw.pop("outcome", None)  # an outcome comes only from a format's explicit wording
-    for key, value in normalise({**raw, "event_type": rec["event_type"]}).items():
-        if rec.get(key) is None:
-            rec[key] = value
-    for key in ("src_port", "dst_port"):
-        if rec[key] is not None:
-            rec[key] = to_port(rec[key])
+    for field, found in normalise({**raw, "event_type": rec["event_type"]}).items():
+        if rec.get(field) is None:
+            rec[field] = found
+    for port in ("src_port", "dst_port"):
+        if rec[port] is not None:
+            rec[port] = to_port(rec[port])

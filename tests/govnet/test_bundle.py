@@ -12,7 +12,17 @@ from pathlib import Path
 
 import pytest
 
+from collectors.syslog import native
 from tests.support.paths import ROOT
+
+# What the installed govnet's syslog parser is: the guard's verdict, the modules loaded, a parsed line.
+_SYSLOG_BUILD = (
+    "from collectors.syslog import native, parse\n"
+    "from collectors.syslog.formats import load_formats\n"
+    "rec = parse.parse_frame(b'<190>Mar 12 2024 10:46:04 USG6600 %%01POLICY/6/POLICYDENY(l):protocol=6, "
+    "source-ip=10.1.1.2.', 1.7e9, '10.0.0.1:514', 'tcp', load_formats(), {})\n"
+    "print(native.status().state, *sorted(set(native.loaded().values())), rec['format'])\n"
+)
 
 
 def _offline_env() -> dict[str, str]:
@@ -100,6 +110,13 @@ def test_offline_install_runs_govnet(bundle: Path, tmp_path: Path) -> None:
         capture_output=True, text=True, env=env, cwd=tmp_path, check=True,
     ).stdout  # fmt: skip
     assert where.startswith(str(venv / "lib"))
+    # The wheel carries the mypyc-compiled syslog parser whenever this checkout could build one.
+    loaded = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", _SYSLOG_BUILD], capture_output=True, text=True, env=env,
+        cwd=tmp_path, check=True,
+    ).stdout.split()  # fmt: skip
+    want = "compiled" if native.check().state == "compiled" else "source"
+    assert loaded == [want, want, "huawei"]
     helped = subprocess.run([str(govnet), "--help"], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert helped.returncode == 0 and "check-inventory" in helped.stdout
     checked = subprocess.run(
