@@ -28,11 +28,15 @@ LINE = (
 )
 
 CHILD = r"""
-import asyncio, sys
+import asyncio, os, sys
 from pathlib import Path
 from collectors.syslog.formats import load_formats
 from collectors.syslog.receiver import Ingest, start_receiver
 from logstore.store import LogStore, StoreConfig
+
+def cpu(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 async def main():
     store = LogStore(Path(sys.argv[1]), StoreConfig(compress_in_background=True))  # as `govnet run`
@@ -46,6 +50,9 @@ async def main():
     rx = await start_receiver(ingest, sys.argv[2], 0, None)
     print(rx.tcp_port, flush=True)
     await done.wait()
+    # CPU so far of this process and of each parse worker (the bench splits CPU per line by process).
+    pids = [os.getpid(), *(ingest.pool.pids() if ingest.pool else [])]
+    print(" ".join(f"{pid}:{cpu(pid)}" for pid in pids), flush=True)
     await rx.close()
     store.close()
 
@@ -81,8 +88,11 @@ def child_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bench_govnet(workdir: Path, payloads: list[bytes], lines: int, workers: int) -> tuple[float, float]:
-    """(seconds from first byte to last fsync, CPU seconds of the receiver and its parse workers)."""
+def bench_govnet(
+    workdir: Path, payloads: list[bytes], lines: int, workers: int
+) -> tuple[float, float, float, float]:
+    """(seconds from first byte to last fsync, CPU seconds of the receiver and its parse workers,
+    CPU seconds of the receiving process alone and of the workers alone until the last commit)."""
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(workdir / f"store-{workers}"), HOST, str(lines), str(workers)],
         stdout=subprocess.PIPE,
@@ -94,14 +104,18 @@ def bench_govnet(workdir: Path, payloads: list[bytes], lines: int, workers: int)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     # What the receiver and its workers spent starting up (imports, compiling the formats) is not
     # ingest: it is counted when they exit, so it is read now and taken off.
-    startup = sum(child_cpu(pid) for pid in family(proc.pid))
+    at_start = {pid: child_cpu(pid) for pid in family(proc.pid)}
+    startup = sum(at_start.values())
     start = time.perf_counter()
     send_all(port, payloads)
+    split = [tuple(map(float, x.split(":"))) for x in proc.stdout.readline().split()]
+    writer = split[0][1] - at_start.get(int(split[0][0]), 0.0)
+    parsers = sum(c - at_start.get(int(pid), 0.0) for pid, c in split[1:])
     proc.wait(600)
     elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime) - startup
-    return elapsed, cpu
+    return elapsed, cpu, writer, parsers
 
 
 def family(pid: int) -> list[int]:
@@ -254,10 +268,11 @@ def main() -> None:
             work = Path(tmp)
             govnet: dict[str, float] = {}
             for workers in counts:
-                g_s, g_cpu = bench_govnet(work, payloads, lines, workers)
+                g_s, g_cpu, w_cpu, p_cpu = bench_govnet(work, payloads, lines, workers)
                 label = f"govnet parse_workers={workers}"
                 rate, cpu = lines / g_s, g_cpu / lines * 1e6
-                print(f"run {run} {label:34s} {rate:9.0f} lines/s  {cpu:6.1f} us CPU/line")
+                split = f"(receiving process {w_cpu / lines * 1e6:.1f}, workers {p_cpu / lines * 1e6:.1f})"
+                print(f"run {run} {label:34s} {rate:9.0f} lines/s  {cpu:6.1f} us CPU/line {split}")
                 govnet[label] = g_s
             results = {}
             for label, sync in [(sync_label, 'sync="on" ioBufferSize="256k"'), ("rsyslog buffered", "")]:

@@ -63,7 +63,9 @@ ZERO_HASH = "0" * 64
 Record = dict[str, Any]
 
 
-_TEMPLATE: Record = {**dict.fromkeys(FIELDS), "event_type": "other"}
+# In sorted key order, which every record made from it keeps (a key set later keeps its place):
+# orjson's key sort for the canonical bytes then costs ~0.3 us less per record (measured).
+_TEMPLATE: Record = {**dict.fromkeys(sorted(FIELDS)), "event_type": "other"}
 _FIELD_SET = frozenset(FIELDS)
 
 
@@ -89,50 +91,6 @@ def canonical(rec: Record) -> bytes:
         return orjson.dumps(rec, option=orjson.OPT_SORT_KEYS)
     except TypeError:
         return canonical_stdlib(rec)
-
-
-# A record serialised before its sequence number is known (in a parse worker): its canonical bytes
-# split around the seq value, the tail of its leaf metadata after the seq, what the segment index
-# keeps (receive time, device, event type) and its search terms. The writer only splices the seq in
-# and hashes; the terms go to the segment's search index when it is sealed (no re-scan of the bytes).
-Prepared = tuple[bytes, bytes, bytes, str, str | None, str, tuple[str, ...]]
-# Fields the search index keeps, with their term prefixes (logstore/search.py reads the same terms
-# back from stored lines when a segment's terms were not collected on append).
-TERM_FIELDS = (("dst_ip", "d:"), ("src_ip", "s:"), ("user", "u:"))
-_SEQ_SLOT = b'"seq":null'
-
-
-def prepare(rec: Record) -> Prepared:
-    """`rec` (with its receive time, any seq) as canonical bytes waiting for a seq: see `splice`.
-
-    `""` is stored as None (one spelling of "absent", as `LogStore.append_batch` does for records).
-    """
-    if "" in rec.values():
-        rec = {k: (None if v == "" else v) for k, v in rec.items()}
-    body = canonical({**rec, "seq": None})
-    # The key is found where it is structural: a quote after "," or "{" is never inside a string
-    # (JSON escapes every quote in a value), and sorted keys put "seq" in the middle.
-    at = body.find(b"," + _SEQ_SLOT) + 1
-    if at == 0:
-        if not body.startswith(b"{" + _SEQ_SLOT):
-            raise ValueError("canonical record without its seq key")
-        at = 1
-    recv_ts: str = rec["recv_ts"]
-    device: str | None = rec.get("device")
-    event_type: str = rec["event_type"]
-    tail = meta_bytes([recv_ts, device, event_type])[1:]
-    terms: tuple[str, ...] = ()
-    for key, prefix in TERM_FIELDS:
-        value = rec.get(key)
-        if isinstance(value, str):
-            terms += (prefix + value,)
-    return body[: at + 6], body[at + len(_SEQ_SLOT) :], tail, recv_ts, device, event_type, terms
-
-
-def splice(item: Prepared, seq: int) -> tuple[bytes, bytes]:
-    """(canonical bytes, leaf metadata bytes) of a prepared record given its seq."""
-    s = b"%d" % seq
-    return item[0] + s + item[1], b"[" + s + b"," + item[2]
 
 
 def canonical_stdlib(rec: Record) -> bytes:

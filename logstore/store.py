@@ -8,16 +8,16 @@ import json
 import os
 import threading
 import time
+from binascii import hexlify
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from logstore.batch import HASH_AT, Numbered, Numberer, decode, renumbered
 from logstore.lock import WriterLock
-from logstore.merkle import merkle_root, merkle_root_of_digests
-from logstore.record import ZERO_HASH, Prepared, Record, iso_utc, new_record, prepare, splice
+from logstore.merkle import merkle_root, merkle_root_packed
+from logstore.record import ZERO_HASH, Record, iso_utc, new_record
 from logstore.search import PostingCollector, index_path
 from logstore.segment import (
     SegmentIndex,
@@ -45,8 +45,8 @@ class StoreConfig:
     budget_bytes: int | None = None
     warn_ratio: float = 0.8
     compress: bool = True
-    # gzip level for sealed segments: 1 costs 3.6 us per record, 6 costs 9.1 us (the largest single
-    # cost of ingest after parsing) for files ~19% smaller on firewall lines; sealing is on the write path.
+    # Compression level of sealed segments (ISA-L's deflate, 0-3, plain gzip members): level 1 costs
+    # ~0.25 us per record of the bench's firewall lines for 23:1; zlib's level 1 cost 1.8-3.4 us for 22:1.
     compress_level: int = 1
     # Compress and index a sealed segment in a background thread, so the append path never waits for it
     # (the syslog receiver does; tools and tests that read right after sealing keep it synchronous).
@@ -92,17 +92,18 @@ class LogStore:
             "budget_ratio": 0.0,
             "budget_warning": 0,
             "compress_errors_total": 0,
+            "renumbered_total": 0,  # records a parse worker numbered from a seq that moved on
         }
         self._fh: Any = None
         self._compressor: threading.Thread | None = None  # compressing the last sealed segment
         self.compress_error: str | None = None
         # Leaf digests of the active segment, kept as they are written so sealing does not re-read
-        # and re-hash 64 MiB (that cost more than parsing); 32 bytes per record.
-        self._leaves: list[bytes] = []
-        # Search terms of the active segment as (term, seq), from the prepared records, so sealing
+        # and re-hash 64 MiB (that cost more than parsing); 32 bytes per record, concatenated.
+        self._leaves = bytearray()
+        # Search terms of the active segment (term -> seqs), from the numbered records, so sealing
         # does not re-scan 64 MiB for them (~4 us a record); None when the segment was reopened with
         # records whose terms were not collected (sealing then reads them from the lines).
-        self._postings: list[tuple[str, int]] | None = []
+        self._postings: dict[str, list[int]] | None = {}
         self.active: SegmentIndex
         self.anchor: dict[str, Any]
         self.sealed: list[SegmentIndex]
@@ -200,7 +201,7 @@ class LogStore:
             index = SegmentIndex(name=path.stem, file=path.name, prev_hash=prev_hash)
             for entry, rec in entries(path):
                 if entry.leaf is not None:
-                    self._leaves.append(bytes.fromhex(entry.leaf))
+                    self._leaves += bytes.fromhex(entry.leaf)
                 if rec is not None and entry.stored_hash is not None:
                     index.add(rec, entry.stored_hash)
             index.bytes = path.stat().st_size
@@ -274,76 +275,95 @@ class LogStore:
         """Chain hash of the last durable record."""
         return self.active.last_hash if self.active.count else self.active.prev_hash
 
-    def append_batch(self, recs: Sequence[Record | Prepared]) -> list[int]:
+    def append_batch(self, recs: Sequence[Record | Numbered]) -> list[int]:
         """Assign sequence numbers, write, fsync once; return the seqs (durable when this returns).
 
-        Items are records (their `seq` is set here) or records a parse worker already serialised
-        (`record.prepare`): for those the writer only splices in the seq, hashes and appends.
+        Items are records (numbered here: their `seq` is set in place) or runs a parse worker already
+        numbered (`logstore.batch`): for those the writer only chains and fills in the chain hashes.
+        A run numbered from another seq than the one it gets (the store moved on since it was handed
+        out) is renumbered here from its bytes.
         """
         if self.readonly:
             raise ReadOnlyStore(f"log store {self.root} is open read-only")
         if not recs:
             return []
         with self._lock:
-            prev = bytes.fromhex(self.last_hash)
             first = seq = self.last_seq + 1
-            now = iso_utc(self.clock())
-            chunks = []
-            index = []
-            postings: list[tuple[str, int]] = []
-            leaves = []
-            bodies: list[bytes] = []
-            hooks = self.on_append
-            sha256 = hashlib.sha256
+            now: str | None = None
+            runs: list[Numbered] = []
+            numberer: Numberer | None = None
             for item in recs:
                 if isinstance(item, dict):
-                    item["seq"] = seq
-                    if "" in item.values():
-                        for key, value in item.items():
-                            if value == "":
-                                item[key] = None  # one spelling of "absent": CSV exports round-trip exactly
-                    if item.get("recv_ts") is None:
+                    if item.get("recv_ts") in (None, ""):
+                        now = now or iso_utc(self.clock())
                         item["recv_ts"] = now
-                    item = prepare(item)
-                body, meta = splice(item, seq)
-                # Same formulas as record.leaf_hash / chain_hash, on digests instead of hex round trips.
-                leaf = sha256(b"\x00" + meta + sha256(body).hexdigest().encode()).digest()
-                leaves.append(leaf)
-                prev = sha256(prev + leaf).digest()
-                chain = prev.hex()
-                chunks.append(b'{"h":"' + chain.encode() + b'","r":' + body + b"}\n")
-                index.append((seq, item[3], item[4], item[5], chain))
-                for term in item[6]:
-                    postings.append((term, seq))
-                if hooks:
-                    bodies.append(body)
-                seq += 1
-            data = b"".join(chunks)
+                    if numberer is None:
+                        numberer = Numberer(seq)
+                    numberer.add(item)
+                    seq += 1
+                    continue
+                if numberer is not None:
+                    runs.append(numberer.done())
+                    numberer = None
+                if item.first != seq:
+                    item = renumbered(item, seq)
+                    self.metrics["renumbered_total"] += item.count
+                runs.append(item)
+                seq += item.count
+            if numberer is not None:
+                runs.append(numberer.done())
+            prev = bytes.fromhex(self.last_hash)
+            sha256 = hashlib.sha256
+            ends: list[str] = []
+            size = 0
+            for run in runs:
+                # The chain: one SHA-256 of 64 bytes per record, its hex written into the line's blank.
+                lines = run.lines
+                leaves = run.leaves
+                at = 0
+                for start in run.starts:
+                    prev = sha256(prev + leaves[at : at + 32]).digest()
+                    lines[start + HASH_AT : start + HASH_AT + 64] = hexlify(prev)
+                    at += 32
+                ends.append(prev.hex())
+                size += len(lines)
             try:
-                self._fh.write(data)
+                for run in runs:
+                    self._fh.write(run.lines)
                 self._fh.flush()
                 os.fsync(self._fh.fileno())
             except OSError:
                 # Disk full or I/O error: nothing of this batch counts; cut what may have been written.
                 self._fh = _reopen_truncated(self.seg_dir / self.active.file, self.active.bytes, self._fh)
                 raise
-            add = self.active.add_entry
-            for entry in index:
-                add(*entry)
-            self._leaves += leaves
-            if self._postings is not None:
-                self._postings += postings
-            self.active.bytes += len(data)
-            self.metrics["appended_total"] += len(recs)
+            for run, last_hash in zip(runs, ends, strict=True):
+                self.active.add_run(run.first, run.count, last_hash, run.tally)
+                self._leaves += run.leaves
+                postings = self._postings
+                if postings is not None:
+                    for term, seqs in run.terms.items():
+                        got = postings.get(term)
+                        if got is None:
+                            postings[term] = seqs
+                        else:
+                            got += seqs
+            self.active.bytes += size
+            self.metrics["appended_total"] += seq - first
             self.metrics["batches_total"] += 1
             self.metrics["fsyncs_total"] += 1
             if self.active.bytes >= self.config.max_segment_bytes:
                 self._seal_active()
-            if hooks:
-                # The hooks see records as stored (dicts): decoded from the bytes just written.
-                durable = [item if isinstance(item, dict) else orjson.loads(body)
-                           for item, body in zip(recs, bodies, strict=True)]  # fmt: skip
-                for hook in hooks:
+            if self.on_append:
+                # The hooks see records as stored (dicts): the caller's own, or decoded from the bytes.
+                durable: list[Record] = []
+                for item in recs:
+                    if isinstance(item, dict):
+                        durable.append(item)
+                    else:
+                        durable += [decode(body) for body in item.bodies()]
+                for i, rec in enumerate(durable):  # a renumbered run's records carry their new seq
+                    rec["seq"] = first + i
+                for hook in self.on_append:
                     hook(durable)
             return list(range(first, seq))
 
@@ -355,24 +375,25 @@ class LogStore:
         seg = self.active
         self._fh.close()
         leaves = self._leaves
-        if len(leaves) != seg.count:  # cannot happen; if it does, take the leaves from the file itself
-            leaves = [bytes.fromhex(e.leaf) for e, _ in entries(self.seg_dir / seg.file) if e.leaf]
-        seg.merkle_root = merkle_root_of_digests(leaves)
+        if len(leaves) != 32 * seg.count:  # cannot happen; if it does, take the leaves from the file itself
+            read = entries(self.seg_dir / seg.file)
+            leaves = bytearray(b"".join(bytes.fromhex(e.leaf) for e, _ in read if e.leaf))
+        seg.merkle_root = merkle_root_packed(leaves)
         if self.config.compress:
             seg.file = seg.file + ".gz"
         write_atomic(self.seg_dir / f"{seg.name}.meta.json", json.dumps(seg.to_json(), indent=1).encode())
         self.sealed.append(seg)
         self.metrics["segments_sealed_total"] += 1
         self.active = self._new_active(seg.last_seq + 1, seg.last_hash)
-        self._leaves = []
-        postings, self._postings = self._postings, []
+        self._leaves = bytearray()
+        postings, self._postings = self._postings, {}
         self._fh = (self.seg_dir / self.active.file).open("ab")
         if self.config.compress and self.config.compress_in_background:
             self._compress_later(seg, postings)
         elif self.config.compress:
             self._compress(seg, postings)
 
-    def _compress_later(self, seg: SegmentIndex, postings: list[tuple[str, int]] | None = None) -> None:
+    def _compress_later(self, seg: SegmentIndex, postings: dict[str, list[int]] | None = None) -> None:
         """Compress and index a sealed segment in a background thread (one at a time).
 
         Sealing is on the append path: compressing and indexing 64 MiB took ~0.7 s there, during
@@ -386,7 +407,7 @@ class LogStore:
         self._compressor = thread
         thread.start()
 
-    def _compress_quietly(self, seg: SegmentIndex, postings: list[tuple[str, int]] | None) -> None:
+    def _compress_quietly(self, seg: SegmentIndex, postings: dict[str, list[int]] | None) -> None:
         try:
             self._compress(seg, postings)
         except OSError as exc:  # the plain file stays readable; the next open compresses it again
@@ -400,15 +421,15 @@ class LogStore:
             thread.join()
             self._compressor = None
 
-    def _compress(self, seg: SegmentIndex, terms: list[tuple[str, int]] | None = None) -> None:
+    def _compress(self, seg: SegmentIndex, terms: dict[str, list[int]] | None = None) -> None:
         """Compress a sealed segment in independent blocks and build its search index (one read);
-        `terms`: its (term, seq) pairs collected on append, else they are read from the lines."""
+        `terms`: its term -> seqs collected on append, else they are read from the lines."""
         src = self.seg_dir / seg.file.removesuffix(".gz")
         dst = self.seg_dir / seg.file
         tmp = dst.with_name(dst.name + ".tmp")
         postings = PostingCollector()
         if terms is not None:
-            postings.rows = terms
+            postings.terms = terms
         scan = postings.add_block if terms is None else None
         blocks = compress_segment(src, tmp, self.config.compress_level, scan)
         # Index first: a segment whose plain file is gone always has its index (or never had one).

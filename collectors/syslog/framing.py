@@ -55,10 +55,16 @@ class Framer:
         end = buf.rfind(b"\n")
         if end < 0 or _counted(buf) is not False:
             return []
+        limit = self.max_frame
+        pieces = bytes(buf[:end]).split(b"\n")
+        # Whole-list builtins first: when no line is empty or starts below "9" (no CR or NUL to strip,
+        # no digit that could start an octet count) and none is too long, the lines are the frames.
+        if min(pieces)[:1] > b"9" and max(map(len, pieces)) <= limit:
+            del buf[: end + 1]
+            return pieces
         frames: list[bytes] = []
         used = 0
-        limit = self.max_frame
-        for piece in bytes(buf[:end]).split(b"\n"):
+        for piece in pieces:
             frame = piece.lstrip(b"\r\x00")  # separators (CR, NUL after LF) before a frame
             if frame:
                 if len(frame) > limit or (0x31 <= frame[0] <= 0x39 and _counted(frame) is not False):

@@ -5,17 +5,20 @@ runs in spawned worker processes while the receiving process only hashes, writes
 loop. Each worker publishes, in shared memory, which job and which line of it it is parsing. When a line
 has not finished within `line_budget` seconds, or the worker dies on one, the worker is killed and
 replaced: that line is stored raw (flag `parse_timeout` / `parse_crash`, counted in `timeouts`), and the
-job's other lines are parsed again by the new worker. Records come back already serialised
-(`logstore.record.prepare`: canonical bytes waiting for their seq), so the writer only numbers, hashes
-and appends them, and one pipe message carries a worker's whole share of a batch each way.
+job's other lines are parsed again by the new worker. Each frame comes with the seq its record is
+meant to get, and records come back as finished store lines (`logstore.batch`: canonical bytes, body
+and leaf hashes, index tally, search terms), so the writer only chains and appends them; one pipe
+message carries a worker's whole share of a batch each way.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import multiprocessing
 import os
+import pickle
 import queue
 import threading
 import time
@@ -24,13 +27,15 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-import orjson
-
 from collectors.syslog.formats import CompiledFormat, FormatSet, VendorFormat, compile_format
 from collectors.syslog.parse import parse_frame
-from logstore.record import Prepared, Record, iso_utc, new_record, prepare
+from logstore.batch import Numbered, Numberer, decode
+from logstore.record import Record, iso_utc, new_record
 
 Frame = tuple[bytes, float, str, str]  # raw bytes, receive time, source address, transport
+Group = tuple[list[bytes], float, str, str]  # frames of one read: raw bytes, receive time, source, transport
+Run = tuple[int, list[Group]]  # frames whose records get consecutive seqs, from the first one's
+Parsed = Numbered | Record  # a numbered run, or (after a worker was replaced) one record to number
 # The function a worker parses with: passed by reference (a module-level function pickles by its name).
 Parser = Callable[..., Record]
 LINE_BUDGET = 2.0  # seconds one line may take (a line takes ~50 µs; a backtracking pattern takes seconds)
@@ -78,29 +83,91 @@ def _worker(
     progress: Any,
     parse_frame: Parser,
 ) -> None:
-    """Worker loop: (job, frames) in, prepared records out; `progress[0:2]` = (job, line) being parsed."""
+    """Worker loop: (job, runs) in, numbered runs out; `progress[0:2]` = (job, line) being parsed."""
     formats = FormatSet([compile_format(VendorFormat.model_validate(spec)) for spec in specs])
     while True:
         try:
-            job, frames = inbox.recv()
+            job, runs = inbox.recv()
         except (EOFError, OSError):  # parent closed the pipe or died
             return
-        rows = []
-        for i, (raw, ts, source, transport) in enumerate(frames):
-            progress[1] = i
-            progress[0] = job
-            rows.append(prepare(parse_frame(raw, ts, source, transport, formats, devices, zones)))
-        progress[1] = len(frames)
-        outbox.send((job, rows))
+        out = []
+        i = 0
+        for first, groups in runs:
+            numberer = Numberer(first)
+            for frames, ts, source, transport in groups:
+                for raw in frames:
+                    progress[1] = i
+                    progress[0] = job
+                    numberer.add(parse_frame(raw, ts, source, transport, formats, devices, zones))
+                    i += 1
+            out.append(numberer.done())
+        progress[1] = i
+        send_runs(outbox, job, out)
 
 
 @dataclass(slots=True)
 class Pending:
-    """Frames handed to the workers (one chunk per worker), to collect in order."""
+    """Frames handed to the workers (one chunk of runs per worker), to collect in order."""
 
-    chunks: list[list[Frame]]
+    chunks: list[list[Run]]
     jobs: list[int]
     slots: list[_Slot]  # the worker each chunk went to (a replaced worker's queued jobs are re-sent)
+
+
+def send_runs(conn: Connection, job: int, runs: list[Numbered]) -> None:
+    """Send a job's numbered runs: a pickled header, then each run's lines as raw bytes on the pipe.
+
+    The lines are ~1.1 KiB a record: pickled inside the message they were copied into the pickle,
+    into the pipe, into a bytes object read from it, and out of the unpickled one again. Raw, they are
+    written from the worker's buffer and read straight into the writer's (`recv_runs`)."""
+    blobs = [run.lines for run in runs]
+    for run in runs:
+        run.lines = bytearray()
+    conn.send_bytes(pickle.dumps((job, [len(blob) for blob in blobs], runs), protocol=5))
+    fd = conn.fileno()
+    for blob in blobs:
+        view = memoryview(blob)
+        while view:
+            view = view[os.write(fd, view) :]
+
+
+def recv_runs(conn: Connection, buffers: list[bytearray] | None) -> tuple[int, list[Numbered]]:
+    """Receive what `send_runs` sent: (job, runs). Lines are read into `buffers` (reused from one
+    call to the next, grown as needed; their previous contents must be done with), or into new
+    buffers when None."""
+    # What Connection.recv would unpickle too: the header of our own spawned worker.
+    job, sizes, runs = pickle.loads(conn.recv_bytes())  # noqa: S301
+    fd = conn.fileno()
+    for k, (run, size) in enumerate(zip(runs, sizes, strict=True)):
+        if buffers is None:
+            buf = bytearray(size)
+        else:
+            if len(buffers) <= k:
+                buffers.append(bytearray())
+            if len(buffers[k]) < size:
+                buffers[k] = bytearray(size + size // 4)
+            buf = buffers[k]
+        view = memoryview(buf)[:size]
+        got = 0
+        while got < size:
+            n = os.readv(fd, [view[got:]])
+            if n == 0:
+                raise EOFError("worker gone in the middle of its answer")
+            got += n
+        run.lines = view if buffers is not None else buf
+    return job, runs
+
+
+def _count(groups: list[Group]) -> int:
+    return sum(len(group[0]) for group in groups)
+
+
+def _frames(run: Run) -> int:
+    return _count(run[1])
+
+
+def _records(runs: list[Numbered]) -> int:
+    return sum(run.count for run in runs)
 
 
 class _Slot:
@@ -119,13 +186,17 @@ class _Slot:
         )  # fmt: skip
         self.proc.start()
         self.started = time.monotonic()
-        self.early: dict[int, list[Any]] = {}  # answers that arrived while another job was awaited
+        self.early: dict[int, list[Numbered]] = {}  # answers that arrived while another job was awaited
+        self.buffers: list[bytearray] = []  # where the lines of the awaited job's runs are read into
         child_in.close()
         child_out.close()
+        for conn in (self.to, self.frm):  # a job each way is a few MiB: fewer, larger pipe transfers
+            with contextlib.suppress(OSError, AttributeError):
+                fcntl.fcntl(conn.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
         # Jobs go through a feeder thread: a job can be queued while the worker still parses (and
         # sends back) the previous one, so the worker never waits for the writer between jobs, and
         # no caller blocks on a full pipe (the worker and the writer both sending would deadlock).
-        self.outbox: queue.SimpleQueue[tuple[int, list[Frame]] | None] = queue.SimpleQueue()
+        self.outbox: queue.SimpleQueue[tuple[int, list[Run]] | None] = queue.SimpleQueue()
         self.feeder = threading.Thread(target=self._feed, name=f"govnet-syslog-feed-{n}", daemon=True)
         self.feeder.start()
 
@@ -194,50 +265,79 @@ class ParsePool:
         """Process ids of the current workers."""
         return [slot.proc.pid for slot in self._slots if slot.proc.pid is not None]
 
-    def submit(self, frames: list[Frame]) -> Pending:
-        """Hand frames to the workers (returns at once); `collect` gets the records in order."""
-        n = max(1, len(self._slots))
-        size = -(-len(frames) // n)
-        chunks = [frames[i : i + size] for i in range(0, len(frames), size)] if frames else []
-        jobs = []
-        for i, chunk in enumerate(chunks):
-            jobs.append(self._send(i, chunk))
+    def submit(self, runs: list[Run]) -> Pending:
+        """Hand runs of frames to the workers (returns at once); `collect` gets the records in order.
+
+        The frames of a run are meant to get consecutive seqs from the run's first; the workers number
+        their records so (the writer renumbers a run whose seqs moved on meanwhile).
+        """
+        total = sum(_frames(run) for run in runs)
+        size = -(-total // max(1, len(self._slots)))
+        chunks: list[list[Run]] = []
+        chunk: list[Run] = []
+        room = size
+        for first, groups in runs:
+            part: list[Group] = []  # this run's groups in the current chunk
+            seq = first  # the seq of the next frame
+            for group in groups:
+                frames = group[0]
+                at = 0
+                while at < len(frames):
+                    take = frames if at == 0 and len(frames) <= room else frames[at : at + room]
+                    part.append(group if take is frames else (take, *group[1:]))
+                    at += len(take)
+                    room -= len(take)
+                    if room == 0:
+                        chunk.append((seq + at - _count(part), part))
+                        chunks.append(chunk)
+                        chunk, part, room = [], [], size
+                seq += len(frames)
+            if part:
+                chunk.append((seq - _count(part), part))
+        if chunk:
+            chunks.append(chunk)
+        jobs = [self._send(i, chunk) for i, chunk in enumerate(chunks)]
         return Pending(chunks, jobs, self._slots[: len(chunks)])
 
-    def _send(self, i: int, chunk: list[Frame]) -> int:
+    def _send(self, i: int, chunk: list[Run]) -> int:
         """Queue a job for worker `i` (returns at once; jobs reach a worker in the order queued)."""
         self._job += 1
         self._slots[i].outbox.put((self._job, chunk))
         return self._job
 
     def collect(self, pending: Pending) -> list[Record]:
-        """Records of a `submit`, in frame order (blocks until the workers are done); seq is None."""
-        return [orjson.loads(p[0] + b"null" + p[1]) for p in self.collect_prepared(pending)]
+        """Records of a `submit`, in frame order (blocks until the workers are done), with the seqs
+        they were numbered with."""
+        out: list[Record] = []
+        for item in self.collect_numbered(pending):
+            out += [decode(body) for body in item.bodies()] if isinstance(item, Numbered) else [item]
+        return out
 
-    def collect_prepared(self, pending: Pending) -> list[Prepared]:
-        """The prepared records of a `submit`, in frame order (blocks until the workers are done)."""
-        out: list[Prepared] = []
+    def collect_numbered(self, pending: Pending) -> list[Parsed]:
+        """What the workers made of a `submit`, in frame order (blocks until they are done): numbered
+        runs, and single records where a worker was replaced (`LogStore.append_batch` takes both)."""
+        out: list[Parsed] = []
         for i, (chunk, job, slot) in enumerate(zip(pending.chunks, pending.jobs, pending.slots, strict=True)):
             if self._slots[i] is not slot:  # its worker was replaced since: the job died with it
                 job = self._send(i, chunk)
             out += self._collect_chunk(i, chunk, job)
         return out
 
-    def _collect_chunk(self, i: int, chunk: list[Frame], job: int) -> list[Prepared]:
-        results: list[Prepared | None] = [None] * len(chunk)
-        todo = list(range(len(chunk)))  # indexes (into chunk) of the frames the current job holds
+    def _collect_chunk(self, i: int, chunk: list[Run], job: int) -> list[Parsed]:
+        size = sum(_frames(run) for run in chunk)
+        rows, bad, why = self._wait(i, job, size)
+        if rows is not None:
+            return [*rows]
+        # The rare path: a worker is stuck or dead. Settle the chunk frame by frame from here on.
+        frames: list[tuple[int, Frame]] = []  # (seq, frame)
+        for first, groups in chunk:
+            for raws, ts, source, transport in groups:
+                frames += [(first + k, (raw, ts, source, transport)) for k, raw in enumerate(raws)]
+                first += len(raws)
+        results: list[Record | None] = [None] * len(frames)
+        todo = list(range(len(frames)))  # indexes (into frames) of the frames the current job holds
         fruitless = 0  # replacements in a row that did not settle a line (a worker that cannot start)
-        while todo:
-            if fruitless >= 3:
-                for k in todo:
-                    results[k] = prepare(raw_record(chunk[k], "parse_crash", self.devices))
-                    self.crashes += 1
-                break
-            rows, bad, why = self._wait(i, job, len(todo))
-            if rows is not None:
-                for k, row in zip(todo, rows, strict=True):
-                    results[k] = row
-                break
+        while True:
             # The worker is stuck on (or died at) line `bad` of its job: keep that line raw, replace
             # the worker and hand it the job's other lines (what the dead worker parsed is lost).
             self._slots[i].kill()
@@ -247,30 +347,51 @@ class ParsePool:
             if bad is not None and 0 <= bad < len(todo):
                 fruitless = 0
                 k = todo.pop(bad)
-                results[k] = prepare(raw_record(chunk[k], why, self.devices))
+                results[k] = raw_record(frames[k][1], why, self.devices)
                 if why == "parse_timeout":
                     self.timeouts += 1
                 else:
                     self.crashes += 1
-            job = self._send(i, [chunk[k] for k in todo]) if todo else 0
+            if not todo:
+                break
+            if fruitless >= 3:
+                for k in todo:
+                    results[k] = raw_record(frames[k][1], "parse_crash", self.devices)
+                    self.crashes += 1
+                break
+            resend: list[Run] = []
+            for k in todo:
+                seq, (raw, ts, source, transport) = frames[k]
+                resend.append((seq, [([raw], ts, source, transport)]))
+            job = self._send(i, resend)
+            rows, bad, why = self._wait(i, job, len(todo))
+            if rows is not None:
+                for k, row in zip(todo, rows, strict=True):
+                    results[k] = decode(row.bodies()[0])
+                break
         return [r for r in results if r is not None]
 
-    def _wait(self, i: int, job: int, size: int) -> tuple[list[Any] | None, int | None, str]:
-        """Rows of `job` from worker `i`, or (None, line index, reason) when it is over budget or dead."""
+    def _wait(self, i: int, job: int, size: int) -> tuple[list[Numbered] | None, int | None, str]:
+        """The numbered runs of `job` (`size` records) from worker `i`, or (None, line index, reason)
+        when it is over budget or dead."""
         slot = self._slots[i]
         early = slot.early.pop(job, None)
-        if early is not None and len(early) == size:
+        if early is not None and _records(early) == size:
             return early, None, ""
         last = (-2, -2)
         since = time.monotonic()
         while True:
             try:
                 if slot.frm.poll(0.02):
-                    got_job, rows = slot.frm.recv()
-                    if got_job == job and len(rows) == size:
+                    # Lines are read into the slot's reused buffers: the previous job's runs were
+                    # appended (or dropped) before this one is awaited. An early answer is copied.
+                    got_job, rows = recv_runs(slot.frm, slot.buffers)
+                    if got_job == job and _records(rows) == size:
                         return rows, None, ""
                     # A job queued before this one (after a replacement, re-sent jobs can overtake
                     # jobs queued earlier): keep its answer for its own collect.
+                    for run in rows:
+                        run.lines = bytearray(run.lines)
                     slot.early[got_job] = rows
                     continue
             except (EOFError, OSError):

@@ -15,12 +15,16 @@ from collectors.syslog.formats import CompiledFormat, FormatSet
 from collectors.syslog.framing import Framer
 from collectors.syslog.limits import Limits, SourcePolicy
 from collectors.syslog.parse import parse_frame
-from collectors.syslog.parse_pool import LINE_BUDGET, ParsePool, Pending
+from collectors.syslog.parse_pool import LINE_BUDGET, Group, Parsed, ParsePool, Pending, Run
 from collectors.syslog.sequence import SEQUENCE_HINT, SequenceGaps, sequence_id
-from logstore.record import Prepared, Record, iso_utc, new_record
+from logstore.batch import Numbered
+from logstore.record import Record, iso_utc, new_record
 from logstore.store import LogStore
 
-Item = tuple[bytes, float, str, str] | dict[str, Any]
+# What waits for the writer: the frames one read completed (raw bytes, with their one receive time,
+# source and transport), or a receiver event record. Per read, not per frame: the writer's queue,
+# batching and bookkeeping cost per group, and a read of 64 KiB holds ~240 firewall lines.
+Item = Group | dict[str, Any]
 
 
 @dataclass
@@ -83,6 +87,7 @@ class Ingest:
             else None
         )
         self._pending: list[Item] = []
+        self.pending_items = 0  # frames and events waiting for the writer
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -93,30 +98,31 @@ class Ingest:
 
     def submit(self, raw: bytes, source: str, transport: str) -> None:
         """Queue one frame (receive time taken now)."""
-        self._pending.append((raw, self.clock(), source, transport))
-        self.pending_bytes += len(raw)
-        self.stats.received_total += 1
-        self._signal()
+        self._queue(([raw], self.clock(), source, transport), len(raw))
 
     def submit_many(self, frames: list[bytes], source: str, transport: str) -> None:
-        """Queue the frames one read completed (one receive time: they were complete at that moment)."""
-        if not frames:
-            return
-        now = self.clock()
-        self._pending.extend([(frame, now, source, transport) for frame in frames])
-        self.pending_bytes += sum(len(frame) for frame in frames)
-        self.stats.received_total += len(frames)
+        """Queue the frames one read completed (one receive time: they were complete at that moment);
+        the list is kept as it is."""
+        if frames:
+            self._queue((frames, self.clock(), source, transport), sum(map(len, frames)))
+
+    def _queue(self, group: Group, size: int) -> None:
+        self._pending.append(group)
+        self.pending_bytes += size
+        self.pending_items += len(group[0])
+        self.stats.received_total += len(group[0])
         self._signal()
 
     def submit_event(self, rec: Record) -> None:
         """Queue a receiver event (oversized frame, overflow) as its own record."""
         self._pending.append(rec)
+        self.pending_items += 1
         self._signal()
 
     def _signal(self) -> None:
         self._idle.clear()
         self._wake.set()
-        if len(self._pending) >= self.max_pending or self.pending_bytes >= self.max_pending_bytes:
+        if self.pending_items >= self.max_pending or self.pending_bytes >= self.max_pending_bytes:
             self._room.clear()
 
     @property
@@ -145,29 +151,79 @@ class Ingest:
         elif self.pool is not None:
             self.pool.close()
 
-    def _head(self, count: int) -> int:
-        """How many items at the head make one batch: at most `count` and about `batch_max_bytes`."""
-        size = 0
-        for i, item in enumerate(self._pending[:count]):
-            if isinstance(item, tuple):
-                size += len(item[0])
-                if size > self.batch_max_bytes and i:
-                    return i
-        return min(count, len(self._pending))
+    def _head(self, limit: int) -> list[Item]:
+        """The next batch at the head of the queue (not taken yet): at most `limit` records and about
+        `batch_max_bytes` (at least one); its last read's frames may be cut (see `_take`)."""
+        out: list[Item] = []
+        count = size = 0
+        for item in self._pending:
+            room = limit - count
+            if room <= 0:
+                break
+            if not isinstance(item, tuple):
+                out.append(item)
+                count += 1
+                continue
+            frames = item[0]
+            take = frames if len(frames) <= room else frames[:room]
+            took = sum(map(len, take))
+            if size + took > self.batch_max_bytes:
+                # Only the read that crosses the byte bound is walked frame by frame.
+                k = 0
+                for frame in take:
+                    if size + len(frame) > self.batch_max_bytes and (count or k):
+                        break
+                    size += len(frame)
+                    k += 1
+                if k:
+                    out.append(item if k == len(frames) else (take[:k], *item[1:]))
+                break
+            out.append(item if take is frames else (take, *item[1:]))
+            count += len(take)
+            size += took
+            if take is not frames:
+                break
+        return out
 
-    def _take(self, count: int) -> list[Item]:
-        batch = self._pending[:count]
-        del self._pending[:count]
+    def _at_head(self, batch: list[Item]) -> bool:
+        """True when `batch` (from `_head`) is still what the head of the queue holds."""
+        pending = self._pending
+        if len(pending) < len(batch):
+            return False
+        for mine, theirs in zip(batch, pending, strict=False):
+            if mine is not theirs and not (
+                isinstance(mine, tuple)
+                and isinstance(theirs, tuple)
+                and mine[1:] == theirs[1:]
+                and theirs[0][: len(mine[0])] == mine[0]
+                and mine is batch[-1]
+            ):
+                return False
+        return True
+
+    def _take(self, batch: list[Item]) -> list[Item]:
+        """Remove `batch` (from `_head`, still at the head) from the queue; a read it holds only the
+        first frames of stays queued with the rest."""
+        pending = self._pending
+        n = len(batch)
+        last, queued = batch[-1], pending[n - 1]
+        if last is not queued and isinstance(last, tuple) and isinstance(queued, tuple):
+            pending[n - 1] = (queued[0][len(last[0]) :], *queued[1:])
+            del pending[: n - 1]
+        else:
+            del pending[:n]
         self.pending_bytes -= _bytes(batch)
-        if len(self._pending) < self.max_pending and self.pending_bytes < self.max_pending_bytes:
+        self.pending_items -= _count(batch)
+        if self.pending_items < self.max_pending and self.pending_bytes < self.max_pending_bytes:
             self._room.set()
         return batch
 
-    def _start(self, batch: list[Item]) -> Pending | None:
-        """Hand a batch's frames to the parse workers (None when parsing happens in the writer thread)."""
+    def _start(self, batch: list[Item], first: int) -> Pending | None:
+        """Hand a batch's frames to the parse workers, numbered as if the batch's first record got seq
+        `first` (None when parsing happens in the writer thread)."""
         if self.pool is None or self.pool.broken or not batch:
             return None
-        return self.pool.submit([item for item in batch if isinstance(item, tuple)])
+        return self.pool.submit(_runs(batch, first))
 
     async def _run(self) -> None:
         # Two-stage pipeline when there are parse workers: they parse batch N+1 while this process
@@ -178,8 +234,8 @@ class Ingest:
             parsing: Pending | None = None  # the head batch's frames, already handed to the workers
             nxt: list[Item] = []
             while self._pending:
-                batch = self._take(len(nxt) if parsing is not None else self._head(self.batch_max))
-                nxt = self._pending[: self._head(self.batch_max)] if self.pool is not None else []
+                batch = self._take(nxt if parsing is not None else self._head(self.batch_max))
+                nxt = self._head(self.batch_max) if self.pool is not None else []
                 try:
                     seqs, parsing = await asyncio.to_thread(self._commit, batch, parsing, nxt)
                 except OSError as exc:
@@ -188,23 +244,23 @@ class Ingest:
                     parsing = None
                     self._pending[:0] = batch
                     self.pending_bytes += _bytes(batch)
+                    self.pending_items += _count(batch)
                     self.stats.errors.append(f"store write failed: {type(exc).__name__}")
                     await asyncio.sleep(1.0)
                     continue
-                frames = [item[0] for item in batch if isinstance(item, tuple)]
+                frames: list[bytes] = []
                 # Keyed by host, not "host:port": one entry per sender however often it reconnects.
                 seen = self.stats.last_seen
-                hosts: dict[str, str] = {}  # a batch holds few sources: split each address once
                 for item in batch:
                     if isinstance(item, tuple):
-                        host = hosts.get(item[2])
-                        if host is None:
-                            host = hosts[item[2]] = item[2].rsplit(":", 1)[0].strip("[]")
-                        seen[host] = item[1]
+                        group, ts, source, _ = item
+                        host = source.rsplit(":", 1)[0].strip("[]")
+                        seen[host] = ts
+                        frames += group
                         # Frames arrive here in receive order per connection; only frames that carry
                         # a sequenceId pay for more than this byte search.
-                        if SEQUENCE_HINT in item[0]:
-                            seq = sequence_id(item[0])
+                        for raw in [raw for raw in group if SEQUENCE_HINT in raw]:
+                            seq = sequence_id(raw)
                             if seq is not None:
                                 self.sequences.observe(host, seq)
                 self.stats.durable_total += len(frames)
@@ -215,7 +271,7 @@ class Ingest:
                     self.forward(frames)
                 if self.on_durable is not None:
                     self.on_durable(self.stats.durable_total, self.stats.last_durable_seq)
-                if parsing is not None and self._pending[: len(nxt)] != nxt:
+                if parsing is not None and not self._at_head(nxt):
                     # Only the writer removes from the head, so this cannot happen; never commit
                     # records parsed from other frames than the ones at the head.
                     self._discard(parsing)
@@ -232,29 +288,32 @@ class Ingest:
     def _discard(self, parsing: Pending) -> None:
         """Read and drop the workers' results for frames that will be handed to them again."""
         if self.pool is not None:
-            self.pool.collect_prepared(parsing)
+            self.pool.collect_numbered(parsing)
 
     def _commit(
         self, batch: list[Item], parsing: Pending | None, nxt: list[Item]
     ) -> tuple[list[int], Pending | None]:
         """Parse `batch` (or collect the workers' parse), hand `nxt` to the workers, commit `batch`."""
+        # The seqs the records will get if nothing else is appended meanwhile (the control channel's
+        # audit records may be: the store then renumbers what the workers numbered).
+        first = self.store.last_seq + 1
         if parsing is None and self.pool is not None:  # untrusted text is parsed only in the workers
-            parsing = self.pool.submit([item for item in batch if isinstance(item, tuple)])
+            parsing = self.pool.submit(_runs(batch, first))
         # Queued behind `batch` in each worker's pipe: the workers go straight on to the next batch
-        # while this one is collected, hashed and fsynced.
-        handed = self._start(nxt)
+        # while this one is collected, chained and fsynced.
+        handed = self._start(nxt, first + _count(batch))
+        recs: list[Record | Numbered]
         if parsing is not None and self.pool is not None:
-            parsed = iter(self.pool.collect_prepared(parsing))
-            recs: list[Record | Prepared] = [
-                next(parsed) if isinstance(item, tuple) else item for item in batch
-            ]
+            recs = _interleave(batch, self.pool.collect_numbered(parsing))
         else:
-            recs = [
-                parse_frame(item[0], item[1], item[2], item[3], self.formats, self.devices, self.zones)
-                if isinstance(item, tuple)
-                else item
-                for item in batch
-            ]
+            recs = []
+            for item in batch:
+                if isinstance(item, tuple):
+                    group, ts, source, transport = item
+                    fmts, devices, zones = self.formats, self.devices, self.zones
+                    recs += [parse_frame(raw, ts, source, transport, fmts, devices, zones) for raw in group]
+                else:
+                    recs.append(item)
         try:
             return self.store.append_batch(recs), handed
         except OSError:
@@ -263,8 +322,55 @@ class Ingest:
             raise
 
 
+def _runs(batch: list[Item], first: int) -> list[Run]:
+    """The batch's frames as runs of consecutive seqs, the batch's first record getting `first`
+    (receiver events between frames take their own seqs)."""
+    runs: list[Run] = []
+    groups: list[Group] = []
+    start = seq = first
+    for item in batch:
+        if isinstance(item, tuple):
+            if not groups:
+                start = seq
+            groups.append(item)
+            seq += len(item[0])
+        else:
+            if groups:
+                runs.append((start, groups))
+                groups = []
+            seq += 1
+    if groups:
+        runs.append((start, groups))
+    return runs
+
+
+def _interleave(batch: list[Item], parsed: list[Parsed]) -> list[Record | Numbered]:
+    """The batch in order: the workers' runs (frame order) with the receiver events between them."""
+    if all(isinstance(item, tuple) for item in batch):
+        return list(parsed)  # no receiver events in the batch (the usual case)
+    out: list[Record | Numbered] = []
+    rest = iter(parsed)
+    owed = 0  # frames before the current event not yet covered by a run (runs never span an event)
+    for item in batch:
+        if isinstance(item, tuple):
+            owed += len(item[0])
+            continue
+        while owed > 0:
+            run = next(rest)
+            out.append(run)
+            owed -= run.count if isinstance(run, Numbered) else 1
+        out.append(item)
+    out += rest
+    return out
+
+
 def _bytes(items: list[Item]) -> int:
-    return sum(len(item[0]) for item in items if isinstance(item, tuple))
+    return sum(sum(map(len, item[0])) for item in items if isinstance(item, tuple))
+
+
+def _count(items: list[Item]) -> int:
+    """Records `items` make: one per frame, one per event."""
+    return sum(len(item[0]) if isinstance(item, tuple) else 1 for item in items)
 
 
 def receiver_event(action: str, source: str, msg: str, now: float) -> Record:

@@ -121,8 +121,12 @@ def test_line_over_budget_is_stored_raw_counted_and_the_worker_replaced() -> Non
                      parser=parse_or_hang)  # fmt: skip
     try:
         first = pool.pids()
-        recs = pool.collect(pool.submit(frames))
+        groups = [([raw], ts, source, transport) for raw, ts, source, transport in frames]
+        recs = pool.collect(pool.submit([(7, groups[:2]), (9, groups[2:])]))
         assert [base64.b64decode(r["raw"]) for r in recs] == [f[0] for f in frames]
+        # Lines parsed by the replacement workers keep the seqs they were handed with; the writer
+        # numbers the raw ones.
+        assert [r["seq"] for r in recs] == [7, None, 9, None, 11]
         assert [r["source"] for r in recs] == [f[2] for f in frames]
         assert recs[1]["flags"] == ["parse_timeout"] and recs[1]["device"] == "fw-1"
         assert recs[3]["flags"] == ["parse_crash"]
@@ -131,7 +135,7 @@ def test_line_over_budget_is_stored_raw_counted_and_the_worker_replaced() -> Non
         assert (pool.timeouts, pool.crashes, pool.restarts) == (1, 1, 2)
         assert pool.pids() != first and pool.workers == 1
         # the replacement keeps working
-        again = pool.collect(pool.submit(frames[:1]))
+        again = pool.collect(pool.submit([(1, groups[:1])]))
         assert again[0]["event_type"] == "config_change"
     finally:
         pool.close()

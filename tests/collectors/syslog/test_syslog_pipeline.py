@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import os
 import re
 import signal
@@ -19,7 +18,8 @@ from typing import Any
 
 from collectors.syslog.formats import load_formats
 from collectors.syslog.receiver import Ingest, start_receiver
-from logstore.record import canonical, meta_bytes, meta_of, new_record, prepare, record_leaf, splice
+from logstore.batch import Numbered, number, renumbered
+from logstore.record import canonical, new_record, record_leaf
 from logstore.store import LogStore, StoreConfig
 from tests.support.require import require_cmd
 
@@ -137,9 +137,50 @@ def test_worker_killed_mid_stream_loses_and_duplicates_nothing(tmp_path: Path) -
     assert killed and subprocess.run(["kill", "-0", str(killed[0])], capture_output=True).returncode != 0
 
 
-def test_prepared_records_hash_like_records() -> None:
-    """A record serialised in a worker (`prepare`) and numbered by the writer (`splice`) has the bytes and
-    leaf hash of the same record serialised whole, for every kind of value a record holds."""
+class _AuditsOnce(LogStore):
+    """A store that, before the first batch the parse workers numbered, appends an audit record (as
+    the control channel does when an export runs): the seqs the workers assumed have moved on."""
+
+    audited = False
+
+    def append_batch(self, recs: Any) -> list[int]:
+        if not self.audited and any(isinstance(r, Numbered) for r in recs):
+            self.audited = True
+            self.append(new_record(event_type="audit", action="export", outcome="success", msg="in between"))
+        return super().append_batch(recs)
+
+
+def test_audit_record_between_hand_out_and_commit_is_renumbered(tmp_path: Path) -> None:
+    """An audit record appended after the workers numbered two batches (the one being committed and the
+    next, already handed out): both are renumbered, seqs stay gap-free, every line is stored once, in
+    order, verbatim, and the chain verifies; the batch after them is numbered right from the start."""
+    store = _AuditsOnce(tmp_path / "store", StoreConfig())
+    lines = [LINE.format(s=1, b=i % 250, p=1024 + i, i=i).encode() for i in range(200)]
+
+    async def main() -> None:
+        ingest = Ingest(store, FORMATS, {SENDER: "fw-1"}, batch_max=50, parse_workers=1)
+        ingest.start()
+        ingest.submit_many(lines, f"{SENDER}:5140", "tcp")  # queued before the writer runs: 4 batches
+        await ingest.drain()
+        await ingest.close()
+
+    asyncio.run(main())
+    assert store.metrics["renumbered_total"] == 100
+    recs = [rec for rec, _ in store.iter_records()]
+    assert [r["seq"] for r in recs] == list(range(1, 202))
+    assert recs[0]["event_type"] == "audit"
+    assert [base64.b64decode(r["raw"]) for r in recs[1:]] == lines
+    assert all(r["event_type"] == "policy_deny" and r["device"] == "fw-1" for r in recs[1:])
+    assert store.verify() == []
+    store.close()
+    reader = LogStore(tmp_path / "store", readonly=True)
+    assert reader.verify() == [] and reader.last_seq == 201
+
+
+def test_numbered_records_hash_like_records() -> None:
+    """A record numbered in a worker (`logstore.batch`) has the bytes and leaf hash of the same record
+    serialised whole, for every kind of value a record holds; renumbering a run from its bytes gives
+    what numbering the records at the new seqs gives."""
     recs = [
         new_record(recv_ts="2026-03-12T02:46:04.000001Z", device="fw-1", event_type="policy_deny",
                    msg='quote " backslash \\ "seq":null, 中文 \U0001f600 \x00\x1f', src_port=65535,
@@ -148,9 +189,20 @@ def test_prepared_records_hash_like_records() -> None:
                    msg=',"seq":null,'),
     ]  # fmt: skip
     for seq in (1, 9, 10**12):
-        for rec in recs:
-            body, meta = splice(prepare(rec), seq)
-            whole = {**rec, "seq": seq, **{k: None for k, v in rec.items() if v == ""}}
-            assert body == canonical(whole) and meta == meta_bytes(meta_of(whole))
-            leaf = hashlib.sha256(b"\x00" + meta + hashlib.sha256(body).hexdigest().encode()).hexdigest()
-            assert leaf == record_leaf(whole)
+        run = number([dict(r) for r in recs], seq)
+        assert run.first == seq and run.count == len(recs)
+        for i, rec in enumerate(recs):
+            whole = {**rec, "seq": seq + i, **{k: None for k, v in rec.items() if v == ""}}
+            assert run.bodies()[i] == canonical(whole)
+            assert run.leaves[32 * i : 32 * i + 32].hex() == record_leaf(whole)
+            line = bytes(run.lines[run.starts[i] :]).split(b"\n", 1)[0]
+            assert line == b'{"h":"' + b"0" * 64 + b'","r":' + canonical(whole) + b"}"
+        again = renumbered(run, seq + 5)
+        fresh = number([dict(r) for r in recs], seq + 5)
+        assert (again.lines, again.starts, again.leaves, again.terms, again.tally) == (
+            fresh.lines,
+            fresh.starts,
+            fresh.leaves,
+            fresh.terms,
+            fresh.tally,
+        )
