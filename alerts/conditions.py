@@ -6,12 +6,11 @@ import itertools
 import math
 import operator
 from bisect import bisect_left, bisect_right
-from collections import deque
 from collections.abc import Callable
 from operator import itemgetter
 
 from alerts.rules import Condition
-from alerts.series import Labels, SeriesStore
+from alerts.series import Labels, Points, SeriesStore
 
 _time = itemgetter(0)
 _OPS: dict[str, Callable[[float, float], bool]] = {
@@ -24,7 +23,7 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 }
 
 
-def _window(hist: deque[tuple[float, float]], now: float, window: float) -> list[tuple[float, float]]:
+def _window(hist: Points, now: float, window: float) -> list[tuple[float, float]]:
     points = list(hist)  # time-ordered: bisect in C instead of a Python scan
     return points[bisect_left(points, now - window, key=_time) : bisect_right(points, now, key=_time)]
 
@@ -37,7 +36,7 @@ def _increase(points: list[tuple[float, float]]) -> float:
     return total
 
 
-def apply_func(cond: Condition, hist: deque[tuple[float, float]], now: float) -> float | None:
+def apply_func(cond: Condition, hist: Points, now: float) -> float | None:
     """The condition's function of one series at `now`, or None when there is not enough data."""
     if cond.func == "value":
         return hist[-1][1] if hist and hist[-1][0] <= now else None

@@ -100,6 +100,30 @@ def iso_time(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Series the engine reads itself: device state and labels, links, HA roles, firmware versions.
+ENGINE_METRICS = ("govnet_up", "govnet_if_oper_up", "govnet_ha_role", "govnet_device_info")
+WINDOWED = ("rate", "delta", "changes")
+
+
+def kept_metrics(rules: Sequence[Rule]) -> dict[str, float]:
+    """The metrics the rules and the engine read, each with the seconds of history it needs (0: the
+    latest point): a window's length plus a minute (the slack every history had) for rate, delta and
+    changes. The engine's store keeps nothing else: most series of a poll are never read by a rule."""
+    keep = dict.fromkeys(ENGINE_METRICS, 0.0)
+    for rule in rules:
+        cond = rule.condition
+        if cond.metric is None:
+            continue
+        need = cond.window + 60.0 if cond.func in WINDOWED else 0.0
+        keep[cond.metric] = max(keep.get(cond.metric, 0.0), need)
+        partners = [cond.per, cond.against.metric if cond.against else None]
+        partners.append(cond.requires.metric if cond.requires else None)
+        for metric in partners:
+            if metric is not None:
+                keep.setdefault(metric, 0.0)
+    return keep
+
+
 class Engine:
     """Evaluates rules over published samples; `evaluate(now)` returns the notifications to send."""
 
@@ -121,7 +145,7 @@ class Engine:
         self.maintenance = tuple(maintenance)
         self.topology = topology
         windows = [r.condition.window for r in rules if r.condition.func != "value"]
-        self.store = SeriesStore(history_seconds=max([60.0, *windows]) + 60.0)
+        self.store = SeriesStore(history_seconds=max([60.0, *windows]) + 60.0, keep=kept_metrics(rules))
         self.silences = silences if silences is not None else SilenceSet()
         self.escalation = escalation
         self.report_category = report_category

@@ -178,13 +178,40 @@ def _series(text: str, name: str) -> list[float]:
     return [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{")]
 
 
+SECRET_ENV = "GVT6_BENCH_SESSION_SECRET"
+
+
+def node_config(tmp: Path, inventory: Path, port: int, workers: int, alerts: bool, api: bool) -> Path:
+    """A `govnet run` config: /metrics, the poller workers, and (as goal 1's node has them) the alert
+    engine with the default rules and the API."""
+    cfg: dict[str, Any] = {
+        "inventory": str(inventory),
+        "prometheus": {"listen": f"127.26.0.3:{port}"},
+        "scheduler": {"workers": workers, "max_concurrency": 64},
+        "log_level": "error",
+    }
+    if alerts:
+        cfg["alerts"] = {"state_db": str(tmp / "alerts.db")}
+    if api:
+        cfg["api"] = {
+            "listen": f"127.26.0.3:{free_tcp_port()}",
+            "state_dir": str(tmp / "api"),
+            "session_secret": f"env:{SECRET_ENV}",
+        }
+    path = tmp / "govnet.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
 def verify_workers(
-    devices: int, cycles: int, interval: float, workers: int, lab_procs: int = 1
+    devices: int, cycles: int, interval: float, workers: int, lab_procs: int = 1, full: bool = True
 ) -> dict[str, Any]:
     """Run a real `govnet run` with `workers` poller processes over `devices` lab devices (served by
     `lab_procs` lab processes): one interval to settle (the first polls spread over it), then
     `cycles` intervals measured from /metrics, with the load average (`os.getloadavg`) on both
-    sides of the measured window."""
+    sides of the measured window. `full`: with the alert engine and the API (goal 1's node). The
+    node's RSS is read at the end of the window and again after the per-shard scrapes of every
+    device (which build every device's render plan)."""
     import subprocess
     import sys
     import urllib.request
@@ -196,18 +223,13 @@ def verify_workers(
         tempfile.TemporaryDirectory(prefix="gvt6-run-") as tmp,
     ):
         port = free_tcp_port()
-        cfg = {
-            "inventory": str(lab.process.inventory_path),  # with its links: lab.synth's tree is valid
-            "prometheus": {"listen": f"127.26.0.3:{port}"},
-            "scheduler": {"workers": workers, "max_concurrency": 64},
-            "log_level": "error",
-        }
-        (Path(tmp) / "govnet.yaml").write_text(yaml.safe_dump(cfg))
+        # The inventory keeps its links: lab.synth's tree is valid.
+        config = node_config(Path(tmp), lab.process.inventory_path, port, workers, full, full)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "govnet", "run", "--config", str(Path(tmp) / "govnet.yaml")],
+            [sys.executable, "-m", "govnet", "run", "--config", str(config)],
             stdout=subprocess.DEVNULL,
             stderr=open(Path(tmp) / "govnet.log", "wb"),  # noqa: SIM115
-            env={**os.environ, **lab.env},
+            env={**os.environ, **lab.env, SECRET_ENV: os.urandom(16).hex()},
         )
 
         def scrape(query: str = "?scope=node") -> str:
@@ -242,6 +264,8 @@ def verify_workers(
                 for i in range(shards)
                 for x in _series(scrape(f"?shard={i}&shards={shards}"), "govnet_poll_lateness_seconds")
             ]
+            rss_scraped = _rss_mb(pids)
+            rss_parts = {_part(p, proc.pid): _rss_mb([p]) for p in pids}
         finally:
             proc.terminate()
             proc.wait(30)
@@ -278,10 +302,20 @@ def verify_workers(
         "lab_procs": lab_procs,
         "lab_rss_mb": lab_rss,
         "rss_mb": rss,
+        "rss_scraped_mb": rss_scraped,
+        "rss_parts": rss_parts,
+        "full_node": full,
         "load1": load_end[0],
         "load_start": load_start,
         "load_end": load_end,
     }
+
+
+def _part(pid: int, root: int) -> str:
+    if pid == root:
+        return "supervisor"
+    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    return f"worker {cmd[cmd.index(b'--index') + 1].decode()}" if b"--index" in cmd else str(pid)
 
 
 def sustained(r: dict[str, Any]) -> bool:
@@ -302,6 +336,7 @@ def format_workers(rows: list[dict[str, Any]]) -> str:
     out = [
         f"{'devices':>8} {'workers':>7} {'polls':>6} {'expect':>6} {'fail':>5} {'missed':>6} {'late p50':>9} "
         f"{'late p99':>9} {'late max':>9} {'CPU ms/poll':>11} {'node CPU %':>10} {'RSS MB':>7} "
+        f"{'scraped':>7} "
         f"{'lab procs':>9} {'lab ms/poll':>11} {'lab CPU %':>9} {'lab RSS':>7} "
         f"{'load start':>15} {'load end':>15}"
     ]
@@ -311,7 +346,7 @@ def format_workers(rows: list[dict[str, Any]]) -> str:
             f"{r['devices']:>8} {r['workers']:>7} {r['polls']:>6} {r['expected_polls']:>6} "
             f"{r['failures']:>5} {r['missed']:>6} {r['lateness_p50']:>9.3f} {r['lateness_p99']:>9.3f} "
             f"{r['lateness_max']:>9.3f} {r['cpu_ms_per_poll']:>11.1f} "
-            f"{100 * r['cpu_s'] / r['wall_s']:>10.1f} {r['rss_mb']:>7.0f} "
+            f"{100 * r['cpu_s'] / r['wall_s']:>10.1f} {r['rss_mb']:>7.0f} {r['rss_scraped_mb']:>7.0f} "
             f"{r['lab_procs']:>9} {r['lab_ms_per_poll']:>11.1f} {100 * r['lab_cpu_s'] / r['wall_s']:>9.1f} "
             f"{r['lab_rss_mb']:>7.0f} "
             f"{load[0]:>15} {load[1]:>15}  {'OK' if sustained(r) else 'NOT SUSTAINED'}"
@@ -396,6 +431,9 @@ def main(argv: list[str] | None = None) -> int:
         default=len(os.sched_getaffinity(0)),
         help="processes serving the lab's agents (lab.server --procs)",
     )
+    ap.add_argument(
+        "--bare-node", dest="full", action="store_false", help="`govnet run` without alerts and API"
+    )
     ap.add_argument("--quick", action="store_true", help="tiny sizes and a 10 s interval")
     args = ap.parse_args(argv)
     if args.quick:
@@ -417,8 +455,10 @@ def main(argv: list[str] | None = None) -> int:
     wrows: list[dict[str, Any]] = []
     LAST["workers"] = wrows
     for n in args.verify_workers:
-        wrows.append(verify_workers(n, args.cycles, args.interval, args.workers, args.lab_procs))
-        print(f"# verified {n} devices with govnet run, {args.workers} workers", flush=True)
+        wrows.append(verify_workers(n, args.cycles, args.interval, args.workers, args.lab_procs, args.full))
+        parts = ", ".join(f"{k} {v:.0f} MB" for k, v in wrows[-1]["rss_parts"].items())
+        kind = "alerts + API" if args.full else "bare"
+        print(f"# verified {n} devices with govnet run ({kind}), {args.workers} workers; {parts}", flush=True)
         print(format_workers(wrows[-1:]), flush=True)
     if wrows:
         print(format_workers(wrows))

@@ -157,7 +157,8 @@ class WorkerPool:
         self.inventory = inventory
         # The validated inventory, sent to each worker as its first frame: a worker that parsed the
         # YAML itself kept ~27 kB per device of parser leftovers (fragmented heap) for its lifetime.
-        self._inventory_frame = encode(("inventory", loaded)) if loaded is not None else None
+        # Only what polling reads (defaults and devices): links, sites, services stay here.
+        self._inventory_frame = encode(("inventory", polling_part(loaded))) if loaded is not None else None
         self.settings = settings
         self.fanout = fanout
         self.command = list(command or [sys.executable, "-m", "collectors.worker"])
@@ -395,6 +396,12 @@ class WorkerPool:
             w.proc.stdin.write(encode(message))
         except (ConnectionError, RuntimeError) as exc:
             log.warning("worker %d: cannot send: %s", w.index, exc)
+
+
+def polling_part(inventory: Inventory) -> Inventory:
+    """The inventory a poller worker needs: its defaults and devices (the rest is the supervisor's)."""
+    empty: dict[str, Any] = {k: [] for k in ("sites", "ha_groups", "links", "backup_jobs", "services")}
+    return inventory.model_copy(update=empty)
 
 
 def default_workers() -> int:

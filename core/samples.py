@@ -70,6 +70,38 @@ def intern_pair(name: str, value: str) -> tuple[str, str]:
     return got
 
 
+# Label tuples shared the same way (a row's labels before the device's: the same interface names on
+# every switch of a model); each is already made of shared pairs.
+_LABELS: dict[Labels, Labels] = {}
+_MAX_LABELS = 1 << 18
+
+
+def intern_labels(labels: Labels) -> Labels:
+    """The shared label tuple equal to the given one (whose pairs come from intern_pair)."""
+    got = _LABELS.get(labels)
+    if got is None:
+        if len(_LABELS) >= _MAX_LABELS:
+            _LABELS.clear()
+        got = _LABELS[labels] = labels
+    return got
+
+
+# Heads shared the same way: a layout that arrives unpickled brings its own copy of every name and
+# HELP text (~6 kB per device); equal heads are one tuple for every device.
+_HEADS: dict[Head, Head] = {}
+_MAX_HEADS = 1 << 16
+
+
+def intern_head(head: Head) -> Head:
+    """The shared head tuple equal to the given one."""
+    got = _HEADS.get(head)
+    if got is None:
+        if len(_HEADS) >= _MAX_HEADS:
+            _HEADS.clear()
+        got = _HEADS[head] = (sys.intern(head[0]), head[1], sys.intern(head[2]))
+    return got
+
+
 class Layout:
     """The series of one sample set without their values: what stays the same from poll to poll.
 
@@ -110,8 +142,9 @@ class Layout:
         return Layout(tuple(index), _index_array(head_of, len(index)), tuple(labels))
 
     def interned(self) -> Layout:
-        """The same layout with its label pairs shared (intern_pair); label tuples that were one object
-        stay one object. For layouts that arrive unpickled, each with its own copies of every string."""
+        """The same layout with its label pairs and heads shared (intern_pair, intern_head); label tuples
+        that were one object stay one object. For layouts that arrive unpickled, each with its own
+        copies of every string."""
         memo: dict[int, Labels] = {}
         labels = []
         for labs in self.labels:
@@ -119,7 +152,7 @@ class Layout:
             if got is None:
                 got = memo[id(labs)] = tuple([intern_pair(k, v) for k, v in labs])
             labels.append(got)
-        return Layout(self.heads, self.head_of, tuple(labels))
+        return Layout(tuple(map(intern_head, self.heads)), self.head_of, tuple(labels))
 
     def concat(self, other: Layout) -> Layout:
         """This layout's series followed by `other`'s."""

@@ -13,7 +13,6 @@ import math
 import operator
 import re
 import threading
-import weakref
 from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -78,7 +77,11 @@ _Family = tuple[str, str, "range | array[int]", tuple[str, ...]]
 # The families, the series left out, and each family's position by name (the whole-node page takes
 # one family from every device in turn).
 _Plan = tuple[list[_Family], int, dict[str, int]]
-_plans: weakref.WeakKeyDictionary[Layout, _Plan] = weakref.WeakKeyDictionary()
+# The plans of the layouts rendered last (~20-27 kB each for a 48-port switch). Bounded: keeping every
+# device's plan cost ~135 MB at 5 000 devices, more than its render CPU is worth there (a plan is
+# remade in ~0.5 ms); a whole-node page holds its own list of plans while it is written.
+PLAN_CACHE_SIZE = 1024
+_plans: OrderedDict[Layout, _Plan] = OrderedDict()
 _plans_lock = threading.Lock()
 
 
@@ -122,13 +125,17 @@ def _plan(layout: Layout) -> _Plan:
 
 
 def plan_of(layout: Layout) -> _Plan:
-    """The layout's plan, made on first use and kept while the layout lives."""
+    """The layout's plan, made on first use and kept among the last PLAN_CACHE_SIZE layouts used."""
     with _plans_lock:
         plan = _plans.get(layout)
-    if plan is None:
-        plan = _plan(layout)
-        with _plans_lock:
-            _plans[layout] = plan
+        if plan is not None:
+            _plans.move_to_end(layout)
+            return plan
+    plan = _plan(layout)
+    with _plans_lock:
+        _plans[layout] = plan
+        while len(_plans) > PLAN_CACHE_SIZE:
+            _plans.popitem(last=False)
     return plan
 
 

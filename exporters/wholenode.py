@@ -3,11 +3,12 @@
 prometheus_client built every series of every device as objects before writing the first byte (+931 MB
 for 964k series); this writes the same text (format 0.0.4) in ~64 kB chunks: for each metric family,
 its HELP/TYPE once, then that family's lines from every device in turn, read from each device's
-SampleSet through its layout's cached plan (exporters.targets). A family stays one contiguous group
+SampleSet through its layout's plan (exporters.targets). A family stays one contiguous group
 with one HELP/TYPE, as the text format requires (Go's expfmt parser rejects a second TYPE line for a
-name), and memory is bounded by one chunk, the scrape's list of sets and the layouts' plans (kept
-for the next scrape and for `?device=`), not by the fleet's text. Duplicate series are dropped within
-a device's set (as before); across devices they cannot occur, the `device` label differs.
+name), and memory is bounded by one chunk, the scrape's list of sets and their plans (the last
+PLAN_CACHE_SIZE layouts' plans stay for the next scrape and for `?device=`), not by the fleet's
+text. Duplicate series are dropped within a device's set (as before); across devices they cannot
+occur, the `device` label differs.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from inventory.model import BackupJob, Defaults, Device, HaGroup, Inventory, Lin
 from inventory.problems import InventoryError, Problem, safe_text
 from inventory.schema_errors import schema_problems
 from inventory.services import ServiceEntry
+from inventory.share import share_equal
 from inventory.source import Collected, Document, Item, inventory_files, locate, mapping_get, read_document
 
 __all__ = ["InventoryError", "Item", "Problem", "load_inventory"]
@@ -39,7 +40,7 @@ def load_inventory(path: Path) -> Inventory:
     if collected.problems:
         raise InventoryError(sorted(collected.problems, key=_order(collected)))
     defaults = collected.defaults.model if collected.defaults else Defaults()
-    return Inventory(
+    inventory = Inventory(
         defaults=defaults,
         # `services` entries are a tagged union wrapped in a RootModel: unwrap to the check itself.
         **{
@@ -47,6 +48,7 @@ def load_inventory(path: Path) -> Inventory:
             for name, items in collected.sections.items()
         },
     )
+    return share_equal(inventory)  # equal interface names, credentials... one object each (memory)
 
 
 def _order(collected: Collected) -> Callable[[Problem], tuple[int, int]]:

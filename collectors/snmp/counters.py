@@ -29,11 +29,11 @@ class _Series:
 class _Block:
     """One metric's counter series as of the poll that last saw them all, by position."""
 
-    labels: list[Hashable]
+    labels: tuple[Hashable, ...]
     k: int  # readings per series
     raws: array[float]  # k per series
     totals: array[float]
-    sources: list[str]
+    sources: list[str] | str  # per series, or the one source of every series (the usual case)
     seen: float
 
 
@@ -127,14 +127,17 @@ class CounterTracker:
         ]
         if n and all(len(r) == k for r in raws) and len(set(labels)) == n:
             # Move the series into a block for the next poll.
-            series = self._series
-            blk = _Block(list(labels), k, array("d"), array("d"), [], now)
-            for lab in labels:
-                st = series.pop((metric, lab))
-                blk.raws.extend(st.raws)
-                blk.totals.append(st.total)
-                blk.sources.append(st.source)
-            self._blocks[metric] = blk
+            series = [self._series.pop((metric, lab)) for lab in labels]
+            srcs = [st.source for st in series]
+            # Built at their final size; one source string when all agree (~1 kB less per metric).
+            self._blocks[metric] = _Block(
+                tuple(labels),
+                k,
+                array("d", [x for st in series for x in st.raws]),
+                array("d", [st.total for st in series]),
+                srcs[0] if srcs.count(srcs[0]) == len(srcs) else srcs,
+                now,
+            )
         else:
             self._blocks.pop(metric, None)
         return out
@@ -148,11 +151,20 @@ class CounterTracker:
         now: float,
     ) -> list[float]:
         # value()'s arithmetic by position: old readings are floats made from ints (exact), totals floats.
-        k, old_raws, totals, old_sources = blk.k, blk.raws, blk.totals, blk.sources
+        k, old_raws, totals = blk.k, blk.raws, blk.totals
+        old_sources: list[str] | None
+        if isinstance(blk.sources, str):
+            one = blk.sources
+            # Every series still from that one source: nothing to compare, series by series.
+            old_sources = None if sources.count(one) == len(sources) else [one] * len(sources)
+            if old_sources is not None:
+                blk.sources = old_sources
+        else:
+            old_sources = blk.sources
         out: list[float] = []
         for i, (r, src) in enumerate(zip(raws, sources, strict=True)):
             total = totals[i]
-            if old_sources[i] != src:
+            if old_sources is not None and old_sources[i] != src:
                 # The agent switched between 64- and 32-bit columns: re-baseline, add nothing.
                 old_sources[i] = src
             elif k == 1:
@@ -181,7 +193,8 @@ class CounterTracker:
         k = blk.k
         for i, lab in enumerate(blk.labels):
             raws = tuple(map(int, blk.raws[i * k : (i + 1) * k]))
-            self._series[(metric, lab)] = _Series(raws, blk.sources[i], blk.totals[i], blk.seen)
+            src = blk.sources if isinstance(blk.sources, str) else blk.sources[i]
+            self._series[(metric, lab)] = _Series(raws, src, blk.totals[i], blk.seen)
         del self._blocks[metric]
 
     def _delta(self, old: int, new: int, bits: int) -> int:

@@ -17,7 +17,7 @@ from typing import cast
 
 from collectors.snmp.oids import MibObject
 from collectors.snmp.profile import Condition, LabelSpec, MetricSpec, Profile, Ref
-from core.samples import intern_pair
+from core.samples import intern_labels, intern_pair
 
 Value = int | float | bytes | str | None
 Walk = dict[str, Value]
@@ -274,12 +274,24 @@ def _compute_labels(m: MetricSpec, rows: _Rows, index: str) -> Labels:
                 hit = lab.regex.search(val)
                 val = (hit.group(1) if hit.groups() else hit.group(0)) if hit else val
         out.append(intern_pair(lab.name, val))
-    return tuple(sorted(out))
+    return intern_labels(tuple(sorted(out)))  # equal rows of other devices share it (memory)
+
+
+# Row index lists are read only: equal lists (the same rows on devices polled alike) are one list.
+_INDEX_LISTS: dict[tuple[str, ...], list[str]] = {}
+_MAX_INDEX_LISTS = 1 << 14
 
 
 def _sorted_indexes(col: Iterable[str]) -> list[str]:
     # Interned: a row's index is then one string in every index list and label map that keeps it.
-    return sorted(map(sys.intern, col), key=lambda i: (_index_key(i), i))
+    got = sorted(map(sys.intern, col), key=lambda i: (_index_key(i), i))
+    key = tuple(got)
+    shared = _INDEX_LISTS.get(key)
+    if shared is None:
+        if len(_INDEX_LISTS) >= _MAX_INDEX_LISTS:
+            _INDEX_LISTS.clear()
+        shared = _INDEX_LISTS[key] = got
+    return shared
 
 
 def _row_indexes(m: MetricSpec, rows: _Rows) -> list[str]:
