@@ -43,8 +43,9 @@ async def run_alerts(
     """Evaluate rules and deliver due notifications until `stop` is set; returns the number of cycles.
 
     Samples reach the engine through the fan-out (`engine.publish`) on the event loop thread; the
-    evaluation runs there too (it is CPU work on shared state), while delivery, which blocks on
-    HTTP/SMTP, runs in a worker thread so a slow receiver never stalls polling. With `leading` (an HA
+    evaluation runs there too (it is CPU work on shared state), handing the loop back between rules,
+    while delivery, which blocks on HTTP/SMTP, runs in a worker thread so a slow receiver never
+    stalls polling. With `leading` (an HA
     pair), a cycle in which this node is not the leader only pulls samples (`before`): the standby
     neither applies commands nor evaluates nor notifies.
     """
@@ -65,7 +66,7 @@ async def run_alerts(
             # Until every device has been polled since start, a missing series is not a cleared
             # condition: evaluating then would resolve restored alerts and page them again.
             if ready is None or ready(now):
-                engine.evaluate(now)
+                await engine.evaluate_yielding(now)
                 if journal is not None:
                     journal.observe(engine.device_states(), now)
             await asyncio.to_thread(dispatcher.run_due, now)

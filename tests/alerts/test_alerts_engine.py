@@ -383,3 +383,45 @@ def test_example_district_core_down_one_page_and_evaluate_cost(capsys: pytest.Ca
         costs.sort()
         print(f"\n[bench] {len(devices)} devices, {series} series: evaluate median "
               f"{costs[len(costs) // 2] * 1000:.1f} ms, max {costs[-1] * 1000:.1f} ms")  # fmt: skip
+
+
+def test_evaluate_yielding_pages_like_evaluate_and_lets_the_loop_run_between_rules() -> None:
+    """`govnet run` evaluates with `evaluate_yielding`: same notifications, the loop served between rules."""
+    import asyncio
+
+    topo, roles = star(20)
+    plain, stepped = Net(Engine(RULES, topology=topo), roles), Net(Engine(RULES, topology=topo), roles)
+    turns: list[int] = []
+
+    async def drive() -> list[Notification]:
+        sent: list[Notification] = []
+        for t in range(0, 900, 30):
+            down = {"core-1", "agg-y", *(f"acc-{i}" for i in range(20))} if 60 <= t < 600 else set()
+            plain.poll(t, down)
+            for name, role in roles.items():
+                value = 0.0 if name in down else 1.0
+                stepped.engine.publish(name, [Sample("govnet_up", dev_labels(name, role), value, t)])
+            served = 0
+
+            async def other_task() -> None:
+                nonlocal served
+                while True:
+                    served += 1
+                    await asyncio.sleep(0)
+
+            task = asyncio.create_task(other_task())
+            await asyncio.sleep(0)
+            before = served
+            sent += await stepped.engine.evaluate_yielding(t)
+            turns.append(served - before)
+            task.cancel()
+        return sent
+
+    sent = asyncio.run(drive())
+    assert [(n.kind, n.labels["alertname"], n.labels["device"]) for n in sent] == [
+        (n.kind, n.labels["alertname"], n.labels["device"]) for n in plain.sent
+    ]
+    assert [n.text for n in sent] == [n.text for n in plain.sent]
+    assert [n.kind for n in sent] == ["firing", "resolved"]
+    # The other task ran once per rule at least (a blocking evaluation would let it run zero times).
+    assert min(turns) >= len(RULES)
