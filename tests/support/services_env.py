@@ -225,16 +225,22 @@ class Dnsmasq:
 
     def start(self) -> None:
         require_cmd("dnsmasq")
-        self.proc = subprocess.Popen(
-            ["dnsmasq", "--keep-in-foreground", "--no-daemon", f"--port={self.port}",
-             f"--listen-address={HOST}", "--bind-interfaces", "--no-resolv", "--no-hosts",
-             f"--addn-hosts={self.hosts}", "--no-ping", f"--pid-file={self.folder}/dnsmasq.pid",
-             "--user=root", "--log-facility=-", "--cache-size=0"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        time.sleep(0.3)
-        assert self.proc.poll() is None, "dnsmasq did not start"
+        # dnsmasq binds UDP and TCP: a port free for TCP when chosen may be taken for UDP (or taken
+        # since) by another test's ephemeral socket; it then exits at once, and another port is tried.
+        for _ in range(5):
+            self.proc = subprocess.Popen(
+                ["dnsmasq", "--keep-in-foreground", "--no-daemon", f"--port={self.port}",
+                 f"--listen-address={HOST}", "--bind-interfaces", "--no-resolv", "--no-hosts",
+                 f"--addn-hosts={self.hosts}", "--no-ping", f"--pid-file={self.folder}/dnsmasq.pid",
+                 "--user=root", "--log-facility=-", "--cache-size=0"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            time.sleep(0.3)
+            if self.proc.poll() is None:
+                return
+            self.port = free_port()
+        raise AssertionError("dnsmasq did not start on any of 5 free ports")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
