@@ -7,7 +7,10 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import Literal, overload
+from typing import Literal, TypeVar, overload
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 MetricType = Literal["gauge", "counter"]
 
@@ -53,10 +56,24 @@ Labels = tuple[tuple[str, str], ...]
 Head = tuple[str, MetricType, str]
 
 
+class SharedTable(dict[K, V]):
+    """Objects shared by every holder of an equal key, at most `limit` of them (emptied when full)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def keep(self, key: K, value: V) -> V:
+        """Share `value` under `key` from now on (sharing restarts when the table is full); returns it."""
+        if len(self) >= self.limit:
+            self.clear()
+        self[key] = value
+        return value
+
+
 # Label pairs shared by every series and device that has them (the same interface names, roles, sites
-# on thousands of devices): one tuple and one string each. Emptied past _MAX_PAIRS (sharing restarts).
-_PAIRS: dict[tuple[str, str], tuple[str, str]] = {}
-_MAX_PAIRS = 1 << 20
+# on thousands of devices): one tuple and one string each.
+_PAIRS: SharedTable[tuple[str, str], tuple[str, str]] = SharedTable(1 << 20)
 
 
 def intern_pair(name: str, value: str) -> tuple[str, str]:
@@ -64,41 +81,33 @@ def intern_pair(name: str, value: str) -> tuple[str, str]:
     key = (name, value)
     got = _PAIRS.get(key)
     if got is None:
-        if len(_PAIRS) >= _MAX_PAIRS:
-            _PAIRS.clear()
-        got = _PAIRS[key] = (sys.intern(name), sys.intern(value))
+        got = _PAIRS.keep(key, (sys.intern(name), sys.intern(value)))
     return got
 
 
 # Label tuples shared the same way (a row's labels before the device's: the same interface names on
 # every switch of a model); each is already made of shared pairs.
-_LABELS: dict[Labels, Labels] = {}
-_MAX_LABELS = 1 << 18
+_LABELS: SharedTable[Labels, Labels] = SharedTable(1 << 18)
 
 
 def intern_labels(labels: Labels) -> Labels:
     """The shared label tuple equal to the given one (whose pairs come from intern_pair)."""
     got = _LABELS.get(labels)
     if got is None:
-        if len(_LABELS) >= _MAX_LABELS:
-            _LABELS.clear()
-        got = _LABELS[labels] = labels
+        got = _LABELS.keep(labels, labels)
     return got
 
 
 # Heads shared the same way: a layout that arrives unpickled brings its own copy of every name and
 # HELP text (~6 kB per device); equal heads are one tuple for every device.
-_HEADS: dict[Head, Head] = {}
-_MAX_HEADS = 1 << 16
+_HEADS: SharedTable[Head, Head] = SharedTable(1 << 16)
 
 
 def intern_head(head: Head) -> Head:
     """The shared head tuple equal to the given one."""
     got = _HEADS.get(head)
     if got is None:
-        if len(_HEADS) >= _MAX_HEADS:
-            _HEADS.clear()
-        got = _HEADS[head] = (sys.intern(head[0]), head[1], sys.intern(head[2]))
+        got = _HEADS.keep(head, (sys.intern(head[0]), head[1], sys.intern(head[2])))
     return got
 
 

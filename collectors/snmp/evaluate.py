@@ -17,7 +17,7 @@ from typing import cast
 
 from collectors.snmp.oids import MibObject
 from collectors.snmp.profile import Condition, LabelSpec, MetricSpec, Profile, Ref
-from core.samples import intern_labels, intern_pair
+from core.samples import SharedTable, intern_labels, intern_pair
 
 Value = int | float | bytes | str | None
 Walk = dict[str, Value]
@@ -278,8 +278,7 @@ def _compute_labels(m: MetricSpec, rows: _Rows, index: str) -> Labels:
 
 
 # Row index lists are read only: equal lists (the same rows on devices polled alike) are one list.
-_INDEX_LISTS: dict[tuple[str, ...], list[str]] = {}
-_MAX_INDEX_LISTS = 1 << 14
+_INDEX_LISTS: SharedTable[tuple[str, ...], list[str]] = SharedTable(1 << 14)
 
 
 def _sorted_indexes(col: Iterable[str]) -> list[str]:
@@ -288,9 +287,7 @@ def _sorted_indexes(col: Iterable[str]) -> list[str]:
     key = tuple(got)
     shared = _INDEX_LISTS.get(key)
     if shared is None:
-        if len(_INDEX_LISTS) >= _MAX_INDEX_LISTS:
-            _INDEX_LISTS.clear()
-        shared = _INDEX_LISTS[key] = got
+        shared = _INDEX_LISTS.keep(key, got)
     return shared
 
 
