@@ -11,7 +11,7 @@ from operator import itemgetter
 from typing import Any
 
 from alerts.regex import compile_linear
-from core.samples import Layout, Sample, SampleSet
+from core.samples import BoundedTable, Layout, Sample, SampleSet
 
 Labels = tuple[tuple[str, str], ...]
 SeriesKey = tuple[str, Labels]
@@ -81,7 +81,7 @@ class SeriesStore:
         self._devs: dict[str, _Dev] = {}
         self._by_label: dict[str, set[str]] = {}  # `device` label value -> publishers with such series
         self._index: tuple[str, str, dict[Labels, int]] | None = None  # latest(): one device's lookup
-        self._shapes: dict[tuple[tuple[Any, ...], bytes], _Shape] = {}
+        self._shapes: BoundedTable[tuple[tuple[Any, ...], bytes], _Shape] = BoundedTable(_MAX_SHAPES)
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -114,10 +114,7 @@ class SeriesStore:
             {m: (w, array("I", c)) for m, (w, c) in cols.items()},
             horizon,
         )
-        if len(self._shapes) >= _MAX_SHAPES:
-            self._shapes.clear()
-        self._shapes[key] = shape
-        return shape
+        return self._shapes.keep(key, shape)
 
     def publish(self, device: str, samples: Sequence[Sample]) -> None:
         """Replace `device`'s current series with this poll's samples (Sink protocol)."""

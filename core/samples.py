@@ -56,15 +56,15 @@ Labels = tuple[tuple[str, str], ...]
 Head = tuple[str, MetricType, str]
 
 
-class SharedTable(dict[K, V]):
-    """Objects shared by every holder of an equal key, at most `limit` of them (emptied when full)."""
+class BoundedTable(dict[K, V]):
+    """A table of shared or cached values by key, at most `limit` of them (emptied when full)."""
 
     def __init__(self, limit: int) -> None:
         super().__init__()
         self.limit = limit
 
     def keep(self, key: K, value: V) -> V:
-        """Share `value` under `key` from now on (sharing restarts when the table is full); returns it."""
+        """Keep `value` under `key` (the table is emptied first when full: sharing restarts); returns it."""
         if len(self) >= self.limit:
             self.clear()
         self[key] = value
@@ -73,7 +73,7 @@ class SharedTable(dict[K, V]):
 
 # Label pairs shared by every series and device that has them (the same interface names, roles, sites
 # on thousands of devices): one tuple and one string each.
-_PAIRS: SharedTable[tuple[str, str], tuple[str, str]] = SharedTable(1 << 20)
+_PAIRS: BoundedTable[tuple[str, str], tuple[str, str]] = BoundedTable(1 << 20)
 
 
 def intern_pair(name: str, value: str) -> tuple[str, str]:
@@ -87,7 +87,7 @@ def intern_pair(name: str, value: str) -> tuple[str, str]:
 
 # Label tuples shared the same way (a row's labels before the device's: the same interface names on
 # every switch of a model); each is already made of shared pairs.
-_LABELS: SharedTable[Labels, Labels] = SharedTable(1 << 18)
+_LABELS: BoundedTable[Labels, Labels] = BoundedTable(1 << 18)
 
 
 def intern_labels(labels: Labels) -> Labels:
@@ -100,7 +100,7 @@ def intern_labels(labels: Labels) -> Labels:
 
 # Heads shared the same way: a layout that arrives unpickled brings its own copy of every name and
 # HELP text (~6 kB per device); equal heads are one tuple for every device.
-_HEADS: SharedTable[Head, Head] = SharedTable(1 << 16)
+_HEADS: BoundedTable[Head, Head] = BoundedTable(1 << 16)
 
 
 def intern_head(head: Head) -> Head:

@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from core.samples import BoundedTable
 from logstore.record import Record, canonical, meta_bytes
 from logstore.segment import UNCOUNTED, Tally, loads
 
@@ -57,7 +58,8 @@ class Numbered:
         return [bytes(lines[s + BODY_AT : e - len(_TAIL)]) for s, e in zip(self.starts, ends, strict=True)]
 
 
-_META_TAILS: dict[tuple[str, str | None, str], bytes] = {}  # (ts, device, type) -> `,"ts",..]`
+# (ts, device, type) -> `,"ts",..]`, emptied past 4 096 entries
+_META_TAILS: BoundedTable[tuple[str, str | None, str], bytes] = BoundedTable(4097)
 
 
 class Numberer:
@@ -97,9 +99,7 @@ class Numberer:
         said = (ts, device, event_type)
         tail = _META_TAILS.get(said)
         if tail is None:
-            if len(_META_TAILS) > 4096:
-                _META_TAILS.clear()
-            tail = _META_TAILS[said] = meta_bytes([0, ts, device, event_type])[2:]
+            tail = _META_TAILS.keep(said, meta_bytes([0, ts, device, event_type])[2:])
         sha256 = hashlib.sha256
         digest = sha256(b"\x00[%d" % seq + tail + sha256(body).hexdigest().encode()).digest()
         self._leaves += digest

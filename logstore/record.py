@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from core.samples import BoundedTable
+
 # Event types a record can carry; govnet's own actions are "audit", store housekeeping is "store".
 # "attack" is the name records stored before attack_detected had (kept so old records still filter).
 EVENT_TYPES = (
@@ -132,7 +134,7 @@ def chain_hash(prev: str, leaf: str) -> str:
     return hashlib.sha256(bytes.fromhex(prev) + bytes.fromhex(leaf)).hexdigest()
 
 
-_second_cache: dict[int, str] = {}
+_second_cache: BoundedTable[int, str] = BoundedTable(4097)  # emptied past 4 096 seconds
 
 
 def iso_utc(ts: float) -> str:
@@ -141,9 +143,7 @@ def iso_utc(ts: float) -> str:
     sec, frac = divmod(micros, 1_000_000)
     prefix = _second_cache.get(sec)
     if prefix is None:  # formatting the date part is the costly bit: once per second
-        if len(_second_cache) > 4096:
-            _second_cache.clear()
-        prefix = _second_cache[sec] = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        prefix = _second_cache.keep(sec, datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
     return f"{prefix}.{frac:06d}Z"
 
 

@@ -17,7 +17,7 @@ from typing import cast
 
 from collectors.snmp.oids import MibObject
 from collectors.snmp.profile import Condition, LabelSpec, MetricSpec, Profile, Ref
-from core.samples import SharedTable, intern_labels, intern_pair
+from core.samples import BoundedTable, intern_labels, intern_pair
 
 Value = int | float | bytes | str | None
 Walk = dict[str, Value]
@@ -278,7 +278,7 @@ def _compute_labels(m: MetricSpec, rows: _Rows, index: str) -> Labels:
 
 
 # Row index lists are read only: equal lists (the same rows on devices polled alike) are one list.
-_INDEX_LISTS: SharedTable[tuple[str, ...], list[str]] = SharedTable(1 << 14)
+_INDEX_LISTS: BoundedTable[tuple[str, ...], list[str]] = BoundedTable(1 << 14)
 
 
 def _sorted_indexes(col: Iterable[str]) -> list[str]:
