@@ -76,7 +76,9 @@ class Native:
     def source_hashes(self, folder: Path | None = None) -> dict[str, str]:
         """SHA-256 of each compiled module's source, by module name."""
         where = folder or self.folder
-        return {name: hashlib.sha256((where / f"{name}.py").read_bytes()).hexdigest() for name in self.modules}
+        return {
+            name: hashlib.sha256((where / f"{name}.py").read_bytes()).hexdigest() for name in self.modules
+        }
 
     def built_files(self, folder: Path | None = None) -> list[Path]:
         """The build products in `folder`: extensions of the modules (any suffix this interpreter

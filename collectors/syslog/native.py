@@ -7,4 +7,6 @@ from pathlib import Path
 from core.native import Native
 
 # Compiled in one group, in import order (the last imports the others).
-NATIVE = Native("collectors.syslog", Path(__file__).parent, ("decode", "rfc", "formats", "parse"), "syslog parser")
+NATIVE = Native(
+    "collectors.syslog", Path(__file__).parent, ("decode", "rfc", "formats", "parse"), "syslog parser"
+)
