@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# The syslog parse path compiled with mypyc (collectors/syslog/native.py): rebuilt whenever a compiled
-# module's source differs from the build's manifest (a no-op otherwise); pure Python without a compiler.
+# The modules compiled with mypyc (core/native.py: the syslog parse path, the log store's numbering): a
+# package is rebuilt whenever a compiled module's source differs from its manifest (a no-op otherwise);
+# pure Python without a compiler.
 native: $(STAMP)
 	$(BIN)/python scripts/build_native.py
 
@@ -52,4 +53,4 @@ bundle: bootstrap
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build
-	rm -f collectors/syslog/*.so collectors/syslog/_compiled.json
+	rm -f collectors/syslog/*.so collectors/syslog/_compiled.json logstore/*.so logstore/_compiled.json

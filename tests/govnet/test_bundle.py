@@ -13,15 +13,21 @@ from pathlib import Path
 import pytest
 
 from collectors.syslog import native
+from logstore import native as logstore_native
 from tests.support.paths import ROOT
 
-# What the installed govnet's syslog parser is: the guard's verdict, the modules loaded, a parsed line.
-_SYSLOG_BUILD = (
+# What the installed govnet's compiled modules are: each guard's verdict and the modules loaded, for
+# a parsed and numbered line.
+_NATIVE_BUILD = (
     "from collectors.syslog import native, parse\n"
     "from collectors.syslog.formats import load_formats\n"
+    "from logstore import batch, native as logstore_native\n"
     "rec = parse.parse_frame(b'<190>Mar 12 2024 10:46:04 USG6600 %%01POLICY/6/POLICYDENY(l):protocol=6, "
     "source-ip=10.1.1.2.', 1.7e9, '10.0.0.1:514', 'tcp', load_formats(), {})\n"
-    "print(native.status().state, *sorted(set(native.loaded().values())), rec['format'])\n"
+    "run = batch.number([rec], 1)\n"
+    "for n in (native.NATIVE, logstore_native.NATIVE):\n"
+    "    print(n.status().state, *sorted(set(n.loaded().values())), end=' ')\n"
+    "print(rec['format'], run.count)\n"
 )
 
 
@@ -110,13 +116,16 @@ def test_offline_install_runs_govnet(bundle: Path, tmp_path: Path) -> None:
         capture_output=True, text=True, env=env, cwd=tmp_path, check=True,
     ).stdout  # fmt: skip
     assert where.startswith(str(venv / "lib"))
-    # The wheel carries the mypyc-compiled syslog parser whenever this checkout could build one.
+    # The wheel carries the mypyc-compiled modules whenever this checkout could build them.
     loaded = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", _SYSLOG_BUILD], capture_output=True, text=True, env=env,
+        [str(venv / "bin" / "python"), "-c", _NATIVE_BUILD], capture_output=True, text=True, env=env,
         cwd=tmp_path, check=True,
     ).stdout.split()  # fmt: skip
-    want = "compiled" if native.check().state == "compiled" else "source"
-    assert loaded == [want, want, "huawei"]
+    want = [
+        "compiled" if n.check().state == "compiled" else "source"
+        for n in (native.NATIVE, logstore_native.NATIVE)
+    ]
+    assert loaded == [want[0], want[0], want[1], want[1], "huawei", "1"]
     helped = subprocess.run([str(govnet), "--help"], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert helped.returncode == 0 and "check-inventory" in helped.stdout
     checked = subprocess.run(

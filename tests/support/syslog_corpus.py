@@ -1,8 +1,9 @@
 """A seeded corpus of syslog frames (real samples, format examples and mutations of them) and a dump of
-their parsed records, for comparing two builds of the parser (compiled and pure Python) byte for byte.
+their parsed and numbered records, for comparing two builds (compiled and pure Python) byte for byte.
 
 `python -m tests.support.syslog_corpus OUT` writes one canonical record per line, parsed by whichever
-build this process imports (GOVNET_NATIVE=0 forces the Python sources).
+build this process imports (GOVNET_NATIVE=0 forces the Python sources), then the store lines, leaves,
+tallies and terms of those records and some odd ones numbered in runs (`numbered`).
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import random
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from collectors.syslog.format_spec import FORMATS_DIR
+from logstore.record import Record, canonical, new_record
 from tests.support.paths import DATA
 
 # A policy line of the ingest bench (bench/syslog_ingest.py) and the prefixes relays and odd devices put
@@ -82,18 +85,88 @@ def frames(lines: list[str]) -> Iterator[tuple[bytes, float, str, dict[str, str]
                 yield raw, RECV[i % len(RECV)], source, ZONES if i % 2 else None
 
 
-def dump(lines: list[str]) -> list[bytes]:
-    """Canonical bytes of every frame's record, parsed by the build this process imported."""
+def records(lines: list[str]) -> list[Record]:
+    """Every frame's record, parsed by the build this process imported."""
     from collectors.syslog.formats import load_formats
     from collectors.syslog.parse import parse_frame
-    from logstore.record import canonical
 
     formats = load_formats()
     return [
-        canonical(parse_frame(raw, recv, source, "tcp", formats, DEVICES, zones))
+        parse_frame(raw, recv, source, "tcp", formats, DEVICES, zones)
         for raw, recv, source, zones in frames(lines)
     ]
 
 
+def dump(lines: list[str]) -> list[bytes]:
+    """Canonical bytes of every frame's record."""
+    return [canonical(rec) for rec in records(lines)]
+
+
+EVENTS = ("policy_deny", "audit", "store", "other")  # audit and store records are not counted per hour
+ODD: list[dict[str, Any]] = [
+    {"user": "", "src_ip": "10.0.0.9"},
+    {"msg": 'a:""b\x00\x1f\u2028😀', "dst_ip": "203.0.113.5"},
+    {"src_port": 2**70, "user": "bob"},
+    {"dst_ip": "", "src_ip": "1.2.3.4", "user": "alice"},
+    {"flags": ["", "x"], "host": ':"', "rule": '"":""'},
+    {"dst_ip": 5, "src_ip": None},
+    {"msg": "", "raw": "", "app": ""},
+    {},
+]
+
+
+def odd_records(n: int = 400, seed: int = 7) -> list[Record]:
+    """Records no parse makes, for the numbering: "" values (absent, spelled as None once numbered), a
+    body and metadata needing the standard library's encoder (a 70-bit integer), control and non-BMP
+    characters, quotes around colons, non-text search fields, the store's own event types (left out of
+    the per-hour counts) and receive times out of order."""
+    rnd = random.Random(seed)
+    out = []
+    for i in range(n):
+        rec = new_record(
+            recv_ts=f"2024-03-12T1{rnd.randrange(10)}:00:0{i % 7}.000000Z", source="10.0.0.1:514",
+            device=rnd.choice([None, "fw1", "", "核心-1"]), event_type=rnd.choice(EVENTS),
+        )  # fmt: skip
+        rec.update(ODD[i % len(ODD)])
+        out.append(rec)
+    return out
+
+
+def numbered(recs: list[Record], seed: int = 20) -> list[bytes]:
+    """`recs` numbered in runs of seeded sizes (some renumbered, as the writer does when the seqs moved):
+    each run's store lines, then a line of its offsets, leaves, tally and terms, then the records as
+    numbering left them (their seq set, "" made None)."""
+    from logstore.batch import number, renumbered
+
+    rnd = random.Random(seed)
+    out: list[bytes] = []
+    at, seq = 0, 1
+    while at < len(recs):
+        part = recs[at : at + rnd.choice([1, 2, 3, 17, 100, 500, 2000])]
+        at += len(part)
+        run = number(part, seq)
+        if rnd.random() < 0.2:
+            run = renumbered(run, seq + rnd.randrange(1, 5))
+        seq = run.first + run.count
+        t = run.tally
+        out.append(bytes(run.lines))
+        about = [run.first, run.starts, run.leaves.hex(), t.min_ts, t.max_ts, t.devices, t.types, t.hourly]
+        out.append(
+            json.dumps([*about, t.device_last, sorted(run.terms.items())], ensure_ascii=False).encode()
+        )
+        out += [canonical(rec) for rec in part]
+    return out
+
+
+def full_dump() -> bytes:
+    """What `python -m tests.support.syslog_corpus OUT` writes: the corpus's canonical records, then
+    those records and the odd ones, shuffled, numbered (`numbered`)."""
+    parsed = records(texts())
+    out = [canonical(rec) for rec in parsed]
+    recs = parsed + odd_records()
+    random.Random(5).shuffle(recs)
+    return b"\n".join(out + numbered(recs)) + b"\n"
+
+
 if __name__ == "__main__":
-    Path(sys.argv[1]).write_bytes(b"\n".join(dump(texts())) + b"\n")
+    Path(sys.argv[1]).write_bytes(full_dump())

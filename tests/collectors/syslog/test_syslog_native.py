@@ -1,5 +1,6 @@
-"""The mypyc-compiled parse path: in use when built and fresh, never shadowing an edited source, and
-giving exactly the records the pure-Python modules give."""
+"""The mypyc-compiled modules (core/native.py: the syslog parse path, the log store's numbering): in use
+when built and fresh, never shadowing an edited source, and giving exactly the records and store lines
+the pure-Python modules give."""
 
 from __future__ import annotations
 
@@ -12,131 +13,180 @@ from pathlib import Path
 
 import pytest
 
-from collectors.syslog import native
+from collectors.syslog import native as syslog_native
 from collectors.syslog.parse import parse_frame
+from core.native import EXT_SUFFIX, GROUP, MANIFEST, Native
+from logstore import native as logstore_native
+from logstore.batch import number
+from logstore.record import new_record
 from tests.support import syslog_corpus
 from tests.support.paths import ROOT
 
 STRICT = os.environ.get("GOVNET_STRICT") == "1"
+NATIVES = {"syslog": syslog_native.NATIVE, "logstore": logstore_native.NATIVE}
+
+# A record the probe numbers in a fresh interpreter ("" values and all), and what it must come to.
+_REC = {
+    "recv_ts": "2024-03-12T10:46:04.000000Z",
+    "device": "fw1",
+    "user": "",
+    "src_ip": "10.1.1.2",
+    "msg": "中",
+}
+_RUN = number([new_record(**_REC)], 7)
+# Per package: what a fresh interpreter imports and prints after the guard's verdict, and that output.
+PROBES = {
+    "syslog": (
+        "from collectors.syslog.formats import load_formats\n"
+        "from collectors.syslog.parse import parse_frame\n"
+        "rec = parse_frame(b'<190>Mar 12 2024 10:46:04 USG6600 %%01POLICY/6/POLICYDENY(l):protocol=6, "
+        "source-ip=10.1.1.2, rule-name=r1.', 1.7e9, '10.0.0.1:514', 'tcp', load_formats(), {})\n"
+        "out = [rec['format'], rec['src_ip']]\n",
+        ["huawei", "10.1.1.2"],
+    ),
+    "logstore": (
+        "from logstore.batch import number\n"
+        "from logstore.record import new_record\n"
+        f"run = number([new_record(**{_REC!r})], 7)\n"
+        "out = [run.leaves.hex(), str(bytes(run.lines).count(b'null'))]\n",
+        [_RUN.leaves.hex(), str(bytes(_RUN.lines).count(b"null"))],
+    ),
+}
 
 
-def test_compiled_modules_are_the_ones_imported() -> None:
+@pytest.mark.parametrize("name", NATIVES)
+def test_compiled_modules_are_the_ones_imported(name: str) -> None:
     """Under GOVNET_STRICT=1 (make test) the tests run the fresh compiled modules, or fail here."""
+    native = NATIVES[name]
     found = native.check()
     loaded = native.loaded()
-    assert set(loaded) == set(native.MODULES)  # this file imported parse, which imports the others
+    assert set(loaded) == set(native.modules)  # this file imported parse and batch (and what they import)
     if STRICT:
         assert found.state == "compiled", f"{found.reason}: run `make bootstrap` (scripts/build_native.py)"
     want = "compiled" if found.state == "compiled" else "source"
-    assert loaded == dict.fromkeys(native.MODULES, want)
+    assert loaded == dict.fromkeys(native.modules, want)
     assert native.status() == found
     if want == "compiled":
-        assert str(sys.modules[parse_frame.__module__].__file__).endswith(native.EXT_SUFFIX)
+        module = parse_frame.__module__ if name == "syslog" else number.__module__
+        assert str(sys.modules[module].__file__).endswith(EXT_SUFFIX)
 
 
 def test_compiled_and_python_records_are_identical(tmp_path: Path) -> None:
-    """Every sample, format example and seeded mutation: the same canonical bytes from both builds."""
-    here = syslog_corpus.dump(syslog_corpus.texts())
+    """Every sample, format example and seeded mutation: the same canonical bytes from both builds; those
+    records and odd ones numbered in runs: the same store lines, leaves, tallies and terms."""
+    here = syslog_corpus.full_dump()
     out = tmp_path / "python.jsonl"
     env = {**os.environ, "GOVNET_NATIVE": "0"}
     subprocess.run(
         [sys.executable, "-m", "tests.support.syslog_corpus", str(out)], cwd=ROOT, env=env, check=True
     )
-    there = out.read_bytes().splitlines()
-    assert len(there) == len(here) > 5000
-    differ = [i for i, (a, b) in enumerate(zip(here, there, strict=True)) if a != b]
-    assert not differ, (len(differ), here[differ[0]][:600], there[differ[0]][:600])
-    assert not any(b"parse_error" in line for line in here)
+    mine, theirs = here.splitlines(), out.read_bytes().splitlines()
+    assert len(mine) == len(theirs) > 20000
+    differ = [i for i, (a, b) in enumerate(zip(mine, theirs, strict=True)) if a != b]
+    assert not differ, (len(differ), mine[differ[0]][:600], theirs[differ[0]][:600])
+    parsed = sum(1 for _ in syslog_corpus.frames(syslog_corpus.texts()))
+    assert parsed > 5000 and not any(b"parse_error" in line for line in mine[:parsed])
+    # The numbering saw "" values (they became null) and needed the standard library's encoder.
+    assert b'"user":""' not in here and b'"src_port":1180591620717411303424' in here
 
 
-def _copy_package(dest: Path, with_build: bool) -> Path:
-    """collectors/syslog's sources (and, unless told otherwise, nothing else) under `dest`."""
-    pkg = dest / "collectors" / "syslog"
-    shutil.copytree(native.PACKAGE_DIR / "formats", pkg / "formats")
-    (dest / "collectors" / "__init__.py").write_text("")
-    for path in native.PACKAGE_DIR.glob("*.py"):
-        shutil.copy2(path, pkg / path.name)
-    if with_build:
-        for path in native.built_files():
+def _copy_packages(dest: Path, with_build: bool) -> dict[str, Path]:
+    """The compiled packages' sources (and, unless told otherwise, nothing else) under `dest`."""
+    out = {}
+    for name, native in NATIVES.items():
+        pkg = dest / native.folder.relative_to(ROOT)
+        pkg.mkdir(parents=True)
+        for path in native.folder.glob("*.py"):
             shutil.copy2(path, pkg / path.name)
-    return pkg
+        if with_build:
+            for path in native.built_files():
+                shutil.copy2(path, pkg / path.name)
+        out[name] = pkg
+    shutil.copytree(syslog_native.NATIVE.folder / "formats", out["syslog"] / "formats")
+    (dest / "collectors" / "__init__.py").write_text("")
+    shutil.copytree(ROOT / "core", dest / "core", ignore=shutil.ignore_patterns("__pycache__"))
+    return out
 
 
-def _import(root: Path, strict: bool) -> subprocess.CompletedProcess[str]:
-    """Import the parser from `root` in a fresh interpreter and parse one line; report what was loaded."""
+def _import(root: Path, name: str, strict: bool) -> subprocess.CompletedProcess[str]:
+    """Use package `name` from `root` in a fresh interpreter; print the guard's verdict, what was loaded
+    and the probe's output."""
     code = (
         "import warnings; warnings.simplefilter('always')\n"
-        "from collectors.syslog import native\n"
-        "from collectors.syslog.formats import load_formats\n"
-        "from collectors.syslog.parse import parse_frame\n"
-        "rec = parse_frame(b'<190>Mar 12 2024 10:46:04 USG6600 %%01POLICY/6/POLICYDENY(l):protocol=6, "
-        "source-ip=10.1.1.2, rule-name=r1.', 1.7e9, '10.0.0.1:514', 'tcp', load_formats(), {})\n"
-        "print(native.status().state, sorted(set(native.loaded().values())), rec['format'], rec['src_ip'])\n"
+        f"from {NATIVES[name].package} import native\n"
+        f"{PROBES[name][0]}"
+        "print(native.NATIVE.status().state, sorted(set(native.NATIVE.loaded().values())), *out)\n"
     )
-    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{ROOT}", "GOVNET_STRICT": "1" if strict else "0"}
+    env = {**os.environ, "PYTHONPATH": str(root), "GOVNET_STRICT": "1" if strict else "0"}
     env.pop("GOVNET_NATIVE", None)
     return subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
 
 
-def _fake_build(pkg: Path, manifest: bool) -> None:
+def _fake_build(native: Native, pkg: Path, manifest: bool) -> None:
     """Extensions that are not loadable at all (a guard letting one through fails the import), and
     optionally a manifest naming today's sources."""
-    for name in [*native.MODULES, f"{native.GROUP}__mypyc"]:
-        (pkg / f"{name}{native.EXT_SUFFIX}").write_bytes(b"not an ELF object")
+    for name in [*native.modules, f"{GROUP}__mypyc"]:
+        (pkg / f"{name}{EXT_SUFFIX}").write_bytes(b"not an ELF object")
     if manifest:
         hashes = native.source_hashes(pkg)
-        (pkg / native.MANIFEST).write_text(json.dumps({"sources": hashes, "suffix": native.EXT_SUFFIX}))
+        (pkg / MANIFEST).write_text(json.dumps({"sources": hashes, "suffix": EXT_SUFFIX}))
 
 
+@pytest.mark.parametrize("name", NATIVES)
 @pytest.mark.parametrize("case", ["edited_source", "no_manifest", "module_missing"])
-def test_a_stale_build_never_shadows_the_source(tmp_path: Path, case: str) -> None:
-    pkg = _copy_package(tmp_path, with_build=False)
-    _fake_build(pkg, manifest=case != "no_manifest")
+def test_a_stale_build_never_shadows_the_source(tmp_path: Path, case: str, name: str) -> None:
+    native = NATIVES[name]
+    pkg = _copy_packages(tmp_path, with_build=False)[name]
+    _fake_build(native, pkg, manifest=case != "no_manifest")
     if case == "edited_source":
-        with (pkg / "rfc.py").open("a") as f:
+        with (pkg / f"{native.modules[0]}.py").open("a") as f:
             f.write("\n# edited after the build\n")
     elif case == "module_missing":
-        (pkg / f"decode{native.EXT_SUFFIX}").unlink()
-    relaxed = _import(tmp_path, strict=False)
+        (pkg / f"{native.modules[-1]}{EXT_SUFFIX}").unlink()
+    relaxed = _import(tmp_path, name, strict=False)
     assert relaxed.returncode == 0, relaxed.stderr
-    assert relaxed.stdout.split() == ["stale", "['source']", "huawei", "10.1.1.2"]
-    assert "compiled syslog parser" in relaxed.stderr and "is stale" in relaxed.stderr  # the warning
-    strict = _import(tmp_path, strict=True)
+    assert relaxed.stdout.split() == ["stale", "['source']", *PROBES[name][1]]
+    assert f"compiled {native.what}" in relaxed.stderr and "is stale" in relaxed.stderr  # the warning
+    strict = _import(tmp_path, name, strict=True)
     assert strict.returncode != 0
     assert "ImportError" in strict.stderr and "GOVNET_STRICT=1 refuses" in strict.stderr
 
 
-def test_no_build_means_the_python_sources_quietly(tmp_path: Path) -> None:
-    _copy_package(tmp_path, with_build=False)
-    proc = _import(tmp_path, strict=False)
+@pytest.mark.parametrize("name", NATIVES)
+def test_no_build_means_the_python_sources_quietly(tmp_path: Path, name: str) -> None:
+    _copy_packages(tmp_path, with_build=False)
+    proc = _import(tmp_path, name, strict=False)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["source", "['source']", "huawei", "10.1.1.2"]
+    assert proc.stdout.split() == ["source", "['source']", *PROBES[name][1]]
     assert "stale" not in proc.stderr
 
 
-def test_a_fresh_build_is_used_wherever_it_is_installed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", NATIVES)
+def test_a_fresh_build_is_used_wherever_it_is_installed(tmp_path: Path, name: str) -> None:
     """The real build copied elsewhere (as a wheel installs it) is fresh there too; editing one of its
     sources makes it stale."""
+    native = NATIVES[name]
     if not STRICT and native.check().state != "compiled":
-        _copy_package(tmp_path, with_build=False)  # nothing built here: the copy has the sources only
-        assert _import(tmp_path, strict=False).stdout.split()[:2] == ["source", "['source']"]
+        _copy_packages(tmp_path, with_build=False)  # nothing built here: the copy has the sources only
+        assert _import(tmp_path, name, strict=False).stdout.split()[:2] == ["source", "['source']"]
         return
-    pkg = _copy_package(tmp_path, with_build=True)
-    fresh = _import(tmp_path, strict=True)
+    pkg = _copy_packages(tmp_path, with_build=True)[name]
+    fresh = _import(tmp_path, name, strict=True)
     assert fresh.returncode == 0, fresh.stderr
-    assert fresh.stdout.split() == ["compiled", "['compiled']", "huawei", "10.1.1.2"]
-    with (pkg / "parse.py").open("a") as f:
+    assert fresh.stdout.split() == ["compiled", "['compiled']", *PROBES[name][1]]
+    with (pkg / f"{native.modules[-1]}.py").open("a") as f:
         f.write("\n")
-    assert native.check(pkg).reason == "source changed since the build: parse.py"
-    stale = _import(tmp_path, strict=False)
-    assert stale.stdout.split() == ["stale", "['source']", "huawei", "10.1.1.2"], stale.stderr
+    assert native.check(pkg).reason == f"source changed since the build: {native.modules[-1]}.py"
+    stale = _import(tmp_path, name, strict=False)
+    assert stale.stdout.split() == ["stale", "['source']", *PROBES[name][1]], stale.stderr
 
 
 def test_build_without_a_compiler_leaves_pure_python(tmp_path: Path) -> None:
-    """No C compiler: the build says so, removes a stale build (the guard would refuse it anyway) and
-    succeeds unless told a compiled parser is required."""
-    pkg = _copy_package(tmp_path, with_build=False)
-    _fake_build(pkg, manifest=False)
+    """No C compiler: the build says so, removes every package's stale build (the guards would refuse
+    it anyway) and succeeds unless told compiled modules are required."""
+    pkgs = _copy_packages(tmp_path, with_build=False)
+    for name, native in NATIVES.items():
+        _fake_build(native, pkgs[name], manifest=False)
     script = ROOT / "scripts" / "build_native.py"
     env = {**os.environ, "PATH": str(tmp_path / "no-bin"), "CC": "gcc"}  # nothing on PATH: no gcc
     built = subprocess.run(
@@ -144,8 +194,9 @@ def test_build_without_a_compiler_leaves_pure_python(tmp_path: Path) -> None:
     )
     assert built.returncode == 0, built.stderr
     assert "no C compiler" in built.stderr and "pure Python" in built.stderr
-    assert native.built_files(pkg) == []
-    assert native.check(pkg).state == "source"
+    for name, native in NATIVES.items():
+        assert native.built_files(pkgs[name]) == []
+        assert native.check(pkgs[name]).state == "source"
     required = subprocess.run(
         [sys.executable, str(script), "--root", str(tmp_path), "--require"],
         env=env,

@@ -1,0 +1,168 @@
+"""Modules compiled with mypyc (an accelerator, never a requirement), and the guard that keeps them honest.
+
+A package with compiled modules declares them as a `Native` (collectors/syslog/native.py: the syslog parse
+path; logstore/native.py: the worker's numbering). `scripts/build_native.py` (run by `make bootstrap`)
+compiles each package's modules into extension modules next to their sources, plus one shared library
+per package holding their code (`<package>/_compiled__mypyc<suffix>`), and writes the package's manifest
+`<package>/_compiled.json`: the SHA-256 of each source it compiled, the interpreter's extension suffix and
+mypy's version. Python's import system prefers an extension module to a `.py` of the same name, so a
+compiled module left behind after its source was edited would silently run the old code. `guard()`
+(called by the package's `__init__`, before any of its compiled modules is imported) therefore compares
+the sources with the manifest:
+
+- every extension present and every source hash equal: the compiled modules are imported;
+- no extension present: the pure-Python modules are imported (no compiler at build time);
+- anything else (a source edited since the build, a missing or unreadable manifest, an extension
+  missing or built for another interpreter): all of the package's modules are imported from their
+  `.py` sources, with a RuntimeWarning, or, under GOVNET_STRICT=1, ImportError (tests must run the
+  fresh compiled code).
+
+It is all or nothing within a package: its compiled modules call each other directly inside their shared
+library, so a compiled module must never be mixed with an interpreted copy of another. Packages are
+compiled separately (one group each, no native calls between groups), so each decides on its own.
+GOVNET_NATIVE=0 takes the `.py` sources of every package on purpose (comparing the two in tests and
+benchmarks). This module imports nothing of ours: the build script loads it before any package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import json
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+GROUP = "_compiled"  # each package's mypyc shared library: <package>/_compiled__mypyc<suffix>
+MANIFEST = "_compiled.json"
+EXT_SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]  # e.g. .cpython-311-x86_64-linux-gnu.so
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """What the guard found: `compiled` (fresh extensions), `source` (none built) or `stale` (why)."""
+
+    state: str
+    reason: str
+
+
+_decided: dict[str, list[Status]] = {}  # each package's guard decisions in this process
+
+
+@dataclass(frozen=True, slots=True)
+class Native:
+    """One package's compiled modules: `modules` of `package` (in import order) in `folder`."""
+
+    package: str  # dotted name, e.g. "logstore"
+    folder: Path
+    modules: tuple[str, ...]
+    what: str  # what the modules do, for the stale-build message
+
+    @property
+    def group(self) -> str:
+        """The dotted name of the package's mypyc group (its shared library)."""
+        return f"{self.package}.{GROUP}"
+
+    def names(self) -> list[str]:
+        """Module names of the build products that are extensions (the modules, the shared library)."""
+        return [*self.modules, f"{GROUP}__mypyc"]
+
+    def source_hashes(self, folder: Path | None = None) -> dict[str, str]:
+        """SHA-256 of each compiled module's source, by module name."""
+        where = folder or self.folder
+        return {
+            name: hashlib.sha256((where / f"{name}.py").read_bytes()).hexdigest() for name in self.modules
+        }
+
+    def built_files(self, folder: Path | None = None) -> list[Path]:
+        """The build products in `folder`: extensions of the modules (any suffix this interpreter
+        loads), the shared library and the manifest."""
+        where = folder or self.folder
+        found = [where / f"{n}{s}" for n in self.names() for s in importlib.machinery.EXTENSION_SUFFIXES]
+        found.append(where / MANIFEST)
+        return [p for p in found if p.exists()]
+
+    def check(self, folder: Path | None = None) -> Status:
+        """Whether the extensions in `folder` are present and were built from exactly the sources there."""
+        where = folder or self.folder
+        found = {p for p in self.built_files(where) if p.name != MANIFEST}
+        if not found:
+            return Status("source", "not compiled")
+        expected = {where / f"{n}{EXT_SUFFIX}" for n in self.names()}
+        if found != expected:
+            odd = sorted(p.name for p in found ^ expected)
+            return Status("stale", f"extensions missing or not from this build: {', '.join(odd)}")
+        try:
+            manifest = json.loads((where / MANIFEST).read_text(encoding="utf-8"))
+            built = manifest["sources"]
+            suffix = manifest["suffix"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return Status("stale", f"no valid build manifest {MANIFEST} ({type(exc).__name__})")
+        if suffix != EXT_SUFFIX:
+            return Status("stale", f"built for {suffix}, this interpreter loads {EXT_SUFFIX}")
+        now = self.source_hashes(where)
+        changed = [f"{name}.py" for name in self.modules if built.get(name) != now[name]]
+        if changed:
+            return Status("stale", f"source changed since the build: {', '.join(changed)}")
+        return Status("compiled", "extensions match their sources")
+
+    def guard(self, folder: Path | None = None) -> Status:
+        """Check the build in `folder`; unless it is fresh, imports take the `.py` sources (module doc)."""
+        where = folder or self.folder
+        result = self.check(where)
+        if os.environ.get("GOVNET_NATIVE") == "0" and result.state != "source":
+            result = Status("source", f"GOVNET_NATIVE=0 (the build: {result.state}, {result.reason})")
+            _take_sources(self, where)
+        _decided.setdefault(self.package, []).append(result)
+        if result.state == "stale":
+            message = (
+                f"compiled {self.what} in {where} is stale ({result.reason}): "
+                "run `make bootstrap` (scripts/build_native.py) to rebuild it"
+            )
+            if os.environ.get("GOVNET_STRICT") == "1":
+                raise ImportError(message + "; GOVNET_STRICT=1 refuses the Python fallback")
+            warnings.warn(message + "; using the Python sources meanwhile", RuntimeWarning, stacklevel=2)
+            _take_sources(self, where)
+        return result
+
+    def status(self) -> Status | None:
+        """What `guard()` decided in this process (None before it ran)."""
+        decided = _decided.get(self.package)
+        return decided[-1] if decided else None
+
+    def loaded(self) -> dict[str, str]:
+        """For each compiled module already imported: "compiled" or "source", by what was actually loaded."""
+        out = {}
+        for name in self.modules:
+            module = sys.modules.get(f"{self.package}.{name}")
+            if module is not None:
+                out[name] = "compiled" if str(module.__file__).endswith(EXT_SUFFIX) else "source"
+        return out
+
+
+class _SourceOnly(importlib.abc.MetaPathFinder):
+    """Imports a package's compiled modules from their `.py` files, ignoring the extensions beside them."""
+
+    def __init__(self, native: Native, folder: Path) -> None:
+        self.package = native.package
+        self.folder = folder
+        self.names = {f"{native.package}.{name}": name for name in native.modules}
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        name = self.names.get(fullname)
+        if name is None:
+            return None
+        return importlib.util.spec_from_file_location(fullname, self.folder / f"{name}.py")
+
+
+def _take_sources(native: Native, folder: Path) -> None:
+    if not any(isinstance(f, _SourceOnly) and f.package == native.package for f in sys.meta_path):
+        sys.meta_path.insert(0, _SourceOnly(native, folder))
