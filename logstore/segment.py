@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import json
+import mmap
 import os
 import re
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -293,3 +295,110 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+BLOCK = 4096  # O_DIRECT's unit here: offsets, lengths and buffer addresses are multiples of it
+DIRECT_MIN = 64 * 1024  # smaller appends go through the page cache (a direct write would not pay)
+
+
+class Appender:
+    """Appends to a segment file: whole 4 KiB blocks with O_DIRECT, the last partial block through the
+    page cache; `sync` makes both durable (fsync).
+
+    A buffered write of fresh page-cache pages cost the syslog writer 0.5-1.5 us per 1.1 KiB line on
+    this machine (the kernel's copy into new pages, their allocation and buffer heads, writeback in
+    fsync), more than anything else it does; a direct write moves the same bytes by DMA from one
+    reused buffer. The block holding the end of the file is written again (whole) with the next
+    append, so the file never holds padding: its size and contents are those buffered appends give,
+    and readers (buffered) see the same bytes (the kernel keeps direct and buffered I/O coherent).
+    Where O_DIRECT is refused (tmpfs, some filesystems) every append is buffered.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            self._direct = os.open(path, os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC)
+        except (OSError, AttributeError):
+            self._direct = -1
+        self.size = os.fstat(self._fd).st_size
+        keep = self.size % BLOCK
+        self._tail = os.pread(self._fd, keep, self.size - keep) if keep else b""  # the last partial block
+        self._buf: mmap.mmap | None = None  # page-aligned staging buffer for direct writes, reused
+
+    def write(self, pieces: Sequence[bytes | bytearray | memoryview]) -> None:
+        """Append `pieces` (not durable before `sync`); on an error the file may hold part of them."""
+        total = len(self._tail) + sum(len(p) for p in pieces)
+        full = total - total % BLOCK
+        if self._direct < 0 or full < DIRECT_MIN:
+            at = self.size
+            for piece in pieces:
+                _pwrite_all(self._fd, memoryview(piece), at, False)
+                at += len(piece)
+            self.size = at
+            self._tail = _suffix([self._tail, *pieces], at % BLOCK)
+            return
+        buf = self._buf
+        if buf is None or len(buf) < total:
+            if buf is not None:
+                buf.close()
+            buf = self._buf = mmap.mmap(-1, (total + total // 4 + BLOCK) // BLOCK * BLOCK)
+        view = memoryview(buf)
+        try:
+            base = self.size - len(self._tail)
+            at = len(self._tail)
+            view[:at] = self._tail
+            for piece in pieces:
+                view[at : at + len(piece)] = piece
+                at += len(piece)
+            _pwrite_all(self._direct, view[:full], base, True)
+            if full < total:
+                _pwrite_all(self._fd, view[full:total], base + full, False)
+            self._tail = bytes(view[full:total])
+            self.size = base + total
+        finally:
+            view.release()
+
+    def sync(self) -> None:
+        """fsync: what was appended is durable when this returns."""
+        os.fsync(self._fd)
+
+    def fileno(self) -> int:
+        """The (buffered) descriptor, for fsync."""
+        return self._fd
+
+    def flush(self) -> None:
+        """Nothing is held in this process (kept for the file-object interface)."""
+
+    def close(self) -> None:
+        """Close the descriptors (without syncing)."""
+        for fd in (self._direct, self._fd):
+            if fd >= 0:
+                os.close(fd)
+        self._direct = self._fd = -1
+        if self._buf is not None:
+            self._buf.close()
+            self._buf = None
+
+
+def _pwrite_all(fd: int, view: memoryview, offset: int, direct: bool) -> None:
+    done = 0
+    while done < len(view):
+        n = os.pwrite(fd, view[done:], offset + done)
+        if n <= 0 or (direct and n < len(view)):
+            # A direct write cannot go on from an unaligned point: fail the append (the store cuts
+            # the file back to its last durable size).
+            raise OSError(errno.ENOSPC, "short write")
+        done += n
+
+
+def _suffix(pieces: Sequence[bytes | bytearray | memoryview], n: int) -> bytes:
+    """The last `n` bytes of the pieces joined (n at most their length)."""
+    out: list[bytes] = []
+    for piece in reversed(pieces):
+        if n <= 0:
+            break
+        part = bytes(piece[max(0, len(piece) - n) :])
+        out.append(part)
+        n -= len(part)
+    return b"".join(reversed(out))

@@ -20,6 +20,7 @@ from logstore.merkle import merkle_root, merkle_root_packed
 from logstore.record import ZERO_HASH, Record, iso_utc, new_record
 from logstore.search import PostingCollector, index_path
 from logstore.segment import (
+    Appender,
     SegmentIndex,
     compress_segment,
     decode_line,
@@ -94,7 +95,7 @@ class LogStore:
             "compress_errors_total": 0,
             "renumbered_total": 0,  # records a parse worker numbered from a seq that moved on
         }
-        self._fh: Any = None
+        self._fh: Appender  # appends to the active segment (a writer only)
         self._compressor: threading.Thread | None = None  # compressing the last sealed segment
         self.compress_error: str | None = None
         # Leaf digests of the active segment, kept as they are written so sealing does not re-read
@@ -212,7 +213,7 @@ class LogStore:
             self.active = index
         else:
             self.active = self._new_active(last_seq + 1, prev_hash)
-        self._fh = (self.seg_dir / self.active.file).open("ab")
+        self._fh = Appender(self.seg_dir / self.active.file)
         has_data = bool(self.sealed) or self.active.count > 0
         if has_data and not clean.exists():
             events.append(
@@ -328,10 +329,8 @@ class LogStore:
                 ends.append(prev.hex())
                 size += len(lines)
             try:
-                for run in runs:
-                    self._fh.write(run.lines)
-                self._fh.flush()
-                os.fsync(self._fh.fileno())
+                self._fh.write([run.lines for run in runs])
+                self._fh.sync()
             except OSError:
                 # Disk full or I/O error: nothing of this batch counts; cut what may have been written.
                 self._fh = _reopen_truncated(self.seg_dir / self.active.file, self.active.bytes, self._fh)
@@ -387,7 +386,7 @@ class LogStore:
         self.active = self._new_active(seg.last_seq + 1, seg.last_hash)
         self._leaves = bytearray()
         postings, self._postings = self._postings, {}
-        self._fh = (self.seg_dir / self.active.file).open("ab")
+        self._fh = Appender(self.seg_dir / self.active.file)
         if self.config.compress and self.config.compress_in_background:
             self._compress_later(seg, postings)
         elif self.config.compress:
@@ -455,8 +454,7 @@ class LogStore:
             return
         with self._lock:
             self.wait_compressed()
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
+            self._fh.sync()
             self._fh.close()
             (self.root / "CLEAN").touch()
             fsync_dir(self.root)
@@ -685,7 +683,7 @@ class LogStore:
         return problems
 
 
-def _reopen_truncated(path: Path, size: int, fh: Any) -> Any:
+def _reopen_truncated(path: Path, size: int, fh: Appender) -> Appender:
     """Close `fh`, cut `path` back to `size` bytes, reopen for appending (best effort on a failing disk)."""
     with contextlib.suppress(OSError):
         fh.close()
@@ -695,4 +693,4 @@ def _reopen_truncated(path: Path, size: int, fh: Any) -> Any:
             os.fsync(raw.fileno())
     except OSError:
         pass  # the torn-tail repair on the next open handles what remains
-    return path.open("ab")
+    return Appender(path)
