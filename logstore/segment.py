@@ -267,6 +267,91 @@ def compress_segment(
     return blocks
 
 
+class BlockCompressor:
+    """Compresses a segment as its lines are appended, into exactly the blocks (and bytes)
+    `compress_segment` makes of the finished file, so sealing does not read 64 MiB back.
+
+    Reading the sealed segment back cost the syslog writer ~0.3-0.5 us per line (the kernel's copy,
+    and a disk read now that segments are written past the page cache), besides the copies of
+    `compress_segment`'s own buffers. `dst` is written as blocks complete; `finish` completes it durably.
+    """
+
+    def __init__(self, dst: Path, level: int, block_bytes: int = 256 * 1024) -> None:
+        self.dst = dst
+        self.level = level
+        self.block_bytes = block_bytes
+        self.blocks: list[list[int]] = []
+        self._out = dst.open("wb")
+        self._pending = bytearray()  # the segment's bytes from `_done` on, not in a block yet
+        self._done = 0
+        # compress_segment reads `block_bytes` at a time and cuts each block at the last LF read so far.
+        self._chunk_end = block_bytes
+        self._offset = 0  # compressed bytes written
+
+    def add(self, pieces: Sequence[bytes | bytearray | memoryview]) -> None:
+        """The bytes just appended to the segment."""
+        for piece in pieces:
+            self.add_from(piece if not isinstance(piece, memoryview) else bytes(piece), 0, len(piece))
+
+    def add_from(self, buf: bytes | bytearray | mmap.mmap, start: int, end: int) -> None:
+        """The bytes just appended to the segment, `buf[start:end]`: blocks that lie wholly inside it
+        are compressed from it in place; only a block's start left from earlier appends is copied."""
+        pending = self._pending
+        base = self._done + len(pending) - start  # the segment offset of buf[0]
+        pos = start
+        while base + end >= self._chunk_end:
+            limit = self._chunk_end - base
+            cut = buf.rfind(b"\n", pos, limit) + 1
+            if cut:
+                if pending:
+                    pending += buf[pos:cut]
+                    self._emit(pending, 0, len(pending))
+                    del pending[:]
+                else:
+                    self._emit(buf, pos, cut)
+                pos = cut
+            else:
+                cut = pending.rfind(b"\n") + 1
+                if cut:
+                    self._emit(pending, 0, cut)
+                    del pending[:cut]
+            self._chunk_end += self.block_bytes
+        if pos < end:
+            pending += buf[pos:end]
+
+    def _emit(self, buf: bytes | bytearray | mmap.mmap, start: int, stop: int) -> None:
+        m = SEQ_KEY.search(buf, start, stop)  # the first line's seq (a key, never text)
+        first = int(m.group(1)) if m else 0
+        with memoryview(buf) as view, view[start:stop] as block:
+            comp = isal_zlib.compressobj(self.level, isal_zlib.DEFLATED, 31)
+            out = comp.compress(block) + comp.flush()
+        self._out.write(out)
+        self.blocks.append([first, self._offset])
+        self._offset += len(out)
+        self._done += stop - start
+
+    def finish(self) -> list[list[int]]:
+        """Compress what is left (the segment is complete), make `dst` durable; the block table."""
+        pending = self._pending
+        if pending and self._done + len(pending) > self._chunk_end - self.block_bytes:
+            cut = pending.rfind(b"\n") + 1  # the last, partial read of compress_segment
+            if 0 < cut < len(pending):
+                self._emit(pending, 0, cut)
+                del pending[:cut]
+        if pending:
+            self._emit(pending, 0, len(pending))
+            del pending[:]
+        self._out.flush()
+        os.fsync(self._out.fileno())
+        self._out.close()
+        return self.blocks
+
+    def abandon(self) -> None:
+        """Drop the partial output (the segment will be compressed from its file when sealed)."""
+        self._out.close()
+        self.dst.unlink(missing_ok=True)
+
+
 def read_block(path: Path, blocks: list[list[int]], index: int) -> bytes:
     """The uncompressed lines of one block of a compressed segment."""
     start = blocks[index][1]
@@ -325,11 +410,14 @@ class Appender:
         keep = self.size % BLOCK
         self._tail = os.pread(self._fd, keep, self.size - keep) if keep else b""  # the last partial block
         self._buf: mmap.mmap | None = None  # page-aligned staging buffer for direct writes, reused
+        # After a direct write: (buffer, start, end) where the appended bytes sit contiguously.
+        self.staged: tuple[mmap.mmap, int, int] | None = None
 
     def write(self, pieces: Sequence[bytes | bytearray | memoryview]) -> None:
         """Append `pieces` (not durable before `sync`); on an error the file may hold part of them."""
         total = len(self._tail) + sum(len(p) for p in pieces)
         full = total - total % BLOCK
+        self.staged = None
         if self._direct < 0 or full < DIRECT_MIN:
             at = self.size
             for piece in pieces:
@@ -354,6 +442,7 @@ class Appender:
             _pwrite_all(self._direct, view[:full], base, True)
             if full < total:
                 _pwrite_all(self._fd, view[full:total], base + full, False)
+            self.staged = (buf, len(self._tail), total)  # after the old tail: the appended bytes
             self._tail = bytes(view[full:total])
             self.size = base + total
         finally:

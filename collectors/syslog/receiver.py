@@ -180,7 +180,11 @@ class Ingest:
                 # Only the read that crosses the byte bound is walked frame by frame (a block by its
                 # frames' shares of its bytes).
                 k = 0
-                sizes = [take[i : i + 1].size for i in range(len(take))] if isinstance(take, Lines) else map(len, take)
+                sizes = (
+                    [take[i : i + 1].size for i in range(len(take))]
+                    if isinstance(take, Lines)
+                    else map(len, take)
+                )
                 for n in sizes:
                     if size + n > self.batch_max_bytes and (count or k):
                         break
