@@ -23,6 +23,7 @@ from logstore.segment import (
     Appender,
     BlockCompressor,
     SegmentIndex,
+    Staging,
     compress_segment,
     decode_line,
     entries,
@@ -97,6 +98,7 @@ class LogStore:
             "renumbered_total": 0,  # records a parse worker numbered from a seq that moved on
         }
         self._fh: Appender  # appends to the active segment (a writer only)
+        self._staging = Staging()  # its direct writes' buffer, kept from one segment to the next
         # Compresses the active segment as it is appended (None: it is compressed from its file when
         # sealed, e.g. a segment reopened half full).
         self._gz: BlockCompressor | None = None
@@ -217,7 +219,7 @@ class LogStore:
             self.active = index
         else:
             self.active = self._new_active(last_seq + 1, prev_hash)
-        self._fh = Appender(self.seg_dir / self.active.file)
+        self._fh = Appender(self.seg_dir / self.active.file, self._staging)
         self._gz = self._block_compressor()
         has_data = bool(self.sealed) or self.active.count > 0
         if has_data and not clean.exists():
@@ -348,7 +350,9 @@ class LogStore:
                 self._fh.sync()
             except OSError:
                 # Disk full or I/O error: nothing of this batch counts; cut what may have been written.
-                self._fh = _reopen_truncated(self.seg_dir / self.active.file, self.active.bytes, self._fh)
+                self._fh = _reopen_truncated(
+                    self.seg_dir / self.active.file, self.active.bytes, self._fh, self._staging
+                )
                 raise
             if self._gz is not None:
                 try:
@@ -414,7 +418,7 @@ class LogStore:
         self.active = self._new_active(seg.last_seq + 1, seg.last_hash)
         self._leaves = bytearray()
         postings, self._postings = self._postings, {}
-        self._fh = Appender(self.seg_dir / self.active.file)
+        self._fh = Appender(self.seg_dir / self.active.file, self._staging)
         gz, self._gz = self._gz, self._block_compressor()
         if self.config.compress and self.config.compress_in_background:
             self._compress_later(seg, postings, gz)
@@ -734,7 +738,7 @@ class LogStore:
         return problems
 
 
-def _reopen_truncated(path: Path, size: int, fh: Appender) -> Appender:
+def _reopen_truncated(path: Path, size: int, fh: Appender, staging: Staging) -> Appender:
     """Close `fh`, cut `path` back to `size` bytes, reopen for appending (best effort on a failing disk)."""
     with contextlib.suppress(OSError):
         fh.close()
@@ -744,4 +748,4 @@ def _reopen_truncated(path: Path, size: int, fh: Appender) -> Appender:
             os.fsync(raw.fileno())
     except OSError:
         pass  # the torn-tail repair on the next open handles what remains
-    return Appender(path)
+    return Appender(path, staging)
