@@ -138,13 +138,19 @@ class Framer:
             block = data if end == len(data) else data[:end]
         # Whole-block scans instead of a Python step per line (RE2's DFA; str.count beats bytes.count).
         plain = _ODD_FIRST.match(block) is None and _ODD_NEXT.search(block) is None
-        if not plain and (block[0] != 0x3C or _NOT_LT.search(block, 0, len(block) - 1) is not None):
+        # (The last LF is followed by nothing, so a search of the whole block tests every other one.)
+        if not plain and (block[0] != 0x3C or _NOT_LT.search(block) is not None):
             return None
         if not _fits(block, self.max_frame):
             return None
+        # What stays held: the start of the next frame (separators after a frame, CR or NUL after LF,
+        # dropped as `_next` drops them); one that `_next` would already cut (too long) or that may
+        # be octet-counted (complete without an LF) is left to it.
+        rest = data[end:].lstrip(b"\n\r\x00") if end < len(data) else b""
+        if len(rest) > self.max_frame or (rest and _counted(rest) is not False):
+            return None
         del buf[:]
-        if end < len(data):
-            buf += data[end:]
+        buf += rest
         return Lines(block, block.decode("latin-1").count("\n"), plain=plain)
 
     def _lf_run(self) -> list[bytes]:
