@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import json
+import mmap
 import os
 import re
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -265,6 +267,106 @@ def compress_segment(
     return blocks
 
 
+class BlockCompressor:
+    """Compresses a segment as its lines are appended, into exactly the blocks (and bytes)
+    `compress_segment` makes of the finished file, so sealing does not read 64 MiB back.
+
+    Reading the sealed segment back cost the syslog writer ~0.3-0.5 us per line (the kernel's copy,
+    and a disk read now that segments are written past the page cache), besides the copies of
+    `compress_segment`'s own buffers. `dst` is written as blocks complete; `finish` completes it durably.
+    """
+
+    def __init__(self, dst: Path, level: int, block_bytes: int = 256 * 1024) -> None:
+        self.dst = dst
+        self.level = level
+        self.block_bytes = block_bytes
+        self.blocks: list[list[int]] = []
+        self._out = dst.open("wb")
+        # The segment's bytes from `_done` on that are not in a block yet: `_pending[:_held]`, in one
+        # buffer kept for the segment (a new one per block cost a page fault per 4 KiB).
+        self._pending = bytearray(2 * block_bytes)
+        self._held = 0
+        self._done = 0
+        # compress_segment reads `block_bytes` at a time and cuts each block at the last LF read so far.
+        self._chunk_end = block_bytes
+        self._offset = 0  # compressed bytes written
+
+    def add(self, pieces: Sequence[bytes | bytearray | memoryview]) -> None:
+        """The bytes just appended to the segment."""
+        for piece in pieces:
+            self.add_from(piece if not isinstance(piece, memoryview) else bytes(piece), 0, len(piece))
+
+    def add_from(self, buf: bytes | bytearray | mmap.mmap, start: int, end: int) -> None:
+        """The bytes just appended to the segment, `buf[start:end]`: blocks that lie wholly inside it
+        are compressed from it in place; only a block's start left from earlier appends is copied."""
+        base = self._done + self._held - start  # the segment offset of buf[0]
+        pos = start
+        while base + end >= self._chunk_end:
+            limit = self._chunk_end - base
+            cut = buf.rfind(b"\n", pos, limit) + 1
+            if cut:
+                if self._held:
+                    self._hold(buf, pos, cut)
+                    self._emit(self._pending, 0, self._held)
+                    self._held = 0
+                else:
+                    self._emit(buf, pos, cut)
+                pos = cut
+            else:
+                cut = self._pending.rfind(b"\n", 0, self._held) + 1
+                if cut:
+                    self._emit(self._pending, 0, cut)
+                    self._drop(cut)
+            self._chunk_end += self.block_bytes
+        if pos < end:
+            self._hold(buf, pos, end)
+
+    def _hold(self, buf: bytes | bytearray | mmap.mmap, start: int, stop: int) -> None:
+        n = stop - start
+        if self._held + n > len(self._pending):  # a line longer than a block: grow
+            self._pending += bytes(self._held + n - len(self._pending))
+        with memoryview(buf) as view:
+            self._pending[self._held : self._held + n] = view[start:stop]
+        self._held += n
+
+    def _drop(self, cut: int) -> None:
+        rest = self._held - cut
+        self._pending[:rest] = self._pending[cut : self._held]
+        self._held = rest
+
+    def _emit(self, buf: bytes | bytearray | mmap.mmap, start: int, stop: int) -> None:
+        m = SEQ_KEY.search(buf, start, stop)  # the first line's seq (a key, never text)
+        first = int(m.group(1)) if m else 0
+        with memoryview(buf) as view, view[start:stop] as block:
+            comp = isal_zlib.compressobj(self.level, isal_zlib.DEFLATED, 31)
+            out = comp.compress(block) + comp.flush()
+        self._out.write(out)
+        self.blocks.append([first, self._offset])
+        self._offset += len(out)
+        self._done += stop - start
+
+    def finish(self) -> list[list[int]]:
+        """Compress what is left (the segment is complete), make `dst` durable; the block table."""
+        held = self._held
+        if held and self._done + held > self._chunk_end - self.block_bytes:
+            cut = self._pending.rfind(b"\n", 0, held) + 1  # the last, partial read of compress_segment
+            if 0 < cut < held:
+                self._emit(self._pending, 0, cut)
+                self._drop(cut)
+        if self._held:
+            self._emit(self._pending, 0, self._held)
+            self._held = 0
+        self._out.flush()
+        os.fsync(self._out.fileno())
+        self._out.close()
+        return self.blocks
+
+    def abandon(self) -> None:
+        """Drop the partial output (the segment will be compressed from its file when sealed)."""
+        self._out.close()
+        self.dst.unlink(missing_ok=True)
+
+
 def read_block(path: Path, blocks: list[list[int]], index: int) -> bytes:
     """The uncompressed lines of one block of a compressed segment."""
     start = blocks[index][1]
@@ -293,3 +395,124 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+BLOCK = 4096  # O_DIRECT's unit here: offsets, lengths and buffer addresses are multiples of it
+DIRECT_MIN = 64 * 1024  # smaller appends go through the page cache (a direct write would not pay)
+
+
+class Staging:
+    """A page-aligned buffer for direct writes, grown as needed and reused (by each segment of a store:
+    new pages cost a fault and a zeroing each, ~0.1 us per line when every segment took fresh ones)."""
+
+    def __init__(self) -> None:
+        self.buf: mmap.mmap | None = None
+
+    def get(self, size: int) -> mmap.mmap:
+        """A buffer of at least `size` bytes (its contents are not kept when it grows)."""
+        if self.buf is None or len(self.buf) < size:
+            if self.buf is not None:
+                self.buf.close()
+            length = (size + size // 4 + BLOCK) // BLOCK * BLOCK
+            self.buf = mmap.mmap(-1, length, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        return self.buf
+
+
+class Appender:
+    """Appends to a segment file: whole 4 KiB blocks with O_DIRECT, the last partial block through the
+    page cache; `sync` makes both durable (fsync).
+
+    A buffered write of fresh page-cache pages cost the syslog writer 0.5-1.5 us per 1.1 KiB line on
+    this machine (the kernel's copy into new pages, their allocation and buffer heads, writeback in
+    fsync), more than anything else it does; a direct write moves the same bytes by DMA from one
+    reused buffer. The block holding the end of the file is written again (whole) with the next
+    append, so the file never holds padding: its size and contents are those buffered appends give,
+    and readers (buffered) see the same bytes (the kernel keeps direct and buffered I/O coherent).
+    Where O_DIRECT is refused (tmpfs, some filesystems) every append is buffered.
+    """
+
+    def __init__(self, path: Path, staging: Staging | None = None) -> None:
+        self.path = path
+        self._staging = staging or Staging()
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            self._direct = os.open(path, os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC)
+        except (OSError, AttributeError):
+            self._direct = -1
+        self.size = os.fstat(self._fd).st_size
+        keep = self.size % BLOCK
+        self._tail = os.pread(self._fd, keep, self.size - keep) if keep else b""  # the last partial block
+        # After a direct write: (buffer, start, end) where the appended bytes sit contiguously.
+        self.staged: tuple[mmap.mmap, int, int] | None = None
+
+    def write(self, pieces: Sequence[bytes | bytearray | memoryview]) -> None:
+        """Append `pieces` (not durable before `sync`); on an error the file may hold part of them."""
+        total = len(self._tail) + sum(len(p) for p in pieces)
+        full = total - total % BLOCK
+        self.staged = None
+        if self._direct < 0 or full < DIRECT_MIN:
+            at = self.size
+            for piece in pieces:
+                _pwrite_all(self._fd, memoryview(piece), at, False)
+                at += len(piece)
+            self.size = at
+            self._tail = _suffix([self._tail, *pieces], at % BLOCK)
+            return
+        buf = self._staging.get(total)
+        view = memoryview(buf)
+        try:
+            base = self.size - len(self._tail)
+            at = len(self._tail)
+            view[:at] = self._tail
+            for piece in pieces:
+                view[at : at + len(piece)] = piece
+                at += len(piece)
+            _pwrite_all(self._direct, view[:full], base, True)
+            if full < total:
+                _pwrite_all(self._fd, view[full:total], base + full, False)
+            self.staged = (buf, len(self._tail), total)  # after the old tail: the appended bytes
+            self._tail = bytes(view[full:total])
+            self.size = base + total
+        finally:
+            view.release()
+
+    def sync(self) -> None:
+        """fsync: what was appended is durable when this returns."""
+        os.fsync(self._fd)
+
+    def fileno(self) -> int:
+        """The (buffered) descriptor, for fsync."""
+        return self._fd
+
+    def flush(self) -> None:
+        """Nothing is held in this process (kept for the file-object interface)."""
+
+    def close(self) -> None:
+        """Close the descriptors (without syncing)."""
+        for fd in (self._direct, self._fd):
+            if fd >= 0:
+                os.close(fd)
+        self._direct = self._fd = -1
+
+
+def _pwrite_all(fd: int, view: memoryview, offset: int, direct: bool) -> None:
+    done = 0
+    while done < len(view):
+        n = os.pwrite(fd, view[done:], offset + done)
+        if n <= 0 or (direct and n < len(view)):
+            # A direct write cannot go on from an unaligned point: fail the append (the store cuts
+            # the file back to its last durable size).
+            raise OSError(errno.ENOSPC, "short write")
+        done += n
+
+
+def _suffix(pieces: Sequence[bytes | bytearray | memoryview], n: int) -> bytes:
+    """The last `n` bytes of the pieces joined (n at most their length)."""
+    out: list[bytes] = []
+    for piece in reversed(pieces):
+        if n <= 0:
+            break
+        part = bytes(piece[max(0, len(piece) - n) :])
+        out.append(part)
+        n -= len(part)
+    return b"".join(reversed(out))

@@ -20,7 +20,10 @@ from logstore.merkle import merkle_root, merkle_root_packed
 from logstore.record import ZERO_HASH, Record, iso_utc, new_record
 from logstore.search import PostingCollector, index_path
 from logstore.segment import (
+    Appender,
+    BlockCompressor,
     SegmentIndex,
+    Staging,
     compress_segment,
     decode_line,
     entries,
@@ -94,7 +97,11 @@ class LogStore:
             "compress_errors_total": 0,
             "renumbered_total": 0,  # records a parse worker numbered from a seq that moved on
         }
-        self._fh: Any = None
+        self._fh: Appender  # appends to the active segment (a writer only)
+        self._staging = Staging()  # its direct writes' buffer, kept from one segment to the next
+        # Compresses the active segment as it is appended (None: it is compressed from its file when
+        # sealed, e.g. a segment reopened half full).
+        self._gz: BlockCompressor | None = None
         self._compressor: threading.Thread | None = None  # compressing the last sealed segment
         self.compress_error: str | None = None
         # Leaf digests of the active segment, kept as they are written so sealing does not re-read
@@ -212,7 +219,8 @@ class LogStore:
             self.active = index
         else:
             self.active = self._new_active(last_seq + 1, prev_hash)
-        self._fh = (self.seg_dir / self.active.file).open("ab")
+        self._fh = Appender(self.seg_dir / self.active.file, self._staging)
+        self._gz = self._block_compressor()
         has_data = bool(self.sealed) or self.active.count > 0
         if has_data and not clean.exists():
             events.append(
@@ -255,6 +263,15 @@ class LogStore:
         path.touch()
         fsync_dir(self.seg_dir)
         return SegmentIndex(name=name, file=path.name, prev_hash=prev_hash, first_seq=first_seq)
+
+    def _block_compressor(self) -> BlockCompressor | None:
+        if not self.config.compress or self.active.bytes or self._postings is None:
+            return None
+        dst = self.seg_dir / f"{self.active.file}.gz.tmp"
+        try:
+            return BlockCompressor(dst, self.config.compress_level)
+        except OSError:
+            return None
 
     def _store_event(self, action: str, msg: str) -> Record:
         return new_record(
@@ -327,15 +344,29 @@ class LogStore:
                     at += 32
                 ends.append(prev.hex())
                 size += len(lines)
+            pieces = [run.lines for run in runs]
             try:
-                for run in runs:
-                    self._fh.write(run.lines)
-                self._fh.flush()
-                os.fsync(self._fh.fileno())
+                self._fh.write(pieces)
+                self._fh.sync()
             except OSError:
                 # Disk full or I/O error: nothing of this batch counts; cut what may have been written.
-                self._fh = _reopen_truncated(self.seg_dir / self.active.file, self.active.bytes, self._fh)
+                self._fh = _reopen_truncated(
+                    self.seg_dir / self.active.file, self.active.bytes, self._fh, self._staging
+                )
                 raise
+            if self._gz is not None:
+                try:
+                    staged = self._fh.staged
+                    if staged is not None:  # compressed from where the direct write staged them
+                        self._gz.add_from(*staged)
+                    else:
+                        self._gz.add(pieces)
+                except OSError:
+                    # The batch is durable (it must not fail now): the segment will be compressed
+                    # from its file when sealed.
+                    with contextlib.suppress(OSError):
+                        self._gz.abandon()
+                    self._gz = None
             for run, last_hash in zip(runs, ends, strict=True):
                 self.active.add_run(run.first, run.count, last_hash, run.tally)
                 self._leaves += run.leaves
@@ -387,13 +418,19 @@ class LogStore:
         self.active = self._new_active(seg.last_seq + 1, seg.last_hash)
         self._leaves = bytearray()
         postings, self._postings = self._postings, {}
-        self._fh = (self.seg_dir / self.active.file).open("ab")
+        self._fh = Appender(self.seg_dir / self.active.file, self._staging)
+        gz, self._gz = self._gz, self._block_compressor()
         if self.config.compress and self.config.compress_in_background:
-            self._compress_later(seg, postings)
+            self._compress_later(seg, postings, gz)
         elif self.config.compress:
-            self._compress(seg, postings)
+            self._compress(seg, postings, gz)
 
-    def _compress_later(self, seg: SegmentIndex, postings: dict[str, list[int]] | None = None) -> None:
+    def _compress_later(
+        self,
+        seg: SegmentIndex,
+        postings: dict[str, list[int]] | None = None,
+        gz: BlockCompressor | None = None,
+    ) -> None:
         """Compress and index a sealed segment in a background thread (one at a time).
 
         Sealing is on the append path: compressing and indexing 64 MiB took ~0.7 s there, during
@@ -402,14 +439,16 @@ class LogStore:
         """
         self.wait_compressed()
         thread = threading.Thread(
-            target=self._compress_quietly, args=(seg, postings), name="logstore-compress"
+            target=self._compress_quietly, args=(seg, postings, gz), name="logstore-compress"
         )
         self._compressor = thread
         thread.start()
 
-    def _compress_quietly(self, seg: SegmentIndex, postings: dict[str, list[int]] | None) -> None:
+    def _compress_quietly(
+        self, seg: SegmentIndex, postings: dict[str, list[int]] | None, gz: BlockCompressor | None
+    ) -> None:
         try:
-            self._compress(seg, postings)
+            self._compress(seg, postings, gz)
         except OSError as exc:  # the plain file stays readable; the next open compresses it again
             self.metrics["compress_errors_total"] += 1
             self.compress_error = f"{seg.name}: {type(exc).__name__}: {exc}"
@@ -421,9 +460,15 @@ class LogStore:
             thread.join()
             self._compressor = None
 
-    def _compress(self, seg: SegmentIndex, terms: dict[str, list[int]] | None = None) -> None:
+    def _compress(
+        self,
+        seg: SegmentIndex,
+        terms: dict[str, list[int]] | None = None,
+        gz: BlockCompressor | None = None,
+    ) -> None:
         """Compress a sealed segment in independent blocks and build its search index (one read);
-        `terms`: its term -> seqs collected on append, else they are read from the lines."""
+        `terms`: its term -> seqs collected on append, else they are read from the lines; `gz`: its
+        blocks compressed on append, to finish (else the file is read and compressed now)."""
         src = self.seg_dir / seg.file.removesuffix(".gz")
         dst = self.seg_dir / seg.file
         tmp = dst.with_name(dst.name + ".tmp")
@@ -431,7 +476,12 @@ class LogStore:
         if terms is not None:
             postings.terms = terms
         scan = postings.add_block if terms is None else None
-        blocks = compress_segment(src, tmp, self.config.compress_level, scan)
+        if gz is not None and scan is None:
+            blocks = gz.finish()
+        else:
+            if gz is not None:
+                gz.abandon()
+            blocks = compress_segment(src, tmp, self.config.compress_level, scan)
         # Index first: a segment whose plain file is gone always has its index (or never had one).
         postings.write(index_path(self.seg_dir, seg.name))
         tmp.replace(dst)
@@ -455,9 +505,12 @@ class LogStore:
             return
         with self._lock:
             self.wait_compressed()
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
+            self._fh.sync()
             self._fh.close()
+            if self._gz is not None:  # the active segment stays plain; it is compressed when sealed
+                with contextlib.suppress(OSError):
+                    self._gz.abandon()
+                self._gz = None
             (self.root / "CLEAN").touch()
             fsync_dir(self.root)
             self._writer_lock.release()
@@ -685,7 +738,7 @@ class LogStore:
         return problems
 
 
-def _reopen_truncated(path: Path, size: int, fh: Any) -> Any:
+def _reopen_truncated(path: Path, size: int, fh: Appender, staging: Staging) -> Appender:
     """Close `fh`, cut `path` back to `size` bytes, reopen for appending (best effort on a failing disk)."""
     with contextlib.suppress(OSError):
         fh.close()
@@ -695,4 +748,4 @@ def _reopen_truncated(path: Path, size: int, fh: Any) -> Any:
             os.fsync(raw.fileno())
     except OSError:
         pass  # the torn-tail repair on the next open handles what remains
-    return path.open("ab")
+    return Appender(path, staging)

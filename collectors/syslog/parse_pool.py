@@ -28,12 +28,16 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from collectors.syslog.formats import CompiledFormat, FormatSet, VendorFormat, compile_format
+from collectors.syslog.framing import Lines
 from collectors.syslog.parse import parse_frame
 from logstore.batch import Numbered, Numberer, decode
 from logstore.record import Record, iso_utc, new_record
 
 Frame = tuple[bytes, float, str, str]  # raw bytes, receive time, source address, transport
-Group = tuple[list[bytes], float, str, str]  # frames of one read: raw bytes, receive time, source, transport
+# The frames of one read (raw bytes each, or the read's complete lines as one block), receive time,
+# source, transport.
+Frames = list[bytes] | Lines
+Group = tuple[Frames, float, str, str]
 Run = tuple[int, list[Group]]  # frames whose records get consecutive seqs, from the first one's
 Parsed = Numbered | Record  # a numbered run, or (after a worker was replaced) one record to number
 # The function a worker parses with: passed by reference (a module-level function pickles by its name).
@@ -156,6 +160,11 @@ def recv_runs(conn: Connection, buffers: list[bytearray] | None) -> tuple[int, l
             got += n
         run.lines = view if buffers is not None else buf
     return job, runs
+
+
+def frames_size(frames: Frames) -> int:
+    """Bytes of a group's frames (a block's share of its bytes)."""
+    return frames.size if isinstance(frames, Lines) else sum(map(len, frames))
 
 
 def _count(groups: list[Group]) -> int:

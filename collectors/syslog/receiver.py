@@ -12,10 +12,19 @@ from typing import Any
 
 from collectors.sockstats import grow_receive_buffer, udp_kernel_drops
 from collectors.syslog.formats import CompiledFormat, FormatSet
-from collectors.syslog.framing import Framer
+from collectors.syslog.framing import Framer, Lines
 from collectors.syslog.limits import Limits, SourcePolicy
 from collectors.syslog.parse import parse_frame
-from collectors.syslog.parse_pool import LINE_BUDGET, Group, Parsed, ParsePool, Pending, Run
+from collectors.syslog.parse_pool import (
+    LINE_BUDGET,
+    Frames,
+    Group,
+    Parsed,
+    ParsePool,
+    Pending,
+    Run,
+    frames_size,
+)
 from collectors.syslog.sequence import SEQUENCE_HINT, SequenceGaps, sequence_id
 from logstore.batch import Numbered
 from logstore.record import Record, iso_utc, new_record
@@ -100,11 +109,11 @@ class Ingest:
         """Queue one frame (receive time taken now)."""
         self._queue(([raw], self.clock(), source, transport), len(raw))
 
-    def submit_many(self, frames: list[bytes], source: str, transport: str) -> None:
+    def submit_many(self, frames: Frames, source: str, transport: str) -> None:
         """Queue the frames one read completed (one receive time: they were complete at that moment);
-        the list is kept as it is."""
+        the list (or block) is kept as it is."""
         if frames:
-            self._queue((frames, self.clock(), source, transport), sum(map(len, frames)))
+            self._queue((frames, self.clock(), source, transport), frames_size(frames))
 
     def _queue(self, group: Group, size: int) -> None:
         self._pending.append(group)
@@ -166,14 +175,20 @@ class Ingest:
                 continue
             frames = item[0]
             take = frames if len(frames) <= room else frames[:room]
-            took = sum(map(len, take))
+            took = frames_size(take)
             if size + took > self.batch_max_bytes:
-                # Only the read that crosses the byte bound is walked frame by frame.
+                # Only the read that crosses the byte bound is walked frame by frame (a block by its
+                # frames' shares of its bytes).
                 k = 0
-                for frame in take:
-                    if size + len(frame) > self.batch_max_bytes and (count or k):
+                sizes = (
+                    [take[i : i + 1].size for i in range(len(take))]
+                    if isinstance(take, Lines)
+                    else map(len, take)
+                )
+                for n in sizes:
+                    if size + n > self.batch_max_bytes and (count or k):
                         break
-                    size += len(frame)
+                    size += n
                     k += 1
                 if k:
                     out.append(item if k == len(frames) else (take[:k], *item[1:]))
@@ -249,6 +264,7 @@ class Ingest:
                     await asyncio.sleep(1.0)
                     continue
                 frames: list[bytes] = []
+                durable = 0
                 # Keyed by host, not "host:port": one entry per sender however often it reconnects.
                 seen = self.stats.last_seen
                 for item in batch:
@@ -256,14 +272,19 @@ class Ingest:
                         group, ts, source, _ = item
                         host = source.rsplit(":", 1)[0].strip("[]")
                         seen[host] = ts
-                        frames += group
+                        durable += len(group)
+                        if self.forward is not None:
+                            frames += group
                         # Frames arrive here in receive order per connection; only frames that carry
-                        # a sequenceId pay for more than this byte search.
+                        # a sequenceId pay for more than this byte search (none for a block whose
+                        # lines cannot carry one).
+                        if isinstance(group, Lines) and group.plain:
+                            continue
                         for raw in [raw for raw in group if SEQUENCE_HINT in raw]:
                             seq = sequence_id(raw)
                             if seq is not None:
                                 self.sequences.observe(host, seq)
-                self.stats.durable_total += len(frames)
+                self.stats.durable_total += durable
                 self.stats.batches_total += 1
                 if seqs:
                     self.stats.last_durable_seq = seqs[-1]
@@ -365,7 +386,7 @@ def _interleave(batch: list[Item], parsed: list[Parsed]) -> list[Record | Number
 
 
 def _bytes(items: list[Item]) -> int:
-    return sum(sum(map(len, item[0])) for item in items if isinstance(item, tuple))
+    return sum(frames_size(item[0]) for item in items if isinstance(item, tuple))
 
 
 def _count(items: list[Item]) -> int:
@@ -551,7 +572,7 @@ class Receiver:
                     if rest:
                         ingest.submit(rest, source, transport)
                     break
-                frames = framer.feed(data)
+                frames = framer.feed_block(data)
                 ingest.submit_many(frames, source, transport)
                 if framer.error is not None:
                     ingest.stats.oversized_closed_total += 1

@@ -8,8 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collectors.syslog.formats import load_formats
-from collectors.syslog.framing import Framer
+from collectors.syslog.framing import Framer, Lines
 from collectors.syslog.parse import parse_frame
+from collectors.syslog.sequence import sequence_id
 
 FORMATS = load_formats()
 PIECES = [
@@ -124,3 +125,68 @@ def test_kv_fast_patterns_give_the_re2_pairs(text: bytes) -> None:
     assert FAST  # at least one format declares one (else this test would prove nothing)
     for pattern, fast in FAST:
         assert fast.findall(text) == pattern.pairs(text), (pattern.pattern, text)
+
+
+# Line starts and bodies for the block path: PRI-led lines (RFC 3164 and 5424, a sequenceId or not),
+# lines without a PRI, odd PRIs, separators, octet counts, over-long lines.
+LINE_STARTS = [
+    b"<13>",
+    b"<190>",
+    b"<13>1 ",
+    b"<1>",
+    b"<1234>",
+    b"<13",
+    b"<",
+    b"Mar ",
+    b"12 <13>",
+    b"\r",
+    b"\x00",
+    b"",
+]
+LINE_BODIES = [
+    b"Mar 12 10:46:04 fw x=1", b'2026-03-12T10:00:00Z h a 1 m [meta sequenceId="7"] hi', b"1 ", b"x" * 40,
+    b'- - - - [meta sequenceId="9"]', b"\xff\xfe", b"",
+]  # fmt: skip
+
+
+@SETTINGS
+@given(
+    st.lists(st.tuples(st.sampled_from(LINE_STARTS), st.sampled_from(LINE_BODIES)), max_size=30),
+    st.lists(st.integers(min_value=1, max_value=400), min_size=1, max_size=30),
+    st.sampled_from([16, 64, 1000]),
+)
+def test_framer_blocks_are_the_per_frame_frames(
+    lines: list[tuple[bytes, bytes]], cuts: list[int], max_frame: int
+) -> None:
+    data = b"".join(start + body + b"\n" for start, body in lines)
+    fast, slow = Framer(max_frame=max_frame), Framer(max_frame=max_frame)
+    got: list[bytes] = []
+    want: list[bytes] = []
+    pos = 0
+    for n in cuts * (len(data) // max(1, sum(cuts)) + 1):
+        if pos >= len(data):
+            break
+        chunk = data[pos : pos + n]
+        pos += n
+        out = fast.feed_block(chunk)
+        if isinstance(out, Lines):
+            frames = out.frames()
+            assert len(out) == len(frames) and out.size == len(out.data)
+            if out.plain:  # the receiver skips the sequenceId search for such a block
+                assert all(sequence_id(frame) is None for frame in frames)
+            k = len(frames) // 2  # a block cut in two (a batch bound) keeps its frames
+            assert out[:k].frames() + out[k:].frames() == frames and out[:k].size + out[k:].size == out.size
+        else:
+            frames = out
+        got += frames
+        want += _frames_one_by_one(slow, chunk)
+    assert (got, fast.error, fast.truncated, fast.rest()) == (want, slow.error, slow.truncated, slow.rest())
+
+
+def test_framer_gives_a_plain_block_for_firewall_lines() -> None:
+    framer = Framer()
+    block = framer.feed_block(b"<190>Mar 12 2024 10:46:04 fw a=1\n<190>Mar 12 2024 10:46:05 fw a=2\n<19")
+    assert isinstance(block, Lines) and block.plain and len(block) == 2 and framer.buf == b"<19"
+    rfc5424 = framer.feed_block(b'0>1 2026-03-12T10:00:00Z h a 1 m [meta sequenceId="7"] x\n')
+    assert isinstance(rfc5424, Lines) and not rfc5424.plain
+    assert [sequence_id(f) for f in rfc5424] == [7]

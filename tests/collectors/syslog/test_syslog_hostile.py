@@ -24,7 +24,7 @@ import yaml
 
 from collectors.syslog.formats import VendorFormat, compile_format, load_formats
 from collectors.syslog.parse import parse_frame
-from collectors.syslog.parse_pool import ParsePool
+from collectors.syslog.parse_pool import Group, ParsePool
 from tests.support.procs import stop
 from tests.support.syslog_hostile_parser import parse_or_hang
 
@@ -121,7 +121,7 @@ def test_line_over_budget_is_stored_raw_counted_and_the_worker_replaced() -> Non
                      parser=parse_or_hang)  # fmt: skip
     try:
         first = pool.pids()
-        groups = [([raw], ts, source, transport) for raw, ts, source, transport in frames]
+        groups: list[Group] = [([raw], ts, source, transport) for raw, ts, source, transport in frames]
         recs = pool.collect(pool.submit([(7, groups[:2]), (9, groups[2:])]))
         assert [base64.b64decode(r["raw"]) for r in recs] == [f[0] for f in frames]
         # Lines parsed by the replacement workers keep the seqs they were handed with; the writer
