@@ -171,6 +171,9 @@ class CompiledFormat:
     rule_set: Any
     values: dict[str, dict[str, str]]
     contains: tuple[bytes, ...]
+    # The `extract` patterns then the `rules` matches in one RE2 set: one DFA pass (and one call, ~0.7 us
+    # of wrapper and setup) answers both. None when the format has neither.
+    scan_set: Any = None
 
     def apply(self, body: str, data: bytes | None = None, detected: bool = False) -> dict[str, Any] | None:
         """Raw fields read from `body` (`data`: its UTF-8 bytes), or None when this format does not apply."""
@@ -181,10 +184,19 @@ class CompiledFormat:
         if not detected and self.detect.spans(data)[0][0] < 0:
             return None
         out: dict[str, Any] = {}
-        if self.extract:
-            found: list[int] = self.extract_set.Match(data) or []
-            for i in sorted(found):
-                self.extract[i].named_into(data, out)
+        n_extract = len(self.extract)
+        hits: list[int] = []
+        if self.scan_set is not None:
+            hits = self.scan_set.Match(data)
+            if not hits:
+                hits = self._separately(data)
+            hits.sort()
+        first_rule = -1
+        for i in hits:  # ascending: extract patterns in file order, then the first rule that matched
+            if i >= n_extract:
+                first_rule = i - n_extract
+                break
+            self.extract[i].named_into(data, out)
         for pattern, mapping, strip, fast in self.kv:
             if fast is not None and len(data) <= FAST_MAX and data.isascii():
                 pairs: list[tuple[bytes, bytes]] = fast.findall(data)
@@ -199,17 +211,15 @@ class CompiledFormat:
                 name = mapping.get(data[a1:e1] if a1 >= 0 else b"")
                 if name and name not in out:
                     out[name] = (data[a2:e2] if a2 >= 0 else b"").decode("utf-8", "replace").strip(strip)
-        if self.rules:
-            hits: list[int] = self.rule_set.Match(data) or []
-            if hits:
-                rule_pattern, rule = self.rules[min(hits)]
-                if rule_pattern.groups:
-                    rule_pattern.named_into(data, out, True)
-                out["event_type"] = rule.event_type
-                if rule.action is not None:
-                    out["action"] = rule.action
-                if rule.outcome is not None:
-                    out["outcome"] = rule.outcome
+        if first_rule >= 0:
+            rule_pattern, rule = self.rules[first_rule]
+            if rule_pattern.groups:
+                rule_pattern.named_into(data, out, True)
+            out["event_type"] = rule.event_type
+            if rule.action is not None:
+                out["action"] = rule.action
+            if rule.outcome is not None:
+                out["outcome"] = rule.outcome
         if "event_type" not in out:
             out["event_type"] = "other"
         for field, table in self.values.items():
@@ -219,6 +229,20 @@ class CompiledFormat:
                 if mapped is not None:
                     out[field] = mapped
         return out
+
+    def _separately(self, data: bytes) -> list[int]:
+        """`scan_set`'s answer from the two smaller sets, asked when it found nothing.
+
+        RE2::Set::Match answers "no match" when its DFA runs out of memory (the wrapper drops the
+        error, and RE2 clears the hits first, so the answer is empty, never partial): an empty answer
+        is checked here, where each set has the whole memory budget for fewer patterns. A line that
+        really matches nothing (rare for a detected format) pays the two passes it paid before.
+        """
+        hits: list[int] = list(self.extract_set.Match(data) or []) if self.extract_set is not None else []
+        if self.rule_set is not None:
+            n_extract = len(self.extract)
+            hits += [n_extract + i for i in self.rule_set.Match(data) or []]
+        return hits
 
 
 @mypyc_attr(native_class=False)  # a list subclass cannot be a native class
@@ -373,6 +397,7 @@ def _compile_kv(kv: KeyValues) -> tuple[Pattern, dict[bytes, str], str, re.Patte
 
 def compile_format(spec: VendorFormat) -> CompiledFormat:
     """Compile patterns (raises ValueError naming one RE2 rejects)."""
+    scanned = bool(spec.extract or spec.rules)
     return CompiledFormat(
         spec,
         Pattern(spec.detect),
@@ -383,6 +408,7 @@ def compile_format(spec: VendorFormat) -> CompiledFormat:
         pattern_set([rule.match for rule in spec.rules]) if spec.rules else None,
         {k: {raw.lower(): v for raw, v in table.items()} for k, table in spec.values.items()},
         tuple(lit.encode() for lit in spec.contains),
+        pattern_set([*spec.extract, *(rule.match for rule in spec.rules)]) if scanned else None,
     )
 
 
