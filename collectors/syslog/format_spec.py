@@ -32,6 +32,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class KvScan(_Strict):
+    """The shape of a pair, read by a hand loop instead of a regex (formats.KvScanner): a key of
+    `key_first` then `key` characters, `=`, then a value quoted with `quote` (with `escape` pairs) or
+    else running up to a `value_end` character. Classes are regex class bodies of ASCII characters."""
+
+    key_first: str
+    key: str
+    value_end: str
+    quote: str | None = None
+    escape: str | None = None
+
+
 class KeyValues(_Strict):
     """How to split `key=value` pairs out of the body and which keys map to which fields."""
 
@@ -42,6 +54,11 @@ class KeyValues(_Strict):
         None,
         description="optional Python `re` pattern that yields exactly the pairs of `pattern` on ASCII "
         "text, in linear time; used instead of it for ASCII bodies up to FAST_MAX bytes",
+    )
+    scan: KvScan | None = Field(
+        None,
+        description="optional pair shape read without a regex; yields exactly the pairs of `pattern` on "
+        "ASCII text and is used for ASCII bodies (before `fast`)",
     )
 
 

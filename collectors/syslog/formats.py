@@ -144,6 +144,103 @@ def compile_fast(pattern: str) -> re.Pattern[bytes]:
     return compiled
 
 
+def char_table(spec: str) -> bytes:
+    """A 256-entry membership table (1 = in the class) of a regex-style class body of ASCII characters:
+    single characters and `a-z` ranges (a `-` first or last is itself); ValueError for anything else."""
+    if not spec.isascii():
+        raise ValueError(f"character class {spec!r}: ASCII only")
+    table = bytearray(256)
+    i = 0
+    while i < len(spec):
+        if i + 2 < len(spec) and spec[i + 1] == "-":
+            lo, hi = ord(spec[i]), ord(spec[i + 2])
+            if lo > hi:
+                raise ValueError(f"character class {spec!r}: range {spec[i : i + 3]!r} is backwards")
+            table[lo : hi + 1] = b"\x01" * (hi - lo + 1)
+            i += 3
+        else:
+            table[ord(spec[i])] = 1
+            i += 1
+    return bytes(table)
+
+
+class KvScanner:
+    """The pairs of a `kv` entry's `scan` shape, read by a hand loop over the bytes (mypyc-compiled)
+    instead of a regex: `(FIRST KEY*)=("..."|VALUE*)` where the key starts with a `key_first` character
+    followed by `key` characters, then `=`, then a quoted value (`quote`, optionally with `escape`
+    pairs that may not escape a newline) or else a run of bytes not in `value_end`.
+
+    It yields exactly the spans RE2's leftmost-first search of that regex yields, match after match
+    (tests compare it with the entry's RE2 `pattern` on every sample, example and a seeded fuzz).
+    Linear: each `=` is found once by `bytes.find`, the key is read back from it no further than the
+    previous `=` or match end, and a value is read forward once.
+    """
+
+    __slots__ = ("escape", "keys", "quote", "stops")
+
+    def __init__(self, key_first: str, key: str, value_end: str, quote: str | None, escape: str | None) -> None:
+        first, keys, end = char_table(key_first), char_table(key), char_table(value_end)
+        # "=" in a key would let a key run across an "=" (the one-pass reading above relies on it not).
+        if keys[61] or any(first[c] and not keys[c] for c in range(256)):
+            raise ValueError(f"kv scan: key {key!r} must hold every key_first character and no '='")
+        if any(ch is not None and (len(ch) != 1 or not ch.isascii()) for ch in (quote, escape)) or (
+            quote is not None and quote == escape
+        ):
+            raise ValueError("kv scan: quote and escape are two different ASCII characters")
+        # keys: a byte's kind, 0 (not a key character), 1 (a key character) or 2 (also key_first);
+        # stops: 0 for the value_end bytes, else 1.
+        self.keys = bytes(first[c] + keys[c] for c in range(256))
+        self.stops = bytes(0 if end[c] else 1 for c in range(256))
+        self.quote = ord(quote) if quote else -1
+        self.escape = ord(escape) if escape else -1
+
+    def spans(self, data: bytes) -> list[int]:
+        """Key start, key end, value start, value end of every pair, left to right, flat."""
+        out: list[int] = []
+        keys, stops, quote, escape = self.keys, self.stops, self.quote, self.escape
+        n = len(data)
+        i = 0
+        k = -1  # the first key_first character of the key run being read (-1: none yet)
+        while i < n:
+            c = data[i]
+            kind = keys[c]
+            if kind:
+                if kind == 2 and k < 0:
+                    k = i
+                i += 1
+                continue
+            if c != 61 or k < 0:  # not "=", or an "=" with no key before it
+                k = -1
+                i += 1
+                continue
+            v = i + 1
+            e = -1
+            if v < n and data[v] == quote:
+                j = v + 1
+                while j < n:
+                    c = data[j]
+                    if c == quote:
+                        e = j + 1
+                        break
+                    if c == escape:
+                        if j + 1 < n and data[j + 1] != 10:  # RE2's `\\.` after the escape: not a newline
+                            j += 2
+                            continue
+                        break
+                    j += 1
+            if e < 0:
+                e = v
+                while e < n and stops[data[e]]:
+                    e += 1
+            out.append(k)
+            out.append(i)
+            out.append(v)
+            out.append(e)
+            i = e
+            k = -1
+        return out
+
+
 def pattern_set(patterns: list[str]) -> Any:
     """An RE2 set: one pass tells which of `patterns` occur in a text (`Match(bytes)` -> the indices).
 
@@ -166,7 +263,7 @@ class CompiledFormat:
     detect: Pattern
     extract: list[Pattern]
     extract_set: Any
-    kv: list[tuple[Pattern, dict[bytes, str], str, re.Pattern[bytes] | None]]
+    kv: list[tuple[Pattern, dict[bytes, str], str, re.Pattern[bytes] | None, KvScanner | None]]
     rules: list[tuple[Pattern, Rule]]
     rule_set: Any
     values: dict[str, dict[str, str]]
@@ -197,7 +294,14 @@ class CompiledFormat:
                 first_rule = i - n_extract
                 break
             self.extract[i].named_into(data, out)
-        for pattern, mapping, strip, fast in self.kv:
+        for pattern, mapping, strip, fast, scanner in self.kv:
+            if scanner is not None:
+                spans = scanner.spans(data)
+                for j in range(0, len(spans), 4):
+                    target = mapping.get(data[spans[j] : spans[j + 1]])
+                    if target and target not in out:
+                        out[target] = data[spans[j + 2] : spans[j + 3]].decode("utf-8", "replace").strip(strip)
+                continue
             if fast is not None and len(data) <= FAST_MAX and data.isascii():
                 pairs: list[tuple[bytes, bytes]] = fast.findall(data)
                 for key, value in pairs:
@@ -390,9 +494,13 @@ def valid_ip(text: str) -> str | None:
         return None
 
 
-def _compile_kv(kv: KeyValues) -> tuple[Pattern, dict[bytes, str], str, re.Pattern[bytes] | None]:
+def _compile_kv(
+    kv: KeyValues,
+) -> tuple[Pattern, dict[bytes, str], str, re.Pattern[bytes] | None, KvScanner | None]:
     fast = compile_fast(kv.fast) if kv.fast else None
-    return Pattern(kv.pattern), {k.encode(): v for k, v in kv.fields.items()}, kv.strip, fast
+    scan = kv.scan
+    scanner = KvScanner(scan.key_first, scan.key, scan.value_end, scan.quote, scan.escape) if scan else None
+    return Pattern(kv.pattern), {k.encode(): v for k, v in kv.fields.items()}, kv.strip, fast, scanner
 
 
 def compile_format(spec: VendorFormat) -> CompiledFormat:
