@@ -50,15 +50,10 @@ class KeyValues(_Strict):
     pattern: str = Field(description="regex with two groups: key and value")
     fields: dict[str, str]
     strip: str = Field(' "', description="characters stripped from both ends of each value")
-    fast: str | None = Field(
-        None,
-        description="optional Python `re` pattern that yields exactly the pairs of `pattern` on ASCII "
-        "text, in linear time; used instead of it for ASCII bodies up to FAST_MAX bytes",
-    )
     scan: KvScan | None = Field(
         None,
-        description="optional pair shape read without a regex; yields exactly the pairs of `pattern` on "
-        "ASCII text and is used for ASCII bodies (before `fast`)",
+        description="optional pair shape read without a regex engine; yields exactly the pairs of `pattern` "
+        "and is used instead of it",
     )
 
 
