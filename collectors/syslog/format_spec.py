@@ -35,11 +35,12 @@ class _Strict(BaseModel):
 class KvScan(_Strict):
     """The shape of a pair, read by a hand loop instead of a regex (formats.KvScanner): a key of
     `key_first` then `key` characters, `=`, then a value quoted with `quote` (with `escape` pairs) or
-    else running up to a `value_end` character. Classes are regex class bodies of ASCII characters."""
+    else running up to a `value_end` character (without `value_end`, only quoted values, read without
+    their quotes). Classes are regex class bodies of ASCII characters."""
 
     key_first: str
     key: str
-    value_end: str
+    value_end: str | None = None  # None: only quoted values, read without their quotes
     quote: str | None = None
     escape: str | None = None
 

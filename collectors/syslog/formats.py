@@ -122,7 +122,8 @@ class KvScanner:
     """The pairs of a `kv` entry's `scan` shape, read by a hand loop over the bytes (mypyc-compiled)
     instead of a regex: `(FIRST KEY*)=("..."|VALUE*)` where the key starts with a `key_first` character
     followed by `key` characters, then `=`, then a quoted value (`quote`, optionally with `escape`
-    pairs that may not escape a newline) or else a run of bytes not in `value_end`.
+    pairs that may not escape a newline) or else a run of bytes not in `value_end`; without `value_end`,
+    `(FIRST KEY*)="(...)"`: only quoted values, the value being the text between the quotes.
 
     On UTF-8 text it yields exactly the spans of RE2's leftmost-first search of that regex, match after
     match (tests compare it with the entry's RE2 `pattern` on every sample, example and a seeded fuzz):
@@ -132,12 +133,17 @@ class KvScanner:
     RE2 costs ~0.4 us per pair in calls and the stdlib pattern it replaces ~3 us.
     """
 
-    __slots__ = ("escape", "keys", "quote", "stops")
+    __slots__ = ("escape", "keys", "quote", "quoted_only", "stops")
 
     def __init__(
-        self, key_first: str, key: str, value_end: str, quote: str | None, escape: str | None
+        self, key_first: str, key: str, value_end: str | None, quote: str | None, escape: str | None
     ) -> None:
-        first, keys, end = char_table(key_first), char_table(key), char_table(value_end)
+        first, keys = char_table(key_first), char_table(key)
+        if value_end is None and quote is None:
+            raise ValueError("kv scan: a value needs a value_end or a quote")
+        # Without value_end a value must be quoted, and is the text between the quotes.
+        self.quoted_only = value_end is None
+        end = char_table(value_end or "")
         # "=" in a key would let a key run across an "=" (the one-pass reading relies on it not).
         if keys[61] or any(first[c] and not keys[c] for c in range(256)):
             raise ValueError(f"kv scan: key {key!r} must hold every key_first character and no '='")
@@ -200,7 +206,14 @@ class KvScanner:
                             continue
                         break
                     j += 1
-            if e < 0:
+            if self.quoted_only:
+                if e < 0:  # no quoted value: no pair at this "=", the search goes on after it
+                    k = -1
+                    i += 1
+                    continue
+                v += 1
+                e -= 1
+            elif e < 0:
                 e = v
                 while e < n and stops[data[e]]:
                     e += 1
@@ -210,7 +223,7 @@ class KvScanner:
                 target = mapping.get(data[k:i])
                 if target and target not in fields:
                     fields[target] = data[v:e].decode("utf-8", "replace").strip(strip)
-            i = e
+            i = e + 1 if self.quoted_only else e
             k = -1
 
 

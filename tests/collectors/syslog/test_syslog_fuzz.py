@@ -115,7 +115,7 @@ KV_PIECES = [
     b"source-ip=", b"rule-name=", b"vsys=", b"Ip=", b"-", b"a", b"Z", b"=", b'"', b",", b", ", b")", b"(",
     b" ", b".", b"1", b"_", b":", b"%%01POLICY/6/POLICYDENY(l):", b"\n", b"\\", b"\x0b", b"\t", b"\r",
     b"\x0c", b"devname=", b'srcip="', b"0", b"\\\"", b"--", b"-a=", b"a-", b"\\\n", b'=""', "中".encode(),
-    "，".encode(), "é".encode(), 'type="接口日志"'.encode(),
+    "，".encode(), "é".encode(), 'type="接口日志"'.encode(), b'source-address="', b'a="1"',
 ]  # fmt: skip
 
 
@@ -126,6 +126,7 @@ def test_kv_scan_gives_the_re2_pairs(text: bytes) -> None:
         r'([A-Za-z][A-Za-z-]*)=("[^"]*"|[^,)]*)',
         r'([a-z_A-Z0-9]+)=("(?:[^"\\]|\\.)*"|\S*)',
         r'([A-Za-z_0-9]+)=("[^"]*"|\S*)',
+        r'([a-z][a-z-]*)="([^"]*)"',  # Junos: quoted values only
     }
     for pattern, scanner in SCANNED:
         spans = scanner.spans(text)

@@ -71,12 +71,13 @@ def test_kv_scan_gives_the_re2_pairs_on_every_sample_and_example() -> None:
         ({"key_first": "用", "key": "用户", "value_end": ","}, "ASCII only"),
         ({"key_first": "a", "key": "a", "value_end": ",", "quote": "'", "escape": "'"}, "two different"),
         ({"key_first": "a", "key": "a", "value_end": ",", "quote": "«"}, "two different"),
+        ({"key_first": "a", "key": "a"}, "value_end or a quote"),
     ],
 )
 def test_kv_scan_shapes_it_cannot_read_exactly_are_refused(shape: dict[str, str], error: str) -> None:
     with pytest.raises(ValueError, match=error):
         KvScanner(
-            shape["key_first"], shape["key"], shape["value_end"], shape.get("quote"), shape.get("escape")
+            shape["key_first"], shape["key"], shape.get("value_end"), shape.get("quote"), shape.get("escape")
         )
 
 
