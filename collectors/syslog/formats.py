@@ -279,7 +279,12 @@ class CompiledFormat:
             if i >= n_extract:
                 first_rule = i - n_extract
                 break
-            self.extract[i].named_into(data, out)
+            pattern = self.extract[i]
+            # Earlier patterns' fields are kept: a pattern whose every field is already read is not run.
+            for name, _ in pattern.groups:
+                if name not in out:
+                    pattern.named_into(data, out)
+                    break
         for pattern, mapping, strip, scanner in self.kv:
             if scanner is not None:
                 scanner.read(data, None, mapping, strip, out)
@@ -423,8 +428,9 @@ def to_port(value: Any) -> int | None:
         return value if 0 <= value <= 65535 else None
     if isinstance(value, str):
         v = value.strip()
-        if v.isascii() and v.isdigit() and len(v) <= 5 and int(v) <= 65535:
-            return int(v)
+        if v.isascii() and v.isdigit() and len(v) <= 5:
+            port = int(v)
+            return port if port <= 65535 else None
     return None
 
 
