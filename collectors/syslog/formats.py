@@ -227,6 +227,11 @@ class KvScanner:
             k = -1
 
 
+# A pattern that matches every text (the empty string), put last in a set so that its answer is never
+# empty: RE2 answers "no match" also when the set's DFA runs out of memory, which this tells apart.
+SENTINEL: Final = ""
+
+
 def pattern_set(patterns: list[str]) -> Any:
     """An RE2 set: one pass tells which of `patterns` occur in a text (`Match(bytes)` -> the indices).
 
@@ -255,11 +260,15 @@ class CompiledFormat:
     values: dict[str, dict[str, str]]
     contains: tuple[bytes, ...]
     # The `extract` patterns then the `rules` matches in one RE2 set: one DFA pass (and one call, ~0.7 us
-    # of wrapper and setup) answers both. None when the format has neither.
+    # of wrapper and setup) answers both. Last comes SENTINEL, which always matches: an empty answer
+    # then only means that RE2 ran out of memory. None when the format has neither.
     scan_set: Any = None
 
-    def apply(self, body: str, data: bytes | None = None, detected: bool = False) -> dict[str, Any] | None:
-        """Raw fields read from `body` (`data`: its UTF-8 bytes), or None when this format does not apply."""
+    def apply(
+        self, body: str, data: bytes | None = None, detected: bool = False, hits: list[int] | None = None
+    ) -> dict[str, Any] | None:
+        """Raw fields read from `body` (`data`: its UTF-8 bytes), or None when this format does not apply;
+        `hits`: `scan_set`'s answer when a larger set already gave it (FormatSet.first)."""
         if data is None:
             data = body.encode("utf-8", "surrogateescape")
         if self.contains and not any(lit in data for lit in self.contains):
@@ -268,16 +277,19 @@ class CompiledFormat:
             return None
         out: dict[str, Any] = {}
         n_extract = len(self.extract)
-        hits: list[int] = []
-        if self.scan_set is not None:
-            hits = self.scan_set.Match(data)
-            if not hits:
+        if self.scan_set is None:
+            hits = []
+        else:
+            if hits is None:
+                hits = self.scan_set.Match(data)
+            if not hits:  # the sentinel always matches: an empty answer is RE2 out of memory
                 hits = self._separately(data)
             hits.sort()
         first_rule = -1
         for i in hits:  # ascending: extract patterns in file order, then the first rule that matched
             if i >= n_extract:
-                first_rule = i - n_extract
+                if i < n_extract + len(self.rules):  # not the sentinel
+                    first_rule = i - n_extract
                 break
             pattern = self.extract[i]
             # Earlier patterns' fields are kept: a pattern whose every field is already read is not run.
@@ -315,12 +327,12 @@ class CompiledFormat:
         return out
 
     def _separately(self, data: bytes) -> list[int]:
-        """`scan_set`'s answer from the two smaller sets, asked when it found nothing.
+        """`scan_set`'s answer (without the sentinel) from the two smaller sets, asked when it gave none.
 
         RE2::Set::Match answers "no match" when its DFA runs out of memory (the wrapper drops the
-        error, and RE2 clears the hits first, so the answer is empty, never partial): an empty answer
-        is checked here, where each set has the whole memory budget for fewer patterns. A line that
-        really matches nothing (rare for a detected format) pays the two passes it paid before.
+        error, and RE2 clears the hits first, so the answer is empty, never partial); with the
+        sentinel in the set, an empty answer means exactly that, and the two smaller sets (each with
+        the whole memory budget for fewer patterns) are asked instead.
         """
         hits: list[int] = list(self.extract_set.Match(data) or []) if self.extract_set is not None else []
         if self.rule_set is not None:
@@ -331,23 +343,54 @@ class CompiledFormat:
 
 @mypyc_attr(native_class=False)  # a list subclass cannot be a native class
 class FormatSet(list[CompiledFormat]):
-    """All formats, tried in order; one RE2 set pass finds the formats whose `detect` occurs."""
+    """All formats, tried in order; one RE2 set pass finds the formats whose `detect` occurs.
 
-    def __init__(self, formats: list[CompiledFormat]) -> None:
+    With `predict`, a line is first asked of a set holding every format's `detect` and the extract and
+    rule patterns of the format the previous line had (a device floods in one format): when that
+    format is again the first that applies, one pass answers what two did (the detect set, then the
+    format's `scan_set`). Otherwise the format's own set is asked as before: the answers, so the
+    fields, are the same either way (a set answers for each of its patterns on its own).
+    """
+
+    def __init__(self, formats: list[CompiledFormat], predict: bool = True) -> None:
         super().__init__(formats)
         self.formats = formats
-        self._detect = pattern_set([f.spec.detect for f in formats]) if formats else None
+        detects = [f.spec.detect for f in formats]
+        self._detect = pattern_set(detects) if formats else None
+        # Per format: every detect, then the format's extract and rules, then the sentinel.
+        self._combos: list[Any] = [
+            pattern_set([*detects, *f.spec.extract, *(r.match for r in f.spec.rules), SENTINEL])
+            for f in (formats if predict else [])
+        ]
+        self._last = -1  # the format of the previous line that had one (a hint: any value is safe)
 
     def first(self, body: str) -> tuple[CompiledFormat, dict[str, Any]] | None:
         """The first format that applies to `body`, with its raw fields."""
         if self._detect is None:
             return None
         data = body.encode("utf-8", "surrogateescape")
-        hits: list[int] = self._detect.Match(data) or []
-        for i in sorted(hits):
+        last = self._last
+        if last >= 0:
+            hits: list[int] = self._combos[last].Match(data)
+            if hits:  # never empty (the sentinel) unless RE2 ran out of memory: then the plain path
+                hits.sort()
+                count = len(self.formats)
+                for i in hits:
+                    if i >= count:
+                        break
+                    fmt = self.formats[i]
+                    own = [h - count for h in hits if h >= count] if i == last else None
+                    fields = fmt.apply(body, data, True, own)
+                    if fields is not None:
+                        self._last = i
+                        return fmt, fields
+                return None
+        for i in sorted(self._detect.Match(data) or []):
             fmt = self.formats[i]
             fields = fmt.apply(body, data, detected=True)
             if fields is not None:
+                if self._combos:
+                    self._last = i
                 return fmt, fields
         return None
 
@@ -494,7 +537,7 @@ def compile_format(spec: VendorFormat) -> CompiledFormat:
         pattern_set([rule.match for rule in spec.rules]) if spec.rules else None,
         {k: {raw.lower(): v for raw, v in table.items()} for k, table in spec.values.items()},
         tuple(lit.encode() for lit in spec.contains),
-        pattern_set([*spec.extract, *(rule.match for rule in spec.rules)]) if scanned else None,
+        pattern_set([*spec.extract, *(rule.match for rule in spec.rules), SENTINEL]) if scanned else None,
     )
 
 

@@ -1,6 +1,8 @@
 """The parse shortcuts give the records of the plain path: one RE2 set per format for `extract` and
 `rules` (against the two separate sets, which also stand in when the merged set answers nothing, as RE2
-does when its DFA runs out of memory) and the `scan` kv readers (against the RE2 pair patterns)."""
+does when its DFA runs out of memory), the predicted format's patterns asked with every `detect` in one
+set (against the detect set then the format's set), and the `scan` kv readers (against the RE2 pair
+patterns)."""
 
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ def _plain(fmt: CompiledFormat, no_answer: _OutOfMemory) -> CompiledFormat:
 
 def test_shortcuts_give_the_records_of_the_plain_path_on_the_corpus() -> None:
     no_answer = _OutOfMemory()
-    plain = FormatSet([_plain(f, no_answer) for f in FORMATS])
+    plain = FormatSet([_plain(f, no_answer) for f in FORMATS], predict=False)
     assert any(s for f in FORMATS for *_, s in f.kv) and all(s is None for f in plain for *_, s in f.kv)
     frames = list(syslog_corpus.frames(syslog_corpus.texts()))
     differ = []
@@ -47,6 +49,30 @@ def test_shortcuts_give_the_records_of_the_plain_path_on_the_corpus() -> None:
     assert not differ, (len(differ), differ[0])
     assert len(frames) > 5000
     assert no_answer.asked > 3000  # the stand-in path really ran, for most lines
+
+
+def test_predicted_sets_out_of_memory_fall_back_to_the_plain_path() -> None:
+    """Sets that always run out of memory, in place of the predicting ones: the same records."""
+    starved = FormatSet(list(FORMATS))
+    oom = _OutOfMemory()
+    starved._combos = [oom for _ in starved._combos]
+    frames = list(syslog_corpus.frames(syslog_corpus.texts(mutations=300)))
+    for raw, recv, source, zones in frames:
+        want = canonical(parse_frame(raw, recv, source, "tcp", FORMATS, syslog_corpus.DEVICES, zones))
+        assert canonical(parse_frame(raw, recv, source, "tcp", starved, syslog_corpus.DEVICES, zones)) == want
+    assert oom.asked > len(frames) / 2  # a format was predicted for most lines, and the fallback ran
+
+
+def test_a_flood_in_one_format_is_answered_by_the_predicting_set() -> None:
+    line = "%%01POLICY/6/POLICYDENY(l):vsys=public, protocol=6, source-ip=10.1.1.{}, rule-name=r."
+    formats = load_formats()
+    got = [formats.first(line.format(i)) for i in range(3)]
+    assert all(
+        g is not None and g[0].spec.name == "huawei" and g[1]["src_ip"] == f"10.1.1.{i}"
+        for i, g in enumerate(got)
+    )
+    huawei = next(i for i, f in enumerate(formats) if f.spec.name == "huawei")
+    assert formats._last == huawei
 
 
 def test_an_empty_answer_of_the_merged_set_is_checked_by_the_separate_sets() -> None:
