@@ -6,7 +6,7 @@ import itertools
 import math
 import operator
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from operator import itemgetter
 
 from alerts.rules import Condition
@@ -57,15 +57,35 @@ def apply_func(cond: Condition, hist: Points, now: float) -> float | None:
 
 def evaluate(cond: Condition, store: SeriesStore, now: float) -> dict[Labels, float]:
     """Active label sets of a metric condition and their values (what `{{ value }}` shows)."""
+    steps = evaluating(cond, store, now, slice_size=0)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            result: dict[Labels, float] = done.value
+            return result
+
+
+def evaluating(
+    cond: Condition, store: SeriesStore, now: float, slice_size: int
+) -> Generator[None, None, dict[Labels, float]]:
+    """`evaluate` as steps: yields after every `slice_size` series (0: never), returns its result."""
     assert cond.metric is not None
     if cond.func == "absent":
         present = {dict(labels).get("device") for labels, _ in store.series(cond.metric, cond.match)}
         return {store.device_labels(d): 1.0 for d in store.devices() if d not in present}
     active: dict[Labels, float] = {}
-    series = store.series(cond.metric, cond.match)
+    series: list[tuple[Labels, Points]] = []
+    for chunk in store.series_by_device(cond.metric, cond.match):
+        before = len(series)
+        series += chunk
+        if slice_size and before // slice_size != len(series) // slice_size:
+            yield
     # The partner index walks every partner series: only build it when there is something to judge.
     partners = _partners(cond, store) if series else None
-    for labels, hist in series:
+    for n, (labels, hist) in enumerate(series, 1):
+        if slice_size and n % slice_size == 0:
+            yield
         if cond.requires is not None:
             if partners is None:
                 continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -212,12 +212,17 @@ class SeriesStore:
 
     def series(self, metric: str, match: dict[str, str]) -> list[tuple[Labels, Points]]:
         """Current series of `metric` whose labels include `match`, with their points (oldest first)."""
-        out: list[tuple[Labels, Points]] = []
+        return [found for chunk in self.series_by_device(metric, match) for found in chunk]
+
+    def series_by_device(self, metric: str, match: dict[str, str]) -> Iterator[list[tuple[Labels, Points]]]:
+        """`series`, one device's at a time: a caller may hand the event loop back between devices (the
+        devices are those published when the walk began; samples published meanwhile may show)."""
         horizon = self._horizon(metric) or 0.0
-        for dev in self._devs.values():
+        for dev in list(self._devs.values()):
             got = dev.shape.by_metric.get(metric)
             if got is None:
                 continue
+            out: list[tuple[Labels, Points]] = []
             windowed, cols = got
             positions = dev.shape.wpos if windowed else dev.shape.vpos
             lab, fixed, skip = dev.layout.labels, dev.labels, dev.skip
@@ -233,7 +238,7 @@ class SeriesStore:
                     out.append((labels, ((dev.vt[c], dev.vv[c]),)))
                 else:
                     out.append((labels, run.points(c) if run is not None else _points(dev, c, horizon)))
-        return out
+            yield out
 
     def latest(self, metric: str, labels: Labels) -> float | None:
         """Latest value of one current series, if present."""

@@ -351,6 +351,17 @@ class SyslogService:
                 "Sealed segments whose background compression or indexing failed (kept uncompressed).",
             )
         )
+        out.append(
+            Sample(
+                "govnet_logstore_renumbered_total",
+                (("store", str(self.store.root)),),
+                float(self.store.metrics["renumbered_total"]),
+                now,
+                "counter",
+                "Records a parse worker numbered from a seq that moved on (an audit record came between), "
+                "numbered again by the writer.",
+            )
+        )
         out += self.audit_samples(now)
         if self.verify_ok is not None:
             out.append(

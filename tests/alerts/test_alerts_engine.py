@@ -425,3 +425,54 @@ def test_evaluate_yielding_pages_like_evaluate_and_lets_the_loop_run_between_rul
     assert [n.kind for n in sent] == ["firing", "resolved"]
     # The other task ran once per rule at least (a blocking evaluation would let it run zero times).
     assert min(turns) >= len(RULES)
+
+
+def test_evaluate_yielding_hands_the_loop_back_inside_a_rule_over_many_series() -> None:
+    """One rule over more series than `SLICE` (every interface of a large node) is itself cut into
+    steps, and the stepped evaluation fires exactly what the straight one fires."""
+    import asyncio
+
+    from alerts.engine import SLICE
+
+    interfaces = 3 * SLICE + 7
+    plain, stepped = Engine(RULES), Engine(RULES)
+
+    def publish(engine: Engine, t: float) -> None:
+        samples = [Sample("govnet_up", dev_labels("big-1", "core_switch"), 1.0, t)]
+        for i in range(interfaces):
+            labels = labels_of(device="big-1", site="ncc", role="core_switch", ifname=f"g{i}")
+            samples.append(Sample("govnet_if_in_errors_total", labels, t * 100.0, t))
+        engine.publish("big-1", samples)
+
+    async def drive() -> list[int]:
+        turns: list[int] = []
+        for t in range(0, 900, 60):
+            publish(plain, float(t))
+            publish(stepped, float(t))
+            plain.evaluate(float(t))
+            served = 0
+
+            async def other_task() -> None:
+                nonlocal served
+                while True:
+                    served += 1
+                    await asyncio.sleep(0)
+
+            task = asyncio.create_task(other_task())
+            await asyncio.sleep(0)
+            before = served
+            await stepped.evaluate_yielding(float(t))
+            turns.append(served - before)
+            task.cancel()
+        return turns
+
+    turns = asyncio.run(drive())
+    firing = {k for k, st in plain.states.items() if st.state == "firing"}
+    assert len(firing) == interfaces  # every interface's errors fire InterfaceErrors
+    assert firing == {k for k, st in stepped.states.items() if st.state == "firing"}
+    assert [(i.key, sorted(i.alerts)) for i in plain.incidents.values()] == [
+        (i.key, sorted(i.alerts)) for i in stepped.incidents.values()
+    ]
+    # Besides one turn per rule: the series walk, the labels, the states, the inhibition pass and the
+    # grouping each hand the loop back every SLICE items (3 times each over this rule's series).
+    assert max(turns) >= len(RULES) + 5 * 3

@@ -90,6 +90,7 @@ def test_logger_message_is_stored_and_exported(tmp_path: Path) -> None:
     assert dict(labels)["device"] == "fw-1" and ts > 0
     assert by["govnet_logstore_verify_ok"][1] == 1.0
     assert by["govnet_logstore_compress_errors_total"][1] == 0  # exported, and nothing failed
+    assert by["govnet_logstore_renumbered_total"][1] == 0  # exported; no audit record came between
     assert by["govnet_syslog_unknown_sources"][1] == 0
 
 
