@@ -32,16 +32,29 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class KvScan(_Strict):
+    """The shape of a pair, read by a hand loop instead of a regex (formats.KvScanner): a key of
+    `key_first` then `key` characters, `=`, then a value quoted with `quote` (with `escape` pairs) or
+    else running up to a `value_end` character (without `value_end`, only quoted values, read without
+    their quotes). Classes are regex class bodies of ASCII characters."""
+
+    key_first: str
+    key: str
+    value_end: str | None = None  # None: only quoted values, read without their quotes
+    quote: str | None = None
+    escape: str | None = None
+
+
 class KeyValues(_Strict):
     """How to split `key=value` pairs out of the body and which keys map to which fields."""
 
     pattern: str = Field(description="regex with two groups: key and value")
     fields: dict[str, str]
     strip: str = Field(' "', description="characters stripped from both ends of each value")
-    fast: str | None = Field(
+    scan: KvScan | None = Field(
         None,
-        description="optional Python `re` pattern that yields exactly the pairs of `pattern` on ASCII "
-        "text, in linear time; used instead of it for ASCII bodies up to FAST_MAX bytes",
+        description="optional pair shape read without a regex engine; yields exactly the pairs of `pattern` "
+        "and is used instead of it",
     )
 
 
