@@ -7,8 +7,9 @@ interface the scheduler's fan-out uses.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
-from collections.abc import Callable, Set
+from collections.abc import Callable, Coroutine, Set
 from typing import Any
 
 import pytest
@@ -385,9 +386,27 @@ def test_example_district_core_down_one_page_and_evaluate_cost(capsys: pytest.Ca
               f"{costs[len(costs) // 2] * 1000:.1f} ms, max {costs[-1] * 1000:.1f} ms")  # fmt: skip
 
 
+async def turns_during(evaluation: Coroutine[Any, Any, list[Notification]]) -> tuple[list[Notification], int]:
+    """The evaluation's notifications, and how many times another task ran while it was awaited."""
+    served = 0
+
+    async def other_task() -> None:
+        nonlocal served
+        while True:
+            served += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(other_task())
+    await asyncio.sleep(0)
+    before = served
+    try:
+        return await evaluation, served - before
+    finally:
+        task.cancel()
+
+
 def test_evaluate_yielding_pages_like_evaluate_and_lets_the_loop_run_between_rules() -> None:
     """`govnet run` evaluates with `evaluate_yielding`: same notifications, the loop served between rules."""
-    import asyncio
 
     topo, roles = star(20)
     plain, stepped = Net(Engine(RULES, topology=topo), roles), Net(Engine(RULES, topology=topo), roles)
@@ -401,20 +420,9 @@ def test_evaluate_yielding_pages_like_evaluate_and_lets_the_loop_run_between_rul
             for name, role in roles.items():
                 value = 0.0 if name in down else 1.0
                 stepped.engine.publish(name, [Sample("govnet_up", dev_labels(name, role), value, t)])
-            served = 0
-
-            async def other_task() -> None:
-                nonlocal served
-                while True:
-                    served += 1
-                    await asyncio.sleep(0)
-
-            task = asyncio.create_task(other_task())
-            await asyncio.sleep(0)
-            before = served
-            sent += await stepped.engine.evaluate_yielding(t)
-            turns.append(served - before)
-            task.cancel()
+            new, served = await turns_during(stepped.engine.evaluate_yielding(t))
+            sent += new
+            turns.append(served)
         return sent
 
     sent = asyncio.run(drive())
@@ -430,7 +438,6 @@ def test_evaluate_yielding_pages_like_evaluate_and_lets_the_loop_run_between_rul
 def test_evaluate_yielding_hands_the_loop_back_inside_a_rule_over_many_series() -> None:
     """One rule over more series than `SLICE` (every interface of a large node) is itself cut into
     steps, and the stepped evaluation fires exactly what the straight one fires."""
-    import asyncio
 
     from alerts.engine import SLICE
 
@@ -450,20 +457,8 @@ def test_evaluate_yielding_hands_the_loop_back_inside_a_rule_over_many_series() 
             publish(plain, float(t))
             publish(stepped, float(t))
             plain.evaluate(float(t))
-            served = 0
-
-            async def other_task() -> None:
-                nonlocal served
-                while True:
-                    served += 1
-                    await asyncio.sleep(0)
-
-            task = asyncio.create_task(other_task())
-            await asyncio.sleep(0)
-            before = served
-            await stepped.evaluate_yielding(float(t))
-            turns.append(served - before)
-            task.cancel()
+            _, served = await turns_during(stepped.evaluate_yielding(float(t)))
+            turns.append(served)
         return turns
 
     turns = asyncio.run(drive())

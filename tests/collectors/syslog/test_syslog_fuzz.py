@@ -89,6 +89,18 @@ STREAM_PIECES = [
 ]
 
 
+def reads(data: bytes, cuts: list[int]) -> list[bytes]:
+    """`data` as a stream delivers it: reads of the sizes in `cuts`, repeated until all is read."""
+    out: list[bytes] = []
+    pos = 0
+    for n in cuts * (len(data) // max(1, sum(cuts)) + 1):
+        if pos >= len(data):
+            break
+        out.append(data[pos : pos + n])
+        pos += n
+    return out
+
+
 @SETTINGS
 @given(
     st.lists(st.sampled_from(STREAM_PIECES), max_size=60).map(b"".join),
@@ -99,12 +111,7 @@ def test_framer_fast_path_matches_per_frame_path(data: bytes, cuts: list[int], m
     fast, slow = Framer(max_frame=max_frame), Framer(max_frame=max_frame)
     got: list[bytes] = []
     want: list[bytes] = []
-    pos = 0
-    for n in cuts * (len(data) // max(1, sum(cuts)) + 1):
-        if pos >= len(data):
-            break
-        chunk = data[pos : pos + n]
-        pos += n
+    for chunk in reads(data, cuts):
         got += fast.feed(chunk)
         want += _frames_one_by_one(slow, chunk)
     assert (got, fast.error, fast.truncated, fast.rest()) == (want, slow.error, slow.truncated, slow.rest())
@@ -173,12 +180,7 @@ def test_framer_blocks_are_the_per_frame_frames(
     fast, slow = Framer(max_frame=max_frame), Framer(max_frame=max_frame)
     got: list[bytes] = []
     want: list[bytes] = []
-    pos = 0
-    for n in cuts * (len(data) // max(1, sum(cuts)) + 1):
-        if pos >= len(data):
-            break
-        chunk = data[pos : pos + n]
-        pos += n
+    for chunk in reads(data, cuts):
         out = fast.feed_block(chunk)
         if isinstance(out, Lines):
             frames = out.frames()
