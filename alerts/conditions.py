@@ -55,21 +55,11 @@ def apply_func(cond: Condition, hist: Points, now: float) -> float | None:
     return float(sum(1 for (_, a), (_, b) in itertools.pairwise(points) if a != b))
 
 
-def evaluate(cond: Condition, store: SeriesStore, now: float) -> dict[Labels, float]:
-    """Active label sets of a metric condition and their values (what `{{ value }}` shows)."""
-    steps = evaluating(cond, store, now, slice_size=0)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            result: dict[Labels, float] = done.value
-            return result
-
-
-def evaluating(
+def evaluate(
     cond: Condition, store: SeriesStore, now: float, slice_size: int
 ) -> Generator[None, None, dict[Labels, float]]:
-    """`evaluate` as steps: yields after every `slice_size` series (0: never), returns its result."""
+    """Active label sets of a metric condition and their values (what `{{ value }}` shows), as steps:
+    yields after every `slice_size` series (the caller may hand its event loop back), returns them."""
     assert cond.metric is not None
     if cond.func == "absent":
         present = {dict(labels).get("device") for labels, _ in store.series(cond.metric, cond.match)}
@@ -79,12 +69,12 @@ def evaluating(
     for chunk in store.series_by_device(cond.metric, cond.match):
         before = len(series)
         series += chunk
-        if slice_size and before // slice_size != len(series) // slice_size:
+        if before // slice_size != len(series) // slice_size:
             yield
     # The partner index walks every partner series: only build it when there is something to judge.
     partners = _partners(cond, store) if series else None
     for n, (labels, hist) in enumerate(series, 1):
-        if slice_size and n % slice_size == 0:
+        if n % slice_size == 0:
             yield
         if cond.requires is not None:
             if partners is None:

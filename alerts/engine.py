@@ -35,12 +35,6 @@ RESOLVED_RETENTION = 3600.0
 # Series or states handled between two hand-backs of the event loop in `evaluate_yielding` (a few ms of
 # work here): one rule over 48,000 interfaces no longer holds the loop for itself.
 SLICE = 250
-
-
-def _key_of(item: tuple[AlertKey, AlertState]) -> AlertKey:
-    return item[0]
-
-
 MAX_DETAIL_LINES = 20
 # Rule name -> lines to show under a firing alert (a page's text diff, the forbidden words found):
 # evidence held by the service that measured it, not a label. Lines are escaped like any other text.
@@ -292,7 +286,7 @@ class Engine:
     def _active(self, rule: Rule, now: float) -> Generator[None, None, dict[Labels, float]]:
         cond = rule.condition
         if cond.metric is not None:
-            found_m = yield from conditions.evaluating(cond, self.store, now, SLICE)
+            found_m = yield from conditions.evaluate(cond, self.store, now, SLICE)
             if rule.outside_maintenance:
                 # For `since` the value is the age of the event: it happened at now - value.
                 found_m = {
@@ -472,7 +466,7 @@ class Engine:
                 # whose inhibiting cause just recovered). It may finish an incident, never open one.
                 continue
             candidates.append((key, st))
-        candidates.sort(key=_key_of)
+        candidates.sort()  # by key: keys are unique, so the states themselves are never compared
         for n, (key, st) in enumerate(candidates, 1):
             if n % SLICE == 0:
                 yield
