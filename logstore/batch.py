@@ -32,8 +32,8 @@ _TAIL: Final = b"}\n"
 _JOINT: Final = _TAIL + _HEAD  # one record's end and the next one's start, appended in one step
 HASH_AT = 6  # offset of the chain hash's hex in a line
 BODY_AT: Final = len(_HEAD)  # offset of the record bytes in a line
-# Fields the search index keeps, with their term prefixes (logstore/search.py reads the same terms
-# back from stored lines when a segment's terms were not collected on append).
+# Fields the search index keeps, with their term prefixes: collected here on append (`Numberer.add`
+# reads them in this order), read back from stored lines by logstore/search.py otherwise.
 TERM_FIELDS = (("dst_ip", "d:"), ("src_ip", "s:"), ("user", "u:"))
 
 _sha256: Final = hashlib.sha256
@@ -72,7 +72,8 @@ class Numbered:
 _META_TAILS: BoundedTable[tuple[str, str | None, str], bytes] = BoundedTable(4097)
 
 
-def _post(terms: dict[str, list[int]], value: str, seq: int) -> None:
+def post(terms: dict[str, list[int]], value: str, seq: int) -> None:
+    """Add `seq` to `value`'s list in `terms` (no empty list made when the value is already there)."""
     seqs = terms.get(value)
     if seqs is None:
         terms[value] = [seq]
@@ -150,19 +151,19 @@ class Numberer:
         lines += _JOINT
         value = rec.get("dst_ip")
         if isinstance(value, str):
-            _post(self._dst, value, seq)
+            post(self._dst, value, seq)
         value = rec.get("src_ip")
         if isinstance(value, str):
-            _post(self._src, value, seq)
+            post(self._src, value, seq)
         value = rec.get("user")
         if isinstance(value, str):
-            _post(self._user, value, seq)
+            post(self._user, value, seq)
 
     def done(self) -> Numbered:
         """The numbered run (at least one record must have been added); the numberer is used up."""
         del self._lines[-BODY_AT:]  # the head no line follows
         terms: dict[str, list[int]] = {}
-        for prefix, found in (("d:", self._dst), ("s:", self._src), ("u:", self._user)):
+        for (_, prefix), found in zip(TERM_FIELDS, (self._dst, self._src, self._user), strict=True):
             for value, seqs in found.items():
                 terms[prefix + value] = seqs
         return Numbered(self.first, self._lines, self._starts, self._leaves, self._tally(), terms)

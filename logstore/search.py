@@ -26,13 +26,14 @@ from typing import Any
 
 import orjson
 
+from logstore.batch import TERM_FIELDS, post
 from logstore.record import Record
 from logstore.segment import SEQ_KEY, SegmentIndex, read_block
 
-PREFIX = {b"src_ip": "s:", b"dst_ip": "d:", b"user": "u:"}
-_TERM = re.compile(rb',"(dst_ip|src_ip|user)":"((?:[^"\\]|\\.)*)"')
+PREFIX = {field.encode(): prefix for field, prefix in TERM_FIELDS}
+_TERM = re.compile(rb',"(' + b"|".join(PREFIX) + rb')":"((?:[^"\\]|\\.)*)"')
 INDEX_SUFFIX = ".idx"
-_KEYS = ((b',"dst_ip":"', "d:"), (b',"src_ip":"', "s:"), (b',"user":"', "u:"))
+_KEYS = tuple((b',"' + field + b'":"', prefix) for field, prefix in PREFIX.items())
 _STRING = re.compile(rb'((?:[^"\\]|\\.)*)"')
 _DIGITS = re.compile(rb"\d+")
 
@@ -70,13 +71,6 @@ class PostingCollector:
     def __init__(self) -> None:
         self.terms: dict[str, list[int]] = {}
 
-    def _add(self, term: str, seq: int) -> None:
-        seqs = self.terms.get(term)
-        if seqs is None:
-            self.terms[term] = [seq]
-        else:
-            seqs.append(seq)
-
     def add_block(self, lines: bytes) -> None:
         """Index a block of whole record lines (the same terms as `add` on each line, found with byte
         searches: in canonical JSON these quoted keys can only be keys, and a regex scan of every
@@ -100,14 +94,14 @@ class PostingCollector:
                     if m is None:
                         continue
                     value = m.group(1)
-                self._add(prefix + _text(value), seq)
+                post(self.terms, prefix + _text(value), seq)
 
     def add(self, seq: int, line: bytes) -> None:
         """Index one stored record line (canonical JSON: these keys can only be keys, never text)."""
         for m in _TERM.finditer(line):
             value = m.group(2)
             text = json.loads(b'"' + value + b'"') if b"\\" in value else value.decode("utf-8", "replace")
-            self._add(PREFIX[m.group(1)] + text, seq)
+            post(self.terms, PREFIX[m.group(1)] + text, seq)
 
     def write(self, path: Path) -> None:
         """Write the index atomically (tmp, fsync, rename): one row per term, its seqs packed.
