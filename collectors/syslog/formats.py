@@ -265,10 +265,19 @@ class CompiledFormat:
     scan_set: Any = None
 
     def apply(
-        self, body: str, data: bytes | None = None, detected: bool = False, hits: list[int] | None = None
+        self,
+        body: str,
+        data: bytes | None = None,
+        detected: bool = False,
+        hits: list[int] | None = None,
+        unused: frozenset[str] = frozenset(),
     ) -> dict[str, Any] | None:
         """Raw fields read from `body` (`data`: its UTF-8 bytes), or None when this format does not apply;
-        `hits`: `scan_set`'s answer when a larger set already gave it (FormatSet.first)."""
+        `hits`: `scan_set`'s answer when a larger set already gave it (FormatSet.first).
+
+        `unused`: fields the caller will not read (a header's own severity, host, time): an `extract`
+        pattern that could only add such fields is not run. The other fields are the same either way:
+        a pattern writes only fields not yet read, so skipping one changes nothing but those."""
         if data is None:
             data = body.encode("utf-8", "surrogateescape")
         if self.contains and not any(lit in data for lit in self.contains):
@@ -294,7 +303,7 @@ class CompiledFormat:
             pattern = self.extract[i]
             # Earlier patterns' fields are kept: a pattern whose every field is already read is not run.
             for name, _ in pattern.groups:
-                if name not in out:
+                if name not in out and name not in unused:
                     pattern.named_into(data, out)
                     break
         for pattern, mapping, strip, scanner in self.kv:
@@ -364,8 +373,10 @@ class FormatSet(list[CompiledFormat]):
         ]
         self._last = -1  # the format of the previous line that had one (a hint: any value is safe)
 
-    def first(self, body: str) -> tuple[CompiledFormat, dict[str, Any]] | None:
-        """The first format that applies to `body`, with its raw fields."""
+    def first(
+        self, body: str, unused: frozenset[str] = frozenset()
+    ) -> tuple[CompiledFormat, dict[str, Any]] | None:
+        """The first format that applies to `body`, with its raw fields (`unused`: see apply)."""
         if self._detect is None:
             return None
         data = body.encode("utf-8", "surrogateescape")
@@ -380,14 +391,14 @@ class FormatSet(list[CompiledFormat]):
                         break
                     fmt = self.formats[i]
                     own = [h - count for h in hits if h >= count] if i == last else None
-                    fields = fmt.apply(body, data, True, own)
+                    fields = fmt.apply(body, data, True, own, unused)
                     if fields is not None:
                         self._last = i
                         return fmt, fields
                 return None
         for i in sorted(self._detect.Match(data) or []):
             fmt = self.formats[i]
-            fields = fmt.apply(body, data, detected=True)
+            fields = fmt.apply(body, data, True, None, unused)
             if fields is not None:
                 if self._combos:
                     self._last = i
