@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import re2
 import yaml
-from mypy_extensions import mypyc_attr
+from mypy_extensions import i64, mypyc_attr
 from re2 import _Anchor
 
 from collectors.syslog.format_spec import FORMATS_DIR, KeyValues, Rule
@@ -155,8 +155,8 @@ class KvScanner:
         # stops: 0 for the value_end bytes, else 1.
         self.keys = bytes(first[c] + keys[c] for c in range(256))
         self.stops = bytes(0 if end[c] else 1 for c in range(256))
-        self.quote = ord(quote) if quote else -1
-        self.escape = ord(escape) if escape else -1
+        self.quote: i64 = ord(quote) if quote else -1
+        self.escape: i64 = ord(escape) if escape else -1
 
     def spans(self, data: bytes) -> list[int]:
         """Key start, key end, value start, value end of every pair, left to right, flat."""
@@ -175,13 +175,18 @@ class KvScanner:
         """Every pair, left to right: its spans appended to `spans`, or, with `mapping`, the value of
         each mapped key put in `fields` under its field name unless already there (cut and decoded only
         then: most pairs of a firewall line map to nothing)."""
-        keys, stops, quote, escape = self.keys, self.stops, self.quote, self.escape
-        n = len(data)
-        i = 0
-        k = -1  # the first key_first character of the key run being read (-1: none yet)
+        keys, stops, quote, escape, quoted_only = self.keys, self.stops, self.quote, self.escape, self.quoted_only
+        # Native 64-bit integers (i64): compiled, the loop works on machine words instead of tagged ints.
+        n: i64 = len(data)
+        i: i64 = 0
+        k: i64 = -1  # the first key_first character of the key run being read (-1: none yet)
+        c: i64 = 0
+        v: i64 = 0
+        e: i64 = 0
+        j: i64 = 0
         while i < n:
             c = data[i]
-            kind = keys[c]
+            kind: i64 = keys[c]
             if kind:
                 if kind == 2 and k < 0:
                     k = i
@@ -206,7 +211,7 @@ class KvScanner:
                             continue
                         break
                     j += 1
-            if self.quoted_only:
+            if quoted_only:
                 if e < 0:  # no quoted value: no pair at this "=", the search goes on after it
                     k = -1
                     i += 1
@@ -223,7 +228,7 @@ class KvScanner:
                 target = mapping.get(data[k:i])
                 if target and target not in fields:
                     fields[target] = data[v:e].decode("utf-8", "replace").strip(strip)
-            i = e + 1 if self.quoted_only else e
+            i = e + 1 if quoted_only else e
             k = -1
 
 
@@ -350,6 +355,53 @@ class CompiledFormat:
         return hits
 
 
+class Predictor:
+    """What FormatSet.first does per line, in a native class: its state is read and written as C fields
+    (on the list subclass each was a dictionary lookup, and the method call a Python one)."""
+
+    def __init__(self, formats: list[CompiledFormat], predict: bool) -> None:
+        self.formats = formats
+        detects = [f.spec.detect for f in formats]
+        self.detect: Any = pattern_set(detects) if formats else None
+        # Per format: every detect, then the format's extract and rules, then the sentinel.
+        self.combos: list[Any] = [
+            pattern_set([*detects, *f.spec.extract, *(r.match for r in f.spec.rules), SENTINEL])
+            for f in (formats if predict else [])
+        ]
+        self.last = -1  # the format of the previous line that had one (a hint: any value is safe)
+
+    def first(self, body: str, unused: frozenset[str]) -> tuple[CompiledFormat, dict[str, Any]] | None:
+        """FormatSet.first."""
+        if self.detect is None:
+            return None
+        data = body.encode("utf-8", "surrogateescape")
+        last = self.last
+        formats = self.formats
+        if last >= 0:
+            hits: list[int] = self.combos[last].Match(data)
+            if hits:  # never empty (the sentinel) unless RE2 ran out of memory: then the plain path
+                hits.sort()
+                count = len(formats)
+                for i in hits:
+                    if i >= count:
+                        break
+                    fmt = formats[i]
+                    own = [h - count for h in hits if h >= count] if i == last else None
+                    fields = fmt.apply(body, data, True, own, unused)
+                    if fields is not None:
+                        self.last = i
+                        return fmt, fields
+                return None
+        for i in sorted(self.detect.Match(data) or []):
+            fmt = formats[i]
+            fields = fmt.apply(body, data, True, None, unused)
+            if fields is not None:
+                if self.combos:
+                    self.last = i
+                return fmt, fields
+        return None
+
+
 @mypyc_attr(native_class=False)  # a list subclass cannot be a native class
 class FormatSet(list[CompiledFormat]):
     """All formats, tried in order; one RE2 set pass finds the formats whose `detect` occurs.
@@ -358,52 +410,20 @@ class FormatSet(list[CompiledFormat]):
     rule patterns of the format the previous line had (a device floods in one format): when that
     format is again the first that applies, one pass answers what two did (the detect set, then the
     format's `scan_set`). Otherwise the format's own set is asked as before: the answers, so the
-    fields, are the same either way (a set answers for each of its patterns on its own).
+    fields, are the same either way (a set answers for each of its patterns on its own). The work is
+    `predictor`'s (parse calls it directly).
     """
 
     def __init__(self, formats: list[CompiledFormat], predict: bool = True) -> None:
         super().__init__(formats)
         self.formats = formats
-        detects = [f.spec.detect for f in formats]
-        self._detect = pattern_set(detects) if formats else None
-        # Per format: every detect, then the format's extract and rules, then the sentinel.
-        self._combos: list[Any] = [
-            pattern_set([*detects, *f.spec.extract, *(r.match for r in f.spec.rules), SENTINEL])
-            for f in (formats if predict else [])
-        ]
-        self._last = -1  # the format of the previous line that had one (a hint: any value is safe)
+        self.predictor = Predictor(formats, predict)
 
     def first(
         self, body: str, unused: frozenset[str] = frozenset()
     ) -> tuple[CompiledFormat, dict[str, Any]] | None:
         """The first format that applies to `body`, with its raw fields (`unused`: see apply)."""
-        if self._detect is None:
-            return None
-        data = body.encode("utf-8", "surrogateescape")
-        last = self._last
-        if last >= 0:
-            hits: list[int] = self._combos[last].Match(data)
-            if hits:  # never empty (the sentinel) unless RE2 ran out of memory: then the plain path
-                hits.sort()
-                count = len(self.formats)
-                for i in hits:
-                    if i >= count:
-                        break
-                    fmt = self.formats[i]
-                    own = [h - count for h in hits if h >= count] if i == last else None
-                    fields = fmt.apply(body, data, True, own, unused)
-                    if fields is not None:
-                        self._last = i
-                        return fmt, fields
-                return None
-        for i in sorted(self._detect.Match(data) or []):
-            fmt = self.formats[i]
-            fields = fmt.apply(body, data, True, None, unused)
-            if fields is not None:
-                if self._combos:
-                    self._last = i
-                return fmt, fields
-        return None
+        return self.predictor.first(body, unused)
 
 
 def normalise(fields: dict[str, Any]) -> dict[str, Any]:

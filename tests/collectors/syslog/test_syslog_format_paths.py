@@ -55,7 +55,7 @@ def test_predicted_sets_out_of_memory_fall_back_to_the_plain_path() -> None:
     """Sets that always run out of memory, in place of the predicting ones: the same records."""
     starved = FormatSet(list(FORMATS))
     oom = _OutOfMemory()
-    starved._combos = [oom for _ in starved._combos]
+    starved.predictor.combos = [oom for _ in starved.predictor.combos]
     frames = list(syslog_corpus.frames(syslog_corpus.texts(mutations=300)))
     for raw, recv, source, zones in frames:
         want = canonical(parse_frame(raw, recv, source, "tcp", FORMATS, syslog_corpus.DEVICES, zones))
@@ -72,7 +72,7 @@ def test_a_flood_in_one_format_is_answered_by_the_predicting_set() -> None:
         for i, g in enumerate(got)
     )
     huawei = next(i for i, f in enumerate(formats) if f.spec.name == "huawei")
-    assert formats._last == huawei
+    assert formats.predictor.last == huawei
 
 
 def test_an_empty_answer_of_the_merged_set_is_checked_by_the_separate_sets() -> None:
