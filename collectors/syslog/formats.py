@@ -163,8 +163,8 @@ class KvScanner:
         # The mapping and strip characters `read` was last given, indexed (`_index`).
         self.indexed: dict[bytes, str] | None = None
         self.strip_for = ""
-        self.heads: list[int] = []
-        self.chain: list[int] = []
+        self.heads = b""
+        self.chain = b""
         self.names: list[bytes] = []
         self.targets: list[str] = []
         self.mask: i64 = 0
@@ -187,7 +187,12 @@ class KvScanner:
                 targets.append(target)
                 chain.append(heads[slot])
                 heads[slot] = len(names) - 1
-        self.heads, self.chain, self.names, self.targets, self.mask = heads, chain, names, targets, size - 1
+        if len(names) > 0xFFFF:
+            raise ValueError(f"kv scan: {len(names) - 1} keys, at most {0xFFFF - 1}")
+        # Slots and chain links as 16-bit little-endian entry numbers in bytes: compiled, reading a
+        # byte is inline, reading a list item a call and an integer object.
+        self.heads, self.chain = _u16(heads), _u16(chain)
+        self.names, self.targets, self.mask = names, targets, size - 1
         # Trimming ASCII characters off the bytes before decoding gives the text that decoding then
         # stripping gives: an ASCII byte is never part of a UTF-8 sequence, nor of an invalid one that
         # "replace" turns into U+FFFD. Other strip characters are stripped from the decoded text.
@@ -277,7 +282,8 @@ class KvScanner:
             elif mapping is not None and fields is not None:
                 # mapping.get(data[k:i]) through the index: the entry whose key has these bytes.
                 size = i - k
-                entry = heads[h & mask]
+                t = (h & mask) * 2
+                entry = heads[t] | heads[t + 1] << 8
                 while entry:
                     name = names[entry]
                     if len(name) == size:
@@ -286,7 +292,7 @@ class KvScanner:
                             t += 1
                         if t == size:
                             break
-                    entry = chain[entry]
+                    entry = chain[entry * 2] | chain[entry * 2 + 1] << 8
                 if entry:
                     target = targets[entry]
                     if target not in fields:
@@ -301,6 +307,11 @@ class KvScanner:
                             fields[target] = data[v:e].decode("utf-8", "replace").strip(strip)
             i = e + 1 if quoted_only else e
             k = -1
+
+
+def _u16(values: list[int]) -> bytes:
+    """`values` (each below 65,536) as 16-bit little-endian bytes."""
+    return b"".join(v.to_bytes(2, "little") for v in values)
 
 
 def _key_hash(key: bytes) -> int:

@@ -187,7 +187,7 @@ def test_kv_scan_index_chains_keys_that_share_a_slot() -> None:
     got: dict[str, Any] = {}
     scanner.read(text, None, TWO_LETTERS, "", got)
     assert got == {v: v for v in TWO_LETTERS.values()}
-    assert any(scanner.chain)  # some keys shared a slot, and were found behind another
+    assert any(scanner.chain)  # some keys shared a slot, and were found behind another (16-bit links)
 
 
 # Line starts and bodies for the block path: PRI-led lines (RFC 3164 and 5424, a sequenceId or not),
