@@ -119,6 +119,55 @@ def char_table(spec: str) -> bytes:
     return bytes(table)
 
 
+_SPACE: Final = "\t\n\f\r "  # RE2's \s (ASCII whitespace without \v)
+
+
+class CharClass:
+    """A regex-style class body read for KvScanner: `char_table`'s syntax, plus a leading `^` (every
+    character but those listed), `\\s` (RE2's whitespace) and `\\X` for a literal X. Non-ASCII
+    characters may be listed where `non_ascii` allows."""
+
+    def __init__(self, spec: str, non_ascii: bool) -> None:
+        self.negated = spec.startswith("^")
+        body = spec[1:] if self.negated else spec
+        plain: list[str] = []
+        escaped: list[str] = []  # listed with a backslash: never part of a range
+        others: set[str] = set()
+        i = 0
+        while i < len(body):
+            ch = body[i]
+            if ch == "\\" and i + 1 < len(body):
+                ch = body[i + 1]
+                i += 2
+                if ch.isalnum() and ch != "s":  # \d, \w, \t ...: not read here (a letter would be wrong)
+                    raise ValueError(f"character class {spec!r}: only \\s and escaped punctuation")
+                for one in _SPACE if ch == "s" else ch:
+                    if one.isascii():
+                        escaped.append(one)
+                    elif non_ascii:
+                        others.add(one)
+                    else:
+                        raise ValueError(f"character class {spec!r}: ASCII only")
+                continue
+            if ch.isascii():
+                plain.append(ch)
+            elif non_ascii:
+                others.add(ch)
+            else:
+                raise ValueError(f"character class {spec!r}: ASCII only")
+            i += 1
+        table = bytearray(char_table("".join(plain)))
+        for one in escaped:
+            table[ord(one)] = 1
+        self.table = bytes(table)  # the ASCII characters listed
+        self.others = frozenset(others)  # the non-ASCII characters listed
+
+    def has(self, ch: str) -> bool:
+        """Whether the class holds character `ch`."""
+        listed = self.table[ord(ch)] == 1 if ch.isascii() else ch in self.others
+        return listed != self.negated
+
+
 class KvScanner:
     """The pairs of a `kv` entry's `scan` shape, read by a hand loop over the bytes (mypyc-compiled)
     instead of a regex: `(FIRST KEY*)=("..."|VALUE*)` where the key starts with a `key_first` character
@@ -135,30 +184,76 @@ class KvScanner:
     """
 
     __slots__ = (
-        "chain", "escape", "heads", "indexed", "keys", "mask", "names", "quote", "quoted_only", "stops",
-        "strip_for", "targets", "trim", "trim_bytes",
+        "chain", "ends", "escape", "heads", "indexed", "keys", "lead", "mask", "names", "quote", "quoted_only",
+        "stops", "strip_for", "targets", "token_kinds", "tokens", "trim", "trim_bytes",
     )  # fmt: skip
 
     def __init__(
-        self, key_first: str, key: str, value_end: str | None, quote: str | None, escape: str | None
+        self,
+        key_first: str,
+        key: str,
+        value_end: str | None,
+        quote: str | None,
+        escape: str | None,
+        separator: str = "=",
     ) -> None:
-        first, keys = char_table(key_first), char_table(key)
+        first, keys = CharClass(key_first, True), CharClass(key, True)
         if value_end is None and quote is None:
             raise ValueError("kv scan: a value needs a value_end or a quote")
         # Without value_end a value must be quoted, and is the text between the quotes.
         self.quoted_only = value_end is None
-        end = char_table(value_end or "")
-        # "=" in a key would let a key run across an "=" (the one-pass reading relies on it not).
-        if keys[61] or any(first[c] and not keys[c] for c in range(256)):
-            raise ValueError(f"kv scan: key {key!r} must hold every key_first character and no '='")
+        end = CharClass(value_end or "", True)
+        if end.negated:
+            raise ValueError(f"kv scan: value_end {value_end!r} lists the characters that end a value")
+        for cls, spec in ((first, key_first), (keys, key)):
+            if not cls.negated and cls.others:
+                raise ValueError(f"character class {spec!r}: ASCII only")
+        seps = set(separator)
+        # A separator in a key would let a key run across it (the one-pass reading relies on it not);
+        # every key_first character must be a key character.
+        ascii_first = any(first.has(chr(c)) and not keys.has(chr(c)) for c in range(128))
+        if (
+            not seps
+            or any(keys.has(ch) or first.has(ch) for ch in seps)
+            or ascii_first
+            or (first.negated and not keys.negated)
+            or any(first.has(ch) and not keys.has(ch) for ch in first.others | keys.others)
+        ):
+            raise ValueError(
+                f"kv scan: key {key!r} must hold every key_first character and no {separator!r}"
+            )
         if any(ch is not None and (len(ch) != 1 or not ch.isascii()) for ch in (quote, escape)) or (
             quote is not None and quote == escape
         ):
             raise ValueError("kv scan: quote and escape are two different ASCII characters")
-        # keys: a byte's kind, 0 (not a key character), 1 (a key character) or 2 (also key_first);
-        # stops: 0 for the value_end bytes, else 1.
-        self.keys = bytes(first[c] + keys[c] for c in range(256))
-        self.stops = bytes(0 if end[c] else 1 for c in range(256))
+        # keys: a byte's kind, 0 (not a key character), 1 (a key character), 2 (also key_first),
+        # 3 (the first byte of a non-ASCII character named in a class or separator: `tokens` tell which)
+        # or 4 (a separator). The bytes of other non-ASCII characters are key characters when the
+        # classes are negated (`lead`), else not.
+        lead = int(first.negated) + int(keys.negated)
+        named = sorted(first.others | keys.others | {ch for ch in seps if not ch.isascii()})
+        kinds = bytearray(
+            4 if chr(c) in seps else int(first.has(chr(c))) + int(keys.has(chr(c))) for c in range(128)
+        )
+        kinds += bytes([lead]) * 128
+        tokens: list[bytes] = []
+        token_kinds: list[int] = []
+        for ch in named:
+            raw = ch.encode()
+            kinds[raw[0]] = 3
+            tokens.append(raw)
+            token_kinds.append(4 if ch in seps else int(first.has(ch)) + int(keys.has(ch)))
+        self.keys = bytes(kinds)
+        self.lead: i64 = lead
+        self.tokens = tokens
+        self.token_kinds = bytes(token_kinds)
+        # stops: 0 for the value_end bytes, 2 for the first byte of a non-ASCII value_end character
+        # (`ends` tell which), else 1.
+        stops = bytearray(0 if c < 128 and end.has(chr(c)) else 1 for c in range(256))
+        self.ends = [ch.encode() for ch in sorted(end.others)]
+        for raw in self.ends:
+            stops[raw[0]] = 2
+        self.stops = bytes(stops)
         self.quote: i64 = ord(quote) if quote else -1
         self.escape: i64 = ord(escape) if escape else -1
         # The mapping and strip characters `read` was last given, indexed (`_index`).
@@ -237,19 +332,30 @@ class KvScanner:
         entry: i64 = 0
         a: i64 = 0
         b: i64 = 0
+        tokens, token_kinds, lead, ends = self.tokens, self.token_kinds, self.lead, self.ends
+        step: i64 = 1  # the length of the character at i when it is a named non-ASCII one
         while i < n:
             c = data[i]
             kind: i64 = keys[c]
-            if kind:
-                if kind == 2 and k < 0:
+            step = 1
+            if kind == 3:  # a non-ASCII character: one named in a class or separator, or another
+                kind = lead
+                for t in range(len(tokens)):
+                    if _at(data, i, tokens[t]):
+                        kind = token_kinds[t]
+                        step = len(tokens[t])
+                        break
+            if kind != 4:
+                if kind == 0:
+                    k = -1
+                elif kind == 2 and k < 0:
                     k = i
-                i += 1
+                i += step
                 continue
-            if c != 61 or k < 0:  # not "=", or an "=" with no key before it
-                k = -1
-                i += 1
+            if k < 0:  # a separator with no key before it
+                i += step
                 continue
-            v = i + 1
+            v = i + step
             e = -1
             if v < n and data[v] == quote:
                 j = v + 1
@@ -265,16 +371,22 @@ class KvScanner:
                         break
                     j += 1
             if quoted_only:
-                if e < 0:  # no quoted value: no pair at this "=", the search goes on after it
+                if e < 0:  # no quoted value: no pair at this separator, the search goes on after it
                     k = -1
-                    i += 1
+                    i += step
                     continue
                 v += 1
                 e -= 1
             elif e < 0:
                 e = v
-                while e < n and stops[data[e]]:
-                    e += 1
+                while e < n:
+                    c = stops[data[e]]
+                    if c == 1:
+                        e += 1
+                    elif c == 0 or _at_any(data, e, ends):
+                        break
+                    else:
+                        e += 1
             if spans is not None:
                 spans += (k, i, v, e)
             elif mapping is not None and fields is not None:
@@ -315,6 +427,27 @@ class KvScanner:
                             fields[target] = data[v:e].decode("utf-8", "replace").strip(strip)
             i = e + 1 if quoted_only else e
             k = -1
+
+
+def _at(data: bytes, i: i64, token: bytes) -> bool:
+    """Whether `token` occurs in `data` at `i` (data.startswith(token, i), without the method call)."""
+    size: i64 = len(token)
+    if i + size > len(data):
+        return False
+    j: i64 = 0
+    while j < size:
+        if data[i + j] != token[j]:
+            return False
+        j += 1
+    return True
+
+
+def _at_any(data: bytes, i: i64, tokens: list[bytes]) -> bool:
+    """Whether one of `tokens` occurs in `data` at `i`."""
+    for token in tokens:
+        if _at(data, i, token):
+            return True
+    return False
 
 
 def _u16(values: list[int]) -> bytes:
@@ -663,7 +796,11 @@ def valid_ip(text: str) -> str | None:
 
 def _compile_kv(kv: KeyValues) -> tuple[Pattern, dict[bytes, str], str, KvScanner | None]:
     scan = kv.scan
-    scanner = KvScanner(scan.key_first, scan.key, scan.value_end, scan.quote, scan.escape) if scan else None
+    scanner = (
+        KvScanner(scan.key_first, scan.key, scan.value_end, scan.quote, scan.escape, scan.separator)
+        if scan
+        else None
+    )
     return Pattern(kv.pattern), {k.encode(): v for k, v in kv.fields.items()}, kv.strip, scanner
 
 

@@ -125,17 +125,21 @@ KV_PIECES = [
     b" ", b".", b"1", b"_", b":", b"%%01POLICY/6/POLICYDENY(l):", b"\n", b"\\", b"\x0b", b"\t", b"\r",
     b"\x0c", b"devname=", b'srcip="', b"0", b"\\\"", b"--", b"-a=", b"a-", b"\\\n", b'=""', "中".encode(),
     "，".encode(), "é".encode(), 'type="接口日志"'.encode(), b'source-address="', b'a="1"',
+    # Sangfor's "键:值, " and "[key:value]" (a non-ASCII separator and value end, negated key classes):
+    "：".encode(), b"[", b"]", "（".encode(), "源IP:".encode(), "\u3000".encode(), b"Src IP: ", b"a:b",
+    "日志类型：".encode(), "\uff1b".encode(),
 ]  # fmt: skip
 
 
 @SETTINGS
 @given(st.lists(st.sampled_from(KV_PIECES), max_size=60).map(b"".join))
 def test_kv_scan_gives_the_re2_pairs(text: bytes) -> None:
-    assert {p.pattern for p, _ in SCANNED} >= {  # Huawei, FortiGate (escapes), Topsec and Venustech
+    assert {p.pattern for p, _ in SCANNED} >= {  # Huawei, FortiGate (escapes), Topsec, Venustech, Sangfor
         r'([A-Za-z][A-Za-z-]*)=("[^"]*"|[^,)]*)',
         r'([a-z_A-Z0-9]+)=("(?:[^"\\]|\\.)*"|\S*)',
         r'([A-Za-z_0-9]+)=("[^"]*"|\S*)',
         r'([a-z][a-z-]*)="([^"]*)"',  # Junos: quoted values only
+        r"([^:：,，\s\[\]]+)[:：]([^,，\]]*)",  # Sangfor: "：" separates, "，" ends a value
     }
     for pattern, scanner in SCANNED:
         spans = scanner.spans(text)
