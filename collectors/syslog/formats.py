@@ -184,8 +184,8 @@ class KvScanner:
     """
 
     __slots__ = (
-        "chain", "ends", "escape", "heads", "indexed", "keys", "lead", "mask", "names", "quote", "quoted_only",
-        "stops", "strip_for", "targets", "token_kinds", "tokens", "trim", "trim_bytes",
+        "chain", "ends", "escape", "heads", "indexed", "keys", "lead", "mask", "names", "quote",
+        "quoted_only", "stops", "strip_for", "targets", "token_kinds", "tokens", "trim", "trim_bytes",
     )  # fmt: skip
 
     def __init__(
@@ -219,9 +219,7 @@ class KvScanner:
             or (first.negated and not keys.negated)
             or any(first.has(ch) and not keys.has(ch) for ch in first.others | keys.others)
         ):
-            raise ValueError(
-                f"kv scan: key {key!r} must hold every key_first character and no {separator!r}"
-            )
+            raise ValueError(f"kv scan: key {key!r} must hold every key_first character and no {separator!r}")
         if any(ch is not None and (len(ch) != 1 or not ch.isascii()) for ch in (quote, escape)) or (
             quote is not None and quote == escape
         ):
@@ -268,9 +266,9 @@ class KvScanner:
         self.trim_bytes = True
 
     def _index(self, mapping: dict[bytes, str], strip: str) -> None:
-        """Index `mapping` for `read`: a chained hash table of its keys under the hash `read` computes
-        while it reads a key (so a key that maps to nothing costs no bytes object and no dictionary
-        lookup), and the strip characters as a byte table when they are ASCII."""
+        """Index `mapping` for `read`: a chained hash table of its keys under `_key_hash` (so a key that
+        maps to nothing costs no bytes object and no dictionary lookup), and the strip characters as a
+        byte table when they are ASCII."""
         size = 64
         while size < 4 * len(mapping):
             size *= 2
@@ -315,8 +313,21 @@ class KvScanner:
         then: most pairs of a firewall line map to nothing)."""
         if mapping is not None and (mapping is not self.indexed or strip is not self.strip_for):
             self._index(mapping, strip)
-        keys, stops, quote, escape, quoted_only = self.keys, self.stops, self.quote, self.escape, self.quoted_only
-        heads, chain, names, targets, mask, trim = self.heads, self.chain, self.names, self.targets, self.mask, self.trim
+        keys, stops, quote, escape, quoted_only = (
+            self.keys,
+            self.stops,
+            self.quote,
+            self.escape,
+            self.quoted_only,
+        )
+        heads, chain, names, targets, mask, trim = (
+            self.heads,
+            self.chain,
+            self.names,
+            self.targets,
+            self.mask,
+            self.trim,
+        )
         trim_bytes = self.trim_bytes
         # Native 64-bit integers (i64): compiled, the loop works on machine words instead of tagged ints.
         n: i64 = len(data)
@@ -444,7 +455,7 @@ def _at(data: bytes, i: i64, token: bytes) -> bool:
 
 def _at_any(data: bytes, i: i64, tokens: list[bytes]) -> bool:
     """Whether one of `tokens` occurs in `data` at `i`."""
-    for token in tokens:
+    for token in tokens:  # noqa: SIM110 (a loop, not any(): compiled, a generator is built as a list)
         if _at(data, i, token):
             return True
     return False
