@@ -46,6 +46,9 @@ class KvScan(_Strict):
     quote: str | None = None
     escape: str | None = None
     separator: str = Field("=", description="the characters between a key and its value (any one)")
+    between: str | None = Field(
+        None, description=r"instead of a separator, this fixed text (ASCII, `\d` one digit) after each key"
+    )
 
 
 class KeyValues(_Strict):

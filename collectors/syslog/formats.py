@@ -184,8 +184,9 @@ class KvScanner:
     """
 
     __slots__ = (
-        "chain", "ends", "escape", "heads", "indexed", "keys", "lead", "mask", "names", "quote",
-        "quoted_only", "stops", "strip_for", "targets", "token_kinds", "tokens", "trim", "trim_bytes",
+        "between", "between_len", "chain", "ends", "escape", "heads", "indexed", "keys", "lead", "mask",
+        "names", "quote", "quoted_only", "stops", "strip_for", "targets", "token_kinds", "tokens", "trim",
+        "trim_bytes",
     )  # fmt: skip
 
     def __init__(
@@ -196,6 +197,7 @@ class KvScanner:
         quote: str | None,
         escape: str | None,
         separator: str = "=",
+        between: str | None = None,
     ) -> None:
         first, keys = CharClass(key_first, True), CharClass(key, True)
         if value_end is None and quote is None:
@@ -208,12 +210,19 @@ class KvScanner:
         for cls, spec in ((first, key_first), (keys, key)):
             if not cls.negated and cls.others:
                 raise ValueError(f"character class {spec!r}: ASCII only")
-        seps = set(separator)
+        # `between`: the fixed text after a key instead of a separator character ("\\d" one digit):
+        # H3C's "Name(1003)=". Its first character is no key character, so a key run ends where it starts.
+        shape = _shape(between) if between else []
+        if shape and any(keys.has(chr(c)) or first.has(chr(c)) for c in range(128) if shape[0][c]):
+            raise ValueError(f"kv scan: between {between!r} starts with a key character")
+        self.between = b"".join(shape)
+        self.between_len: i64 = len(shape)
+        seps = set() if shape else set(separator)
         # A separator in a key would let a key run across it (the one-pass reading relies on it not);
         # every key_first character must be a key character.
         ascii_first = any(first.has(chr(c)) and not keys.has(chr(c)) for c in range(128))
         if (
-            not seps
+            not (seps or shape)
             or any(keys.has(ch) or first.has(ch) for ch in seps)
             or ascii_first
             or (first.negated and not keys.negated)
@@ -344,6 +353,7 @@ class KvScanner:
         a: i64 = 0
         b: i64 = 0
         tokens, token_kinds, lead, ends = self.tokens, self.token_kinds, self.lead, self.ends
+        between, nbetween = self.between, self.between_len
         step: i64 = 1  # the length of the character at i when it is a named non-ASCII one
         while i < n:
             c = data[i]
@@ -356,17 +366,20 @@ class KvScanner:
                         kind = token_kinds[t]
                         step = len(tokens[t])
                         break
-            if kind != 4:
+            if kind == 4:
+                if k < 0:  # a separator with no key before it
+                    i += step
+                    continue
+                v = i + step
+            elif kind == 0 and k >= 0 and nbetween and _shape_at(data, i, between, nbetween):
+                v = i + nbetween
+            else:
                 if kind == 0:
                     k = -1
                 elif kind == 2 and k < 0:
                     k = i
                 i += step
                 continue
-            if k < 0:  # a separator with no key before it
-                i += step
-                continue
-            v = i + step
             e = -1
             if v < n and data[v] == quote:
                 j = v + 1
@@ -448,6 +461,35 @@ def _at(data: bytes, i: i64, token: bytes) -> bool:
     j: i64 = 0
     while j < size:
         if data[i + j] != token[j]:
+            return False
+        j += 1
+    return True
+
+
+def _shape(text: str) -> list[bytes]:
+    """A fixed text of ASCII characters and `\\d` (one digit) as one 256-entry membership table per
+    character (ValueError for anything else)."""
+    out: list[bytes] = []
+    i = 0
+    while i < len(text):
+        if text.startswith("\\d", i):
+            out.append(char_table("0-9"))
+            i += 2
+        elif text[i] == "\\" or not text[i].isascii():
+            raise ValueError(f"kv scan: between {text!r}: ASCII characters and \\d only")
+        else:
+            out.append(char_table(text[i]))
+            i += 1
+    return out
+
+
+def _shape_at(data: bytes, i: i64, shape: bytes, size: i64) -> bool:
+    """Whether the `size` characters of `shape` (`_shape`'s tables, joined) occur in `data` at `i`."""
+    if i + size > len(data):
+        return False
+    j: i64 = 0
+    while j < size:
+        if shape[j * 256 + data[i + j]] == 0:
             return False
         j += 1
     return True
@@ -808,7 +850,9 @@ def valid_ip(text: str) -> str | None:
 def _compile_kv(kv: KeyValues) -> tuple[Pattern, dict[bytes, str], str, KvScanner | None]:
     scan = kv.scan
     scanner = (
-        KvScanner(scan.key_first, scan.key, scan.value_end, scan.quote, scan.escape, scan.separator)
+        KvScanner(
+            scan.key_first, scan.key, scan.value_end, scan.quote, scan.escape, scan.separator, scan.between
+        )
         if scan
         else None
     )

@@ -128,18 +128,21 @@ KV_PIECES = [
     # Sangfor's "键:值, " and "[key:value]" (a non-ASCII separator and value end, negated key classes):
     "：".encode(), b"[", b"]", "（".encode(), "源IP:".encode(), "\u3000".encode(), b"Src IP: ", b"a:b",
     "日志类型：".encode(), "\uff1b".encode(),
+    # H3C's "Name(1003)=value;": a fixed text with digits between key and value
+    b"SrcIPAddr(1003)=", b"(1003)", b"(12)=", b"(12345)=", b";", b"Event(1048)=(2)Session deleted;", b"(",
 ]  # fmt: skip
 
 
 @SETTINGS
 @given(st.lists(st.sampled_from(KV_PIECES), max_size=60).map(b"".join))
 def test_kv_scan_gives_the_re2_pairs(text: bytes) -> None:
-    assert {p.pattern for p, _ in SCANNED} >= {  # Huawei, FortiGate (escapes), Topsec, Venustech, Sangfor
+    assert {p.pattern for p, _ in SCANNED} >= {  # Huawei, FortiGate, Topsec, Venustech, Sangfor, H3C
         r'([A-Za-z][A-Za-z-]*)=("[^"]*"|[^,)]*)',
         r'([a-z_A-Z0-9]+)=("(?:[^"\\]|\\.)*"|\S*)',
         r'([A-Za-z_0-9]+)=("[^"]*"|\S*)',
         r'([a-z][a-z-]*)="([^"]*)"',  # Junos: quoted values only
         r"([^:：,，\s\[\]]+)[:：]([^,，\]]*)",  # Sangfor: "：" separates, "，" ends a value
+        r"([A-Za-z_]+)\(\d{4}\)=([^;]*)",  # H3C: "(dddd)=" between key and value
     }
     for pattern, scanner in SCANNED:
         spans = scanner.spans(text)
