@@ -263,7 +263,7 @@ class KvScanner:
         self.stops = bytes(stops)
         self.quote: i64 = ord(quote) if quote else -1
         self.escape: i64 = ord(escape) if escape else -1
-        # The mapping and strip characters `read` was last given, indexed (`_index`).
+        # The mapping and strip characters `read` was last given, indexed (`index`).
         self.indexed: dict[bytes, str] | None = None
         self.strip_for = ""
         self.heads = b""
@@ -274,7 +274,7 @@ class KvScanner:
         self.trim = bytes(256)
         self.trim_bytes = True
 
-    def _index(self, mapping: dict[bytes, str], strip: str) -> None:
+    def index(self, mapping: dict[bytes, str], strip: str) -> None:
         """Index `mapping` for `read`: a chained hash table of its keys under `_key_hash` (so a key that
         maps to nothing costs no bytes object and no dictionary lookup), and the strip characters as a
         byte table when they are ASCII."""
@@ -321,7 +321,7 @@ class KvScanner:
         each mapped key put in `fields` under its field name unless already there (cut and decoded only
         then: most pairs of a firewall line map to nothing)."""
         if mapping is not None and (mapping is not self.indexed or strip is not self.strip_for):
-            self._index(mapping, strip)
+            self.index(mapping, strip)
         keys, stops, quote, escape, quoted_only = (
             self.keys,
             self.stops,
@@ -856,7 +856,10 @@ def _compile_kv(kv: KeyValues) -> tuple[Pattern, dict[bytes, str], str, KvScanne
         if scan
         else None
     )
-    return Pattern(kv.pattern), {k.encode(): v for k, v in kv.fields.items()}, kv.strip, scanner
+    mapping = {k.encode(): v for k, v in kv.fields.items()}
+    if scanner is not None:  # indexed here, not by the first line's `read` (threads may share formats)
+        scanner.index(mapping, kv.strip)
+    return Pattern(kv.pattern), mapping, kv.strip, scanner
 
 
 def compile_format(spec: VendorFormat) -> CompiledFormat:
