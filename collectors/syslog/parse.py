@@ -24,6 +24,8 @@ SEVERITY_WORDS: Final = {
 # The store's empty record (every field None, event_type "other"), copied per line: one dict copy
 # instead of a keyword call of new_record. Its `flags` list is replaced on every copy.
 _EMPTY: Final = new_record()
+# A sender's "address:port" repeats on every line of its connection: its address is cut once.
+_hosts: Final[dict[str, str]] = {}
 # The frames of one read share their receive time (receiver.submit_many): its text is made once.
 _recv_texts: Final[dict[float, str]] = {}
 
@@ -38,8 +40,13 @@ def parse_frame(
     zones: Mapping[str, str] | None = None,
 ) -> Record:
     """Normalise a frame; `devices` maps source address to device name, `zones` to its IANA zone."""
-    colon = source.rfind(":")
-    host_addr = (source[:colon] if colon >= 0 else source).strip("[]")
+    host_addr = _hosts.get(source)
+    if host_addr is None:
+        colon = source.rfind(":")
+        host_addr = (source[:colon] if colon >= 0 else source).strip("[]")
+        if len(_hosts) >= 4096:
+            _hosts.clear()
+        _hosts[source] = host_addr
     device = devices.get(host_addr)
     flags: list[str] = [] if device is not None else ["unknown_source"]
     rec: Record = _EMPTY.copy()
