@@ -42,7 +42,13 @@ def _groups(rnd: random.Random, texts: list[str], n: int) -> list[Group]:
             ]
             block = Framer().feed_block("".join(line + "\n" for line in lines).encode())
             assert isinstance(block, Lines) and len(block) == len(lines)
-            frames: Frames = block[rnd.randrange(3) :] if len(block) > 3 else block
+            # A block as the writer hands it out: whole, or the frames of it a batch took.
+            frames: Frames = block
+            if rnd.random() < 0.5:
+                start = rnd.randrange(len(block))
+                stop = rnd.randrange(start + 1, len(block) + 1)
+                frames = block[start:stop]
+                assert list(frames) == [line.encode() for line in lines[start:stop]]
         else:
             frames = [rnd.choice(texts).encode("utf-8", "surrogateescape") for _ in range(rnd.randrange(1, 60))]
         out.append((frames, ts, source, rnd.choice(("tcp", "udp"))))
