@@ -50,7 +50,8 @@ def _groups(rnd: random.Random, texts: list[str], n: int) -> list[Group]:
                 frames = block[start:stop]
                 assert list(frames) == [line.encode() for line in lines[start:stop]]
         else:
-            frames = [rnd.choice(texts).encode("utf-8", "surrogateescape") for _ in range(rnd.randrange(1, 60))]
+            count = rnd.randrange(1, 60)
+            frames = [rnd.choice(texts).encode("utf-8", "surrogateescape") for _ in range(count)]
         out.append((frames, ts, source, rnd.choice(("tcp", "udp"))))
     return [group for group in out if len(group[0])]
 
