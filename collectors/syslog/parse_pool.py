@@ -51,7 +51,7 @@ _START_GRACE = 60.0  # a freshly spawned worker imports and compiles first; a de
 # still appends the previous one). Pages are only backed once written, so a region costs what the
 # largest answer put in it (a bench job of 2,500 records: 2.8 MiB); a larger answer takes the pipe.
 REGION_SIZE = 16 << 20
-REGIONS = 2
+REGIONS = 2 if hasattr(os, "memfd_create") else 0  # (Linux has it: elsewhere every answer takes the pipe)
 PIPE = -1  # where an answer's lines are when they are not in a region
 
 
