@@ -249,7 +249,7 @@ def _records(runs: list[Numbered]) -> int:
 
 
 class _Slot:
-    """One worker process with its pipes and its shared progress cells."""
+    """One worker process with its pipes, its shared progress cells and its result regions."""
 
     def __init__(self, ctx: Any, n: int, specs: list[dict[str, Any]], devices: dict[str, str],
                  zones: dict[str, str], parser: Parser, region_size: int) -> None:  # fmt: skip
