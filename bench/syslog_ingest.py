@@ -28,8 +28,9 @@ LINE = (
 )
 
 CHILD = r"""
-import asyncio, os, sys
+import asyncio, gc, os, sys
 from pathlib import Path
+from govnet.run import GC_THRESHOLDS
 from collectors.syslog.formats import load_formats
 from collectors.syslog.receiver import Ingest, start_receiver
 from logstore.store import LogStore, StoreConfig
@@ -39,6 +40,7 @@ def cpu(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 async def main():
+    gc.set_threshold(*GC_THRESHOLDS)  # as `govnet run`, whose process hosts the receiver
     store = LogStore(Path(sys.argv[1]), StoreConfig(compress_in_background=True))  # as `govnet run`
     total = int(sys.argv[3])
     done = asyncio.Event()
