@@ -30,6 +30,7 @@ LINE = (
 CHILD = r"""
 import asyncio, os, sys
 from pathlib import Path
+from govnet.process import tune
 from collectors.syslog.formats import load_formats
 from collectors.syslog.receiver import Ingest, start_receiver
 from logstore.store import LogStore, StoreConfig
@@ -39,6 +40,7 @@ def cpu(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 async def main():
+    tune()  # as `govnet run`, whose process hosts the receiver
     store = LogStore(Path(sys.argv[1]), StoreConfig(compress_in_background=True))  # as `govnet run`
     total = int(sys.argv[3])
     done = asyncio.Event()

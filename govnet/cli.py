@@ -88,7 +88,9 @@ def syslog(
 ) -> None:
     """Receive syslog (UDP, TCP, TLS) into the tamper-evident log store until interrupted."""
     from collectors.syslog.cli import syslog_command
+    from govnet.process import tune
 
+    tune()
     extra = (tls_port, tls_cert, tls_key, forward)
     code = syslog_command(
         store, listen, tcp_port, udp_port, inventory, retention_days, budget_bytes, *extra,

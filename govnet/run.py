@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import pickle
@@ -52,6 +51,7 @@ from exporters.influx import InfluxClientSender, InfluxWriter
 from exporters.prometheus import MetricsServer, SamplesCollector
 from exporters.spool import Spool, SpoolError
 from govnet.config import Config, InfluxConfig, SchedulerConfig, load_config
+from govnet.process import tune
 from govnet.reporting import report_mailer, report_sources
 from inventory.cli import load_or_report
 from inventory.model import Device, Inventory
@@ -59,7 +59,6 @@ from logstore.store import LogStore
 from reports.service import build as build_reports
 
 log = logging.getLogger("govnet")
-GC_THRESHOLDS = (50_000, 20, 10)  # the supervisor's collector thresholds (see run_command)
 
 
 def settings_of(cfg: SchedulerConfig) -> SchedulerSettings:
@@ -316,11 +315,7 @@ def run_command(config: Path) -> int:
         f"govnet: polling {len(devices)} device(s) in {workers} worker(s); "
         f"metrics on http://{cfg.prometheus.listen}/metrics\n"
     )
-    # An alert evaluation in a storm makes ~400,000 objects that outlive two young collections at the
-    # default threshold (700): promoted, they set off ~6 full collections of 100-150 ms each, every one
-    # holding the loop. At 50,000 they die young: 1 full collection, peak RSS +4 % (bench.alert_storm,
-    # docs/bench.md).
-    gc.set_threshold(*GC_THRESHOLDS)
+    tune()  # the collector's thresholds (govnet/process.py)
     asyncio.run(runtime.run())
     err.write("govnet: stopped\n")
     return 0

@@ -65,8 +65,9 @@ class Lines:
 
     def frames(self) -> list[bytes]:
         """The frames, each without its LF."""
-        pieces = self.data.split(b"\n")
-        del pieces[self.stop :]  # the empty piece after the last LF, and frames past `stop`
+        # Split no further than `stop` (a block cut between two workers' shares is split by both).
+        pieces = self.data.split(b"\n", self.stop)
+        del pieces[self.stop :]  # the rest after the last LF wanted (empty after the block's last)
         if self.start:
             del pieces[: self.start]
         return pieces

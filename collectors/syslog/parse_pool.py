@@ -8,7 +8,8 @@ replaced: that line is stored raw (flag `parse_timeout` / `parse_crash`, counted
 job's other lines are parsed again by the new worker. Each frame comes with the seq its record is
 meant to get, and records come back as finished store lines (`logstore.batch`: canonical bytes, body
 and leaf hashes, index tally, search terms), so the writer only chains and appends them; one pipe
-message carries a worker's whole share of a batch each way.
+message carries a worker's whole share of a batch each way, and the lines of the answer (~1.1 KiB a
+record) go through shared memory instead of the pipe (`Region`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import mmap
 import multiprocessing
 import os
 import pickle
@@ -24,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from multiprocessing import reduction
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -44,6 +47,43 @@ Parsed = Numbered | Record  # a numbered run, or (after a worker was replaced) o
 Parser = Callable[..., Record]
 LINE_BUDGET = 2.0  # seconds one line may take (a line takes ~50 µs; a backtracking pattern takes seconds)
 _START_GRACE = 60.0  # a freshly spawned worker imports and compiles first; a dead one is seen at once
+# Bytes of one shared result region; each worker has two (it may finish the next job while the writer
+# still appends the previous one). Pages are only backed once written, so a region costs what the
+# largest answer put in it (a bench job of 2,500 records: 2.8 MiB); a larger answer takes the pipe.
+REGION_SIZE = 16 << 20
+REGIONS = 2 if hasattr(os, "memfd_create") else 0  # (Linux has it: elsewhere every answer takes the pipe)
+PIPE = -1  # where an answer's lines are when they are not in a region
+
+
+class Region:
+    """Shared memory (a memfd) where one worker writes the lines of its answers for the writer.
+
+    Spawned workers get it as a Process argument: its descriptor is passed at spawn, like the
+    multiprocessing heap's arenas. Its pages are filled by the worker and written to the segment
+    (chain hashes filled in place) from there, where the pipe copied them into the kernel and out."""
+
+    def __init__(self, size: int, fd: int = -1) -> None:
+        if fd < 0:
+            fd = os.memfd_create("govnet-syslog-lines", os.MFD_CLOEXEC)
+            os.ftruncate(fd, size)
+        self.size = size
+        self.fd = fd  # kept open until the worker is spawned (`release_fd`)
+        self.view = memoryview(mmap.mmap(fd, size))
+
+    def release_fd(self) -> None:
+        """Close the descriptor (the mapping stays); done once the worker has its copy."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _attach, (self.size, reduction.DupFd(self.fd))
+
+
+def _attach(size: int, dupfd: Any) -> Region:
+    region = Region(size, dupfd.detach())
+    region.release_fd()
+    return region
 
 
 def default_workers() -> int:
@@ -85,28 +125,33 @@ def _worker(
     devices: dict[str, str],
     zones: dict[str, str],
     progress: Any,
+    regions: list[Region],
     parse_frame: Parser,
 ) -> None:
-    """Worker loop: (job, runs) in, numbered runs out; `progress[0:2]` = (job, line) being parsed."""
+    """Worker loop: (job, region, runs) in, numbered runs out; `progress[0:2]` = (job, line) being parsed."""
     formats = FormatSet([compile_format(VendorFormat.model_validate(spec)) for spec in specs])
+    # One store per line into the shared cells, through a memoryview (a ctypes item store costs
+    # twice as much); the job is written once per job, after its line counter was reset.
+    cell = memoryview(progress).cast("B").cast("q")
     while True:
         try:
-            job, runs = inbox.recv()
+            job, where, runs = inbox.recv()
         except (EOFError, OSError):  # parent closed the pipe or died
             return
+        cell[1] = 0
+        cell[0] = job
         out = []
         i = 0
         for first, groups in runs:
             numberer = Numberer(first)
             for frames, ts, source, transport in groups:
                 for raw in frames:
-                    progress[1] = i
-                    progress[0] = job
+                    cell[1] = i
                     numberer.add(parse_frame(raw, ts, source, transport, formats, devices, zones))
                     i += 1
             out.append(numberer.done())
-        progress[1] = i
-        send_runs(outbox, job, out)
+        cell[1] = i
+        send_runs(outbox, job, out, regions[where] if where != PIPE else None, where)
 
 
 @dataclass(slots=True)
@@ -118,16 +163,30 @@ class Pending:
     slots: list[_Slot]  # the worker each chunk went to (a replaced worker's queued jobs are re-sent)
 
 
-def send_runs(conn: Connection, job: int, runs: list[Numbered]) -> None:
-    """Send a job's numbered runs: a pickled header, then each run's lines as raw bytes on the pipe.
+def send_runs(
+    conn: Connection, job: int, runs: list[Numbered], region: Region | None = None, where: int = PIPE
+) -> None:
+    """Send a job's numbered runs: a pickled header, the runs' lines in `region` (index `where`) when
+    they fit, else as raw bytes on the pipe after the header.
 
     The lines are ~1.1 KiB a record: pickled inside the message they were copied into the pickle,
-    into the pipe, into a bytes object read from it, and out of the unpickled one again. Raw, they are
-    written from the worker's buffer and read straight into the writer's (`recv_runs`)."""
+    into the pipe, into a bytes object read from it, and out of the unpickled one again. In shared
+    memory they are copied once, and the writer chains and writes them where they are (`recv_runs`)."""
     blobs = [run.lines for run in runs]
+    sizes = [len(blob) for blob in blobs]
+    if region is None or sum(sizes) > region.size:
+        where = PIPE
+    else:
+        view = region.view
+        at = 0
+        for blob, size in zip(blobs, sizes, strict=True):
+            view[at : at + size] = blob
+            at += size
     for run in runs:
         run.lines = bytearray()
-    conn.send_bytes(pickle.dumps((job, [len(blob) for blob in blobs], runs), protocol=5))
+    conn.send_bytes(pickle.dumps((job, where, sizes, runs), protocol=5))
+    if where != PIPE:
+        return
     fd = conn.fileno()
     for blob in blobs:
         view = memoryview(blob)
@@ -135,12 +194,22 @@ def send_runs(conn: Connection, job: int, runs: list[Numbered]) -> None:
             view = view[os.write(fd, view) :]
 
 
-def recv_runs(conn: Connection, buffers: list[bytearray] | None) -> tuple[int, list[Numbered]]:
-    """Receive what `send_runs` sent: (job, runs). Lines are read into `buffers` (reused from one
-    call to the next, grown as needed; their previous contents must be done with), or into new
-    buffers when None."""
+def recv_runs(
+    conn: Connection, buffers: list[bytearray] | None, regions: Sequence[Region] = ()
+) -> tuple[int, int, list[Numbered]]:
+    """Receive what `send_runs` sent: (job, region index or PIPE, runs). Lines in a region are left
+    there (each run's `lines` a view of it: valid until the region is handed out again); lines on the
+    pipe are read into `buffers` (reused from one call to the next, grown as needed; their previous
+    contents must be done with), or into new buffers when None."""
     # What Connection.recv would unpickle too: the header of our own spawned worker.
-    job, sizes, runs = pickle.loads(conn.recv_bytes())  # noqa: S301
+    job, where, sizes, runs = pickle.loads(conn.recv_bytes())  # noqa: S301
+    if where != PIPE:
+        view = regions[where].view
+        at = 0
+        for run, size in zip(runs, sizes, strict=True):
+            run.lines = view[at : at + size]
+            at += size
+        return job, where, runs
     fd = conn.fileno()
     for k, (run, size) in enumerate(zip(runs, sizes, strict=True)):
         if buffers is None:
@@ -159,7 +228,7 @@ def recv_runs(conn: Connection, buffers: list[bytearray] | None) -> tuple[int, l
                 raise EOFError("worker gone in the middle of its answer")
             got += n
         run.lines = view if buffers is not None else buf
-    return job, runs
+    return job, where, runs
 
 
 def frames_size(frames: Frames) -> int:
@@ -180,20 +249,28 @@ def _records(runs: list[Numbered]) -> int:
 
 
 class _Slot:
-    """One worker process with its pipes and its shared progress cells."""
+    """One worker process with its pipes, its shared progress cells and its result regions."""
 
     def __init__(self, ctx: Any, n: int, specs: list[dict[str, Any]], devices: dict[str, str],
-                 zones: dict[str, str], parser: Parser) -> None:  # fmt: skip
+                 zones: dict[str, str], parser: Parser, region_size: int) -> None:  # fmt: skip
         self.progress = ctx.RawArray("q", 2)
         self.progress[0] = -1
+        self.regions = [Region(region_size) for _ in range(REGIONS)]
+        # The job whose answer each region holds or will hold (None: free). A collected job's region
+        # is freed by the next `submit`: the writer is done with the previous batch's lines by then.
+        self.owner: list[int | None] = [None] * REGIONS
+        self.taken: set[int] = set()  # jobs collected since the last `submit`
         child_in, self.to = ctx.Pipe(duplex=False)
         self.frm, child_out = ctx.Pipe(duplex=False)
         self.proc = ctx.Process(
-            target=_worker, args=(child_in, child_out, specs, devices, zones, self.progress, parser),
+            target=_worker,
+            args=(child_in, child_out, specs, devices, zones, self.progress, self.regions, parser),
             daemon=True,
             name=f"govnet-syslog-parse-{n}",
         )  # fmt: skip
         self.proc.start()
+        for region in self.regions:
+            region.release_fd()
         self.started = time.monotonic()
         self.early: dict[int, list[Numbered]] = {}  # answers that arrived while another job was awaited
         self.buffers: list[bytearray] = []  # where the lines of the awaited job's runs are read into
@@ -205,9 +282,23 @@ class _Slot:
         # Jobs go through a feeder thread: a job can be queued while the worker still parses (and
         # sends back) the previous one, so the worker never waits for the writer between jobs, and
         # no caller blocks on a full pipe (the worker and the writer both sending would deadlock).
-        self.outbox: queue.SimpleQueue[tuple[int, list[Run]] | None] = queue.SimpleQueue()
+        self.outbox: queue.SimpleQueue[tuple[int, int, list[Run]] | None] = queue.SimpleQueue()
         self.feeder = threading.Thread(target=self._feed, name=f"govnet-syslog-feed-{n}", daemon=True)
         self.feeder.start()
+
+    def region_for(self, job: int) -> int:
+        """A free region for `job`'s answer, now owned by it (PIPE when both are in use)."""
+        for where, owner in enumerate(self.owner):
+            if owner is None:
+                self.owner[where] = job
+                return where
+        return PIPE
+
+    def free_taken(self) -> None:
+        """Free the regions of the jobs collected so far (their lines are appended or dropped)."""
+        if self.taken:
+            self.owner = [None if owner in self.taken else owner for owner in self.owner]
+            self.taken.clear()
 
     def _feed(self) -> None:
         while True:
@@ -245,8 +336,10 @@ class ParsePool:
         zones: Mapping[str, str] | None = None,
         line_budget: float = LINE_BUDGET,
         parser: Parser = parse_frame,
+        region_size: int = REGION_SIZE,
     ) -> None:
         self.formats = list(formats)
+        self.region_size = region_size  # bytes of each worker's shared regions (tests make them small)
         self.parser = parser  # the module-level function workers parse with (tests substitute a hostile one)
         self.devices = dict(devices)
         self.zones = dict(zones or {})
@@ -263,7 +356,7 @@ class ParsePool:
         self._slots = [self._spawn(n) for n in range(workers)]
 
     def _spawn(self, n: int) -> _Slot:
-        return _Slot(self._ctx, n, self._specs, self.devices, self.zones, self.parser)
+        return _Slot(self._ctx, n, self._specs, self.devices, self.zones, self.parser, self.region_size)
 
     @property
     def workers(self) -> int:
@@ -280,6 +373,8 @@ class ParsePool:
         The frames of a run are meant to get consecutive seqs from the run's first; the workers number
         their records so (the writer renumbers a run whose seqs moved on meanwhile).
         """
+        for slot in self._slots:
+            slot.free_taken()
         total = sum(_frames(run) for run in runs)
         size = -(-total // max(1, len(self._slots)))
         chunks: list[list[Run]] = []
@@ -311,7 +406,8 @@ class ParsePool:
     def _send(self, i: int, chunk: list[Run]) -> int:
         """Queue a job for worker `i` (returns at once; jobs reach a worker in the order queued)."""
         self._job += 1
-        self._slots[i].outbox.put((self._job, chunk))
+        slot = self._slots[i]
+        slot.outbox.put((self._job, slot.region_for(self._job), chunk))
         return self._job
 
     def collect(self, pending: Pending) -> list[Record]:
@@ -324,7 +420,10 @@ class ParsePool:
 
     def collect_numbered(self, pending: Pending) -> list[Parsed]:
         """What the workers made of a `submit`, in frame order (blocks until they are done): numbered
-        runs, and single records where a worker was replaced (`LogStore.append_batch` takes both)."""
+        runs, and single records where a worker was replaced (`LogStore.append_batch` takes both).
+
+        The runs' lines may be views of a worker's shared region: use them before the next `submit`,
+        which hands the region out again."""
         out: list[Parsed] = []
         for i, (chunk, job, slot) in enumerate(zip(pending.chunks, pending.jobs, pending.slots, strict=True)):
             if self._slots[i] is not slot:  # its worker was replaced since: the job died with it
@@ -394,11 +493,12 @@ class ParsePool:
                 if slot.frm.poll(0.02):
                     # Lines are read into the slot's reused buffers: the previous job's runs were
                     # appended (or dropped) before this one is awaited. An early answer is copied.
-                    got_job, rows = recv_runs(slot.frm, slot.buffers)
+                    got_job, _, rows = recv_runs(slot.frm, slot.buffers, slot.regions)
+                    slot.taken.add(got_job)
                     if got_job == job and _records(rows) == size:
                         return rows, None, ""
                     # A job queued before this one (after a replacement, re-sent jobs can overtake
-                    # jobs queued earlier): keep its answer for its own collect.
+                    # jobs queued earlier): keep (a copy of) its answer for its own collect.
                     for run in rows:
                         run.lines = bytearray(run.lines)
                     slot.early[got_job] = rows

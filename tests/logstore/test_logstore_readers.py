@@ -29,6 +29,9 @@ GOVNET = [str(GOVNET_BIN)]
 HOST = "127.39.0.1"
 RATE = int(os.environ.get("GOVNET_TEST_SYSLOG_RATE", "10000"))  # lines/s the sender aims at
 MIN_SECONDS = 8.0
+# The stream stops after this long: every verification reads the whole store, so on a loaded machine
+# slower readers meant a bigger store meant slower readers (7.7 min at load 4, 15-20 at load 13-17).
+MAX_SECONDS = 45.0
 KEY_ENV = {"GOVNET_TEST_EXPORT_KEY": "k" * 32}
 
 
@@ -68,7 +71,8 @@ class Sender(threading.Thread):
         with socket.create_connection((HOST, self.port), timeout=60) as sock:
             self.started = time.monotonic()
             due = self.started
-            while not self.stop.is_set():
+            limit = int(RATE * MAX_SECONDS)
+            while not self.stop.is_set() and self.sent < limit:
                 sock.sendall(b"".join(line(self.sent + k) for k in range(per_tick)))
                 self.sent += per_tick
                 due += tick
@@ -76,6 +80,7 @@ class Sender(threading.Thread):
                 if delay > 0:
                     time.sleep(delay)
             self.elapsed = time.monotonic() - self.started
+            self.stop.wait()  # the connection stays open until the test is done with the readers
 
 
 @pytest.mark.timeout(1200)
