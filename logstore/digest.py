@@ -56,7 +56,9 @@ def chain(
     if len(prev) != _DIGEST:
         raise ValueError(f"prev must be {_DIGEST} bytes, not {len(prev)}")
     if len(leaves) != _DIGEST * len(starts):
-        raise ValueError(f"leaves must be {_DIGEST} bytes per start ({len(starts)} starts), not {len(leaves)}")
+        raise ValueError(
+            f"leaves must be {_DIGEST} bytes per start ({len(starts)} starts), not {len(leaves)}"
+        )
     for i, start in enumerate(starts):
         if not isinstance(start, int):
             raise TypeError(f"starts[{i}] must be an int, not {type(start).__name__}")

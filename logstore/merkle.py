@@ -29,4 +29,3 @@ def merkle_root_of_digests(leaves: list[bytes]) -> str:
             nxt.append(level[-1])
         level = nxt
     return level[0].hex()
-

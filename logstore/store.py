@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from logstore.batch import HASH_AT, Numbered, Numberer, decode, renumbered
-from logstore.lock import WriterLock
 from logstore.digest import chain, merkle_root_packed
+from logstore.lock import WriterLock
 from logstore.merkle import merkle_root
 from logstore.record import ZERO_HASH, Record, iso_utc, new_record
 from logstore.search import PostingCollector, index_path

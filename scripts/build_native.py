@@ -1,11 +1,11 @@
-"""Compile the packages' mypyc modules (core/native.py; each package's native.py lists them), in place.
+"""Compile the packages' mypyc and C modules (core/native.py; each package's native.py lists them), in place.
 
 Run by `make bootstrap` and scripts/bundle.sh: `python scripts/build_native.py [--root DIR] [--force]
-[--require] [--clean]`. Builds only the packages whose manifest does not match their current sources
-(nothing when all are fresh). Without a C compiler or the Python headers it removes any old build
-products and leaves the pure-Python modules in use (exit 0; `--require` makes that an error). Each
-package's manifest is written last, from the sources' hashes taken before compiling, so an interrupted
-build or an edit during it reads as stale.
+[--require] [--clean] [--package NAME ...]`. Builds only the packages whose manifest does not match
+their current sources (nothing when all are fresh). Without a C compiler or the Python headers it
+removes any old build products and leaves the pure-Python modules in use (exit 0; `--require` makes
+that an error). Each package's manifest is written last, from the sources' hashes taken before
+compiling, so an interrupted build or an edit during it reads as stale.
 
 A package's modules written in C (core/native.py's CModule: logstore/digest.c) are built in the same
 setuptools run, linked against their libraries; a package whose C module's headers are missing (e.g. no
@@ -167,9 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="rebuild even when the manifests are current")
     ap.add_argument("--require", action="store_true", help="fail when nothing can be compiled here")
     ap.add_argument("--clean", action="store_true", help="only remove the build products")
+    ap.add_argument("--package", action="append", help="only this package (dotted name, e.g. logstore)")
     args = ap.parse_args(argv)
     root = args.root.resolve()
     natives = load_natives(root)
+    if args.package:
+        unknown = set(args.package) - {native.package for native in natives}
+        if unknown:
+            ap.error(f"no compiled modules in {', '.join(sorted(unknown))}")
+        natives = [native for native in natives if native.package in args.package]
     if args.clean:
         for path in clean(root, natives):
             print(f"build_native: removed {path.relative_to(root)}")
