@@ -133,7 +133,10 @@ class Native:
             return Status("stale", f"no valid build manifest {MANIFEST} ({type(exc).__name__})")
         if suffix != EXT_SUFFIX:
             return Status("stale", f"built for {suffix}, this interpreter loads {EXT_SUFFIX}")
-        now = self.source_hashes(where)
+        try:
+            now = self.source_hashes(where)
+        except OSError as exc:  # e.g. an install without the `.c` (the manifest cannot be checked)
+            return Status("stale", f"a source is missing: {Path(exc.filename or '?').name}")
         changed = [name for name in self.sources() if built.get(_key(name)) != now[_key(name)]]
         if changed:
             return Status("stale", f"source changed since the build: {', '.join(changed)}")

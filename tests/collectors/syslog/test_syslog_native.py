@@ -137,11 +137,12 @@ def _fake_build(native: Native, pkg: Path, manifest: bool) -> None:
 
 
 # Each way a build goes stale, per package (the C module's cases only where there is one).
+C_CASES = ("edited_c_source", "edited_c_reference", "c_source_missing")
 STALE = [
     (name, case)
     for name, native in NATIVES.items()
-    for case in ("edited_source", "no_manifest", "module_missing", "edited_c_source", "edited_c_reference")
-    if native.c_modules or not case.startswith("edited_c")
+    for case in ("edited_source", "no_manifest", "module_missing", *C_CASES)
+    if native.c_modules or case not in C_CASES
 ]
 
 
@@ -164,6 +165,9 @@ def test_a_stale_build_never_shadows_the_source(tmp_path: Path, case: str, name:
                 else "\n# edited after the build\n"
             )
         assert native.check(pkg).reason == f"source changed since the build: {edited}"
+    elif case == "c_source_missing":  # installed without it: the manifest cannot be checked
+        (pkg / f"{native.c_modules[0].name}.c").unlink()
+        assert native.check(pkg).reason == f"a source is missing: {native.c_modules[0].name}.c"
     elif case == "module_missing":
         (pkg / f"{native.names()[-1]}{EXT_SUFFIX}").unlink()
     relaxed = _import(tmp_path, name, strict=False)
