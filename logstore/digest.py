@@ -19,6 +19,7 @@ IMPLEMENTATION = "Python, hashlib"  # the C module says "C, OpenSSL <version>"
 
 _sha256 = hashlib.sha256
 _DIGEST = 32
+_SEQ_MIN, _SEQ_MAX = -(2**63), 2**63 - 1  # what the C formats (a store's seqs start at 1)
 
 
 def leaf_into(out: bytearray, seq: int, tail: bytes, body: bytes) -> None:
@@ -27,15 +28,21 @@ def leaf_into(out: bytearray, seq: int, tail: bytes, body: bytes) -> None:
     `tail` is the rest of the leaf metadata's JSON after the seq (`,"<recv_ts>",<device>,"<type>"]`),
     so the whole is record.leaf_hash(meta_of(rec), body_hash(rec)) as a digest.
     """
-    if not isinstance(out, bytearray):
-        raise TypeError(f"out must be a bytearray, not {type(out).__name__}")
-    if not isinstance(seq, int):
-        raise TypeError(f"seq must be an int, not {type(seq).__name__}")
-    if not -(2**63) <= seq < 2**63:
+    # The usual types first (this runs per record when nothing is compiled), then the checks the C does.
+    if (
+        type(tail) is not bytes
+        or type(body) is not bytes
+        or type(seq) is not int
+        or type(out) is not bytearray
+    ):
+        if not isinstance(out, bytearray):
+            raise TypeError(f"out must be a bytearray, not {type(out).__name__}")
+        if not isinstance(seq, int):
+            raise TypeError(f"seq must be an int, not {type(seq).__name__}")
+        tail, body = _bytes(tail, "tail"), _bytes(body, "body")
+    if not _SEQ_MIN <= seq <= _SEQ_MAX:
         raise ValueError("seq out of the 64-bit range")
-    tail = _bytes(tail, "tail")
-    body_hex = _sha256(_bytes(body, "body")).hexdigest().encode()
-    out += _sha256(b"\x00[%d" % seq + tail + body_hex).digest()
+    out += _sha256(b"\x00[%d" % seq + tail + _sha256(body).hexdigest().encode()).digest()
 
 
 def chain(
