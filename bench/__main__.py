@@ -18,6 +18,7 @@ import bench.snmp_vs_exporter
 
 OTHER_BENCHES = [
     ("Lab cost (bench/lab_cost.py)", "bench.lab_cost"),
+    ("Alert storm on the supervisor loop (bench/alert_storm.py)", "bench.alert_storm"),
     ("Syslog ingest (bench/syslog_ingest.py)", "bench.syslog_ingest"),
     ("Service checks vs blackbox_exporter (bench/services_vs_blackbox.py)", "bench.services_vs_blackbox"),
     ("Monthly report (bench/report_month.py)", "bench.report_month"),
