@@ -13,9 +13,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# The modules compiled with mypyc (core/native.py: the syslog parse path, the log store's numbering): a
-# package is rebuilt whenever a compiled module's source differs from its manifest (a no-op otherwise);
-# pure Python without a compiler.
+# The compiled modules (core/native.py: the syslog parse path and the log store's numbering with mypyc, the
+# log store's hashing in C with OpenSSL): a package is rebuilt whenever a compiled module's source (.py or
+# .c) differs from its manifest (a no-op otherwise); pure Python without a compiler (or libssl-dev).
 native: $(STAMP)
 	$(BIN)/python scripts/build_native.py
 

@@ -22,6 +22,12 @@ library, so a compiled module must never be mixed with an interpreted copy of an
 compiled separately (one group each, no native calls between groups), so each decides on its own.
 GOVNET_NATIVE=0 takes the `.py` sources of every package on purpose (comparing the two in tests and
 benchmarks). This module imports nothing of ours: the build script loads it before any package.
+
+A package may also have modules written in C (`CModule`: logstore/digest.c, the store's SHA-256 work with
+OpenSSL): `<name>.c` is built into the extension `<name><suffix>`, which replaces the pure-Python
+`<name>.py` beside it (the reference it must match byte for byte). The guard treats it as one of the
+package's compiled modules: the manifest holds the hashes of both the `.c` and the `.py` (an edit to
+either makes the build stale), and the fallbacks import the `.py`.
 """
 
 from __future__ import annotations
@@ -56,28 +62,49 @@ _decided: dict[str, list[Status]] = {}  # each package's guard decisions in this
 
 
 @dataclass(frozen=True, slots=True)
+class CModule:
+    """A module written in C (`<name>.c`) that replaces the pure-Python `<name>.py` beside it when built."""
+
+    name: str
+    libraries: tuple[str, ...] = ()  # linked against, e.g. ("crypto",): OpenSSL's libcrypto
+    headers: tuple[str, ...] = ()  # needed to build it, e.g. ("openssl/evp.h",): libssl-dev
+    packages: str = ""  # the Debian packages that provide the headers, for the build's message
+
+
+@dataclass(frozen=True, slots=True)
 class Native:
-    """One package's compiled modules: `modules` of `package` (in import order) in `folder`."""
+    """One package's compiled modules: `modules` of `package` (in import order, built with mypyc) and
+    `c_modules` (written in C) in `folder`."""
 
     package: str  # dotted name, e.g. "logstore"
     folder: Path
     modules: tuple[str, ...]
     what: str  # what the modules do, for the stale-build message
+    c_modules: tuple[CModule, ...] = ()
 
     @property
     def group(self) -> str:
         """The dotted name of the package's mypyc group (its shared library)."""
         return f"{self.package}.{GROUP}"
 
+    def module_names(self) -> list[str]:
+        """Every module a build replaces: the mypyc ones, then those written in C."""
+        return [*self.modules, *(c.name for c in self.c_modules)]
+
     def names(self) -> list[str]:
         """Module names of the build products that are extensions (the modules, the shared library)."""
-        return [*self.modules, f"{GROUP}__mypyc"]
+        mypyc = [*self.modules, f"{GROUP}__mypyc"] if self.modules else []
+        return [*mypyc, *(c.name for c in self.c_modules)]
+
+    def sources(self) -> list[str]:
+        """The files a build is made from (and must match): each module's `.py`, each C module's `.c`."""
+        return [*(f"{name}.py" for name in self.module_names()), *(f"{c.name}.c" for c in self.c_modules)]
 
     def source_hashes(self, folder: Path | None = None) -> dict[str, str]:
-        """SHA-256 of each compiled module's source, by module name."""
+        """SHA-256 of each source: by module name for a `.py`, by file name for a `.c`."""
         where = folder or self.folder
         return {
-            name: hashlib.sha256((where / f"{name}.py").read_bytes()).hexdigest() for name in self.modules
+            _key(name): hashlib.sha256((where / name).read_bytes()).hexdigest() for name in self.sources()
         }
 
     def built_files(self, folder: Path | None = None) -> list[Path]:
@@ -106,8 +133,11 @@ class Native:
             return Status("stale", f"no valid build manifest {MANIFEST} ({type(exc).__name__})")
         if suffix != EXT_SUFFIX:
             return Status("stale", f"built for {suffix}, this interpreter loads {EXT_SUFFIX}")
-        now = self.source_hashes(where)
-        changed = [f"{name}.py" for name in self.modules if built.get(name) != now[name]]
+        try:
+            now = self.source_hashes(where)
+        except OSError as exc:  # e.g. an install without the `.c` (the manifest cannot be checked)
+            return Status("stale", f"a source is missing: {Path(exc.filename or '?').name}")
+        changed = [name for name in self.sources() if built.get(_key(name)) != now[_key(name)]]
         if changed:
             return Status("stale", f"source changed since the build: {', '.join(changed)}")
         return Status("compiled", "extensions match their sources")
@@ -139,7 +169,7 @@ class Native:
     def loaded(self) -> dict[str, str]:
         """For each compiled module already imported: "compiled" or "source", by what was actually loaded."""
         out = {}
-        for name in self.modules:
+        for name in self.module_names():
             module = sys.modules.get(f"{self.package}.{name}")
             if module is not None:
                 out[name] = "compiled" if str(module.__file__).endswith(EXT_SUFFIX) else "source"
@@ -152,7 +182,7 @@ class _SourceOnly(importlib.abc.MetaPathFinder):
     def __init__(self, native: Native, folder: Path) -> None:
         self.package = native.package
         self.folder = folder
-        self.names = {f"{native.package}.{name}": name for name in native.modules}
+        self.names = {f"{native.package}.{name}": name for name in native.module_names()}
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
@@ -161,6 +191,12 @@ class _SourceOnly(importlib.abc.MetaPathFinder):
         if name is None:
             return None
         return importlib.util.spec_from_file_location(fullname, self.folder / f"{name}.py")
+
+
+def _key(source: str) -> str:
+    """A source's key in the manifest: a `.py` by its module name (as mypyc's modules always were), a
+    `.c` by its file name."""
+    return source.removesuffix(".py")
 
 
 def _take_sources(native: Native, folder: Path) -> None:

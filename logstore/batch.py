@@ -3,8 +3,8 @@
 A parse worker knows the seq each record of its share of a batch will get (the writer hands batches
 out in order and every frame is one record), so it builds the finished store lines itself: canonical
 bytes with the seq, body hash and leaf hash, and the line around it with a blank chain hash. The
-writer then computes one SHA-256 of 64 bytes per record (the chain) and writes its hex into the
-blank. When the seqs turn out different (an audit record was appended in between), the writer
+writer then computes one SHA-256 of 64 bytes per record (the chain, `digest.chain`) and writes its hex
+into the blank. When the seqs turn out different (an audit record was appended in between), the writer
 renumbers the run from its bytes (`renumbered`): same records, same formulas, new seqs.
 
 The bytes and hashes are exactly those of `record.canonical`, `record.leaf_hash` and `record.chain_hash`
@@ -15,7 +15,6 @@ Compiled with mypyc (logstore/native.py) when a C compiler was there at build ti
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -23,6 +22,7 @@ import orjson
 from mypy_extensions import mypyc_attr
 
 from core.samples import BoundedTable
+from logstore.digest import leaf_into
 from logstore.record import Record, canonical_stdlib, meta_bytes
 from logstore.segment import UNCOUNTED, Tally, loads
 
@@ -36,7 +36,6 @@ BODY_AT: Final = len(_HEAD)  # offset of the record bytes in a line
 # reads them in this order), read back from stored lines by logstore/search.py otherwise.
 TERM_FIELDS = (("dst_ip", "d:"), ("src_ip", "s:"), ("user", "u:"))
 
-_sha256: Final = hashlib.sha256
 _dumps: Final = orjson.dumps
 _SORT_KEYS: Final = orjson.OPT_SORT_KEYS
 
@@ -144,7 +143,7 @@ class Numberer:
             if got is None:
                 got = _META_TAILS.keep(said, meta_bytes([0, ts, device, event_type])[2:])
             tail = self._tail = got
-        self._leaves += _sha256(b"\x00[%d" % seq + tail + _sha256(body).hexdigest().encode()).digest()
+        leaf_into(self._leaves, seq, tail, body)
         lines = self._lines
         self._starts.append(len(lines) - BODY_AT)
         lines += body

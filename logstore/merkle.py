@@ -1,4 +1,8 @@
-"""Merkle tree root over leaf hashes (RFC 6962 shape: odd nodes promoted, 0x01 for inner nodes)."""
+"""Merkle tree root over leaf hashes (RFC 6962 shape: odd nodes promoted, 0x01 for inner nodes).
+
+With hashlib: what verification and exports recompute. Sealing a segment uses
+`logstore.digest.merkle_root_packed` (the same root over packed digests, in C when built).
+"""
 
 from __future__ import annotations
 
@@ -25,17 +29,3 @@ def merkle_root_of_digests(leaves: list[bytes]) -> str:
             nxt.append(level[-1])
         level = nxt
     return level[0].hex()
-
-
-def merkle_root_packed(packed: bytes | bytearray) -> str:
-    """Same root as `merkle_root_of_digests`, over the 32-byte leaf digests concatenated (a sibling
-    pair is 64 contiguous bytes: the first level needs no list of leaves)."""
-    n = len(packed) // 32
-    if n < 2:
-        return merkle_root_of_digests([bytes(packed)] if n else [])
-    sha256 = hashlib.sha256
-    view = memoryview(packed)
-    level = [sha256(b"\x01" + view[i : i + 64]).digest() for i in range(0, (n - 1) * 32, 64)]
-    if n % 2:
-        level.append(bytes(view[(n - 1) * 32 : n * 32]))
-    return merkle_root_of_digests(level)

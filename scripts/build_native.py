@@ -1,11 +1,15 @@
-"""Compile the packages' mypyc modules (core/native.py; each package's native.py lists them), in place.
+"""Compile the packages' mypyc and C modules (core/native.py; each package's native.py lists them), in place.
 
 Run by `make bootstrap` and scripts/bundle.sh: `python scripts/build_native.py [--root DIR] [--force]
-[--require] [--clean]`. Builds only the packages whose manifest does not match their current sources
-(nothing when all are fresh). Without a C compiler or the Python headers it removes any old build
-products and leaves the pure-Python modules in use (exit 0; `--require` makes that an error). Each
-package's manifest is written last, from the sources' hashes taken before compiling, so an interrupted
-build or an edit during it reads as stale.
+[--require] [--clean] [--package NAME ...]`. Builds only the packages whose manifest does not match
+their current sources (nothing when all are fresh). Without a C compiler or the Python headers it
+removes any old build products and leaves the pure-Python modules in use (exit 0; `--require` makes
+that an error). Each package's manifest is written last, from the sources' hashes taken before
+compiling, so an interrupted build or an edit during it reads as stale.
+
+A package's modules written in C (core/native.py's CModule: logstore/digest.c) are built in the same
+setuptools run, linked against their libraries; a package whose C module's headers are missing (e.g. no
+libssl-dev) is left pure Python as a whole, like a machine without a compiler.
 
 One mypyc run per package (each its own group, so no package's compiled code calls another's directly
 and each package's guard decides alone), then one setuptools build of all their extensions, two at a
@@ -23,6 +27,7 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
 import sys
 import sysconfig
 import time
@@ -66,10 +71,29 @@ def compiler_missing() -> str | None:
     return None
 
 
+def headers_missing(native: Native) -> str | None:
+    """Why the package's C modules cannot be built here (None when their headers are found): one run of
+    the compiler's preprocessor, as setuptools will call it."""
+    headers = [header for c in native.c_modules for header in c.headers]
+    if not headers:
+        return None
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
+    source = "".join(f"#include <{header}>\n" for header in headers)
+    try:
+        probe = subprocess.run([*cc, "-E", "-x", "c", "-o", os.devnull, "-"], input=source.encode(),
+                               capture_output=True, timeout=60)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"the C compiler did not run ({exc})"
+    if probe.returncode != 0:
+        packages = " ".join(c.packages for c in native.c_modules if c.packages)
+        return f"no {', '.join(headers)} (Debian: {packages or 'its -dev package'})"
+    return None
+
+
 def build(root: Path, natives: list[Native]) -> None:
     """mypycify each package's modules into its group and build all the extensions in place under `root`."""
     from mypyc.build import mypycify
-    from setuptools import Distribution
+    from setuptools import Distribution, Extension
 
     from core.native import EXT_SUFFIX, MANIFEST
 
@@ -86,6 +110,15 @@ def build(root: Path, natives: list[Native]) -> None:
                 group_name=native.group,
                 target_dir=str(Path("build/native") / where),
             )
+            for c in native.c_modules:
+                extensions.append(
+                    Extension(
+                        f"{native.package}.{c.name}",
+                        [str(where / f"{c.name}.c")],
+                        libraries=list(c.libraries),
+                        extra_compile_args=["-O2", "-Wall", "-Wextra"],
+                    )
+                )
         dist = Distribution({"name": "govnet-native", "ext_modules": extensions})
         dist.script_name = "build_native.py"
         jobs = str(min(len(natives), os.cpu_count() or 1))
@@ -134,9 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="rebuild even when the manifests are current")
     ap.add_argument("--require", action="store_true", help="fail when nothing can be compiled here")
     ap.add_argument("--clean", action="store_true", help="only remove the build products")
+    ap.add_argument("--package", action="append", help="only this package (dotted name, e.g. logstore)")
     args = ap.parse_args(argv)
     root = args.root.resolve()
     natives = load_natives(root)
+    if args.package:
+        unknown = set(args.package) - {native.package for native in natives}
+        if unknown:
+            ap.error(f"no compiled modules in {', '.join(sorted(unknown))}")
+        natives = [native for native in natives if native.package in args.package]
     if args.clean:
         for path in clean(root, natives):
             print(f"build_native: removed {path.relative_to(root)}")
@@ -152,16 +191,25 @@ def main(argv: list[str] | None = None) -> int:
         clean(root, natives)  # a stale build must not linger; the guards would refuse it anyway
         print(f"build_native: {why}: the compiled modules run as pure Python", file=sys.stderr)
         return 1 if args.require else 0
+    unbuildable = [(native, headers_missing(native)) for native in todo]
+    unbuildable = [(native, why) for native, why in unbuildable if why is not None]
+    for native, why in unbuildable:
+        clean(root, [native])
+        print(f"build_native: {why}: {native.package}'s modules run as pure Python", file=sys.stderr)
+    todo = [native for native in todo if all(native is not bad for bad, _ in unbuildable)]
+    stale = [(native, status) for native, status in stale if native in todo]
+    if not todo:
+        return 1 if args.require else 0
     clean(root, todo)  # no manifest while building: a half-finished build reads as stale
     started = time.monotonic()
     for native, status in stale:
-        print(f"build_native: compiling {native.package}: {', '.join(native.modules)} ({status.reason})")
+        print(f"build_native: compiling {native.package}: {', '.join(native.sources())} ({status.reason})")
     build(root, todo)
     bad = [(native, native.check()) for native in todo]
     bad = [(native, status) for native, status in bad if status.state != "compiled"]
     for native, status in bad:
         print(f"build_native: the build of {native.package} is not usable: {status.reason}", file=sys.stderr)
-    if bad:
+    if bad or (unbuildable and args.require):
         return 1
     print(f"build_native: done in {time.monotonic() - started:.0f} s")
     return 0

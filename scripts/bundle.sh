@@ -48,9 +48,10 @@ if git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
 else
   tar -C "$ROOT" --exclude=./tests/data --exclude=./.venv --exclude=./.cache --exclude=./dist -cf - . | tar -C "$STAGE/src" -xf -
 fi
-# The syslog parse path compiled with mypyc into that copy (scripts/build_native.py; setup.py then tags the
-# wheel cp311-<platform>). Without a C compiler or mypyc the wheel stays pure Python, which works too.
-say "compiling the syslog parser (mypyc)"
+# The syslog parse path and the log store compiled (mypyc, C) into that copy (scripts/build_native.py;
+# setup.py then tags the wheel cp311-<platform>). Without a C compiler or mypyc the wheel stays pure
+# Python, which works too.
+say "compiling the syslog parser and the log store (mypyc, C)"
 "$PY" "$ROOT/scripts/build_native.py" --root "$STAGE/src" >&2
 # The build backend (setuptools from pyproject's build-system) lives in a cached build venv, so a
 # rebuild needs no registry and no per-build isolated environment.

@@ -14,6 +14,7 @@ PKGS=(
   prometheus-alertmanager       # Alertmanager 0.25: receives alerts forwarded by govnet (tests)
   python3-venv                  # install.sh of the offline bundle creates a virtualenv
   gcc python3-dev               # make bootstrap compiles the syslog parser (mypyc); optional
+  libssl-dev                    # ... and the log store's hashing (logstore/digest.c, OpenSSL); optional
   systemd logrotate             # systemd-analyze verify / logrotate -d check deploy/ files (tests)
   postgresql-15                 # PostgreSQL 15 primary + hot standby and pg_dump files (DB pair, backup tests)
   poppler-utils                 # pdftoppm: the monthly report PDF rendered to PNG in tests

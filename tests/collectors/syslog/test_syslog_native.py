@@ -1,9 +1,10 @@
-"""The mypyc-compiled modules (core/native.py: the syslog parse path, the log store's numbering): in use
-when built and fresh, never shadowing an edited source, and giving exactly the records and store lines
-the pure-Python modules give."""
+"""The compiled modules (core/native.py: the syslog parse path and the log store's numbering with mypyc,
+the log store's hashing in C): in use when built and fresh, never shadowing an edited source (a `.py` or
+a `.c`), and giving exactly the records and store lines the pure-Python modules give."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -15,9 +16,10 @@ import pytest
 
 from collectors.syslog import native as syslog_native
 from collectors.syslog.parse import parse_frame
-from core.native import EXT_SUFFIX, GROUP, MANIFEST, Native
+from core.native import EXT_SUFFIX, MANIFEST, CModule, Native
 from logstore import native as logstore_native
 from logstore.batch import number
+from logstore.merkle import merkle_root
 from logstore.record import new_record
 from tests.support import syslog_corpus
 from tests.support.paths import ROOT
@@ -48,8 +50,9 @@ PROBES = {
         "from logstore.batch import number\n"
         "from logstore.record import new_record\n"
         f"run = number([new_record(**{_REC!r})], 7)\n"
-        "out = [run.leaves.hex(), str(bytes(run.lines).count(b'null'))]\n",
-        [_RUN.leaves.hex(), str(bytes(_RUN.lines).count(b"null"))],
+        "from logstore.digest import merkle_root_packed as root\n"
+        "out = [run.leaves.hex(), str(bytes(run.lines).count(b'null')), root(run.leaves * 3)]\n",
+        [_RUN.leaves.hex(), str(bytes(_RUN.lines).count(b"null")), merkle_root([_RUN.leaves.hex()] * 3)],
     ),
 }
 
@@ -60,11 +63,12 @@ def test_compiled_modules_are_the_ones_imported(name: str) -> None:
     native = NATIVES[name]
     found = native.check()
     loaded = native.loaded()
-    assert set(loaded) == set(native.modules)  # this file imported parse and batch (and what they import)
+    # This file imported parse and batch (and what they import: batch imports the log store's digest).
+    assert set(loaded) == set(native.module_names())
     if STRICT:
         assert found.state == "compiled", f"{found.reason}: run `make bootstrap` (scripts/build_native.py)"
     want = "compiled" if found.state == "compiled" else "source"
-    assert loaded == dict.fromkeys(native.modules, want)
+    assert loaded == dict.fromkeys(native.module_names(), want)
     assert native.status() == found
     if want == "compiled":
         module = parse_frame.__module__ if name == "syslog" else number.__module__
@@ -96,7 +100,7 @@ def _copy_packages(dest: Path, with_build: bool) -> dict[str, Path]:
     for name, native in NATIVES.items():
         pkg = dest / native.folder.relative_to(ROOT)
         pkg.mkdir(parents=True)
-        for path in native.folder.glob("*.py"):
+        for path in [*native.folder.glob("*.py"), *native.folder.glob("*.c")]:
             shutil.copy2(path, pkg / path.name)
         if with_build:
             for path in native.built_files():
@@ -125,24 +129,47 @@ def _import(root: Path, name: str, strict: bool) -> subprocess.CompletedProcess[
 def _fake_build(native: Native, pkg: Path, manifest: bool) -> None:
     """Extensions that are not loadable at all (a guard letting one through fails the import), and
     optionally a manifest naming today's sources."""
-    for name in [*native.modules, f"{GROUP}__mypyc"]:
+    for name in native.names():
         (pkg / f"{name}{EXT_SUFFIX}").write_bytes(b"not an ELF object")
     if manifest:
         hashes = native.source_hashes(pkg)
         (pkg / MANIFEST).write_text(json.dumps({"sources": hashes, "suffix": EXT_SUFFIX}))
 
 
-@pytest.mark.parametrize("name", NATIVES)
-@pytest.mark.parametrize("case", ["edited_source", "no_manifest", "module_missing"])
+# Each way a build goes stale, per package (the C module's cases only where there is one).
+C_CASES = ("edited_c_source", "edited_c_reference", "c_source_missing")
+STALE = [
+    (name, case)
+    for name, native in NATIVES.items()
+    for case in ("edited_source", "no_manifest", "module_missing", *C_CASES)
+    if native.c_modules or case not in C_CASES
+]
+
+
+@pytest.mark.parametrize(("name", "case"), STALE)
 def test_a_stale_build_never_shadows_the_source(tmp_path: Path, case: str, name: str) -> None:
     native = NATIVES[name]
     pkg = _copy_packages(tmp_path, with_build=False)[name]
     _fake_build(native, pkg, manifest=case != "no_manifest")
-    if case == "edited_source":
-        with (pkg / f"{native.modules[0]}.py").open("a") as f:
-            f.write("\n# edited after the build\n")
+    assert native.check(pkg).state == ("stale" if case == "no_manifest" else "compiled")  # until the edit
+    edited = {
+        "edited_source": f"{native.modules[0]}.py",
+        "edited_c_source": f"{native.c_modules[0].name}.c" if native.c_modules else "",
+        "edited_c_reference": f"{native.c_modules[0].name}.py" if native.c_modules else "",
+    }.get(case)
+    if edited:
+        with (pkg / edited).open("a") as f:
+            f.write(
+                "\n/* edited after the build */\n"
+                if edited.endswith(".c")
+                else "\n# edited after the build\n"
+            )
+        assert native.check(pkg).reason == f"source changed since the build: {edited}"
+    elif case == "c_source_missing":  # installed without it: the manifest cannot be checked
+        (pkg / f"{native.c_modules[0].name}.c").unlink()
+        assert native.check(pkg).reason == f"a source is missing: {native.c_modules[0].name}.c"
     elif case == "module_missing":
-        (pkg / f"{native.modules[-1]}{EXT_SUFFIX}").unlink()
+        (pkg / f"{native.names()[-1]}{EXT_SUFFIX}").unlink()
     relaxed = _import(tmp_path, name, strict=False)
     assert relaxed.returncode == 0, relaxed.stderr
     assert relaxed.stdout.split() == ["stale", "['source']", *PROBES[name][1]]
@@ -174,9 +201,10 @@ def test_a_fresh_build_is_used_wherever_it_is_installed(tmp_path: Path, name: st
     fresh = _import(tmp_path, name, strict=True)
     assert fresh.returncode == 0, fresh.stderr
     assert fresh.stdout.split() == ["compiled", "['compiled']", *PROBES[name][1]]
-    with (pkg / f"{native.modules[-1]}.py").open("a") as f:
+    edited = f"{native.c_modules[0].name}.c" if native.c_modules else f"{native.modules[-1]}.py"
+    with (pkg / edited).open("a") as f:
         f.write("\n")
-    assert native.check(pkg).reason == f"source changed since the build: {native.modules[-1]}.py"
+    assert native.check(pkg).reason == f"source changed since the build: {edited}"
     stale = _import(tmp_path, name, strict=False)
     assert stale.stdout.split() == ["stale", "['source']", *PROBES[name][1]], stale.stderr
 
@@ -204,3 +232,31 @@ def test_build_without_a_compiler_leaves_pure_python(tmp_path: Path) -> None:
         text=True,
     )
     assert required.returncode == 1 and "no C compiler" in required.stderr
+
+
+def test_a_c_module_without_its_headers_leaves_its_package_pure_python(tmp_path: Path) -> None:
+    """The build looks for a C module's headers (the Debian -dev package) before compiling: missing, the
+    package is cleaned and left to its Python sources, with a message naming the package to install."""
+    spec = importlib.util.spec_from_file_location("build_native", ROOT / "scripts" / "build_native.py")
+    assert spec is not None and spec.loader is not None
+    build_native = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_native)
+    real = logstore_native.NATIVE
+    assert build_native.headers_missing(real) is None or not STRICT  # make test builds with libssl-dev
+    absent = Native(
+        "logstore", tmp_path, real.modules, real.what,
+        c_modules=(CModule("digest", ("crypto",), ("openssl/no-such-header.h",), "libssl-dev"),),
+    )  # fmt: skip
+    why = build_native.headers_missing(absent)
+    assert why is not None and "openssl/no-such-header.h" in why and "libssl-dev" in why
+    pkgs = _copy_packages(tmp_path, with_build=False)
+    _fake_build(real, pkgs["logstore"], manifest=True)
+    env = dict(os.environ)
+    env["CC"] = "gcc -nostdinc"  # finds no header at all: the probe fails before anything is compiled
+    script = ROOT / "scripts" / "build_native.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--root", str(tmp_path), "--package", "logstore", "--force"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert "openssl/evp.h" in proc.stderr and "logstore's modules run as pure Python" in proc.stderr
+    assert logstore_native.NATIVE.check(pkgs["logstore"]).state == "source"
