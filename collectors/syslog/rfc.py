@@ -306,14 +306,15 @@ def _mk(year: int, month: int, day: str, m: re.Match[str], off: str | None) -> d
     frac = m.group("frac")
     micro = int(frac.ljust(6, "0")[:6]) if frac else 0
     tzi: tzinfo | None = None
-    if off:
-        if off == "Z":
-            tzi = UTC
-        else:
-            sign = -1 if off[0] == "-" else 1
-            digits = off[1:].replace(":", "")
-            tzi = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
     try:
+        if off:
+            if off == "Z":
+                tzi = UTC
+            else:
+                # An offset of 24 h or more ("+99:00") is no zone: the time is unknown, not the line.
+                sign = -1 if off[0] == "-" else 1
+                digits = off[1:].replace(":", "")
+                tzi = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
         return datetime(
             year or 2000, month, int(day), int(m.group("h")), int(m.group("mi")), int(m.group("s")),
             micro, tzinfo=tzi,

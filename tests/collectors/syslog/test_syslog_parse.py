@@ -129,6 +129,16 @@ def test_rfc5424_structured_data_and_bom() -> None:
     assert rec["src_ip"] == "192.0.2.1" and rec["dst_port"] == 22 and rec["user"] == 'a"b'
 
 
+@pytest.mark.parametrize("offset", ["+99:00", "-24:00", "+2400"])
+@pytest.mark.parametrize("sep", ["T", " "])
+def test_an_offset_of_a_day_or_more_leaves_the_time_unknown_and_the_rest_read(offset: str, sep: str) -> None:
+    rec = parse(f"<38>2026-03-12{sep}10:46:04{offset} host1 sshd[99]: Accepted password for root".encode())
+    assert rec["dev_ts"] is None and "parse_error" not in rec["flags"]
+    assert rec["host"] == "host1" and rec["app"] == "sshd" and rec["msg"] == "Accepted password for root"
+    ok = parse(f"<38>2026-03-12{sep}10:46:04+08:00 host1 sshd[99]: Accepted password for root".encode())
+    assert ok["dev_ts"] == "2026-03-12T02:46:04.000000Z"
+
+
 def test_rfc3164_without_year_takes_receive_year() -> None:
     rec = parse(b"<38>Mar  2 01:02:03 host1 sshd[99]: Accepted password for root")
     assert rec["dev_ts"] == "2026-03-01T17:02:03.000000Z"  # zone-less: Asia/Shanghai, the default
