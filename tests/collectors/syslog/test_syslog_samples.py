@@ -22,7 +22,9 @@ from collectors.syslog.formats import load_formats
 from collectors.syslog.parse import SEVERITY_WORDS, parse_frame
 from tests.support.paths import DATA
 
-SAMPLES = DATA / "syslog-samples" / "samples.jsonl"
+# samples.jsonl: the development set; more.jsonl: other real lines of the same families, gathered later to
+# check that the formats were built for the vendor and not for the file (same record layout).
+SAMPLE_FILES = (DATA / "syslog-samples" / "samples.jsonl", DATA / "syslog-samples" / "more.jsonl")
 FORMATS = load_formats()
 RECV = datetime(2024, 7, 1, 4, 0, tzinfo=UTC).timestamp()  # fixed receive time: year-less stamps -> 2024/2023
 DEVICE_TZ = ZoneInfo("Asia/Shanghai")  # the inventory default for zone-less device times
@@ -33,7 +35,12 @@ _ZONES = {"EDT": -4 * 3600, "EST": -5 * 3600, "CST": 8 * 3600, "UTC": 0, "GMT": 
 
 
 def load() -> list[dict[str, Any]]:
-    return [json.loads(line) for line in SAMPLES.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line)
+        for path in SAMPLE_FILES
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
 
 
 def expected_instant(text: str) -> datetime | None:
@@ -174,7 +181,7 @@ def test_samples_fields_right_or_absent() -> None:
     total: Counter[str] = Counter()
     for c in fam.values():
         total.update(c)
-    assert total["lines"] == 181
+    assert total["lines"] == 181 + 134  # samples.jsonl + more.jsonl: no file may silently lose lines
     assert not bad_outcomes, bad_outcomes
     assert total["right"] >= 0.95 * total["expected"], f"{total['right']}/{total['expected']} right"
 
