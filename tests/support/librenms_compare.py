@@ -223,9 +223,18 @@ def differs(doc: Path = METRICS_DOC) -> list[DocRow]:
     return doc_rows("Differs from LibreNMS", doc)
 
 
+# Columns that carry the same sensor under the same entPhysicalIndex in two MIBs: Cisco agents that
+# implement both ENTITY-SENSOR-MIB and CISCO-ENTITY-SENSOR-MIB (IR1101) are read once by govnet and
+# twice by LibreNMS.
+_MIRRORS = (("1.3.6.1.4.1.9.9.91.1.1.1.1.4", "1.3.6.1.2.1.99.1.1.1.4"),)
+
+
 def _equivalents(profile: Profile, metric: str, source: str) -> set[str]:
     """OIDs that measure what `source` measured: the same row in each alternative column of the metric."""
     firsts = {alt[0].oid for m in profile.metrics if m.name == metric for alt in m.alternatives}
+    for pair in _MIRRORS:
+        if any(source.startswith(col + ".") for col in pair):
+            firsts.update(pair)
     out = {source}
     for oid in firsts:
         if source.startswith(oid + "."):
