@@ -34,15 +34,21 @@ class _Strict(BaseModel):
 
 class KvScan(_Strict):
     """The shape of a pair, read by a hand loop instead of a regex (formats.KvScanner): a key of
-    `key_first` then `key` characters, `=`, then a value quoted with `quote` (with `escape` pairs) or
-    else running up to a `value_end` character (without `value_end`, only quoted values, read without
-    their quotes). Classes are regex class bodies of ASCII characters."""
+    `key_first` then `key` characters, a `separator` character, then a value quoted with `quote` (with
+    `escape` pairs) or else running up to a `value_end` character (without `value_end`, only quoted
+    values, read without their quotes). Classes are regex class bodies (`a-z` ranges, `\\s`, `\\X` for a
+    literal X); a key class is ASCII, or negated with `^` (every character but those listed, which may
+    be non-ASCII); `value_end` may list non-ASCII characters."""
 
     key_first: str
     key: str
     value_end: str | None = None  # None: only quoted values, read without their quotes
     quote: str | None = None
     escape: str | None = None
+    separator: str = Field("=", description="the characters between a key and its value (any one)")
+    between: str | None = Field(
+        None, description=r"instead of a separator, this fixed text (ASCII, `\d` one digit) after each key"
+    )
 
 
 class KeyValues(_Strict):

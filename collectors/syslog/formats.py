@@ -20,11 +20,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from types import FunctionType
 from typing import Any, Final
 
 import re2
 import yaml
-from mypy_extensions import mypyc_attr
+from mypy_extensions import i64, mypyc_attr
 from re2 import _Anchor
 
 from collectors.syslog.format_spec import FORMATS_DIR, KeyValues, Rule
@@ -118,6 +119,55 @@ def char_table(spec: str) -> bytes:
     return bytes(table)
 
 
+_SPACE: Final = "\t\n\f\r "  # RE2's \s (ASCII whitespace without \v)
+
+
+class CharClass:
+    """A regex-style class body read for KvScanner: `char_table`'s syntax, plus a leading `^` (every
+    character but those listed), `\\s` (RE2's whitespace) and `\\X` for a literal X. Non-ASCII
+    characters may be listed where `non_ascii` allows."""
+
+    def __init__(self, spec: str, non_ascii: bool) -> None:
+        self.negated = spec.startswith("^")
+        body = spec[1:] if self.negated else spec
+        plain: list[str] = []
+        escaped: list[str] = []  # listed with a backslash: never part of a range
+        others: set[str] = set()
+        i = 0
+        while i < len(body):
+            ch = body[i]
+            if ch == "\\" and i + 1 < len(body):
+                ch = body[i + 1]
+                i += 2
+                if ch.isalnum() and ch != "s":  # \d, \w, \t ...: not read here (a letter would be wrong)
+                    raise ValueError(f"character class {spec!r}: only \\s and escaped punctuation")
+                for one in _SPACE if ch == "s" else ch:
+                    if one.isascii():
+                        escaped.append(one)
+                    elif non_ascii:
+                        others.add(one)
+                    else:
+                        raise ValueError(f"character class {spec!r}: ASCII only")
+                continue
+            if ch.isascii():
+                plain.append(ch)
+            elif non_ascii:
+                others.add(ch)
+            else:
+                raise ValueError(f"character class {spec!r}: ASCII only")
+            i += 1
+        table = bytearray(char_table("".join(plain)))
+        for one in escaped:
+            table[ord(one)] = 1
+        self.table = bytes(table)  # the ASCII characters listed
+        self.others = frozenset(others)  # the non-ASCII characters listed
+
+    def has(self, ch: str) -> bool:
+        """Whether the class holds character `ch`."""
+        listed = self.table[ord(ch)] == 1 if ch.isascii() else ch in self.others
+        return listed != self.negated
+
+
 class KvScanner:
     """The pairs of a `kv` entry's `scan` shape, read by a hand loop over the bytes (mypyc-compiled)
     instead of a regex: `(FIRST KEY*)=("..."|VALUE*)` where the key starts with a `key_first` character
@@ -133,30 +183,125 @@ class KvScanner:
     RE2 costs ~0.4 us per pair in calls and the stdlib pattern it replaces ~3 us.
     """
 
-    __slots__ = ("escape", "keys", "quote", "quoted_only", "stops")
+    __slots__ = (
+        "between", "between_len", "chain", "ends", "escape", "heads", "indexed", "keys", "lead", "mask",
+        "names", "quote", "quoted_only", "stops", "strip_for", "targets", "token_kinds", "tokens", "trim",
+        "trim_bytes",
+    )  # fmt: skip
 
     def __init__(
-        self, key_first: str, key: str, value_end: str | None, quote: str | None, escape: str | None
+        self,
+        key_first: str,
+        key: str,
+        value_end: str | None,
+        quote: str | None,
+        escape: str | None,
+        separator: str = "=",
+        between: str | None = None,
     ) -> None:
-        first, keys = char_table(key_first), char_table(key)
+        first, keys = CharClass(key_first, True), CharClass(key, True)
         if value_end is None and quote is None:
             raise ValueError("kv scan: a value needs a value_end or a quote")
         # Without value_end a value must be quoted, and is the text between the quotes.
         self.quoted_only = value_end is None
-        end = char_table(value_end or "")
-        # "=" in a key would let a key run across an "=" (the one-pass reading relies on it not).
-        if keys[61] or any(first[c] and not keys[c] for c in range(256)):
-            raise ValueError(f"kv scan: key {key!r} must hold every key_first character and no '='")
+        end = CharClass(value_end or "", True)
+        if end.negated:
+            raise ValueError(f"kv scan: value_end {value_end!r} lists the characters that end a value")
+        for cls, spec in ((first, key_first), (keys, key)):
+            if not cls.negated and cls.others:
+                raise ValueError(f"character class {spec!r}: ASCII only")
+        # `between`: the fixed text after a key instead of a separator character ("\\d" one digit):
+        # H3C's "Name(1003)=". Its first character is no key character, so a key run ends where it starts.
+        shape = _shape(between) if between else []
+        if shape and any(keys.has(chr(c)) or first.has(chr(c)) for c in range(128) if shape[0][c]):
+            raise ValueError(f"kv scan: between {between!r} starts with a key character")
+        self.between = b"".join(shape)
+        self.between_len: i64 = len(shape)
+        seps = set() if shape else set(separator)
+        # A separator in a key would let a key run across it (the one-pass reading relies on it not);
+        # every key_first character must be a key character.
+        ascii_first = any(first.has(chr(c)) and not keys.has(chr(c)) for c in range(128))
+        if (
+            not (seps or shape)
+            or any(keys.has(ch) or first.has(ch) for ch in seps)
+            or ascii_first
+            or (first.negated and not keys.negated)
+            or any(first.has(ch) and not keys.has(ch) for ch in first.others | keys.others)
+        ):
+            raise ValueError(f"kv scan: key {key!r} must hold every key_first character and no {separator!r}")
         if any(ch is not None and (len(ch) != 1 or not ch.isascii()) for ch in (quote, escape)) or (
             quote is not None and quote == escape
         ):
             raise ValueError("kv scan: quote and escape are two different ASCII characters")
-        # keys: a byte's kind, 0 (not a key character), 1 (a key character) or 2 (also key_first);
-        # stops: 0 for the value_end bytes, else 1.
-        self.keys = bytes(first[c] + keys[c] for c in range(256))
-        self.stops = bytes(0 if end[c] else 1 for c in range(256))
-        self.quote = ord(quote) if quote else -1
-        self.escape = ord(escape) if escape else -1
+        # keys: a byte's kind, 0 (not a key character), 1 (a key character), 2 (also key_first),
+        # 3 (the first byte of a non-ASCII character named in a class or separator: `tokens` tell which)
+        # or 4 (a separator). The bytes of other non-ASCII characters are key characters when the
+        # classes are negated (`lead`), else not.
+        lead = int(first.negated) + int(keys.negated)
+        named = sorted(first.others | keys.others | {ch for ch in seps if not ch.isascii()})
+        kinds = bytearray(
+            4 if chr(c) in seps else int(first.has(chr(c))) + int(keys.has(chr(c))) for c in range(128)
+        )
+        kinds += bytes([lead]) * 128
+        tokens: list[bytes] = []
+        token_kinds: list[int] = []
+        for ch in named:
+            raw = ch.encode()
+            kinds[raw[0]] = 3
+            tokens.append(raw)
+            token_kinds.append(4 if ch in seps else int(first.has(ch)) + int(keys.has(ch)))
+        self.keys = bytes(kinds)
+        self.lead: i64 = lead
+        self.tokens = tokens
+        self.token_kinds = bytes(token_kinds)
+        # stops: 0 for the value_end bytes, 2 for the first byte of a non-ASCII value_end character
+        # (`ends` tell which), else 1.
+        stops = bytearray(0 if c < 128 and end.has(chr(c)) else 1 for c in range(256))
+        self.ends = [ch.encode() for ch in sorted(end.others)]
+        for raw in self.ends:
+            stops[raw[0]] = 2
+        self.stops = bytes(stops)
+        self.quote: i64 = ord(quote) if quote else -1
+        self.escape: i64 = ord(escape) if escape else -1
+        # The mapping and strip characters `read` was last given, indexed (`index`).
+        self.indexed: dict[bytes, str] | None = None
+        self.strip_for = ""
+        self.heads = b""
+        self.chain = b""
+        self.names: list[bytes] = []
+        self.targets: list[str] = []
+        self.mask: i64 = 0
+        self.trim = bytes(256)
+        self.trim_bytes = True
+
+    def index(self, mapping: dict[bytes, str], strip: str) -> None:
+        """Index `mapping` for `read`: a chained hash table of its keys under `_key_hash` (so a key that
+        maps to nothing costs no bytes object and no dictionary lookup), and the strip characters as a
+        byte table when they are ASCII."""
+        size = 64
+        while size < 4 * len(mapping):
+            size *= 2
+        heads = [0] * size
+        chain, names, targets = [0], [b""], [""]  # entry 0: none
+        for key, target in mapping.items():
+            if target and key:  # `read` skips an empty target, as mapping.get's falsy answer
+                slot = _key_hash(key) & (size - 1)
+                names.append(key)
+                targets.append(target)
+                chain.append(heads[slot])
+                heads[slot] = len(names) - 1
+        if len(names) > 0xFFFF:
+            raise ValueError(f"kv scan: {len(names) - 1} keys, at most {0xFFFF - 1}")
+        # Slots and chain links as 16-bit little-endian entry numbers in bytes: compiled, reading a
+        # byte is inline, reading a list item a call and an integer object.
+        self.heads, self.chain = _u16(heads), _u16(chain)
+        self.names, self.targets, self.mask = names, targets, size - 1
+        # Trimming ASCII characters off the bytes before decoding gives the text that decoding then
+        # stripping gives: an ASCII byte is never part of a UTF-8 sequence, nor of an invalid one that
+        # "replace" turns into U+FFFD. Other strip characters are stripped from the decoded text.
+        self.trim_bytes = strip.isascii()
+        self.trim = bytes(1 if chr(c) in strip else 0 for c in range(256)) if self.trim_bytes else bytes(256)
+        self.indexed, self.strip_for = mapping, strip
 
     def spans(self, data: bytes) -> list[int]:
         """Key start, key end, value start, value end of every pair, left to right, flat."""
@@ -175,23 +320,66 @@ class KvScanner:
         """Every pair, left to right: its spans appended to `spans`, or, with `mapping`, the value of
         each mapped key put in `fields` under its field name unless already there (cut and decoded only
         then: most pairs of a firewall line map to nothing)."""
-        keys, stops, quote, escape = self.keys, self.stops, self.quote, self.escape
-        n = len(data)
-        i = 0
-        k = -1  # the first key_first character of the key run being read (-1: none yet)
+        if mapping is not None and (mapping is not self.indexed or strip is not self.strip_for):
+            self.index(mapping, strip)
+        keys, stops, quote, escape, quoted_only = (
+            self.keys,
+            self.stops,
+            self.quote,
+            self.escape,
+            self.quoted_only,
+        )
+        heads, chain, names, targets, mask, trim = (
+            self.heads,
+            self.chain,
+            self.names,
+            self.targets,
+            self.mask,
+            self.trim,
+        )
+        trim_bytes = self.trim_bytes
+        # Native 64-bit integers (i64): compiled, the loop works on machine words instead of tagged ints.
+        n: i64 = len(data)
+        i: i64 = 0
+        k: i64 = -1  # the first key_first character of the key run being read (-1: none yet)
+        h: i64 = 0
+        c: i64 = 0
+        v: i64 = 0
+        e: i64 = 0
+        j: i64 = 0
+        t: i64 = 0
+        size: i64 = 0
+        entry: i64 = 0
+        a: i64 = 0
+        b: i64 = 0
+        tokens, token_kinds, lead, ends = self.tokens, self.token_kinds, self.lead, self.ends
+        between, nbetween = self.between, self.between_len
+        step: i64 = 1  # the length of the character at i when it is a named non-ASCII one
         while i < n:
             c = data[i]
-            kind = keys[c]
-            if kind:
-                if kind == 2 and k < 0:
+            kind: i64 = keys[c]
+            step = 1
+            if kind == 3:  # a non-ASCII character: one named in a class or separator, or another
+                kind = lead
+                for t in range(len(tokens)):
+                    if _at(data, i, tokens[t]):
+                        kind = token_kinds[t]
+                        step = len(tokens[t])
+                        break
+            if kind == 4:
+                if k < 0:  # a separator with no key before it
+                    i += step
+                    continue
+                v = i + step
+            elif kind == 0 and k >= 0 and nbetween and _shape_at(data, i, between, nbetween):
+                v = i + nbetween
+            else:
+                if kind == 0:
+                    k = -1
+                elif kind == 2 and k < 0:
                     k = i
-                i += 1
+                i += step
                 continue
-            if c != 61 or k < 0:  # not "=", or an "=" with no key before it
-                k = -1
-                i += 1
-                continue
-            v = i + 1
             e = -1
             if v < n and data[v] == quote:
                 j = v + 1
@@ -206,25 +394,131 @@ class KvScanner:
                             continue
                         break
                     j += 1
-            if self.quoted_only:
-                if e < 0:  # no quoted value: no pair at this "=", the search goes on after it
+            if quoted_only:
+                if e < 0:  # no quoted value: no pair at this separator, the search goes on after it
                     k = -1
-                    i += 1
+                    i += step
                     continue
                 v += 1
                 e -= 1
             elif e < 0:
                 e = v
-                while e < n and stops[data[e]]:
-                    e += 1
+                while e < n:
+                    c = stops[data[e]]
+                    if c == 1:
+                        e += 1
+                    elif c == 0 or _at_any(data, e, ends):
+                        break
+                    else:
+                        e += 1
             if spans is not None:
                 spans += (k, i, v, e)
             elif mapping is not None and fields is not None:
-                target = mapping.get(data[k:i])
-                if target and target not in fields:
-                    fields[target] = data[v:e].decode("utf-8", "replace").strip(strip)
-            i = e + 1 if self.quoted_only else e
+                if not COMPILED:  # interpreted, a dictionary lookup beats the byte loops below
+                    target = mapping.get(data[k:i])
+                    if target and target not in fields:
+                        fields[target] = data[v:e].decode("utf-8", "replace").strip(strip)
+                    i = e + 1 if quoted_only else e
+                    k = -1
+                    continue
+                # mapping.get(data[k:i]) through the index: the entry whose key has these bytes.
+                h = 0
+                for t in range(k, i):
+                    h = (h * 31 + data[t]) & 0xFFFFFFFF
+                size = i - k
+                t = (h & mask) * 2
+                entry = heads[t] | heads[t + 1] << 8
+                while entry:
+                    name = names[entry]
+                    if len(name) == size:
+                        t = 0
+                        while t < size and name[t] == data[k + t]:
+                            t += 1
+                        if t == size:
+                            break
+                    entry = chain[entry * 2] | chain[entry * 2 + 1] << 8
+                if entry:
+                    target = targets[entry]
+                    if target not in fields:
+                        if trim_bytes:
+                            a, b = v, e
+                            while a < b and trim[data[a]]:
+                                a += 1
+                            while b > a and trim[data[b - 1]]:
+                                b -= 1
+                            fields[target] = data[a:b].decode("utf-8", "replace")
+                        else:
+                            fields[target] = data[v:e].decode("utf-8", "replace").strip(strip)
+            i = e + 1 if quoted_only else e
             k = -1
+
+
+def _at(data: bytes, i: i64, token: bytes) -> bool:
+    """Whether `token` occurs in `data` at `i` (data.startswith(token, i), without the method call)."""
+    size: i64 = len(token)
+    if i + size > len(data):
+        return False
+    j: i64 = 0
+    while j < size:
+        if data[i + j] != token[j]:
+            return False
+        j += 1
+    return True
+
+
+def _shape(text: str) -> list[bytes]:
+    """A fixed text of ASCII characters and `\\d` (one digit) as one 256-entry membership table per
+    character (ValueError for anything else)."""
+    out: list[bytes] = []
+    i = 0
+    while i < len(text):
+        if text.startswith("\\d", i):
+            out.append(char_table("0-9"))
+            i += 2
+        elif text[i] == "\\" or not text[i].isascii():
+            raise ValueError(f"kv scan: between {text!r}: ASCII characters and \\d only")
+        else:
+            out.append(char_table(text[i]))
+            i += 1
+    return out
+
+
+def _shape_at(data: bytes, i: i64, shape: bytes, size: i64) -> bool:
+    """Whether the `size` characters of `shape` (`_shape`'s tables, joined) occur in `data` at `i`."""
+    if i + size > len(data):
+        return False
+    j: i64 = 0
+    while j < size:
+        if shape[j * 256 + data[i + j]] == 0:
+            return False
+        j += 1
+    return True
+
+
+def _at_any(data: bytes, i: i64, tokens: list[bytes]) -> bool:
+    """Whether one of `tokens` occurs in `data` at `i`."""
+    for token in tokens:  # noqa: SIM110 (a loop, not any(): compiled, a generator is built as a list)
+        if _at(data, i, token):
+            return True
+    return False
+
+
+def _u16(values: list[int]) -> bytes:
+    """`values` (each below 65,536) as 16-bit little-endian bytes."""
+    return b"".join(v.to_bytes(2, "little") for v in values)
+
+
+def _key_hash(key: bytes) -> int:
+    """The hash KvScanner.read computes over a key's bytes as it reads them."""
+    h = 0
+    for c in key:
+        h = (h * 31 + c) & 0xFFFFFFFF
+    return h
+
+
+# Whether this module runs compiled (mypyc makes its functions builtins): KvScanner.read then looks keys
+# up through its own index (~0.3 us less a Huawei line), which interpreted would cost more than it saves.
+COMPILED: Final = not isinstance(_key_hash, FunctionType)
 
 
 # A pattern that matches every text (the empty string), put last in a set so that its answer is never
@@ -265,10 +559,19 @@ class CompiledFormat:
     scan_set: Any = None
 
     def apply(
-        self, body: str, data: bytes | None = None, detected: bool = False, hits: list[int] | None = None
+        self,
+        body: str,
+        data: bytes | None = None,
+        detected: bool = False,
+        hits: list[int] | None = None,
+        unused: frozenset[str] = frozenset(),
     ) -> dict[str, Any] | None:
         """Raw fields read from `body` (`data`: its UTF-8 bytes), or None when this format does not apply;
-        `hits`: `scan_set`'s answer when a larger set already gave it (FormatSet.first)."""
+        `hits`: `scan_set`'s answer when a larger set already gave it (FormatSet.first).
+
+        `unused`: fields the caller will not read (a header's own severity, host, time): an `extract`
+        pattern that could only add such fields is not run. The other fields are the same either way:
+        a pattern writes only fields not yet read, so skipping one changes nothing but those."""
         if data is None:
             data = body.encode("utf-8", "surrogateescape")
         if self.contains and not any(lit in data for lit in self.contains):
@@ -294,7 +597,7 @@ class CompiledFormat:
             pattern = self.extract[i]
             # Earlier patterns' fields are kept: a pattern whose every field is already read is not run.
             for name, _ in pattern.groups:
-                if name not in out:
+                if name not in out and name not in unused:
                     pattern.named_into(data, out)
                     break
         for pattern, mapping, strip, scanner in self.kv:
@@ -341,6 +644,53 @@ class CompiledFormat:
         return hits
 
 
+class Predictor:
+    """What FormatSet.first does per line, in a native class: its state is read and written as C fields
+    (on the list subclass each was a dictionary lookup, and the method call a Python one)."""
+
+    def __init__(self, formats: list[CompiledFormat], predict: bool) -> None:
+        self.formats = formats
+        detects = [f.spec.detect for f in formats]
+        self.detect: Any = pattern_set(detects) if formats else None
+        # Per format: every detect, then the format's extract and rules, then the sentinel.
+        self.combos: list[Any] = [
+            pattern_set([*detects, *f.spec.extract, *(r.match for r in f.spec.rules), SENTINEL])
+            for f in (formats if predict else [])
+        ]
+        self.last = -1  # the format of the previous line that had one (a hint: any value is safe)
+
+    def first(self, body: str, unused: frozenset[str]) -> tuple[CompiledFormat, dict[str, Any]] | None:
+        """FormatSet.first."""
+        if self.detect is None:
+            return None
+        data = body.encode("utf-8", "surrogateescape")
+        last = self.last
+        formats = self.formats
+        if last >= 0:
+            hits: list[int] = self.combos[last].Match(data)
+            if hits:  # never empty (the sentinel) unless RE2 ran out of memory: then the plain path
+                hits.sort()
+                count = len(formats)
+                for i in hits:
+                    if i >= count:
+                        break
+                    fmt = formats[i]
+                    own = [h - count for h in hits if h >= count] if i == last else None
+                    fields = fmt.apply(body, data, True, own, unused)
+                    if fields is not None:
+                        self.last = i
+                        return fmt, fields
+                return None
+        for i in sorted(self.detect.Match(data) or []):
+            fmt = formats[i]
+            fields = fmt.apply(body, data, True, None, unused)
+            if fields is not None:
+                if self.combos:
+                    self.last = i
+                return fmt, fields
+        return None
+
+
 @mypyc_attr(native_class=False)  # a list subclass cannot be a native class
 class FormatSet(list[CompiledFormat]):
     """All formats, tried in order; one RE2 set pass finds the formats whose `detect` occurs.
@@ -349,50 +699,20 @@ class FormatSet(list[CompiledFormat]):
     rule patterns of the format the previous line had (a device floods in one format): when that
     format is again the first that applies, one pass answers what two did (the detect set, then the
     format's `scan_set`). Otherwise the format's own set is asked as before: the answers, so the
-    fields, are the same either way (a set answers for each of its patterns on its own).
+    fields, are the same either way (a set answers for each of its patterns on its own). The work is
+    `predictor`'s (parse calls it directly).
     """
 
     def __init__(self, formats: list[CompiledFormat], predict: bool = True) -> None:
         super().__init__(formats)
         self.formats = formats
-        detects = [f.spec.detect for f in formats]
-        self._detect = pattern_set(detects) if formats else None
-        # Per format: every detect, then the format's extract and rules, then the sentinel.
-        self._combos: list[Any] = [
-            pattern_set([*detects, *f.spec.extract, *(r.match for r in f.spec.rules), SENTINEL])
-            for f in (formats if predict else [])
-        ]
-        self._last = -1  # the format of the previous line that had one (a hint: any value is safe)
+        self.predictor = Predictor(formats, predict)
 
-    def first(self, body: str) -> tuple[CompiledFormat, dict[str, Any]] | None:
-        """The first format that applies to `body`, with its raw fields."""
-        if self._detect is None:
-            return None
-        data = body.encode("utf-8", "surrogateescape")
-        last = self._last
-        if last >= 0:
-            hits: list[int] = self._combos[last].Match(data)
-            if hits:  # never empty (the sentinel) unless RE2 ran out of memory: then the plain path
-                hits.sort()
-                count = len(self.formats)
-                for i in hits:
-                    if i >= count:
-                        break
-                    fmt = self.formats[i]
-                    own = [h - count for h in hits if h >= count] if i == last else None
-                    fields = fmt.apply(body, data, True, own)
-                    if fields is not None:
-                        self._last = i
-                        return fmt, fields
-                return None
-        for i in sorted(self._detect.Match(data) or []):
-            fmt = self.formats[i]
-            fields = fmt.apply(body, data, detected=True)
-            if fields is not None:
-                if self._combos:
-                    self._last = i
-                return fmt, fields
-        return None
+    def first(
+        self, body: str, unused: frozenset[str] = frozenset()
+    ) -> tuple[CompiledFormat, dict[str, Any]] | None:
+        """The first format that applies to `body`, with its raw fields (`unused`: see apply)."""
+        return self.predictor.first(body, unused)
 
 
 def normalise(fields: dict[str, Any]) -> dict[str, Any]:
@@ -529,8 +849,17 @@ def valid_ip(text: str) -> str | None:
 
 def _compile_kv(kv: KeyValues) -> tuple[Pattern, dict[bytes, str], str, KvScanner | None]:
     scan = kv.scan
-    scanner = KvScanner(scan.key_first, scan.key, scan.value_end, scan.quote, scan.escape) if scan else None
-    return Pattern(kv.pattern), {k.encode(): v for k, v in kv.fields.items()}, kv.strip, scanner
+    scanner = (
+        KvScanner(
+            scan.key_first, scan.key, scan.value_end, scan.quote, scan.escape, scan.separator, scan.between
+        )
+        if scan
+        else None
+    )
+    mapping = {k.encode(): v for k, v in kv.fields.items()}
+    if scanner is not None:  # indexed here, not by the first line's `read` (threads may share formats)
+        scanner.index(mapping, kv.strip)
+    return Pattern(kv.pattern), mapping, kv.strip, scanner
 
 
 def compile_format(spec: VendorFormat) -> CompiledFormat:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collectors.syslog.formats import load_formats
+from collectors.syslog.formats import KvScanner, Pattern, load_formats
 from collectors.syslog.framing import Framer, Lines
 from collectors.syslog.parse import parse_frame
 from collectors.syslog.sequence import sequence_id
@@ -124,17 +125,24 @@ KV_PIECES = [
     b" ", b".", b"1", b"_", b":", b"%%01POLICY/6/POLICYDENY(l):", b"\n", b"\\", b"\x0b", b"\t", b"\r",
     b"\x0c", b"devname=", b'srcip="', b"0", b"\\\"", b"--", b"-a=", b"a-", b"\\\n", b'=""', "中".encode(),
     "，".encode(), "é".encode(), 'type="接口日志"'.encode(), b'source-address="', b'a="1"',
+    # Sangfor's "键:值, " and "[key:value]" (a non-ASCII separator and value end, negated key classes):
+    "：".encode(), b"[", b"]", "（".encode(), "源IP:".encode(), "\u3000".encode(), b"Src IP: ", b"a:b",
+    "日志类型：".encode(), "\uff1b".encode(),
+    # H3C's "Name(1003)=value;": a fixed text with digits between key and value
+    b"SrcIPAddr(1003)=", b"(1003)", b"(12)=", b"(12345)=", b";", b"Event(1048)=(2)Session deleted;", b"(",
 ]  # fmt: skip
 
 
 @SETTINGS
 @given(st.lists(st.sampled_from(KV_PIECES), max_size=60).map(b"".join))
 def test_kv_scan_gives_the_re2_pairs(text: bytes) -> None:
-    assert {p.pattern for p, _ in SCANNED} >= {  # Huawei, FortiGate (escapes), Topsec and Venustech
+    assert {p.pattern for p, _ in SCANNED} >= {  # Huawei, FortiGate, Topsec, Venustech, Sangfor, H3C
         r'([A-Za-z][A-Za-z-]*)=("[^"]*"|[^,)]*)',
         r'([a-z_A-Z0-9]+)=("(?:[^"\\]|\\.)*"|\S*)',
         r'([A-Za-z_0-9]+)=("[^"]*"|\S*)',
         r'([a-z][a-z-]*)="([^"]*)"',  # Junos: quoted values only
+        r"([^:：,，\s\[\]]+)[:：]([^,，\]]*)",  # Sangfor: "：" separates, "，" ends a value
+        r"([A-Za-z_]+)\(\d{4}\)=([^;]*)",  # H3C: "(dddd)=" between key and value
     }
     for pattern, scanner in SCANNED:
         spans = scanner.spans(text)
@@ -143,6 +151,50 @@ def test_kv_scan_gives_the_re2_pairs(text: bytes) -> None:
             for j in range(0, len(spans), 4)
         ]
         assert got == pattern.pairs(text), (pattern.pattern, text)
+
+
+# What `read` is given besides each format's own mapping and strip characters: every key of the pieces
+# (and a text's values: mapped or not, stripped with ASCII or with non-ASCII characters), and the 2,704
+# two-letter keys, among which some hash alike ("Aa", "BB"): the index's chains are walked.
+KV_KEYS = {k: f"f{i}" for i, k in enumerate([b"source-ip", b"rule-name", b"vsys", b"Ip", b"a", b"Z", b"a-",
+    b"devname", b"srcip", b"type", b"source-address", b"_", b"0", b"1", b"Z-a"])}  # fmt: skip
+LETTERS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+TWO_LETTERS = {bytes([x, y]): f"t{x}_{y}" for x in LETTERS for y in LETTERS}
+# UTF-8 only, as the scan (parse hands formats the UTF-8 of decoded text).
+KV_PIECES_READ = [*KV_PIECES, b"ab=", b"Zq=", b"xy=x.", b' "v". ', "，".encode(), b"Zz=\xe4\xb8\xad."]
+SCANNED_READ = [(p, m, s, sc) for f in FORMATS for p, m, s, sc in f.kv if sc is not None]
+
+
+def _re2_read(pattern: Pattern, mapping: dict[bytes, str], strip: str, text: bytes) -> dict[str, Any]:
+    """What CompiledFormat.apply reads with the RE2 pair pattern (the path without a `scan` shape)."""
+    out: dict[str, Any] = {}
+    for (a1, e1), (a2, e2) in pattern.pair_spans(text):
+        name = mapping.get(text[a1:e1] if a1 >= 0 else b"")
+        if name and name not in out:
+            out[name] = (text[a2:e2] if a2 >= 0 else b"").decode("utf-8", "replace").strip(strip)
+    return out
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from(KV_PIECES_READ), max_size=60).map(b"".join))
+def test_kv_scan_reads_the_re2_fields(text: bytes) -> None:
+    """`read` with a mapping (its own index of the keys, ASCII strip characters trimmed off the bytes)
+    gives the fields of the RE2 pairs, for each format's mapping and others given in turn."""
+    for pattern, mapping, strip, scanner in SCANNED_READ:
+        for keys, chars in ((mapping, strip), (KV_KEYS, ' ".'), (TWO_LETTERS, ""), (KV_KEYS, ' "，.'),
+                            (mapping, strip)):  # fmt: skip
+            got: dict[str, Any] = {}
+            scanner.read(text, None, keys, chars, got)
+            assert got == _re2_read(pattern, keys, chars, text), (pattern.pattern, text, chars)
+
+
+def test_kv_scan_index_chains_keys_that_share_a_slot() -> None:
+    scanner = KvScanner("A-Za-z", "A-Za-z-", ",)", '"', None)
+    text = b"".join(k + b"=" + v.encode() + b"," for k, v in TWO_LETTERS.items())
+    got: dict[str, Any] = {}
+    scanner.read(text, None, TWO_LETTERS, "", got)
+    assert got == {v: v for v in TWO_LETTERS.values()}
+    assert any(scanner.chain)  # some keys shared a slot, and were found behind another (16-bit links)
 
 
 # Line starts and bodies for the block path: PRI-led lines (RFC 3164 and 5424, a sequenceId or not),

@@ -72,13 +72,22 @@ def test_kv_scan_gives_the_re2_pairs_on_every_sample_and_example() -> None:
         ({"key_first": "a", "key": "a", "value_end": ",", "quote": "'", "escape": "'"}, "two different"),
         ({"key_first": "a", "key": "a", "value_end": ",", "quote": "«"}, "two different"),
         ({"key_first": "a", "key": "a"}, "value_end or a quote"),
+        ({"key_first": "^:", "key": "^:", "value_end": ",", "separator": "：:"}, "no '：:'"),  # "：" in a key
+        ({"key_first": "^:", "key": "^:，", "value_end": ",", "separator": ":"}, "every key_first"),
+        ({"key_first": "^:", "key": "a-z", "value_end": ",", "separator": ":"}, "every key_first"),
+        ({"key_first": "a", "key": "a", "value_end": "^,"}, "lists the characters"),
+        ({"key_first": "a", "key": "a\\d", "value_end": ","}, "escaped punctuation"),
+        ({"key_first": "a", "key": "a", "value_end": ",", "between": "a="}, "starts with a key character"),
+        ({"key_first": "a", "key": "a", "value_end": ",", "between": "(\\w)="}, "and \\\\d only"),
+        ({"key_first": "a", "key": "a", "value_end": ",", "separator": ""}, "no ''"),
     ],
 )
 def test_kv_scan_shapes_it_cannot_read_exactly_are_refused(shape: dict[str, str], error: str) -> None:
     with pytest.raises(ValueError, match=error):
         KvScanner(
-            shape["key_first"], shape["key"], shape.get("value_end"), shape.get("quote"), shape.get("escape")
-        )
+            shape["key_first"], shape["key"], shape.get("value_end"), shape.get("quote"), shape.get("escape"),
+            shape.get("separator", "="), shape.get("between"),
+        )  # fmt: skip
 
 
 def test_a_kv_fast_pattern_is_no_longer_accepted() -> None:
