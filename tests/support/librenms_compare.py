@@ -74,6 +74,12 @@ CLASSES: dict[str, tuple[tuple[str, ...], float]] = {
 }
 
 
+ABSOLUTE_ZERO = -273.15
+IMPOSSIBLE = (
+    "a temperature below absolute zero is an agent's sentinel (iosxe_c9200l SFP: -866597556), not a reading"
+)
+
+
 @dataclass(frozen=True)
 class Expected:
     """One value LibreNMS expects, in govnet's unit."""
@@ -223,9 +229,18 @@ def differs(doc: Path = METRICS_DOC) -> list[DocRow]:
     return doc_rows("Differs from LibreNMS", doc)
 
 
+# Columns that carry the same sensor under the same entPhysicalIndex in two MIBs: Cisco agents that
+# implement both ENTITY-SENSOR-MIB and CISCO-ENTITY-SENSOR-MIB (IR1101) are read once by govnet and
+# twice by LibreNMS.
+_MIRRORS = (("1.3.6.1.4.1.9.9.91.1.1.1.1.4", "1.3.6.1.2.1.99.1.1.1.4"),)
+
+
 def _equivalents(profile: Profile, metric: str, source: str) -> set[str]:
     """OIDs that measure what `source` measured: the same row in each alternative column of the metric."""
     firsts = {alt[0].oid for m in profile.metrics if m.name == metric for alt in m.alternatives}
+    for pair in _MIRRORS:
+        if any(source.startswith(col + ".") for col in pair):
+            firsts.update(pair)
     out = {source}
     for oid in firsts:
         if source.startswith(oid + "."):
@@ -260,6 +275,13 @@ def compare(
             _neighbor(e, neighbors, res)
             continue
         got = [by_oid[(m, e.oid)] for m in e.metrics if (m, e.oid) in by_oid]
+        if e.what == "temperature" and e.value < ABSOLUTE_ZERO:
+            # LibreNMS stored an agent's sentinel as a temperature: govnet must leave it absent.
+            if got:
+                res.wrong.append(f"{e.what} {e.oid} ({e.descr}): govnet {got[0]:.6g}, below absolute zero")
+            else:
+                res.unsupported.append((e, IMPOSSIBLE))
+            continue
         if got:
             res.present.append(e)
             if abs(got[0] - e.value) <= e.tolerance() + 1e-9:
