@@ -1,0 +1,63 @@
+"""The parse path's small savings (branch syslogmargin): the port cache answers what reading the text
+answers, whatever came before and however full it is; parse workers run with their collector tuned."""
+
+from __future__ import annotations
+
+import random
+
+from collectors.syslog import formats
+from collectors.syslog.formats import load_formats, to_port
+from collectors.syslog.parse_pool import WORKER_GC_THRESHOLDS, Group, ParsePool
+from tests.support.syslog_hostile_parser import parse_reporting_gc
+
+
+def reference_port(value: object) -> int | None:
+    """A port 0-65535 written as ASCII digits (surrounding whitespace allowed), read without any cache."""
+    if isinstance(value, int):
+        return value if 0 <= value <= 65535 else None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text or len(text) > 5 or any(ch not in "0123456789" for ch in text):
+        return None
+    return int(text) if int(text) <= 65535 else None
+
+
+def port_texts(rng: random.Random) -> list[object]:
+    fixed: list[object] = [
+        "0", "1", "22", "445", "65535", "65536", "99999", "100000", "-1", "+1", " 80 ", "\t443\n", "",
+        " ", "8O", "1.5", "0x50", "٣", "²", "１２", "00080", "080", "65535 ", "6553 5", "abc", "N/A",
+        80, 0, 65535, 65536, -1, True, None, 3.0, b"80",
+    ]  # fmt: skip
+    alphabet = "0123456789 \t-+.x٣²１"
+    fuzzed: list[object] = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8))) for _ in range(3000)]
+    return fixed + fuzzed + [str(rng.randint(0, 70000)) for _ in range(3000)]
+
+
+def test_port_cache_answers_as_reading_the_text_cold_and_warm() -> None:
+    rng = random.Random(20)
+    values = port_texts(rng)
+    formats._ports.clear()
+    for _ in range(3):  # cold, then warm, then warm in another order
+        assert [to_port(v) for v in values] == [reference_port(v) for v in values]
+        rng.shuffle(values)
+
+
+def test_port_cache_stays_bounded_and_right_when_full() -> None:
+    formats._ports.clear()
+    texts = [f"{n} " if n % 3 else str(n) for n in range(70_000)]  # past the bound of 65,536 entries
+    assert [to_port(t) for t in texts] == [reference_port(t) for t in texts]
+    assert 0 < len(formats._ports) <= 65_536
+    assert [to_port(t) for t in texts[:100]] == [reference_port(t) for t in texts[:100]]
+
+
+def test_parse_workers_run_with_a_tuned_frozen_collector() -> None:
+    pool = ParsePool(1, load_formats(), {}, parser=parse_reporting_gc)
+    try:
+        groups: list[Group] = [([b"<190>Mar 12 2024 10:46:04 USG6600 x"], 1_773_312_000.0, "10.0.0.1:1", "udp")]
+        (rec,) = pool.collect(pool.submit([(1, groups)]))
+        threshold, _, frozen = str(rec["msg"]).partition(" frozen=")
+        assert threshold == str(WORKER_GC_THRESHOLDS)
+        assert int(frozen) > 1000  # the compiled formats and modules, out of the collector's sight
+    finally:
+        pool.close()
