@@ -316,12 +316,19 @@ class KvScanner:
         mapping: dict[bytes, str] | None,
         strip: str,
         fields: dict[str, Any] | None,
+        text: str | None = None,
     ) -> None:
         """Every pair, left to right: its spans appended to `spans`, or, with `mapping`, the value of
         each mapped key put in `fields` under its field name unless already there (cut and decoded only
-        then: most pairs of a firewall line map to nothing)."""
+        then: most pairs of a firewall line map to nothing). `text`: `data` decoded, when the caller
+        has it: on an ASCII line a value is cut from it instead of decoded from the bytes (the same
+        text, ~40 ns less a value: no bytes object and no decoder call)."""
         if mapping is not None and (mapping is not self.indexed or strip is not self.strip_for):
             self.index(mapping, strip)
+        # Only ASCII text has the bytes' offsets (a lone surrogate from surrogateescape is one byte
+        # too, but not an ASCII character: such a line is decoded from its bytes).
+        if text is not None and (len(text) != len(data) or not text.isascii()):
+            text = None
         keys, stops, quote, escape, quoted_only = (
             self.keys,
             self.stops,
@@ -446,7 +453,12 @@ class KvScanner:
                                 a += 1
                             while b > a and trim[data[b - 1]]:
                                 b -= 1
-                            fields[target] = data[a:b].decode("utf-8", "replace")
+                            if text is not None:
+                                fields[target] = text[a:b]
+                            else:
+                                fields[target] = data[a:b].decode("utf-8", "replace")
+                        elif text is not None:
+                            fields[target] = text[v:e].strip(strip)
                         else:
                             fields[target] = data[v:e].decode("utf-8", "replace").strip(strip)
             i = e + 1 if quoted_only else e
@@ -602,7 +614,7 @@ class CompiledFormat:
                     break
         for pattern, mapping, strip, scanner in self.kv:
             if scanner is not None:
-                scanner.read(data, None, mapping, strip, out)
+                scanner.read(data, None, mapping, strip, out, body)
                 continue
             # Only the values of mapped keys not yet read are cut and decoded (most pairs of a firewall
             # line map to nothing; cutting and decoding them all was ~a quarter of a line's time).
