@@ -30,7 +30,9 @@ def port_texts(rng: random.Random) -> list[object]:
         80, 0, 65535, 65536, -1, True, None, 3.0, b"80",
     ]  # fmt: skip
     alphabet = "0123456789 \t-+.x٣²１"
-    fuzzed: list[object] = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8))) for _ in range(3000)]
+    fuzzed: list[object] = [
+        "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8))) for _ in range(3000)
+    ]
     return fixed + fuzzed + [str(rng.randint(0, 70000)) for _ in range(3000)]
 
 
@@ -54,7 +56,8 @@ def test_port_cache_stays_bounded_and_right_when_full() -> None:
 def test_parse_workers_run_with_a_tuned_frozen_collector() -> None:
     pool = ParsePool(1, load_formats(), {}, parser=parse_reporting_gc)
     try:
-        groups: list[Group] = [([b"<190>Mar 12 2024 10:46:04 USG6600 x"], 1_773_312_000.0, "10.0.0.1:1", "udp")]
+        line = b"<190>Mar 12 2024 10:46:04 USG6600 x"
+        groups: list[Group] = [([line], 1_773_312_000.0, "10.0.0.1:1", "udp")]
         (rec,) = pool.collect(pool.submit([(1, groups)]))
         threshold, _, frozen = str(rec["msg"]).partition(" frozen=")
         assert threshold == str(WORKER_GC_THRESHOLDS)
