@@ -8,6 +8,7 @@ import random
 from collectors.syslog import formats
 from collectors.syslog.formats import load_formats, to_port
 from collectors.syslog.parse_pool import WORKER_GC_THRESHOLDS, Group, ParsePool
+from tests.support import syslog_corpus
 from tests.support.syslog_hostile_parser import parse_reporting_gc
 
 
@@ -64,3 +65,25 @@ def test_parse_workers_run_with_a_tuned_frozen_collector() -> None:
         assert int(frozen) > 1000  # the compiled formats and modules, out of the collector's sight
     finally:
         pool.close()
+
+
+def test_groups_cut_from_an_ascii_text_equal_the_decoded_bytes() -> None:
+    """Every extract, rule and detect pattern of every format on the corpus (samples, examples, bench
+    lines, mutations) and on lines with bytes that are not UTF-8: the groups `named_into` cuts from the
+    text, when `ascii_text` gives one, are those it decodes from the bytes."""
+    lines = [*syslog_corpus.texts(1500), *(t + "\udc80 x=\udcff" for t in syslog_corpus.texts(200, seed=21))]
+    patterns = [
+        p for f in load_formats() for p in (f.detect, *f.extract, *(r for r, _ in f.rules)) if p.groups
+    ]
+    cut = 0
+    for line in lines:
+        data = line.encode("utf-8", "surrogateescape")
+        text = formats.ascii_text(line, data)
+        assert (text is not None) == line.isascii()
+        for pattern in patterns:
+            decoded: dict[str, object] = {}
+            given: dict[str, object] = {}
+            assert pattern.named_into(data, decoded, True) == pattern.named_into(data, given, True, text)
+            assert given == decoded, (pattern.pattern, line)
+            cut += bool(text is not None and given)
+    assert cut > 100  # the ASCII path was taken, with groups
