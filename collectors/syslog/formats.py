@@ -812,27 +812,11 @@ def to_port(value: Any) -> int | None:
     if isinstance(value, int):
         return value if 0 <= value <= 65535 else None
     if isinstance(value, str):
-        # Ports repeat from line to line: a text is read once (a dict lookup instead of a strip, two
-        # character-class tests and an int(); ~0.1 us less per port, two a firewall line).
-        known = _ports.get(value)
-        if known is not None:
-            return known if known >= 0 else None
         v = value.strip()
-        port = -1  # none
         if v.isascii() and v.isdigit() and len(v) <= 5:
             port = int(v)
-            if port > 65535:
-                port = -1
-        if len(value) <= 16:  # longer is no port (the cache stays small)
-            if len(_ports) >= 65536:
-                _ports.clear()
-            _ports[value] = port
-        return port if port >= 0 else None
+            return port if port <= 65535 else None
     return None
-
-
-# Port texts read so far -> the port, or -1 for none (emptied when full).
-_ports: Final[dict[str, int]] = {}
 
 
 def ip_and_port(value: Any) -> tuple[str | None, int | None]:
