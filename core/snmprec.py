@@ -18,6 +18,7 @@ a sanitised value is never served as made-up bytes or as its placeholder text.
 from __future__ import annotations
 
 import binascii
+import re
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ _RANGE["70"] = (0, 2**64 - 1)
 # snmpsim's `e` escapes (SnmprecRecord.ESCAPE_CHARS): \\ \' \" \a \b \f \n \r \t \v, and \xHH.
 _ESCAPES = {92: 92, 39: 39, 34: 34, 97: 7, 98: 8, 102: 12, 110: 10, 114: 13, 116: 9, 118: 11}
 _WHITESPACE = " \t\r\n\v\f"
+_ZERO_PADDED = re.compile(r"(?:^|\.)0\d")
 
 # Kinds of skipped line (the names the warning and Recording.skipped use).
 NOT_HEX = "not hex"
@@ -112,7 +114,8 @@ class Recording:
         for s in self.skipped:
             first.setdefault(s.kind, s)
         kinds = ", ".join(
-            f"{kind} {n} (first {source}:{first[kind].lineno}: {first[kind].detail})" for kind, n in counts.most_common()
+            f"{kind} {n} (first {source}:{first[kind].lineno}: {first[kind].detail})"
+            for kind, n in counts.most_common()
         )
         return f"{source}: {len(self.skipped)} variable(s) skipped that snmpsim cannot serve either: {kinds}"
 
@@ -166,12 +169,19 @@ def _is_hex(pair: bytes) -> bool:
 
 
 def _numeric_oid(text: str) -> bool:
-    return bool(text) and text.isascii() and all(part.isdigit() for part in text.split("."))
+    # Digits and single inner dots only (str methods, not a loop over the arcs: this runs per line).
+    return (
+        text.isascii()
+        and text.replace(".", "").isdigit()
+        and ".." not in text
+        and text[0] != "."
+        and text[-1] != "."
+    )
 
 
 def _canonical_oid(text: str) -> str:
     # snmpsim reads each arc as a number: `...16.0.02.0` is served as `...16.0.2.0`.
-    if ".0" in text and any(len(part) > 1 and part[0] == "0" for part in text.split(".")):
+    if (".0" in text or text.startswith("0")) and _ZERO_PADDED.search(text):
         return ".".join(str(int(part)) for part in text.split("."))
     return text
 
@@ -253,10 +263,15 @@ def read_recording(text: str, source: str = "<snmprec>") -> Recording:
         if len(parts) != 3 or not parts[0] or not parts[1]:
             raise SnmprecError(f"{source}:{lineno}: not an OID|TAG|VALUE line: {line[:40]!r}")
         oid, tag, value = parts
-        if tag == "4" and oid[0] != "." and oid[-1] != "." and _numeric_oid(oid):
-            # The common case, kept fast: a plain string needs no further check.
+        # The common cases inline, kept fast: a plain string needs no check, a plain number its range.
+        if tag == "4" and _numeric_oid(oid):
             records.append(Record(_canonical_oid(oid), "4", value.encode("utf-8", "surrogateescape"), False))
             continue
+        if tag in _RANGE and value.isdigit() and value.isascii() and _numeric_oid(oid):
+            low, high = _RANGE[tag]
+            if low <= int(value) <= high:
+                records.append(Record(_canonical_oid(oid), tag, value.encode("ascii"), False))
+                continue
         try:
             records.append(_record(oid, tag, value))
         except _Skip as exc:

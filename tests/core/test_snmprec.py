@@ -49,7 +49,6 @@ def test_null_and_comments(tmp_path: Path) -> None:
     assert load_snmprec(path) == [(ber.parse_oid("1.3.6.1.9.1"), ber.NULL_VALUE)]
 
 
-
 # Lines snmpsim indexes but cannot serve (sanitised or broken values): that variable is skipped,
 # counted under its kind; the rest of the file is served.
 SKIPPED = [
@@ -90,22 +89,32 @@ def test_unservable_variable_skipped_and_counted(tmp_path: Path, line: str, kind
     recording = load_recording(path)
     assert [r.oid for r in recording.records] == ["1.3.6.1.9.1", "1.3.6.1.9.9"]
     assert [(s.lineno, s.kind) for s in recording.skipped] == [(2, kind)]
-    with pytest.warns(SnmprecWarning, match=rf"^dev\.snmprec: 1 variable\(s\) skipped .*{kind} 1 \(first dev\.snmprec:2: "):
+    with pytest.warns(
+        SnmprecWarning, match=rf"^dev\.snmprec: 1 variable\(s\) skipped .*{kind} 1 \(first dev\.snmprec:2: "
+    ):
         served = dict(load_snmprec(path))
-    assert served == {ber.parse_oid("1.3.6.1.9.1"): ber.tlv(ber.OCTET_STRING, b"before"), ber.parse_oid("1.3.6.1.9.9"): ber.enc_int(7)}
+    assert served == {
+        ber.parse_oid("1.3.6.1.9.1"): ber.tlv(ber.OCTET_STRING, b"before"),
+        ber.parse_oid("1.3.6.1.9.9"): ber.enc_int(7),
+    }
     with pytest.warns(SnmprecWarning):
         assert parse_snmprec(path.read_text(encoding="utf-8")) == {"1.3.6.1.9.1": b"before", "1.3.6.1.9.9": 7}
 
 
 def test_one_warning_per_file_counts_each_kind() -> None:
-    text = "".join(f"1.3.6.1.9.{i}|4x|aabbccXXYYZ{i}\n" for i in range(1, 4)) + "1.3.6.1.9.4|66|n/a\n1.3.6.1.9.5|66|3\n"
+    text = (
+        "".join(f"1.3.6.1.9.{i}|4x|aabbccXXYYZ{i}\n" for i in range(1, 4))
+        + "1.3.6.1.9.4|66|n/a\n1.3.6.1.9.5|66|3\n"
+    )
     with pytest.warns(SnmprecWarning) as caught:
         records = read_records(text, "mixed")
     assert [r.oid for r in records] == ["1.3.6.1.9.5"]
     assert len(caught) == 1
     message = str(caught[0].message)
     assert message.startswith("mixed: 4 variable(s) skipped")
-    assert f"{rec.NOT_HEX} 3 (first mixed:1: " in message and f"{rec.NOT_A_NUMBER} 1 (first mixed:4: " in message
+    assert (
+        f"{rec.NOT_HEX} 3 (first mixed:1: " in message and f"{rec.NOT_A_NUMBER} 1 (first mixed:4: " in message
+    )
 
 
 # Lines snmpsim serves, each with the value it serves.
@@ -120,7 +129,9 @@ SERVED = [
 ]
 
 
-@pytest.mark.parametrize(("tv", "value"), SERVED, ids=[tv.split("|")[0] + str(i) for i, (tv, _) in enumerate(SERVED)])
+@pytest.mark.parametrize(
+    ("tv", "value"), SERVED, ids=[tv.split("|")[0] + str(i) for i, (tv, _) in enumerate(SERVED)]
+)
 def test_octet_string_forms_served_as_snmpsim_does(tv: str, value: bytes) -> None:
     text = f"1.3.6.1.9.1|{tv}\n"
     assert parse_snmprec(text) == {"1.3.6.1.9.1": value}
@@ -130,7 +141,11 @@ def test_octet_string_forms_served_as_snmpsim_does(tv: str, value: bytes) -> Non
 def test_opaque_and_escaped_ip_address() -> None:
     text = "1.3.6.1.9.1|68|Float: 0.25\n1.3.6.1.9.2|68x|9f780441\n1.3.6.1.9.3|64e|\\xc0\\xa8\\x00\\x01\n"
     walk = parse_snmprec(text)
-    assert walk == {"1.3.6.1.9.1": b"Float: 0.25", "1.3.6.1.9.2": b"\x9f\x78\x04\x41", "1.3.6.1.9.3": "192.168.0.1"}
+    assert walk == {
+        "1.3.6.1.9.1": b"Float: 0.25",
+        "1.3.6.1.9.2": b"\x9f\x78\x04\x41",
+        "1.3.6.1.9.3": "192.168.0.1",
+    }
     assert [encode(r) for r in read_records(text)] == [
         ber.tlv(ber.OPAQUE, b"Float: 0.25"),
         ber.tlv(ber.OPAQUE, b"\x9f\x78\x04\x41"),
@@ -147,7 +162,8 @@ def test_line_endings_and_oid_spelling_as_snmpsim_reads_them() -> None:
 
 
 @pytest.mark.parametrize(
-    "line", ["1.3.6.1.9.1 2 1", "1.3.6.1.9.1|4", "|4|x", "1.3.6.1.9.1||x", "<html><body>", '{"sysDescr": "x"}']
+    "line",
+    ["1.3.6.1.9.1 2 1", "1.3.6.1.9.1|4", "|4|x", "1.3.6.1.9.1||x", "<html><body>", '{"sysDescr": "x"}'],
 )
 def test_file_that_is_not_a_recording_refused_naming_file_and_line(tmp_path: Path, line: str) -> None:
     path = tmp_path / "bad.snmprec"

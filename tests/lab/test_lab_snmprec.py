@@ -119,5 +119,7 @@ def test_odd_length_hex_read_as_snmpsim_does(tmp_path: Path) -> None:
     assert walk["1.3.6.1.2.1.1.1.0"] == b"AB\x0a" and walk["1.3.6.1.2.1.1.5.0"] == b"ABC"
     # A sanitised (non-hex) value is not served at all, never as made-up bytes; the file still loads.
     rec.write_text("1.3.6.1.2.1.1.1.0|4x|41zz\n1.3.6.1.2.1.1.5.0|4|sw1\n", encoding="utf-8")
-    with pytest.warns(SnmprecWarning, match=r"odd\.snmprec: 1 variable\(s\) skipped .*not hex 1 \(first odd\.snmprec:1"):
+    with pytest.warns(
+        SnmprecWarning, match=r"odd\.snmprec: 1 variable\(s\) skipped .*not hex 1 \(first odd\.snmprec:1"
+    ):
         assert dict(load_snmprec(rec)) == {(1, 3, 6, 1, 2, 1, 1, 5, 0): ber.tlv(ber.OCTET_STRING, b"sw1")}
