@@ -121,15 +121,16 @@ class Recording:
 
 
 def unhex(value: str) -> bytes:
-    """Hex digits to bytes: an odd trailing nibble becomes a byte of its own.
+    """Hex digits to bytes as snmpsim reads them (pyasn1 `fromHexString`): an odd trailing nibble is the
+    high half of a last byte ("4142a" is b"AB\\xa0").
 
-    Real recordings carry `4x` values with an odd number of digits ("4142a" is b"AB\\x0a", as snmpsim
-    with pyasn1 0.4 served them), so the lab and the offline tests do the same. ValueError on a
-    non-hex digit or inner whitespace.
+    Some real recordings carry `4x` values with an odd number of digits (a truncated capture); snmpsim
+    serves them that way, so LibreNMS's expectations do too. ValueError on a non-hex digit or inner
+    whitespace.
     """
     value = value.strip()
     if len(value) % 2:
-        return binascii.unhexlify(value[:-1]) + bytes([int(value[-1], 16)])
+        value += "0"
     return binascii.unhexlify(value)
 
 
