@@ -12,7 +12,14 @@ makes snmpsim refuse the whole file, so it is an error here naming file:line. A 
 but cannot serve (a sanitised `4x` value `346288XXYYZZ`, `<private>` as a number, `<IPADDR>` in an
 OID, an unknown type, a variation-module tag) answers nothing there; here that one variable is
 skipped, counted by kind in `Recording.skipped` and one `SnmprecWarning` per file. Right or absent:
-a sanitised value is never served as made-up bytes or as its placeholder text.
+a sanitised value is never served as made-up bytes or as its placeholder text. (snmpsim answers such
+a GET with noSuchInstance and a GETNEXT with endOfMibView, which ends a walk early; skipping the one
+variable is kinder and loses nothing it could serve.)
+
+Where this reader deliberately differs from snmpsim: a 4-character IpAddress text (`<IP>`, which
+pysnmp would take as 4 raw octets, 60.73.80.62) and `e` values with a dangling `\` or `\x` are
+skipped; hex forms of the integer and OID types (`2x`, `6x`, ...), which snmpsim cannot serve, are
+read; only ASCII whitespace is stripped (snmpsim strips Latin-1 0x85/0xA0 too, cutting UTF-8 text).
 """
 
 from __future__ import annotations
