@@ -17,7 +17,7 @@ a GET with noSuchInstance and a GETNEXT with endOfMibView, which ends a walk ear
 variable is kinder and loses nothing it could serve.)
 
 Where this reader deliberately differs from snmpsim: a 4-character IpAddress text (`<IP>`, which
-pysnmp would take as 4 raw octets, 60.73.80.62) and `e` values with a dangling `\` or `\x` are
+pysnmp would take as 4 raw octets, 60.73.80.62) and `e` values with a dangling `\\` or `\\x` are
 skipped; hex forms of the integer and OID types (`2x`, `6x`, ...), which snmpsim cannot serve, are
 read; only ASCII whitespace is stripped (snmpsim strips Latin-1 0x85/0xA0 too, cutting UTF-8 text).
 """
