@@ -9,7 +9,6 @@ at sealing and a worker's whole numbering, and the ratios; nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import time
 from collections.abc import Callable
 from types import ModuleType
@@ -29,11 +28,7 @@ RUN = 500  # records per numbered run (the workers' runs are of this order)
 
 def reference() -> ModuleType:
     """logstore/digest.py, loaded beside whichever module `logstore.digest` is."""
-    spec = importlib.util.spec_from_file_location("logstore._digest_bench_ref", NATIVE.folder / "digest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return NATIVE.reference("digest")
 
 
 def cpu_per(count: int, repeat: int, fn: Callable[[], object]) -> float:

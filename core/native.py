@@ -115,6 +115,16 @@ class Native:
         found.append(where / MANIFEST)
         return [p for p in found if p.exists()]
 
+    def reference(self, name: str) -> ModuleType:
+        """The pure-Python `<name>.py` of a C module, loaded on its own beside whichever module the package
+        imported (tests and benchmarks compare the two)."""
+        alias = f"{self.package}._{name}_reference"
+        spec = importlib.util.spec_from_file_location(alias, self.folder / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
     def check(self, folder: Path | None = None) -> Status:
         """Whether the extensions in `folder` are present and were built from exactly the sources there."""
         where = folder or self.folder

@@ -132,13 +132,18 @@ def _header_fields(
         rec["severity"] = _severity(fields.get("vendor_severity"))
     device_host = _clean_host(fields.get("device_host"))
     host = _clean_host(fields.get("host"))
+    relayed = False  # the body's device name replaced another host: the header was a collector's
     if device_host:
+        relayed = rec["host"] is not None and rec["host"] != device_host
         rec["host"] = device_host
     elif host and (rec["host"] is None or relay):
         rec["host"] = host
     if fields.get("app") and rec["app"] is None:
         rec["app"] = str(fields["app"])[:64]
-    if rec["dev_ts"] is None or relay:
+    # The time of a header whose host gave way to the body's device name (`device_host`) was the
+    # collector's too: the body's own time, when it gives one, wins as in the RFC 3339 relay case (a BSD
+    # stamp and address in front of Topsec's `id=tos time="2020-07-10 16:26:55" fw=NAME`).
+    if rec["dev_ts"] is None or relay or relayed:
         body_ts = _body_time(fields, recv_ts, tz)
         if body_ts is not None:
             rec["dev_ts"] = body_ts

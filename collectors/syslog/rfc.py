@@ -121,6 +121,8 @@ def parse_header(text: str, recv_ts: float, tz: str | None = None) -> Header:
             pos = _host(text, nxt, hdr)
         else:
             hdr.dev_ts, hdr.time_text, hdr.time_kind, hdr.host = save
+            if text[pos : pos + 1].isdecimal():  # only then can a sequence number follow
+                pos = _sequenced_time(text, pos, hdr, recv_ts, tz)
     hdr.body = text[pos:]
     if not text.startswith("%", pos):
         m = _TAG.match(text, pos)
@@ -225,7 +227,7 @@ def _front(text: str, recv_ts: float, tz: str | None, day: int, hdr: Header) -> 
     # A timestamp here (every match consumes a character), or the one of a `<PRI>1 ` header that
     # turned out not to be RFC 5424 (its time was read before the rest failed).
     if nxt == pos and hdr.time_kind is None:
-        return pos
+        return _origin_id(text, pos, hdr, recv_ts, tz) if text.startswith(": ", pos) else pos
     end, named = _host_token(text, nxt, hdr)
     if keep and nxt > pos and nxt < end and end + 3 <= len(text) and (not named or text[end - 1] == " "):
         front = _Front(
@@ -235,6 +237,59 @@ def _front(text: str, recv_ts: float, tz: str | None, day: int, hdr: Header) -> 
         _fronts.insert(0, front)
         del _fronts[_FRONTS_KEPT:]
     return _sysname(text, end, hdr) if named else end
+
+
+def _sequenced_time(text: str, pos: int, hdr: Header, recv_ts: float, tz: str | None) -> int:
+    """IOS behind a collector ("TIME HOST seq: DEVICE-TIME: %FAC-SEV-MNEMONIC: ..."): the device's own
+    time after its sequence number replaces the collector's; the body's position (`pos` when none).
+
+    The collector's host stays the host (it is the address the device sent from) unless the device's
+    part names one of its own, which then wins and leaves the collector's as `relay_host`.
+    """
+    m = _SEQ.match(text, pos)
+    if m is None:
+        return pos
+    at = _unsynced(text, m.end())
+    host = hdr.host
+    nxt = _timestamp(text, at, hdr, recv_ts, tz)
+    if nxt == at:
+        return pos
+    end, named = _host_token(text, nxt, hdr)  # replaces hdr.host only when the device names one
+    if not named:
+        return end
+    hdr.relay_host = host
+    return _sysname(text, end, hdr)
+
+
+def _origin_id(text: str, pos: int, hdr: Header, recv_ts: float, tz: str | None) -> int:
+    """IOS `logging origin-id` after the PRI ("<PRI>: HOST: [seq: ][*]TIME: %..."): the host and time when
+    a time follows the host (`pos` otherwise: a lone colon and a word are too little to name a host)."""
+    at = pos + 1
+    while text.startswith(" ", at):
+        at += 1
+    m = _HOST.match(text, at)
+    if m is None or m.group("colon") is None:
+        return pos
+    token = m.group("host")
+    if token[0] in '%<["' or "=" in token or "[" in token:
+        return pos
+    at = m.end()
+    seq = _SEQ.match(text, at) if text[at : at + 1].isdecimal() else None
+    at = _unsynced(text, seq.end() if seq is not None else at)
+    nxt = _timestamp(text, at, hdr, recv_ts, tz)
+    if nxt == at:
+        return pos
+    hdr.host = token
+    return nxt
+
+
+def _unsynced(text: str, pos: int) -> int:
+    """After IOS's unsynchronised-clock mark (`*` or `.`) and its spaces, when there is one."""
+    if text.startswith("*", pos) or text.startswith(".", pos):
+        pos += 1
+        while text.startswith(" ", pos):
+            pos += 1
+    return pos
 
 
 def read_time(text: str, recv_ts: float, tz: str | None = None) -> str | None:

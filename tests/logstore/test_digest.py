@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import filecmp
 import hashlib
-import importlib.util
 import os
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -34,16 +32,7 @@ STRICT = os.environ.get("GOVNET_STRICT") == "1"
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _reference() -> ModuleType:
-    """logstore/digest.py itself, whichever module `logstore.digest` is in this process."""
-    spec = importlib.util.spec_from_file_location("logstore._digest_reference", NATIVE.folder / "digest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-REFERENCE = _reference()
+REFERENCE = NATIVE.reference("digest")  # logstore/digest.py itself, whichever module logstore.digest is
 BUILDS = {"imported": digest, "reference": REFERENCE}
 
 

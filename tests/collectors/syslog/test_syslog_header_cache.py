@@ -29,6 +29,8 @@ FRONTS = (
     "Mar 12 2024 10:46:04: ",  # ASA: time and colon
     "008407: Mar 12 10:46:04 R1 ",  # sequence number
     '<14>Mar 12 10:46:04 "quoted" ',
+    "Mar 24 18:06:03 192.168.100.2 ",  # a collector's BSD stamp and address (IOS, Topsec behind it)
+    "<189>: sw01: ",  # IOS origin-id: an empty sequence number, then the host (a time follows in some bodies)
 )
 BODIES = (
     "%%01POLICY/6/POLICYDENY(l):vsys=public, protocol=6, source-ip=10.1.1.2, source-port=1, "
@@ -47,6 +49,9 @@ BODIES = (
     "\t tab",
     "date=2024-03-12 time=10:46:04 devname=FG1 type=traffic action=deny srcip=1.1.1.1",
     "中文 日志 %%01SEC/4/ATTACK(l):攻击",
+    "1991219: Mar 24 18:06:03.424 UTC: %SEC_LOGIN-5-LOGIN_SUCCESS: Login Success [user: jo]",  # IOS seq+time
+    "1991219: %SYS-5-CONFIG_I: Configured from console by jo",  # a sequence number and no time
+    'id=tos time="2020-07-10 16:26:55" fw=TopsecOS  pri=5 type=mgmt user=su result=0',
     # After "host ", a colon: the host pattern's colon alternative reads two characters into the body,
     # and its end-of-text test whether a third follows (found by a fuzz of the cache).
     ":",

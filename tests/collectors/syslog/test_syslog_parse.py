@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from collectors.syslog import rfc
 from collectors.syslog.formats import KvScanner, VendorFormat, load_formats
 from collectors.syslog.framing import Framer
 from collectors.syslog.parse import parse_frame
@@ -150,6 +151,51 @@ def test_rfc3164_without_year_takes_receive_year() -> None:
 def test_december_stamp_received_in_january_is_last_year() -> None:
     rec = parse_frame(b"<38>Dec 31 23:59:59 h a: x", 1_767_225_700.0, "1.1.1.1:1", "udp", FORMATS, {})
     assert rec["dev_ts"] == "2025-12-31T15:59:59.000000Z"
+
+
+def test_ios_time_after_a_collectors_header_and_sequence_number_is_the_devices() -> None:
+    # The device wrote UTC; the collector's stamp is zone-less (read in the default Asia/Shanghai).
+    rec = parse(
+        b"Mar 24 18:06:03 192.168.100.2 1991219: Mar 24 18:06:03.424 UTC: %SEC_LOGIN-5-LOGIN_SUCCESS: "
+        b"Login Success [user: jo] [Source: 10.2.55.3] [localport: 22]"
+    )
+    assert rec["dev_ts"] == "2025-03-24T18:06:03.424000Z"  # year-less, 12 days after NOW: last year
+    assert rec["host"] == "192.168.100.2"  # the address the device sent from: its part names no other
+    assert rec["app"] is None  # a sequence number is no program
+    assert rec["user"] == "jo" and rec["event_type"] == "admin_login" and rec["severity"] == 5
+    # No time after the sequence number: the collector's stays, as before.
+    plain = parse(b"Mar  2 18:06:03 192.168.100.2 1991219: %SYS-5-CONFIG_I: Configured from console by jo")
+    assert plain["dev_ts"] == "2026-03-02T10:06:03.000000Z" and plain["host"] == "192.168.100.2"
+    # The device's part names its own host: it wins, the collector's address is the relay.
+    hdr = rfc.parse_header("Mar  2 18:06:03 10.0.0.9 77: Mar  2 18:06:02 r1 %SYS-5-CONFIG_I: x", NOW)
+    assert (hdr.host, hdr.relay_host, hdr.time_text) == ("r1", "10.0.0.9", "Mar  2 18:06:02")
+
+
+def test_ios_origin_id_gives_host_and_time_only_with_a_time() -> None:
+    rec = parse(
+        b"<189>: sw01: Jan  6 2022 21:01:34.964: %SYS-5-CONFIG_I: Configured from console by ak on vty0"
+    )
+    assert rec["host"] == "sw01" and rec["dev_ts"] == "2022-01-06T13:01:34.964000Z"
+    assert rec["severity"] == 5 and rec["event_type"] == "config_change" and rec["user"] == "ak"
+    seq = parse(
+        b"<182>: host-1: 115649616: *Jan 23 14:54:28.511 UTC: %SYS-5-CONFIG_I: Configured from x by ak"
+    )
+    assert seq["host"] == "host-1" and seq["dev_ts"] == "2026-01-23T14:54:28.511000Z"
+    bare = parse(b"<189>: sw01: %SYS-5-CONFIG_I: Configured from console by ak on vty0")
+    assert bare["host"] is None and bare["dev_ts"] is None  # a colon and a word name no host
+
+
+def test_topsec_behind_a_collectors_header_names_its_device_and_time() -> None:
+    body = b'id=tos time="2020-07-10 16:26:55" fw=TopsecOS  pri=5 type=mgmt user=su src=192.168.1.30 result=0'
+    rec = parse(b"Jul 10 16:27:10 172.18.33.171 " + body)
+    assert rec["host"] == "TopsecOS" and rec["dev_ts"] == "2020-07-10T08:26:55.000000Z"
+    assert rec["event_type"] == "config_change" and rec["outcome"] == "success"
+    # A header without a host gives way in nothing: its time stays (no collector shown to have written it).
+    bare = parse(b"<190>Jul 10 16:27:10 " + body)
+    assert bare["host"] == "TopsecOS" and bare["dev_ts"] == "2025-07-10T08:27:10.000000Z"
+    # The same device name in the header: no relay, the header's time stays.
+    same = parse(b"<190>Jul 10 16:27:10 TopsecOS " + body)
+    assert same["host"] == "TopsecOS" and same["dev_ts"] == "2025-07-10T08:27:10.000000Z"
 
 
 def test_gbk_text_is_decoded_and_raw_kept() -> None:
