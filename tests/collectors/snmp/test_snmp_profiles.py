@@ -199,3 +199,18 @@ def test_every_profile_vendor_is_an_inventory_vendor() -> None:
     assert {"fortinet", "apc"} <= named
     assert named <= {v.value for v in Vendor}
     assert select_profile(default_profiles(), None, "fortinet", "firewall").name == "fortinet"
+
+
+@pytest.mark.parametrize("state", [5, 6])
+def test_envmon_sensor_not_present_is_absent_not_zero(state: int) -> None:
+    """A CISCO-ENVMON temperature in state notPresent(5)/notFunctioning(6) reads 0 on real agents (the
+    second C9500X of a StackWise Virtual pair in LibreNMS's iosxe_c9500x-svl): absent, never 0 degrees."""
+    walk = load_snmprec(SNMPREC / "ios_2960x.snmprec")
+    state_col, value_col = "1.3.6.1.4.1.9.9.13.1.3.1.6.", "1.3.6.1.4.1.9.9.13.1.3.1.3."
+    rows = sorted(k[len(state_col) :] for k in walk if k.startswith(state_col))
+    assert len(rows) >= 2
+    walk[state_col + rows[0]], walk[value_col + rows[0]] = state, 0
+    profile = select_profile(default_profiles(), str(walk["1.3.6.1.2.1.1.2.0"]), "cisco", "access_switch")
+    temps = {s.source for s in evaluate(profile, walk).samples if s.metric == "govnet_temperature_celsius"}
+    assert value_col + rows[0] not in temps
+    assert {value_col + r for r in rows[1:]} <= temps
