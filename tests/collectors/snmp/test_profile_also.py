@@ -51,7 +51,9 @@ def test_host_without_ups_signs_keeps_its_profile(profiles: dict[str, Profile]) 
 
 
 @pytest.mark.parametrize(("role", "answered"), [("server", {BATTERY_STATUS}), ("ups", set())])
-def test_host_oid_with_ups_signs_also_reads_ups(profiles: dict[str, Profile], role: str, answered: set[str]) -> None:
+def test_host_oid_with_ups_signs_also_reads_ups(
+    profiles: dict[str, Profile], role: str, answered: set[str]
+) -> None:
     p = select_profile(profiles, HOST_OID, "generic", role, answered)
     assert p.name == "host+ups"
     assert _names(p) == ["govnet_cpu_ratio", "govnet_ups_on_battery", "govnet_uptime_seconds"]
