@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from collectors.snmp.evaluate import Evaluation, evaluate
-from collectors.snmp.profile import ProfileError, default_profiles, load_profiles, select_profile
+from collectors.snmp.profile import ProfileError, default_profiles, load_profiles, probe_oids, select_profile
 from collectors.snmp.snmprec import load_snmprec
 from tests.support import librenms_compare
 from tests.support.paths import ROOT
@@ -30,7 +30,9 @@ BAD = sorted((ROOT / "tests" / "testdata" / "snmp" / "bad_profiles").glob("*.yam
 def _run(path: Path) -> tuple[str, Evaluation, dict[str, Any] | None]:
     walk = load_snmprec(path)
     soid = walk.get("1.3.6.1.2.1.1.2.0")
-    profile = select_profile(default_profiles(), soid if isinstance(soid, str) else None, "generic", "server")
+    profiles = default_profiles()
+    answered = {o for o in probe_oids(profiles) if o in walk}  # what the discovery GET would return
+    profile = select_profile(profiles, soid if isinstance(soid, str) else None, "generic", "server", answered)
     expected_file = path.parent / "librenms-expected" / f"{path.stem}.json"
     data = json.loads(expected_file.read_text(encoding="utf-8")) if expected_file.exists() else None
     return profile.name, evaluate(profile, walk), data
