@@ -15,7 +15,7 @@ from collectors.snmp.counters import CounterTracker
 from collectors.snmp.engine import DeadlineExceeded, Fetcher, WeakCryptoRefused, make_session
 from collectors.snmp.evaluate import DEVICE_INFO_HELP, EvalCache, Labels, Value, Walk, evaluate_rows
 from collectors.snmp.optics import RX_METRIC, RxBaseline
-from collectors.snmp.profile import Profile, default_profiles, select_profile
+from collectors.snmp.profile import Profile, default_profiles, probe_oids, select_profile
 from core.samples import Head, Layout, Sample, SampleSet
 from core.secrets import SecretError
 from inventory.model import Device, Inventory, SnmpV2c, SnmpV3
@@ -157,7 +157,13 @@ class SnmpCollector:
         oid_val = system.get("1.3.6.1.2.1.1.2.0")
         sysobjectid = oid_val.lstrip(".") if isinstance(oid_val, str) else None
         if st.profile is None or sysobjectid != st.sysobjectid:
-            st.profile = select_profile(self.profiles, sysobjectid, device.vendor.value, device.role.value)
+            # Discovery, cached with the profile until the sysObjectID changes: one GET of the
+            # probe scalars (`match: also: answers`, the UPS-MIB's) tells which the agent answers.
+            probes = probe_oids(self.profiles)
+            answered = set(await fetch.get_many(probes)) if probes else set()
+            st.profile = select_profile(
+                self.profiles, sysobjectid, device.vendor.value, device.role.value, answered
+            )
             st.sysobjectid = sysobjectid
             st.empty_columns = None
             st.plan = plan(st.profile)

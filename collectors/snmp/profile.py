@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -96,6 +97,10 @@ class Profile:
     sysobjectid: tuple[str, ...] = ()
     vendors: tuple[str, ...] = ()
     roles: tuple[str, ...] = ()
+    # `match: also:` a device of one of these inventory roles, or whose agent answers one of these
+    # scalar instances (OIDs ending in .0), also reads this profile, whatever its sysObjectID.
+    also_roles: tuple[str, ...] = ()
+    also_answers: tuple[str, ...] = ()
     metrics: tuple[MetricSpec, ...] = ()
     info: tuple[InfoSpec, ...] = ()
     lineage: tuple[str, ...] = field(default=())
@@ -331,6 +336,25 @@ def _info(raw: Any, where: str) -> tuple[InfoSpec, ...]:
     return tuple(out)
 
 
+def _also(raw: Any, where: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """`match: also: {roles: [...], answers: [scalar objects]}`: the roles and the probe instance OIDs."""
+    if raw is None:
+        return (), ()
+    if not isinstance(raw, dict) or set(raw) - {"roles", "answers"}:
+        raise ProfileError(f"{where}: match.also takes only roles and answers")
+    answers = []
+    for n in raw.get("answers") or []:
+        try:
+            obj = resolve(str(n))
+        except KeyError as exc:
+            raise ProfileError(f"{where}: match.also: {exc.args[0]}") from None
+        # A probe is one GET at discovery: a scalar's instance, never a table walk.
+        if obj.kind != "scalar":
+            raise ProfileError(f"{where}: match.also answers {n!r}: only scalar objects can be probed")
+        answers.append(obj.oid + ".0")
+    return tuple(str(r) for r in raw.get("roles") or []), tuple(answers)
+
+
 def _raw_profiles(directory: Path) -> dict[str, dict[str, Any]]:
     out = {}
     for path in sorted(directory.glob("*.yaml")):
@@ -365,11 +389,14 @@ def load_profiles(directory: Path = PROFILE_DIR) -> dict[str, Profile]:
             prev = info.get(i.label)
             info[i.label] = InfoSpec(i.label, i.candidates + (prev.candidates if prev else ()))
         match = data.get("match") or {}
+        also_roles, also_answers = _also(match.get("also"), f"{name}.yaml")
         prof = Profile(
             name=name,
             sysobjectid=tuple(str(s).lstrip(".") for s in match.get("sysobjectid", [])),
             vendors=tuple(match.get("vendors", [])),
             roles=tuple(match.get("roles", [])),
+            also_roles=also_roles,
+            also_answers=also_answers,
             metrics=tuple(metrics),
             info=tuple(sorted(info.values(), key=lambda x: x.label)),
             lineage=(*[x for p in parents for x in p.lineage], name),
@@ -392,7 +419,7 @@ def _oid_under(oid: str, prefix: str) -> bool:
     return oid == prefix or oid.startswith(prefix.rstrip(".") + ".")
 
 
-def select_profile(profiles: dict[str, Profile], sysobjectid: str | None, vendor: str, role: str) -> Profile:
+def _primary(profiles: dict[str, Profile], sysobjectid: str | None, vendor: str, role: str) -> Profile:
     """Longest sysObjectID-prefix match (refined by a role child); else vendor+role; vendor; base.
 
     A child profile without its own sysObjectIDs (huawei_usg extends huawei) refines a sysObjectID
@@ -420,3 +447,61 @@ def select_profile(profiles: dict[str, Profile], sysobjectid: str | None, vendor
         if not p.roles:
             return p
     return profiles["base"]
+
+
+def probe_oids(profiles: dict[str, Profile]) -> list[str]:
+    """The scalar instances to GET once at discovery: every profile's `match: also: answers`."""
+    return sorted({o for p in profiles.values() for o in p.also_answers})
+
+
+def _own_metrics(profiles: dict[str, Profile], p: Profile) -> tuple[MetricSpec, ...]:
+    """The metrics `p` adds to its ancestors (ups.yaml without base.yaml's interfaces and uptime)."""
+    inherited = {m.name for anc in p.lineage[:-1] if anc in profiles for m in profiles[anc].metrics}
+    return tuple(m for m in p.metrics if m.name not in inherited)
+
+
+def _with(profiles: dict[str, Profile], primary: Profile, extra: Profile) -> Profile:
+    """`primary` plus `extra` where it adds something primary does not read already."""
+    if extra.name in primary.lineage:
+        return primary
+    if primary.name in extra.lineage:
+        return extra  # a refinement of what matched (base -> ups): use it as such
+    own = _own_metrics(profiles, extra)
+    have = {m.name for m in primary.metrics}
+    # A profile that already reads this kind of device from its own MIB (apc.yaml: govnet_ups_*)
+    # keeps its values alone: two MIBs' readings of one UPS are not mixed.
+    if not own or any(m.name in have for m in own):
+        return primary
+    # The device is what `extra` reads (a UPS), not its card's OS: extra's identity labels replace
+    # the primary's (a Net Vision card's Linux kernel release is not the UPS's version).
+    info = {i.label: i for i in primary.info}
+    info.update({i.label: i for i in extra.info})
+    return Profile(
+        name=f"{primary.name}+{extra.name}",
+        sysobjectid=primary.sysobjectid,
+        vendors=primary.vendors,
+        roles=primary.roles,
+        metrics=primary.metrics + own,
+        info=tuple(sorted(info.values(), key=lambda x: x.label)),
+        lineage=(*primary.lineage, extra.name),
+    )
+
+
+def select_profile(
+    profiles: dict[str, Profile],
+    sysobjectid: str | None,
+    vendor: str,
+    role: str,
+    answered: Collection[str] = (),
+) -> Profile:
+    """The profile for a device: by sysObjectID, vendor and role (below), then `match: also` profiles.
+
+    `answered` holds the probe OIDs (probe_oids) the agent answered. A profile whose `match: also`
+    names the device's inventory role or one of those OIDs is added to the one selected otherwise,
+    so a UPS behind a card with a Linux or card maker's sysObjectID still reads the UPS-MIB.
+    """
+    found = _primary(profiles, sysobjectid, vendor, role)
+    for p in sorted(profiles.values(), key=lambda p: p.name):
+        if role in p.also_roles or any(o in answered for o in p.also_answers):
+            found = _with(profiles, found, p)
+    return found

@@ -12,10 +12,10 @@ from core.snmprec import INTEGER_TAGS, Record, read_records
 
 
 def _value(record: Record) -> int | bytes | str | None:
-    # Typed like gufo-snmp returns them: int, bytes, str (OID, IpAddress), None (NULL).
+    # Typed like gufo-snmp returns them: int, bytes (also Opaque), str (OID, IpAddress), None (NULL).
     if record.tag in INTEGER_TAGS:
         return record.integer()
-    if record.tag == "4":
+    if record.tag in ("4", "68"):
         return record.raw
     if record.tag in ("6", "64"):
         return record.text()
@@ -23,7 +23,7 @@ def _value(record: Record) -> int | bytes | str | None:
 
 
 def parse_snmprec(text: str, source: str = "<snmprec>") -> Walk:
-    """Parse recording text (SnmprecError naming the line of a malformed one)."""
+    """Parse recording text (SnmprecError naming a non-record line; unservable variables skipped, warned)."""
     return {r.oid: _value(r) for r in read_records(text, source)}
 
 

@@ -24,6 +24,8 @@ def encode(record: Record) -> bytes:
         return ber.enc_uint(record.integer(), _UNSIGNED[record.tag])
     if record.tag == "4":
         return ber.tlv(ber.OCTET_STRING, record.raw)
+    if record.tag == "68":
+        return ber.tlv(ber.OPAQUE, record.raw)
     if record.tag == "6":
         return ber.enc_oid(ber.parse_oid(record.text()))
     if record.tag == "64":
@@ -32,7 +34,8 @@ def encode(record: Record) -> bytes:
 
 
 def load_snmprec(path: Path) -> list[tuple[Oid, bytes]]:
-    """A recording as (oid, encoded value) pairs (core.snmprec reads it; SnmprecError names the line)."""
+    """A recording as (oid, encoded value) pairs (core.snmprec reads it: SnmprecError names a non-record
+    line; variables snmpsim could not serve either are skipped with a counted SnmprecWarning)."""
     return [(ber.parse_oid(r.oid), encode(r)) for r in load_records(path)]
 
 

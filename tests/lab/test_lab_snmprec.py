@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from core.snmprec import SnmprecWarning
 from lab.snmp import ber
 from lab.snmp.snmprec import load_snmprec
 from tests.support.paths import DATA
@@ -105,17 +106,21 @@ def test_values_match_the_recording(served: dict[str, Path]) -> None:
 
 
 def test_odd_length_hex_read_as_snmpsim_does(tmp_path: Path) -> None:
-    # Real recordings hold `4x` values with an odd number of digits: snmpsim serves the trailing
-    # nibble as a byte of its own; the lab and the offline loader must both do so (not refuse the file).
+    # Real recordings hold `4x` values with an odd number of digits: snmpsim (pyasn1 fromHexString)
+    # serves the trailing nibble as the high half of a last byte; the lab and the offline loader must
+    # both do so (not refuse the file).
     from collectors.snmp.snmprec import load_snmprec as load_walk
 
     rec = tmp_path / "odd.snmprec"
     rec.write_text("1.3.6.1.2.1.1.1.0|4x|4142a\n1.3.6.1.2.1.1.5.0|4x|414243\n", encoding="utf-8")
     served = dict(load_snmprec(rec))
-    assert served[(1, 3, 6, 1, 2, 1, 1, 1, 0)] == ber.tlv(ber.OCTET_STRING, b"AB\x0a")
+    assert served[(1, 3, 6, 1, 2, 1, 1, 1, 0)] == ber.tlv(ber.OCTET_STRING, b"AB\xa0")
     assert served[(1, 3, 6, 1, 2, 1, 1, 5, 0)] == ber.tlv(ber.OCTET_STRING, b"ABC")
     walk = load_walk(rec)
-    assert walk["1.3.6.1.2.1.1.1.0"] == b"AB\x0a" and walk["1.3.6.1.2.1.1.5.0"] == b"ABC"
-    rec.write_text("1.3.6.1.2.1.1.1.0|4x|41zz\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"odd\.snmprec:1"):
-        load_snmprec(rec)
+    assert walk["1.3.6.1.2.1.1.1.0"] == b"AB\xa0" and walk["1.3.6.1.2.1.1.5.0"] == b"ABC"
+    # A sanitised (non-hex) value is not served at all, never as made-up bytes; the file still loads.
+    rec.write_text("1.3.6.1.2.1.1.1.0|4x|41zz\n1.3.6.1.2.1.1.5.0|4|sw1\n", encoding="utf-8")
+    with pytest.warns(
+        SnmprecWarning, match=r"odd\.snmprec: 1 variable\(s\) skipped .*not hex 1 \(first odd\.snmprec:1"
+    ):
+        assert dict(load_snmprec(rec)) == {(1, 3, 6, 1, 2, 1, 1, 5, 0): ber.tlv(ber.OCTET_STRING, b"sw1")}

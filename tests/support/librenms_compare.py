@@ -20,7 +20,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from collectors.snmp.evaluate import Evaluation, evaluate  # noqa: E402
-from collectors.snmp.profile import Profile, default_profiles, select_profile  # noqa: E402
+from collectors.snmp.profile import Profile, default_profiles, probe_oids, select_profile  # noqa: E402
 from collectors.snmp.snmprec import load_snmprec  # noqa: E402
 
 METRICS_DOC = ROOT / "docs" / "metrics.md"
@@ -65,6 +65,7 @@ CLASSES: dict[str, tuple[tuple[str, ...], float]] = {
             "govnet_power_average_watts",
             "govnet_poe_power_budget_watts",
             "govnet_poe_power_consumed_watts",
+            "govnet_ups_input_power_watts",
             "govnet_ups_output_power_watts",
             "govnet_ups_bypass_power_watts",
         ),
@@ -253,7 +254,9 @@ def run(path: Path) -> tuple[Profile, Evaluation]:
     """Evaluate one recording with the profile its sysObjectID selects."""
     walk = load_snmprec(path)
     soid = walk.get("1.3.6.1.2.1.1.2.0")
-    profile = select_profile(default_profiles(), soid if isinstance(soid, str) else None, "generic", "server")
+    profiles = default_profiles()
+    answered = {o for o in probe_oids(profiles) if o in walk}  # what the discovery GET would return
+    profile = select_profile(profiles, soid if isinstance(soid, str) else None, "generic", "server", answered)
     return profile, evaluate(profile, walk)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from collectors.snmp.evaluate import Evaluation, evaluate
-from collectors.snmp.profile import ProfileError, default_profiles, load_profiles, select_profile
+from collectors.snmp.profile import ProfileError, default_profiles, load_profiles, probe_oids, select_profile
 from collectors.snmp.snmprec import load_snmprec
 from tests.support import librenms_compare
 from tests.support.paths import ROOT
@@ -30,7 +30,9 @@ BAD = sorted((ROOT / "tests" / "testdata" / "snmp" / "bad_profiles").glob("*.yam
 def _run(path: Path) -> tuple[str, Evaluation, dict[str, Any] | None]:
     walk = load_snmprec(path)
     soid = walk.get("1.3.6.1.2.1.1.2.0")
-    profile = select_profile(default_profiles(), soid if isinstance(soid, str) else None, "generic", "server")
+    profiles = default_profiles()
+    answered = {o for o in probe_oids(profiles) if o in walk}  # what the discovery GET would return
+    profile = select_profile(profiles, soid if isinstance(soid, str) else None, "generic", "server", answered)
     expected_file = path.parent / "librenms-expected" / f"{path.stem}.json"
     data = json.loads(expected_file.read_text(encoding="utf-8")) if expected_file.exists() else None
     return profile.name, evaluate(profile, walk), data
@@ -199,3 +201,18 @@ def test_every_profile_vendor_is_an_inventory_vendor() -> None:
     assert {"fortinet", "apc"} <= named
     assert named <= {v.value for v in Vendor}
     assert select_profile(default_profiles(), None, "fortinet", "firewall").name == "fortinet"
+
+
+@pytest.mark.parametrize("state", [5, 6])
+def test_envmon_sensor_not_present_is_absent_not_zero(state: int) -> None:
+    """A CISCO-ENVMON temperature in state notPresent(5)/notFunctioning(6) reads 0 on real agents (the
+    second C9500X of a StackWise Virtual pair in LibreNMS's iosxe_c9500x-svl): absent, never 0 degrees."""
+    walk = load_snmprec(SNMPREC / "ios_2960x.snmprec")
+    state_col, value_col = "1.3.6.1.4.1.9.9.13.1.3.1.6.", "1.3.6.1.4.1.9.9.13.1.3.1.3."
+    rows = sorted(k[len(state_col) :] for k in walk if k.startswith(state_col))
+    assert len(rows) >= 2
+    walk[state_col + rows[0]], walk[value_col + rows[0]] = state, 0
+    profile = select_profile(default_profiles(), str(walk["1.3.6.1.2.1.1.2.0"]), "cisco", "access_switch")
+    temps = {s.source for s in evaluate(profile, walk).samples if s.metric == "govnet_temperature_celsius"}
+    assert value_col + rows[0] not in temps
+    assert {value_col + r for r in rows[1:]} <= temps

@@ -13,14 +13,15 @@ from collectors.base import PollResult
 from collectors.snmp import SnmpCollector
 from collectors.snmp.evaluate import evaluate
 from collectors.snmp.netsnmpd import free_udp_port
-from collectors.snmp.profile import default_profiles, select_profile
+from collectors.snmp.profile import default_profiles, probe_oids, select_profile
 from collectors.snmp.snmprec import load_snmprec
 from inventory.model import Inventory
 from lab.snmp.snmprec import serve_snmprec as serve
 from tests.support.paths import ROOT
 
 SNMPREC = Path(os.environ.get("GOVNET_SNMPREC_DIR", ROOT / "tests" / "data" / "snmprec"))
-PICK = ["vrp_5720", "asa", "fortigate_60f", "linux_powermon", "generex-ups_cs141", "comware"]
+# netvision-rfc: a UPS card with net-snmp's Linux sysObjectID, found by the discovery probe.
+PICK = ["vrp_5720", "asa", "fortigate_60f", "linux_powermon", "generex-ups_cs141", "comware", "netvision-rfc"]
 HOST = "127.22.0.5"
 
 
@@ -64,7 +65,8 @@ def test_collector_over_the_wire_matches_offline(monkeypatch: pytest.MonkeyPatch
         assert r.ok, f"{f.stem}: {r.error}"
         walk = load_snmprec(f)
         soid = walk.get("1.3.6.1.2.1.1.2.0")
-        prof = select_profile(default_profiles(), str(soid), "generic", "server")
+        answered = {o for o in probe_oids(default_profiles()) if o in walk}
+        prof = select_profile(default_profiles(), str(soid), "generic", "server", answered)
         offline = {(s.metric, s.labels): s.value for s in evaluate(prof, walk).samples}
         online = {
             (
@@ -78,6 +80,8 @@ def test_collector_over_the_wire_matches_offline(monkeypatch: pytest.MonkeyPatch
         off = {k: v for k, v in offline.items() if k[0] not in skip}
         on = {k: v for k, v in online.items() if k[0] not in skip}
         assert set(on) == set(off), f"{f.stem}: series differ: {sorted(set(on) ^ set(off))[:5]}"
+        if f.stem == "netvision-rfc":
+            assert prof.name == "linux+ups" and any(k[0] == "govnet_ups_on_battery" for k in on)
         bad = [k for k in on if abs(on[k] - off[k]) > 1e-9 * max(1.0, abs(off[k]))]
         assert not bad, f"{f.stem}: values differ for {bad[:5]}"
 
