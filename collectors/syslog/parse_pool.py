@@ -54,10 +54,11 @@ _START_GRACE = 60.0  # a freshly spawned worker imports and compiles first; a de
 REGION_SIZE = 16 << 20
 REGIONS = 2 if hasattr(os, "memfd_create") else 0  # (Linux has it: elsewhere every answer takes the pipe)
 PIPE = -1  # where an answer's lines are when they are not in a region
-# A worker's garbage collector: its per-line objects (records, fields, hit lists) hold no cycles and die
-# young, yet at the default threshold (700) a young collection ran every ~100 lines and a full one
-# walked the compiled formats and modules every ~10,000 (~2-3 % of a worker's CPU in `perf`). The
-# start-up objects are frozen out of the collector's sight and the young threshold is `govnet run`'s.
+# A worker's garbage collector: its per-line objects (records, fields, hit lists) hold no cycles and are
+# freed by their counts, yet the collector took ~2 % of a worker's `perf` samples at the default
+# thresholds, its full collections walking the compiled formats and modules. The start-up objects are
+# frozen out of its sight and the thresholds are `govnet run`'s. (In-process 0.1-0.4 us a line less;
+# in `bench.syslog_ingest` within its noise: docs/bench.md, "Goal 4, seventh pass".)
 WORKER_GC_THRESHOLDS = (50_000, 20, 10)
 
 
