@@ -67,16 +67,19 @@ class Pattern:
         out: dict[str, Any] = {}
         return out if self.named_into(data, out, True) else None
 
-    def named_into(self, data: bytes, out: dict[str, Any], replace: bool = False) -> bool:
+    def named_into(
+        self, data: bytes, out: dict[str, Any], replace: bool = False, text: str | None = None
+    ) -> bool:
         """Put the named groups of the first match into `out` (keys already there are kept unless
-        `replace`); False when there is no match. Only the groups written are cut and decoded."""
+        `replace`); False when there is no match. Only the groups written are cut and decoded.
+        `text`: `data` decoded, when it is ASCII (`ascii_text`): groups are cut from it instead."""
         spans: list[tuple[int, int]] = self._re.Match(_UNANCHORED, data, 0, len(data))
         if spans[0][0] < 0:
             return False
         for name, i in self.groups:
             a, b = spans[i]
             if a >= 0 and (replace or name not in out):
-                out[name] = data[a:b].decode("utf-8", "replace")
+                out[name] = text[a:b] if text is not None else data[a:b].decode("utf-8", "replace")
         return True
 
     def pair_spans(self, data: bytes) -> Iterator[tuple[tuple[int, int], tuple[int, int]]]:
@@ -316,12 +319,17 @@ class KvScanner:
         mapping: dict[bytes, str] | None,
         strip: str,
         fields: dict[str, Any] | None,
+        text: str | None = None,
     ) -> None:
         """Every pair, left to right: its spans appended to `spans`, or, with `mapping`, the value of
         each mapped key put in `fields` under its field name unless already there (cut and decoded only
-        then: most pairs of a firewall line map to nothing)."""
+        then: most pairs of a firewall line map to nothing). `text`: `data` decoded, when the caller
+        has it: on an ASCII line a value is cut from it instead of decoded from the bytes (the same
+        text, ~40 ns less a value: no bytes object and no decoder call)."""
         if mapping is not None and (mapping is not self.indexed or strip is not self.strip_for):
             self.index(mapping, strip)
+        if text is not None:
+            text = ascii_text(text, data)
         keys, stops, quote, escape, quoted_only = (
             self.keys,
             self.stops,
@@ -446,11 +454,23 @@ class KvScanner:
                                 a += 1
                             while b > a and trim[data[b - 1]]:
                                 b -= 1
-                            fields[target] = data[a:b].decode("utf-8", "replace")
+                            if text is not None:
+                                fields[target] = text[a:b]
+                            else:
+                                fields[target] = data[a:b].decode("utf-8", "replace")
+                        elif text is not None:
+                            fields[target] = text[v:e].strip(strip)
                         else:
                             fields[target] = data[v:e].decode("utf-8", "replace").strip(strip)
             i = e + 1 if quoted_only else e
             k = -1
+
+
+def ascii_text(text: str, data: bytes) -> str | None:
+    """`text` when it is ASCII and `data` its bytes' length, else None: then a span of the bytes is the
+    same span of the text, cut without decoding. (A lone surrogate from surrogateescape is one byte
+    too, but no ASCII character: such a line's values are decoded from its bytes, as U+FFFD.)"""
+    return text if len(text) == len(data) and text.isascii() else None
 
 
 def _at(data: bytes, i: i64, token: bytes) -> bool:
@@ -579,6 +599,8 @@ class CompiledFormat:
         if not detected and self.detect.spans(data)[0][0] < 0:
             return None
         out: dict[str, Any] = {}
+        # An ASCII body's spans are its bytes' spans: values are cut from it instead of decoded.
+        text = ascii_text(body, data)
         n_extract = len(self.extract)
         if self.scan_set is None:
             hits = []
@@ -598,11 +620,11 @@ class CompiledFormat:
             # Earlier patterns' fields are kept: a pattern whose every field is already read is not run.
             for name, _ in pattern.groups:
                 if name not in out and name not in unused:
-                    pattern.named_into(data, out)
+                    pattern.named_into(data, out, False, text)
                     break
         for pattern, mapping, strip, scanner in self.kv:
             if scanner is not None:
-                scanner.read(data, None, mapping, strip, out)
+                scanner.read(data, None, mapping, strip, out, text)
                 continue
             # Only the values of mapped keys not yet read are cut and decoded (most pairs of a firewall
             # line map to nothing; cutting and decoding them all was ~a quarter of a line's time).
@@ -613,7 +635,7 @@ class CompiledFormat:
         if first_rule >= 0:
             rule_pattern, rule = self.rules[first_rule]
             if rule_pattern.groups:
-                rule_pattern.named_into(data, out, True)
+                rule_pattern.named_into(data, out, True, text)
             out["event_type"] = rule.event_type
             if rule.action is not None:
                 out["action"] = rule.action

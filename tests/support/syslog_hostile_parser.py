@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -16,3 +17,10 @@ def parse_or_hang(raw: bytes, *args: Any, **kwargs: Any) -> Any:
     if b"DIE" in raw:
         os._exit(3)
     return parse_frame(raw, *args, **kwargs)
+
+
+def parse_reporting_gc(raw: bytes, *args: Any, **kwargs: Any) -> Any:
+    """Parse like the real parser, with the worker's garbage-collector settings as the message."""
+    rec = parse_frame(raw, *args, **kwargs)
+    rec["msg"] = f"{gc.get_threshold()} frozen={gc.get_freeze_count()}"
+    return rec

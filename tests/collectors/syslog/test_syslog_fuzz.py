@@ -186,6 +186,30 @@ def test_kv_scan_reads_the_re2_fields(text: bytes) -> None:
             got: dict[str, Any] = {}
             scanner.read(text, None, keys, chars, got)
             assert got == _re2_read(pattern, keys, chars, text), (pattern.pattern, text, chars)
+            # Given the decoded text too (as apply does): values cut from it on an ASCII line.
+            given: dict[str, Any] = {}
+            scanner.read(text, None, keys, chars, given, text.decode("utf-8", "surrogateescape"))
+            assert given == got, (pattern.pattern, text, chars)
+
+
+# Bytes that are not UTF-8: surrogateescape makes each one character, as long as its byte.
+NOT_UTF8 = [b"\x80", b"\xff=", b"a=\xc3", b"\xed\xb2\x80"]
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from([*KV_PIECES_READ, *NOT_UTF8]), max_size=40).map(b"".join))
+def test_kv_scan_given_text_reads_what_the_bytes_give(raw: bytes) -> None:
+    """apply hands `read` the body and its bytes: a line with lone surrogates (bytes that were not
+    UTF-8) has as many characters as bytes, yet its values must come from the bytes ("\ufffd")."""
+    body = raw.decode("utf-8", "surrogateescape")
+    data = body.encode("utf-8", "surrogateescape")
+    for _, mapping, strip, scanner in SCANNED_READ:
+        for keys, chars in ((mapping, strip), (KV_KEYS, ' ".'), (KV_KEYS, ' "，.')):
+            plain: dict[str, Any] = {}
+            scanner.read(data, None, keys, chars, plain)
+            given: dict[str, Any] = {}
+            scanner.read(data, None, keys, chars, given, body)
+            assert given == plain, (data, chars)
 
 
 def test_kv_scan_index_chains_keys_that_share_a_slot() -> None:
