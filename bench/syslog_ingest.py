@@ -30,7 +30,7 @@ LINE = (
 CHILD = r"""
 import asyncio, os, sys
 from pathlib import Path
-from govnet.process import tune
+from core.gcsettings import tune
 from collectors.syslog.formats import load_formats
 from collectors.syslog.receiver import Ingest, start_receiver
 from logstore.store import LogStore, StoreConfig

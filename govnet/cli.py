@@ -88,7 +88,7 @@ def syslog(
 ) -> None:
     """Receive syslog (UDP, TCP, TLS) into the tamper-evident log store until interrupted."""
     from collectors.syslog.cli import syslog_command
-    from govnet.process import tune
+    from core.gcsettings import tune
 
     tune()
     extra = (tls_port, tls_cert, tls_key, forward)

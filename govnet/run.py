@@ -44,6 +44,7 @@ from collectors.where.service import build as build_where
 from collectors.workers import WorkerPool, default_workers
 from core.config import ConfigError, SectionError, check_inputs
 from core.fanout import FanOut
+from core.gcsettings import tune
 from core.latest import LatestStore
 from core.pipeline import MetricsSource, SampleSink, Service
 from core.secrets import SecretError
@@ -51,7 +52,6 @@ from exporters.influx import InfluxClientSender, InfluxWriter
 from exporters.prometheus import MetricsServer, SamplesCollector
 from exporters.spool import Spool, SpoolError
 from govnet.config import Config, InfluxConfig, SchedulerConfig, load_config
-from govnet.process import tune
 from govnet.reporting import report_mailer, report_sources
 from inventory.cli import load_or_report
 from inventory.model import Device, Inventory
@@ -315,7 +315,7 @@ def run_command(config: Path) -> int:
         f"govnet: polling {len(devices)} device(s) in {workers} worker(s); "
         f"metrics on http://{cfg.prometheus.listen}/metrics\n"
     )
-    tune()  # the collector's thresholds (govnet/process.py)
+    tune()  # the collector's thresholds (core/gcsettings.py)
     asyncio.run(runtime.run())
     err.write("govnet: stopped\n")
     return 0

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
-import gc
 import mmap
 import multiprocessing
 import os
@@ -34,6 +33,7 @@ from typing import Any
 from collectors.syslog.formats import CompiledFormat, FormatSet, VendorFormat, compile_format
 from collectors.syslog.framing import Lines
 from collectors.syslog.parse import parse_frame
+from core.gcsettings import tune
 from logstore.batch import Numbered, Numberer, decode
 from logstore.record import Record, iso_utc, new_record
 
@@ -54,12 +54,6 @@ _START_GRACE = 60.0  # a freshly spawned worker imports and compiles first; a de
 REGION_SIZE = 16 << 20
 REGIONS = 2 if hasattr(os, "memfd_create") else 0  # (Linux has it: elsewhere every answer takes the pipe)
 PIPE = -1  # where an answer's lines are when they are not in a region
-# A worker's garbage collector: its per-line objects (records, fields, hit lists) hold no cycles and are
-# freed by their counts, yet the collector took ~2 % of a worker's `perf` samples at the default
-# thresholds, its full collections walking the compiled formats and modules. The start-up objects are
-# frozen out of its sight and the thresholds are `govnet run`'s. (In-process 0.1-0.4 us a line less;
-# in `bench.syslog_ingest` within its noise: docs/bench.md, "Goal 4, seventh pass".)
-WORKER_GC_THRESHOLDS = (50_000, 20, 10)
 
 
 class Region:
@@ -137,9 +131,10 @@ def _worker(
 ) -> None:
     """Worker loop: (job, region, runs) in, numbered runs out; `progress[0:2]` = (job, line) being parsed."""
     formats = FormatSet([compile_format(VendorFormat.model_validate(spec)) for spec in specs])
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*WORKER_GC_THRESHOLDS)
+    # Start-up objects frozen out of the collector's sight, `govnet run`'s thresholds: the collector took
+    # ~2 % of a worker's `perf` samples at the defaults, its full collections walking the compiled
+    # formats and modules (in-process 0.1-0.4 us a line less; docs/bench.md, "Goal 4, seventh pass").
+    tune(freeze=True)
     # One store per line into the shared cells, through a memoryview (a ctypes item store costs
     # twice as much); the job is written once per job, after its line counter was reset.
     cell = memoryview(progress).cast("B").cast("q")

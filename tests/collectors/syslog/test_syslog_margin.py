@@ -7,7 +7,8 @@ import random
 
 from collectors.syslog import formats
 from collectors.syslog.formats import load_formats, to_port
-from collectors.syslog.parse_pool import WORKER_GC_THRESHOLDS, Group, ParsePool
+from collectors.syslog.parse_pool import Group, ParsePool
+from core.gcsettings import GC_THRESHOLDS
 from tests.support import syslog_corpus
 from tests.support.syslog_hostile_parser import parse_reporting_gc
 
@@ -50,7 +51,7 @@ def test_parse_workers_run_with_a_tuned_frozen_collector() -> None:
         groups: list[Group] = [([line], 1_773_312_000.0, "10.0.0.1:1", "udp")]
         (rec,) = pool.collect(pool.submit([(1, groups)]))
         threshold, _, frozen = str(rec["msg"]).partition(" frozen=")
-        assert threshold == str(WORKER_GC_THRESHOLDS)
+        assert threshold == str(GC_THRESHOLDS)
         assert int(frozen) > 1000  # the compiled formats and modules, out of the collector's sight
     finally:
         pool.close()

@@ -1,4 +1,5 @@
-"""Settings of govnet's long-running processes (`govnet run`'s supervisor, `govnet syslog`)."""
+"""Garbage-collector settings of govnet's long-running processes (`govnet run`'s supervisor, `govnet
+syslog`, the syslog parse workers)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ import gc
 GC_THRESHOLDS = (50_000, 20, 10)
 
 
-def tune() -> None:
-    """Apply the settings to this process (before its event loop starts)."""
+def tune(freeze: bool = False) -> None:
+    """Apply the thresholds to this process (before its loop starts); with `freeze`, first move every
+    object alive now out of the collector's sight (a parse worker's compiled formats and modules: its
+    per-line objects hold no cycles and are freed by their counts)."""
+    if freeze:
+        gc.collect()
+        gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
