@@ -144,21 +144,17 @@ class CharClass:
                 i += 2
                 if ch.isalnum() and ch != "s":  # \d, \w, \t ...: not read here (a letter would be wrong)
                     raise ValueError(f"character class {spec!r}: only \\s and escaped punctuation")
-                for one in _SPACE if ch == "s" else ch:
-                    if one.isascii():
-                        escaped.append(one)
-                    elif non_ascii:
-                        others.add(one)
-                    else:
-                        raise ValueError(f"character class {spec!r}: ASCII only")
-                continue
-            if ch.isascii():
-                plain.append(ch)
-            elif non_ascii:
-                others.add(ch)
+                listed, into = _SPACE if ch == "s" else ch, escaped
             else:
-                raise ValueError(f"character class {spec!r}: ASCII only")
-            i += 1
+                listed, into = ch, plain
+                i += 1
+            for one in listed:
+                if one.isascii():
+                    into.append(one)
+                elif non_ascii:
+                    others.add(one)
+                else:
+                    raise ValueError(f"character class {spec!r}: ASCII only")
         table = bytearray(char_table("".join(plain)))
         for one in escaped:
             table[ord(one)] = 1
