@@ -70,6 +70,10 @@ def expected(path: Path) -> dict[str, list[tuple[Any, ...]]]:
         if not phys and len(nums) != 5:  # ifIndex + 4 octets; sanitised rows ("30.10.90.6") are not
             malformed.append((index,))
             continue
+        if phys and (len(nums) < 3 or not tag.startswith("4")):
+            # No address in the index, or no octets for a MAC (Dell's UPS card records `1|2|0`).
+            malformed.append((index,))
+            continue
         if phys:  # ifIndex.addrtype[.len].address
             addr = nums[2:]
             addr = addr[1:] if len(addr) in (5, 17) else addr
